@@ -1,0 +1,1 @@
+"""pytest entry point (fixtures arrive with the plugin issue)."""

@@ -1,0 +1,78 @@
+"""The Starlette application: routes from ``api/``, JSON errors, the engine's life cycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from . import _json
+from ._errors import EmulatorError
+from ._runtime import Runtime
+from .api import dlq, keys, logs, messages, publish
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("qstash_emulator")
+
+
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(_json.dumps({"error": message}), status, headers,
+                    media_type="application/json")
+
+
+async def _emulator_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EmulatorError)
+    return _error(exc.message, exc.status_code, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error(f"no such endpoint: {request.method} {request.url.path}", 404)
+    if exc.status_code == 405:
+        return _error(f"method {request.method} not allowed on {request.url.path}", 405)
+    return _error(str(exc.detail), exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error(f"internal error: {type(exc).__name__}", 500)
+
+
+def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    """The API as an ASGI app; the engine starts and stops with it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes: list[BaseRoute] = [
+        *publish.routes,
+        *messages.routes,
+        *logs.routes,
+        *dlq.routes,
+        *keys.routes,
+        *(extra_routes or []),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            EmulatorError: _emulator_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.runtime = runtime
+    return app

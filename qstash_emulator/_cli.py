@@ -1,0 +1,97 @@
+"""``qstash-emulator dev``: the standalone server, a drop-in for ``qstash-cli dev``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from ._app import create_app
+from ._config import OPTIONS, Settings, settings_from
+from ._runtime import Runtime
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qstash-emulator",
+        description="A local Upstash QStash: the v2 API, delivery with retries, DLQ, schedules.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser(
+        "dev",
+        help="run the development server (default 127.0.0.1:8080)",
+        description="Run the QStash development server. Every option can also be set by the "
+        "environment variable shown.",
+    )
+    for option in OPTIONS:
+        names = ", ".join((option.env, *option.aliases))
+        kwargs: dict[str, object] = {"dest": option.dest, "default": None,
+                                     "help": f"{option.help} [env: {names}]"}
+        if option.kind == "bool":
+            kwargs["action"] = "store_const"
+            kwargs["const"] = True
+        else:
+            kwargs["type"] = option.parse
+        dev.add_argument(option.flag, **kwargs)  # type: ignore[arg-type]
+    dev.add_argument("--log-level", default="warning",
+                     choices=["critical", "error", "warning", "info", "debug"],
+                     help="server log verbosity (default warning)")
+    return parser
+
+
+def banner(settings: Settings, url: str) -> str:
+    """The block the official dev server prints, ready to paste into ``.env``."""
+    user = settings.users[0]
+    store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
+    return "\n".join([
+        f"Upstash QStash development server is running at {url}",
+        f"State: {store}",
+        "A default user has been created for you to authorize your requests.",
+        f"QSTASH_URL={url}",
+        f"QSTASH_TOKEN={user.token}",
+        f"QSTASH_CURRENT_SIGNING_KEY={user.current_signing_key}",
+        f"QSTASH_NEXT_SIGNING_KEY={user.next_signing_key}",
+        "",
+        "Sample cURL request:",
+        f"curl -X POST {url}/v2/publish/https://example.com "
+        f'-H "Authorization: Bearer {user.token}"',
+        "",
+        f"Other test users: {', '.join(u.user_id for u in settings.users[1:]) or 'none'} "
+        "(see the README for their tokens)",
+    ])
+
+
+def _exposed(host: str) -> bool:
+    if host in ("localhost",):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from(vars(args))
+    except ValueError as exc:
+        print(f"qstash-emulator: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    host = settings.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{settings.port}"
+    if _exposed(host):
+        print(f"WARNING: listening on {host}: anyone who can reach this machine can use the "
+              "well-known dev tokens. Bind 127.0.0.1 unless you mean it.", file=sys.stderr)
+    print(banner(settings, url), flush=True)
+    config = uvicorn.Config(create_app(Runtime(settings)), host=host, port=settings.port,
+                            log_level=args.log_level, access_log=False, lifespan="on")
+    uvicorn.Server(config).run()
+    return 0

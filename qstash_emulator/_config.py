@@ -1,0 +1,171 @@
+"""Settings, with one table that the CLI, the environment and the docs all read."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._durations import parse_duration_ms
+from ._users import DEFAULT_USERS, User
+
+__all__ = ["OPTIONS", "QUOTAS", "Option", "Quota", "Settings"]
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One plan's limits (qstash-api.md §12)."""
+
+    name: str
+    max_message_size: int
+    max_delay_s: int
+    max_timeout_s: int
+    max_queues: int
+    max_queue_parallelism: int
+    max_schedules: int
+    max_url_groups: int
+    max_endpoints_per_group: int
+    max_parallelism: int
+    messages_per_day: int | None
+
+
+_YEAR = 365 * 86_400
+QUOTAS = {
+    "free": Quota("free", 1 << 20, 7 * 86_400, 15 * 60, 10, 2, 10, 1, 100, 10, 1_000),
+    "payg": Quota("payg", 10 << 20, _YEAR, 2 * 3_600, 100, 10, 1_000, 100, 100, 100, None),
+    "pro": Quota("pro", 50 << 20, 10 * _YEAR, 6 * 3_600, 1_000, 10, 10_000, 1_000, 1_000, 200, None),
+    "unlimited": Quota(
+        "unlimited", 1 << 30, 100 * _YEAR, 24 * 3_600, 10**9, 10**6, 10**9, 10**9, 10**9, 10**6, None
+    ),
+}
+
+
+@dataclass
+class Settings:
+    """Everything the emulator can be told; defaults match the official dev server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    users: tuple[User, ...] = DEFAULT_USERS
+    redis_url: str | None = None
+    quota: str = "payg"
+    dedup_window_s: float = 600.0
+    message_grace_s: float = 60.0
+    default_retries: int = 3
+    max_retries: int = 20
+    max_message_size: int | None = None
+    log_retention: int = 10_000
+    region: str = "EU-CENTRAL-1"
+    strict_destinations: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limits(self) -> Quota:
+        return QUOTAS[self.quota]
+
+    @property
+    def message_size_limit(self) -> int:
+        return self.max_message_size or self.limits.max_message_size
+
+    def with_default_user(
+        self, token: str | None, current_key: str | None, next_key: str | None
+    ) -> Settings:
+        """Override the default user's token or keys, keeping the other dev users."""
+        first = self.users[0]
+        changed = dataclasses.replace(
+            first,
+            token=token or first.token,
+            current_signing_key=current_key or first.current_signing_key,
+            next_signing_key=next_key or first.next_signing_key,
+        )
+        return dataclasses.replace(self, users=(changed, *self.users[1:]))
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting as the command line and the environment spell it."""
+
+    flag: str
+    env: str
+    dest: str
+    kind: str
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    def parse(self, raw: str) -> Any:
+        if self.kind == "int":
+            return int(raw)
+        if self.kind == "seconds":
+            return parse_duration_ms(raw, self.flag) / 1_000
+        if self.kind == "size":
+            return _parse_size(raw)
+        if self.kind == "bool":
+            return raw.strip().lower() in {"1", "t", "true", "yes", "on"}
+        return raw
+
+
+def _parse_size(raw: str) -> int:
+    text = raw.strip().upper().removesuffix("B")
+    for suffix, factor in (("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)):
+        if text.endswith(suffix):
+            return int(float(text[:-1]) * factor)
+    return int(text)
+
+
+OPTIONS = (
+    Option("--host", "QSTASH_EMULATOR_HOST", "host", "str",
+           "interface to bind; anything but loopback exposes your tokens to the network"),
+    Option("--port", "QSTASH_EMULATOR_PORT", "port", "int",
+           "API port (0 picks a free one)", ("QSTASH_DEV_PORT",)),
+    Option("--token", "QSTASH_EMULATOR_TOKEN", "token", "str",
+           "the default user's token (default: the official dev server's)", ("QSTASH_TOKEN",)),
+    Option("--current-signing-key", "QSTASH_EMULATOR_CURRENT_SIGNING_KEY", "current_key", "str",
+           "the default user's current signing key", ("QSTASH_CURRENT_SIGNING_KEY",)),
+    Option("--next-signing-key", "QSTASH_EMULATOR_NEXT_SIGNING_KEY", "next_key", "str",
+           "the default user's next signing key", ("QSTASH_NEXT_SIGNING_KEY",)),
+    Option("--redis-url", "QSTASH_EMULATOR_REDIS_URL", "redis_url", "str",
+           "keep state in this Redis (redis://host:6379/0) so it survives restarts; "
+           "default: in memory, lost on exit"),
+    Option("--quota", "QSTASH_EMULATOR_QUOTA", "quota", "str",
+           "plan limits to enforce: free, payg, pro or unlimited", ("QSTASH_DEV_QUOTA",)),
+    Option("--dedup-window", "QSTASH_EMULATOR_DEDUP_WINDOW", "dedup_window_s", "seconds",
+           "how long a deduplication id is remembered (default 10m)"),
+    Option("--message-grace", "QSTASH_EMULATOR_MESSAGE_GRACE", "message_grace_s", "seconds",
+           "how long GET /v2/messages/{id} still answers after delivery or failure (default 60s)"),
+    Option("--default-retries", "QSTASH_EMULATOR_DEFAULT_RETRIES", "default_retries", "int",
+           "retries when Upstash-Retries is absent (default 3)"),
+    Option("--max-retries", "QSTASH_EMULATOR_MAX_RETRIES", "max_retries", "int",
+           "largest Upstash-Retries accepted (default 20)"),
+    Option("--max-message-size", "QSTASH_EMULATOR_MAX_MESSAGE_SIZE", "max_message_size", "size",
+           "largest body accepted, e.g. 1MB (default: the quota's)"),
+    Option("--log-retention", "QSTASH_EMULATOR_LOG_RETENTION", "log_retention", "int",
+           "log entries kept per user (default 10000)"),
+    Option("--strict-destinations", "QSTASH_EMULATOR_STRICT_DESTINATIONS", "strict_destinations",
+           "bool", "refuse loopback and private destinations as production does"),
+)
+
+
+def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from parsed flags, falling back to the environment, then the defaults."""
+    env = os.environ if environ is None else environ
+    resolved: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = values.get(option.dest)
+        if value is None:
+            for name in (option.env, *option.aliases):
+                if env.get(name):
+                    value = option.parse(env[name])
+                    break
+        if value is not None:
+            resolved[option.dest] = value
+    user_keys = {k: resolved.pop(k, None) for k in ("token", "current_key", "next_key")}
+    settings = Settings(**resolved)
+    if any(user_keys.values()):
+        settings = settings.with_default_user(
+            user_keys["token"], user_keys["current_key"], user_keys["next_key"]
+        )
+    if settings.quota not in QUOTAS:
+        raise ValueError(f"--quota must be one of {', '.join(QUOTAS)}, not {settings.quota!r}")
+    return settings

@@ -1,0 +1,78 @@
+"""Where a publish goes: the destination written into the request path (qstash-api.md §2.1)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from ._errors import BadRequest
+
+__all__ = ["NAME_PATTERN", "is_url", "parse_destination", "validate_name", "validate_url"]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+_COLLAPSED = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
+_MAX_NAME = 256
+
+
+def is_url(destination: str) -> bool:
+    return destination[:8].lower().startswith(("http://", "https://"))
+
+
+def validate_url(url: str, field: str) -> str:
+    """Check that ``url`` is an absolute http(s) URL with a host."""
+    if not is_url(url):
+        raise BadRequest(
+            f"invalid {field}: {url!r}: endpoint has invalid scheme, add http:// or https://"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise BadRequest(f"invalid {field}: {url!r}: {exc}") from exc
+    if not parts.hostname:
+        raise BadRequest(f"invalid {field}: {url!r} has no host")
+    if any(c in url for c in "\r\n\t "):
+        raise BadRequest(f"invalid {field}: {url!r} contains whitespace")
+    return url
+
+
+def validate_name(name: str, field: str) -> str:
+    """Queue, URL group and schedule names: letters, digits, ``-``, ``_`` and ``.``."""
+    if not name or len(name) > _MAX_NAME or not NAME_PATTERN.match(name):
+        raise BadRequest(
+            f"invalid {field}: {name!r} may only contain letters, digits, '-', '_' and '.'"
+        )
+    return name
+
+
+def parse_destination(raw_path: str, raw_query: str) -> str:
+    """Rebuild the destination from the path after the prefix and the request's query string.
+
+    A percent-encoded URL is decoded once, ``https:/host`` is repaired, and the query keys the
+    server consumes (``qstash_token``, ``upstash-*``) are dropped from the destination.
+    """
+    path = raw_path
+    if path[:8].lower().startswith(("http%3a", "https%3a")):
+        path = unquote(path)
+    path = _COLLAPSED.sub(lambda m: m.group(1) + "://", path)
+    if not is_url(path):
+        if not path:
+            raise BadRequest("invalid destination: the path has no destination after the prefix")
+        return path
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(raw_query, keep_blank_values=True)
+        if k != "qstash_token" and not k.lower().startswith("upstash-")
+    ]
+    if len(kept) == len(parse_qsl(raw_query, keep_blank_values=True)) and raw_query:
+        return validate_url(f"{path}?{raw_query}", "destination")
+    return validate_url(f"{path}?{urlencode(kept)}" if kept else path, "destination")
+
+
+def config_from_query(raw_query: str) -> list[tuple[str, str]]:
+    """The ``upstash-*`` query parameters, which configure a publish like headers do."""
+    return [
+        (k.lower(), v)
+        for k, v in parse_qsl(raw_query, keep_blank_values=True)
+        if k.lower().startswith("upstash-")
+    ]

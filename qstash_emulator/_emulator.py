@@ -1,0 +1,173 @@
+"""``Emulator``: the whole server in a background thread, for tests and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+
+from ._app import create_app
+from ._clock import Clock, RealClock, VirtualClock
+from ._config import Settings
+from ._records import Attempt
+from ._runtime import Runtime
+from ._users import User
+
+__all__ = ["Emulator"]
+
+T = TypeVar("T")
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        """The server runs in a thread; signals belong to the main one."""
+
+
+class Emulator:
+    """A QStash emulator on a local port, started in a thread; use as a context manager."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, clock: Clock | None = None, **options: Any
+    ) -> None:
+        self.settings = dataclasses.replace(settings or Settings(port=0), **options)
+        self.clock: Clock = clock or RealClock()
+        self.runtime = Runtime(self.settings, self.clock)
+        self.attempts: list[Attempt] = []
+        self.runtime.engine.listeners.append(self.attempts.append)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._port = self.settings.port
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Start serving; returns once the port accepts connections."""
+        if self._thread is not None:
+            return self
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(self.runtime), log_level="warning",
+                                lifespan="on", access_log=False)
+        self._server = _Server(config)
+        server = self._server
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            started.set()
+            loop.run_until_complete(server.serve(sockets=[sock]))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="qstash-emulator", daemon=True)
+        self._thread.start()
+        started.wait()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.001)
+        return self
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
+        """Run ``coro`` on the server's event loop and wait for its result."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # What clients need ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def user(self) -> User:
+        return self.settings.users[0]
+
+    @property
+    def token(self) -> str:
+        return self.user.token
+
+    @property
+    def current_signing_key(self) -> str:
+        return self.user.current_signing_key
+
+    @property
+    def next_signing_key(self) -> str:
+        return self.user.next_signing_key
+
+    def env(self, user: User | None = None) -> dict[str, str]:
+        """The variables the official SDKs read, pointing at this emulator."""
+        who = user or self.user
+        return {
+            "QSTASH_URL": self.url,
+            "QSTASH_TOKEN": who.token,
+            "QSTASH_CURRENT_SIGNING_KEY": who.current_signing_key,
+            "QSTASH_NEXT_SIGNING_KEY": who.next_signing_key,
+        }
+
+    # Control --------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget all messages, logs, DLQ entries, resources and recorded attempts."""
+        self.call(self.runtime.reset())
+        self.attempts.clear()
+
+    def create_user(self, user_id: str | None = None) -> User:
+        """An isolated user (own token and keys) on this server."""
+        return self.runtime.create_user(user_id)
+
+    def wait_idle(self, timeout: float = 10) -> None:
+        """Wait (in real time) until nothing is due now and no attempt is running."""
+        self.call(self.runtime.engine.wait_idle(), timeout)
+
+    def run_until_idle(self, timeout: float = 10, max_seconds: float = 366 * 86_400) -> None:
+        """Deliver everything, jumping a virtual clock to each next due time.
+
+        With a real clock this waits until nothing is pending at all.
+        """
+        self.call(self._drain(max_seconds), timeout)
+
+    async def _drain(self, max_seconds: float) -> None:
+        engine, store = self.runtime.engine, self.runtime.store
+        limit = self.clock.now_ms() + int(max_seconds * 1_000)
+        while True:
+            await engine.wait_idle()
+            nxt = await store.next_due()
+            if nxt is None or nxt > limit:
+                return
+            if isinstance(self.clock, VirtualClock):
+                self.clock.set(nxt)
+            else:
+                await asyncio.sleep(max(0.0, (nxt - self.clock.now_ms()) / 1_000))

@@ -1,0 +1,350 @@
+"""The delivery engine: takes due messages, calls their destinations, retries, dead-letters.
+
+One engine runs per emulator, in the server's event loop. Queues and flow control plug in
+as gates that may hold a message back before an attempt and hear when it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import _json
+from ._clock import Clock
+from ._config import Settings
+from ._models import Message, State, new_id
+from ._records import Attempt, AttemptRequest, AttemptResponse
+from ._retry import Decision, decide
+from ._signing import sign
+from ._store import Store
+from ._transport import DeliveryError, Response, Transport
+from ._views import callback_payload, log_row
+
+__all__ = ["Engine", "Gate", "make_row"]
+
+log = logging.getLogger("qstash_emulator")
+
+_BATCH = 256
+_MAX_IN_FLIGHT = 1_024
+
+
+class Gate(Protocol):
+    """A rule that may hold a message back (a queue, a flow-control key)."""
+
+    async def admit(self, msg: Message) -> bool:
+        """True to attempt now; False when the gate has parked the message itself."""
+        ...
+
+    async def attempt_done(self, msg: Message) -> None: ...
+
+    async def finished(self, msg: Message) -> None: ...
+
+
+class Engine:
+    """Runs deliveries on the emulator's clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        transport: Transport,
+        keys: Callable[[str], Any],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.transport = transport
+        self._keys = keys
+        self.gates: list[Gate] = []
+        self.listeners: list[Callable[[Attempt], None]] = []
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = asyncio.Event()
+        self._attempting: set[str] = set()
+        self.cancel_requested: set[str] = set()
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        recovered = await self.store.recover(self.clock.now_ms())
+        if recovered:
+            log.info("recovered %d in-flight messages; they will be delivered again", recovered)
+        self.clock.subscribe(self.notify)
+        self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
+
+    async def stop(self) -> None:
+        self.clock.unsubscribe(self.notify)
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transport.close()
+
+    def notify(self) -> None:
+        """Wake the dispatcher: something became due or time moved. Safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def is_in_flight(self, message_id: str) -> bool:
+        return message_id in self._attempting
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is due now and no attempt is running."""
+        while True:
+            if not self._tasks:
+                nxt = await self.store.next_due()
+                if nxt is None or nxt > self.clock.now_ms():
+                    # One more loop turn so the dispatcher can claim what just became due.
+                    await asyncio.sleep(0)
+                    if not self._tasks:
+                        nxt = await self.store.next_due()
+                        if nxt is None or nxt > self.clock.now_ms():
+                            return
+            self._idle.clear()
+            self.notify()
+            try:
+                await asyncio.wait_for(self._idle.wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+
+    # Dispatch -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                free = _MAX_IN_FLIGHT - len(self._tasks)
+                claimed = await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free)) \
+                    if free > 0 else []
+                for msg in claimed:
+                    task = asyncio.create_task(self._attempt(msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._done)
+                if claimed and len(claimed) == _BATCH:
+                    await asyncio.sleep(0)
+                    continue
+                nxt = await self.store.next_due() if free > 0 else None
+                if not self._tasks:
+                    self._idle.set()
+                await self.clock.wait(nxt, self._wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store hiccuped (a Redis restart): retry, never die
+                log.exception("engine loop error; retrying in 0.5s")
+                await asyncio.sleep(0.5)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+        if not self._tasks:
+            self._idle.set()
+        self._wake.set()
+
+    async def _attempt(self, msg: Message) -> None:
+        for gate in self.gates:
+            if not await gate.admit(msg):
+                return
+        self._attempting.add(msg.id)
+        try:
+            await self._send(msg)
+        finally:
+            self._attempting.discard(msg.id)
+            self.cancel_requested.discard(msg.id)
+
+    async def _send(self, msg: Message) -> None:
+        started, wall_started = self.clock.now_ms(), time.time()
+        current_key = (await self._keys(msg.user))[0]
+        headers = self._request_headers(msg, current_key, started)
+        timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
+        response: Response | None = None
+        error: str | None = None
+        try:
+            response = await self.transport.send(msg.method, msg.url, headers, msg.body, timeout_s)
+        except DeliveryError as exc:
+            error = exc.reason
+        except Exception as exc:  # any other failure to send is a failed attempt, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+        now = self.clock.now_ms()
+        decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
+        for gate in self.gates:
+            await gate.attempt_done(msg)
+        self._emit(msg, headers, response, error, decision, started, wall_started)
+        await self._settle(msg, response, error, decision, started)
+
+    def _request_headers(self, msg: Message, key: str, now_ms: int) -> dict[str, str]:
+        headers = {name: ", ".join(values) for name, values in msg.header.items()}
+        headers["User-Agent"] = "Upstash-QStash"
+        headers["Upstash-Signature"] = sign(key, msg.url, msg.body, now_ms // 1_000)
+        headers["Upstash-Message-Id"] = msg.id
+        headers["Upstash-Retried"] = str(msg.retried)
+        headers["Upstash-Region"] = self.settings.region
+        if msg.caller_ip:
+            headers["Upstash-Caller-Ip"] = msg.caller_ip
+        if msg.schedule_id:
+            headers["Upstash-Schedule-Id"] = msg.schedule_id
+        if msg.topic_name:
+            headers["Upstash-Topic-Name"] = msg.topic_name
+        return headers
+
+    def _emit(
+        self,
+        msg: Message,
+        headers: dict[str, str],
+        response: Response | None,
+        error: str | None,
+        decision: Decision,
+        started: int,
+        wall_started: float,
+    ) -> None:
+        if not self.listeners:
+            return
+        attempt = Attempt(
+            message_id=msg.id,
+            user=msg.user,
+            kind=msg.kind,
+            retried=msg.retried,
+            max_retries=msg.max_retries,
+            request=AttemptRequest(msg.method, msg.url, headers, msg.body),
+            response=AttemptResponse(response.status, response.header_map(), response.body)
+            if response is not None else None,
+            error=error,
+            outcome=decision.outcome,
+            reason=decision.reason,
+            next_delay_ms=decision.delay_ms,
+            delay_source=decision.delay_source,
+            started_at=started,
+            finished_at=self.clock.now_ms(),
+            wall_started=wall_started,
+            wall_finished=time.time(),
+            source_message_id=msg.source_message_id,
+            schedule_id=msg.schedule_id,
+            topic_name=msg.topic_name,
+            queue_name=msg.queue_name,
+            labels=tuple(msg.labels),
+        )
+        for listener in list(self.listeners):
+            try:
+                listener(attempt)
+            except Exception:
+                log.exception("attempt listener failed")
+
+    async def _settle(
+        self,
+        msg: Message,
+        response: Response | None,
+        error: str | None,
+        decision: Decision,
+        started: int,
+    ) -> None:
+        now = self.clock.now_ms()
+        result: dict[str, Any] = {"status": response.status if response else 0}
+        if response is not None:
+            result["header"] = response.header_map()
+            result["body"] = response.body
+        if error:
+            result["error"] = error
+        rows = [make_row(msg, State.ACTIVE, started)]
+        callbacks: list[Message] = []
+        if decision.outcome == "delivered":
+            msg.state, msg.final_at = State.DELIVERED, now
+            rows.append(make_row(msg, State.DELIVERED, now, responseStatus=result["status"]))
+        else:
+            rows.append(make_row(msg, State.ERROR, now, error=error or _status_text(response),
+                             responseStatus=result["status"],
+                             responseHeader=result.get("header"),
+                             responseBody=_json.b64(response.body) if response else None,
+                             nextDeliveryTime=now + decision.delay_ms
+                             if decision.delay_ms is not None else None))
+        if msg.callback and msg.kind == "message":
+            callbacks.append(self._callback(msg, "callback", result, None, now))
+        if decision.outcome == "retry" and msg.id in self.cancel_requested:
+            msg.state, msg.final_at = State.CANCELED, now
+            rows.append(make_row(msg, State.CANCELED, now))
+            await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
+            for gate in self.gates:
+                await gate.finished(msg)
+        elif decision.outcome == "retry":
+            assert decision.delay_ms is not None
+            msg.retried += 1
+            msg.state = State.RETRY
+            msg.due = now + decision.delay_ms
+            rows.append(make_row(msg, State.RETRY, now, nextDeliveryTime=msg.due))
+            await self.store.reschedule(msg, rows)
+        else:
+            if decision.outcome == "failed":
+                msg.state, msg.final_at = State.FAILED, now
+                rows.append(make_row(msg, State.FAILED, now, error=decision.reason,
+                                 responseStatus=result["status"]))
+                if msg.kind == "message":
+                    msg.dlq_id = await self.store.dlq_add(msg, result)
+                    if msg.failure_callback:
+                        callbacks.append(
+                            self._callback(msg, "failure_callback", result, msg.dlq_id, now))
+            await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
+            for gate in self.gates:
+                await gate.finished(msg)
+        if callbacks:
+            await self.store.add(callbacks, [make_row(c, State.CREATED, now) for c in callbacks])
+            self.notify()
+
+    def _callback(
+        self, msg: Message, kind: str, result: dict[str, Any], dlq_id: str | None, now: int
+    ) -> Message:
+        config = msg.callback if kind == "callback" else msg.failure_callback
+        assert config is not None
+        header = {"Content-Type": ["application/json"], **config["header"]}
+        due = now + config["delay_ms"]
+        return Message(
+            id=new_id("msg_"),
+            user=msg.user,
+            url=config["url"],
+            method=config["method"],
+            header=header,
+            body=_json.dumps(callback_payload(msg, result, dlq_id)),
+            created_at=now,
+            not_before=due,
+            due=due,
+            max_retries=config["retries"] if config["retries"] is not None else msg.max_retries,
+            retry_delay=config["retry_delay"] or msg.retry_delay,
+            timeout_ms=config["timeout_ms"],
+            caller_ip=msg.caller_ip,
+            kind=kind,
+            source_message_id=msg.id,
+            queue_name=msg.queue_name,
+            schedule_id=msg.schedule_id,
+            topic_name=msg.topic_name,
+        )
+
+
+def make_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, Any]:
+    row = log_row(msg, state, time_ms, **extra)
+    row["_user"] = msg.user
+    return row
+
+
+def _status_text(response: Response | None) -> str:
+    return f"status {response.status}" if response is not None else "no response"
+

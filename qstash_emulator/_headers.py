@@ -1,0 +1,323 @@
+"""Header names, and the parsing of publish-family headers into PublishOptions (§5)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from ._config import Quota, Settings
+from ._destination import validate_name, validate_url
+from ._durations import parse_duration_ms
+from ._errors import BadRequest
+from ._expressions import RetryDelayExpression
+
+__all__ = [
+    "H",
+    "CallbackConfig",
+    "FlowControl",
+    "PublishOptions",
+    "canonical",
+    "parse_bool",
+    "parse_flow_value",
+    "parse_publish",
+]
+
+
+class H:
+    """Every header name the emulator reads or writes, lower-case for lookups."""
+
+    AUTHORIZATION = "authorization"
+    CONTENT_TYPE = "content-type"
+    FORWARD = "upstash-forward-"
+    HEADER_FORWARD = "upstash-header-forward"
+    METHOD = "upstash-method"
+    DELAY = "upstash-delay"
+    NOT_BEFORE = "upstash-not-before"
+    RETRIES = "upstash-retries"
+    RETRY_DELAY = "upstash-retry-delay"
+    TIMEOUT = "upstash-timeout"
+    DEDUP_ID = "upstash-deduplication-id"
+    CONTENT_DEDUP = "upstash-content-based-deduplication"
+    LABEL = "upstash-label"
+    REDACT = "upstash-redact-fields"
+    FLOW_KEY = "upstash-flow-control-key"
+    FLOW_VALUE = "upstash-flow-control-value"
+    QUEUE_NAME = "upstash-queue-name"
+    CRON = "upstash-cron"
+    SCHEDULE_ID = "upstash-schedule-id"
+    CALLBACK = "upstash-callback"
+    FAILURE_CALLBACK = "upstash-failure-callback"
+    # Sent on deliveries.
+    SIGNATURE = "Upstash-Signature"
+    MESSAGE_ID = "Upstash-Message-Id"
+    RETRIED = "Upstash-Retried"
+    OUT_SCHEDULE_ID = "Upstash-Schedule-Id"
+    TOPIC_NAME = "Upstash-Topic-Name"
+    CALLER_IP = "Upstash-Caller-Ip"
+    REGION = "Upstash-Region"
+    USER_AGENT = "User-Agent"
+    # Read on responses.
+    NON_RETRYABLE = "upstash-nonretryable-error"
+    RETRY_AFTER = ("retry-after", "x-ratelimit-reset", "x-ratelimit-reset-requests",
+                   "x-ratelimit-reset-tokens")
+
+
+# Never forwarded with Upstash-Header-Forward: transport, auth and SDK noise.
+_HOP_BY_HOP = frozenset({
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
+    "upgrade", "proxy-authorization", "proxy-connection", "authorization", "accept-encoding",
+})
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_WEEK_MS = 7 * 86_400_000
+
+
+class CallbackConfig(TypedDict):
+    url: str
+    method: str
+    timeout_ms: int | None
+    retries: int | None
+    retry_delay: str | None
+    delay_ms: int
+    header: dict[str, list[str]]
+
+
+class FlowControl(TypedDict):
+    key: str
+    parallelism: int | None
+    rate: int | None
+    period: int
+
+
+@dataclass
+class PublishOptions:
+    """Publish headers after validation; what a message is built from."""
+
+    method: str = "POST"
+    header: dict[str, list[str]] = field(default_factory=dict)
+    delay_ms: int = 0
+    not_before_ms: int | None = None
+    retries: int | None = None
+    retry_delay: str | None = None
+    timeout_ms: int | None = None
+    dedup_id: str | None = None
+    content_dedup: bool = False
+    labels: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    flow: FlowControl | None = None
+    callback: CallbackConfig | None = None
+    failure_callback: CallbackConfig | None = None
+    queue_name: str | None = None
+    cron: str | None = None
+    schedule_id: str | None = None
+
+    def dedup_key(self, destination: str, body: bytes) -> str | None:
+        """The id that makes two publishes duplicates, if deduplication was asked for."""
+        if self.dedup_id is not None:
+            return self.dedup_id
+        if not self.content_dedup:
+            return None
+        digest = hashlib.sha256(destination.encode())
+        digest.update(b"\0" + body + b"\0")
+        for name in sorted(self.header):
+            digest.update(f"{name}:{','.join(self.header[name])}\n".encode())
+        return "content:" + digest.hexdigest()
+
+
+def canonical(name: str) -> str:
+    """Go's canonical header form: ``test-header`` becomes ``Test-Header``."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def parse_bool(value: str, field: str) -> bool:
+    text = value.strip()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadRequest(f"invalid {field}: {value!r} is not true or false")
+
+
+def _int(value: str, field: str, low: int, high: int) -> int:
+    text = value.strip()
+    if not re.fullmatch(r"-?\d{1,18}", text):
+        raise BadRequest(f"invalid {field}: {value!r} is not an integer")
+    number = int(text)
+    if not low <= number <= high:
+        raise BadRequest(f"invalid {field}: {number} is out of range [{low}, {high}]")
+    return number
+
+
+def parse_flow_value(value: str, field: str = "Upstash-Flow-Control-Value") -> dict[str, int]:
+    """``parallelism=3, rate=10, period=1m`` into ints (period in seconds)."""
+    parsed: dict[str, int] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        name, sep, raw = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in {"parallelism", "rate", "period"}:
+            raise BadRequest(f"invalid {field}: {part.strip()!r}, want parallelism=, rate=, period=")
+        if name == "period":
+            ms = parse_duration_ms(raw, field)
+            if not 1_000 <= ms <= _WEEK_MS:
+                raise BadRequest(f"invalid {field}: period must be between 1s and 1 week")
+            parsed[name] = ms // 1_000
+        else:
+            parsed[name] = _int(raw, field, 1, 1_000_000)
+    return parsed
+
+
+class _Headers:
+    """A lower-cased view of the request headers that refuses conflicting duplicates."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self.values: dict[str, list[str]] = {}
+        for name, value in items:
+            self.values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str) -> str | None:
+        values = self.values.get(name)
+        if not values:
+            return None
+        if len(set(values)) > 1:
+            raise BadRequest(f"invalid {canonical(name)}: header given {len(values)} times")
+        return values[0]
+
+
+def parse_publish(
+    items: Iterable[tuple[str, str]], settings: Settings, *, schedule: bool = False
+) -> PublishOptions:
+    """Validate publish-family headers (and ``upstash-*`` query keys passed as items)."""
+    headers = _Headers(items)
+    limits = settings.limits
+    opts = PublishOptions()
+
+    if (method := headers.get(H.METHOD)) is not None:
+        opts.method = method.strip().upper()
+        if opts.method not in _METHODS:
+            raise BadRequest(f"invalid Upstash-Method: {method!r}")
+    if (delay := headers.get(H.DELAY)) is not None:
+        opts.delay_ms = parse_duration_ms(delay, "Upstash-Delay")
+        if opts.delay_ms > limits.max_delay_s * 1_000:
+            raise BadRequest(f"invalid Upstash-Delay: {delay} exceeds the plan's maximum delay")
+    if (not_before := headers.get(H.NOT_BEFORE)) is not None:
+        opts.not_before_ms = _int(not_before, "Upstash-Not-Before", 0, 10**11) * 1_000
+    if (retries := headers.get(H.RETRIES)) is not None:
+        opts.retries = _int(retries, "Upstash-Retries", 0, settings.max_retries)
+    if (expr := headers.get(H.RETRY_DELAY)) is not None:
+        opts.retry_delay = RetryDelayExpression(expr).source
+    if (timeout := headers.get(H.TIMEOUT)) is not None:
+        opts.timeout_ms = _timeout(timeout, "Upstash-Timeout", limits.max_timeout_s)
+    if (dedup := headers.get(H.DEDUP_ID)) is not None:
+        if ":" in dedup or not dedup.strip():
+            raise BadRequest("invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
+                             if dedup.strip() else "invalid Upstash-Deduplication-Id: empty")
+        opts.dedup_id = dedup
+    if (content := headers.get(H.CONTENT_DEDUP)) is not None:
+        opts.content_dedup = parse_bool(content, "Upstash-Content-Based-Deduplication")
+    if (labels := headers.get(H.LABEL)) is not None:
+        opts.labels = [label.strip() for label in labels.split(",") if label.strip()]
+        for label in opts.labels:
+            validate_name(label, "Upstash-Label")
+    if (redact := headers.get(H.REDACT)) is not None:
+        opts.redact = _parse_redact(redact)
+    opts.flow = _parse_flow(headers)
+    opts.callback = _parse_callback(headers, "upstash-callback", "Upstash-Callback", limits)
+    opts.failure_callback = _parse_callback(
+        headers, "upstash-failure-callback", "Upstash-Failure-Callback", limits
+    )
+    header_forward = headers.get(H.HEADER_FORWARD)
+    forward_all = header_forward is not None and parse_bool(header_forward, "Upstash-Header-Forward")
+    opts.header = _forwarded(headers, forward_all)
+    if schedule:
+        if (queue := headers.get(H.QUEUE_NAME)) is not None:
+            opts.queue_name = validate_name(queue.strip(), "Upstash-Queue-Name")
+        if (cron := headers.get(H.CRON)) is not None:
+            opts.cron = cron.strip()
+        if (schedule_id := headers.get(H.SCHEDULE_ID)) is not None:
+            opts.schedule_id = validate_name(schedule_id.strip(), "Upstash-Schedule-Id")
+    return opts
+
+
+def _timeout(value: str, field: str, max_s: int) -> int:
+    ms = parse_duration_ms(value, field)
+    if ms <= 0:
+        raise BadRequest(f"invalid {field}: must be positive")
+    if ms > max_s * 1_000:
+        raise BadRequest(f"invalid {field}: {value} exceeds the plan's maximum of {max_s}s")
+    return ms
+
+
+def _parse_redact(value: str) -> list[str]:
+    fields = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        match = _REDACT.match(part)
+        if not match:
+            raise BadRequest(f"invalid Upstash-Redact-Fields: {part!r}, want body, header "
+                             "or header[Name]")
+        fields.append(f"header[{canonical(match.group(2))}]" if match.group(2) else
+                      "body" if part.lower() == "body" else "header")
+    return fields
+
+
+def _parse_flow(headers: _Headers) -> FlowControl | None:
+    key, value = headers.get(H.FLOW_KEY), headers.get(H.FLOW_VALUE)
+    if key is None and value is None:
+        return None
+    if not key or not key.strip():
+        raise BadRequest("invalid Upstash-Flow-Control-Key: required with Upstash-Flow-Control-Value")
+    parsed = parse_flow_value(value or "")
+    if "parallelism" not in parsed and "rate" not in parsed:
+        raise BadRequest("invalid Upstash-Flow-Control-Value: give parallelism or rate")
+    return FlowControl(key=key.strip(), parallelism=parsed.get("parallelism"),
+                       rate=parsed.get("rate"), period=parsed.get("period", 1))
+
+
+def _parse_callback(
+    headers: _Headers, prefix: str, label: str, limits: Quota
+) -> CallbackConfig | None:
+    url = headers.get(prefix)
+    forward = prefix + "-forward-"
+    forwarded = {canonical(n[len(forward):]): v for n, v in headers.values.items()
+                 if n.startswith(forward) and len(n) > len(forward)}
+    if url is None:
+        return None
+    validate_url(url.strip(), label)
+    method = (headers.get(prefix + "-method") or "POST").strip().upper()
+    if method not in _METHODS:
+        raise BadRequest(f"invalid {label}-Method: {method!r}")
+    timeout = headers.get(prefix + "-timeout")
+    retries = headers.get(prefix + "-retries")
+    expr = headers.get(prefix + "-retry-delay")
+    delay = headers.get(prefix + "-delay")
+    return CallbackConfig(
+        url=url.strip(),
+        method=method,
+        timeout_ms=_timeout(timeout, f"{label}-Timeout", limits.max_timeout_s) if timeout else None,
+        retries=_int(retries, f"{label}-Retries", 0, 100) if retries is not None else None,
+        retry_delay=RetryDelayExpression(expr, f"{label}-Retry-Delay").source if expr else None,
+        delay_ms=parse_duration_ms(delay, f"{label}-Delay") if delay else 0,
+        header=forwarded,
+    )
+
+
+def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, values in headers.values.items():
+        if name.startswith(H.FORWARD):
+            if len(name) > len(H.FORWARD):
+                out.setdefault(canonical(name[len(H.FORWARD):]), []).extend(values)
+        elif name == H.CONTENT_TYPE:
+            out["Content-Type"] = values[:1]
+        elif forward_all and not name.startswith("upstash-") and name not in _HOP_BY_HOP:
+            out.setdefault(canonical(name), []).extend(values)
+    return out
+

@@ -1,0 +1,32 @@
+"""The one JSON encoder and decoder, and the helpers for bodies inside JSON."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+__all__ = ["b64", "dumps", "loads", "text_or_base64"]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def text_or_base64(data: bytes, text_key: str, b64_key: str) -> dict[str, str]:
+    """QStash shows a body as text when it is UTF-8, else under a ``...Base64`` key."""
+    if not data:
+        return {}
+    try:
+        return {text_key: data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {b64_key: b64(data)}

@@ -1,0 +1,84 @@
+"""The message: what is stored for each accepted publish, callback or scheduled run."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._headers import CallbackConfig
+
+__all__ = ["FINAL_STATES", "Message", "State", "new_id"]
+
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def new_id(prefix: str, length: int = 22) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+class State:
+    """Log states (§9.2). ``CANCELED`` is the spelling every SDK parses (decisions #1)."""
+
+    CREATED = "CREATED"
+    ACTIVE = "ACTIVE"
+    RETRY = "RETRY"
+    ERROR = "ERROR"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    CANCELED = "CANCELED"
+    IN_PROGRESS = "IN_PROGRESS"
+
+
+FINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.CANCELED})
+
+
+@dataclass
+class Message:
+    """One unit of delivery. Callbacks are messages too, with ``kind`` set."""
+
+    id: str
+    user: str
+    url: str
+    created_at: int
+    not_before: int
+    max_retries: int
+    method: str = "POST"
+    header: dict[str, list[str]] = field(default_factory=dict)
+    body: bytes = field(default=b"", repr=False)
+    retried: int = 0
+    state: str = State.CREATED
+    due: int = 0
+    final_at: int | None = None
+    timeout_ms: int | None = None
+    retry_delay: str | None = None
+    callback: CallbackConfig | None = None
+    failure_callback: CallbackConfig | None = None
+    dedup_key: str | None = None
+    labels: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    topic_name: str | None = None
+    endpoint_name: str | None = None
+    queue_name: str | None = None
+    schedule_id: str | None = None
+    caller_ip: str = ""
+    flow_key: str | None = None
+    flow_parallelism: int | None = None
+    flow_rate: int | None = None
+    flow_period: int | None = None
+    kind: str = "message"
+    source_message_id: str | None = None
+    dlq_id: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """Everything but the body, for storage as JSON."""
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], body: bytes) -> Message:
+        return cls(**record, body=body)
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Message) if f.name != "body")

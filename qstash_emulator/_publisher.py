@@ -1,0 +1,128 @@
+"""Turning an accepted publish into stored messages: one per URL, or one per group endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._destination import is_url
+from ._engine import Engine, make_row
+from ._errors import NotFound
+from ._headers import PublishOptions
+from ._models import Message, State, new_id
+from ._clock import Clock
+from ._config import Settings
+from ._store import Store
+
+__all__ = ["Endpoint", "Publisher"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One destination of a URL group."""
+
+    url: str
+    name: str | None = None
+
+
+GroupResolver = Callable[[str, str], Awaitable[tuple[list[Endpoint], dict[str, list[str]]] | None]]
+
+
+class Publisher:
+    """Creates messages for publish, enqueue, batch, schedules and DLQ retries."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Clock, engine: Engine) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine
+        # URL groups plug in here: (user, name) -> (endpoints, default headers) or None.
+        self.resolve_group: GroupResolver | None = None
+
+    async def publish(
+        self,
+        user: str,
+        destination: str,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        *,
+        queue_name: str | None = None,
+        schedule_id: str | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Accept one publish; the response body QStash gives for it."""
+        if is_url(destination):
+            return (await self._accept(user, [Endpoint(destination)], None, opts, body,
+                                       caller_ip, queue_name, schedule_id))[0]
+        group = await self.resolve_group(user, destination) if self.resolve_group else None
+        if group is None:
+            raise NotFound(f"url group {destination!r} not found")
+        endpoints, defaults = group
+        merged = opts
+        if defaults:
+            merged = PublishOptions(**{**opts.__dict__, "header": {**defaults, **opts.header}})
+        return await self._accept(user, endpoints, destination, merged, body, caller_ip,
+                                  queue_name, schedule_id)
+
+    async def _accept(
+        self,
+        user: str,
+        endpoints: list[Endpoint],
+        topic: str | None,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        queue_name: str | None,
+        schedule_id: str | None,
+    ) -> list[dict[str, Any]]:
+        settings = self.settings
+        now = self.clock.now_ms()
+        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        results: list[dict[str, Any]] = []
+        fresh: list[Message] = []
+        for endpoint in endpoints:
+            message_id = new_id("msg_")
+            dedup = opts.dedup_key(endpoint.url, body)
+            if dedup is not None:
+                scoped = dedup if topic is None else f"{dedup}|{endpoint.url}"
+                earlier = await self.store.claim_dedup(
+                    user, scoped, message_id, now, int(settings.dedup_window_s * 1_000))
+                if earlier is not None:
+                    results.append({"messageId": earlier, "url": endpoint.url,
+                                    "deduplicated": True})
+                    continue
+            flow = opts.flow
+            fresh.append(Message(
+                id=message_id,
+                user=user,
+                url=endpoint.url,
+                created_at=now,
+                not_before=due,
+                due=due,
+                max_retries=opts.retries if opts.retries is not None else settings.default_retries,
+                method=opts.method,
+                header=opts.header,
+                body=body,
+                timeout_ms=opts.timeout_ms,
+                retry_delay=opts.retry_delay,
+                callback=opts.callback,
+                failure_callback=opts.failure_callback,
+                dedup_key=dedup,
+                labels=opts.labels,
+                redact=opts.redact,
+                topic_name=topic,
+                endpoint_name=endpoint.name,
+                queue_name=queue_name,
+                schedule_id=schedule_id,
+                caller_ip=caller_ip,
+                flow_key=flow["key"] if flow else None,
+                flow_parallelism=flow["parallelism"] if flow else None,
+                flow_rate=flow["rate"] if flow else None,
+                flow_period=flow["period"] if flow else None,
+            ))
+            results.append({"messageId": message_id, "url": endpoint.url})
+        if fresh:
+            await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh])
+            self.engine.notify()
+        return results

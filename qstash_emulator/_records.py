@@ -1,0 +1,67 @@
+"""Delivery attempts as the engine saw them, for tests to inspect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Attempt", "AttemptRequest", "AttemptResponse"]
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    """The request as the destination received it."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class AttemptResponse:
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt: request, response or error, and what was decided next."""
+
+    message_id: str
+    user: str
+    kind: str  # "message", "callback" or "failure_callback"
+    retried: int
+    max_retries: int
+    request: AttemptRequest
+    response: AttemptResponse | None
+    error: str | None
+    outcome: str  # "delivered", "retry" or "failed"
+    reason: str
+    next_delay_ms: int | None
+    delay_source: str | None
+    started_at: int  # emulator clock, ms
+    finished_at: int
+    wall_started: float  # time.time()
+    wall_finished: float
+    source_message_id: str | None = None
+    schedule_id: str | None = None
+    topic_name: str | None = None
+    queue_name: str | None = None
+    labels: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def url(self) -> str:
+        return self.request.url
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response else None

@@ -1,0 +1,68 @@
+"""When a failed delivery is tried again (qstash-api.md §7), and why."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ._durations import parse_retry_after_ms
+from ._errors import BadRequest
+from ._expressions import RetryDelayExpression
+from ._headers import H
+from ._transport import Response
+
+__all__ = ["Decision", "decide", "default_backoff_ms"]
+
+_DAY_MS = 86_400_000
+
+
+def default_backoff_ms(retry_number: int) -> int:
+    """QStash's default: ``min(1 day, e^(2.5 k))`` seconds before retry ``k`` (decisions #6)."""
+    return int(min(86_400.0, math.exp(2.5 * retry_number)) * 1_000)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens after an attempt, and the reason a test can assert on."""
+
+    outcome: str  # "delivered", "retry" or "failed"
+    reason: str
+    delay_ms: int | None = None
+    delay_source: str | None = None  # "default backoff e^(2.5*k)", "Retry-After", expression
+
+
+def decide(
+    response: Response | None,
+    error: str | None,
+    retried: int,
+    max_retries: int,
+    retry_delay: str | None,
+    now_ms: int,
+) -> Decision:
+    """Decide the fate of a message after attempt number ``retried`` (0-based)."""
+    if response is not None and 200 <= response.status < 300:
+        return Decision("delivered", f"status {response.status}")
+    cause = error or f"status {response.status if response else 0}"
+    if response is not None and response.status == 489:
+        flag = (response.header(H.NON_RETRYABLE) or "").strip().lower()
+        if flag == "true":
+            return Decision("failed", "status 489 with Upstash-NonRetryable-Error: true")
+    if retried >= max_retries:
+        return Decision("failed", f"{cause}; no retries left ({retried} of {max_retries} used)")
+    if response is not None:
+        for name in H.RETRY_AFTER:
+            value = response.header(name)
+            if value is None:
+                continue
+            delay = parse_retry_after_ms(value, now_ms)
+            if delay is not None and delay <= _DAY_MS:
+                return Decision("retry", cause, delay, f"{name}: {value}")
+    if retry_delay:
+        try:
+            delay = RetryDelayExpression(retry_delay).evaluate(retried)
+            return Decision("retry", cause, delay, f"Upstash-Retry-Delay {retry_delay} "
+                                                   f"with retried={retried}")
+        except BadRequest:
+            pass
+    return Decision("retry", cause, default_backoff_ms(retried + 1),
+                    f"default backoff min(86400, e^(2.5*{retried + 1}))s")

@@ -1,0 +1,131 @@
+"""Everything one running emulator holds: settings, store, clock, engine, users."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from ._clock import Clock, RealClock
+from ._config import Settings
+from ._engine import Engine
+from ._errors import Forbidden, Unauthorized
+from ._publisher import Publisher
+from ._store import Store
+from ._transport import AiohttpTransport, Router
+from ._users import User, make_token
+
+__all__ = ["Caller", "Runtime"]
+
+_KEY_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def new_signing_key() -> str:
+    return "sig_" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(28))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The user behind a request, and whether its token may write."""
+
+    user: User
+    readonly: bool
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+
+class Runtime:
+    """The state shared by the API handlers and the engine."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or RealClock()
+        self.store = Store.connect(settings.redis_url, settings.log_retention)
+        self.router = Router(AiohttpTransport(settings.message_size_limit))
+        self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
+        self.publisher = Publisher(self.store, settings, self.clock, self.engine)
+        self._tokens: dict[str, Caller] = {}
+        self._users: dict[str, User] = {}
+        self._keys: dict[str, tuple[str, str]] = {}
+        for user in settings.users:
+            self.add_user(user)
+
+    # Users ----------------------------------------------------------------------------------
+
+    def add_user(self, user: User) -> User:
+        """Let ``user`` call the API; its data is invisible to every other user."""
+        self._users[user.user_id] = user
+        self._tokens[user.token] = Caller(user, readonly=False)
+        if user.readonly_token:
+            self._tokens[user.readonly_token] = Caller(user, readonly=True)
+        return user
+
+    def create_user(self, user_id: str | None = None) -> User:
+        """A fresh isolated user with its own token and signing keys."""
+        user_id = user_id or "user_" + secrets.token_hex(6)
+        return self.add_user(User(user_id, make_token(user_id), new_signing_key(),
+                                  new_signing_key(), make_token(user_id + "-readonly")))
+
+    def remove_user(self, user_id: str) -> None:
+        user = self._users.pop(user_id, None)
+        if user is None:
+            return
+        self._tokens.pop(user.token, None)
+        if user.readonly_token:
+            self._tokens.pop(user.readonly_token, None)
+        self._keys.pop(user_id, None)
+
+    @property
+    def users(self) -> list[User]:
+        return list(self._users.values())
+
+    def authenticate(self, token: str | None, write: bool) -> Caller:
+        if not token:
+            raise Unauthorized("Unauthorized: missing bearer token "
+                               "(Authorization: Bearer <QSTASH_TOKEN> or ?qstash_token=)")
+        caller = self._tokens.get(token)
+        if caller is None:
+            raise Unauthorized("Unauthorized: invalid token")
+        if write and caller.readonly:
+            raise Forbidden("Forbidden: this token is read-only")
+        return caller
+
+    # Signing keys ---------------------------------------------------------------------------
+
+    async def signing_keys(self, user_id: str) -> tuple[str, str]:
+        """The user's (current, next) keys, after any rotation stored in Redis."""
+        cached = self._keys.get(user_id)
+        if cached is not None:
+            return cached
+        stored = await self.store.get_keys(user_id)
+        if stored is None:
+            user = self._users.get(user_id)
+            stored = (user.current_signing_key, user.next_signing_key) if user else (
+                new_signing_key(), new_signing_key())
+        self._keys[user_id] = stored
+        return stored
+
+    async def rotate_keys(self, user_id: str) -> tuple[str, str]:
+        _, nxt = await self.signing_keys(user_id)
+        keys = (nxt, new_signing_key())
+        await self.store.set_keys(user_id, *keys)
+        self._keys[user_id] = keys
+        return keys
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.store.close()
+
+    async def reset(self) -> None:
+        """Forget every message, log, DLQ entry and resource; keep users and settings."""
+        await self.store.flush()
+        self._keys.clear()
+        self.router.clear()
+        self.engine.notify()
+

@@ -1,0 +1,270 @@
+"""Durable state through the redis-py asyncio API: fakeredis in memory, or a real Redis.
+
+Layout (every key under one prefix):
+    m:{id}            hash  r = message record (JSON), b = body bytes
+    due               zset  id -> next delivery time (ms, on the emulator's clock)
+    inflight          zset  id -> claim time; moved back to ``due`` on start-up
+    u:{user}:pending  zset  id -> created_at, the user's undelivered messages
+    u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
+    u:{user}:logs     stream, one entry per state change
+    u:{user}:dlq      stream, one entry per dead letter (its id is the dlqId)
+    u:{user}:keys     hash  current / next signing key after a rotation
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from . import _json
+from ._models import Message
+
+__all__ = ["Store"]
+
+Row = dict[str, Any]
+
+
+class Store:
+    """Every read and write of emulator state goes through here."""
+
+    def __init__(
+        self, client: aioredis.Redis, prefix: str = "qe:", log_retention: int = 10_000
+    ) -> None:
+        self.redis = client
+        self.log_retention = log_retention
+        self.prefix = prefix
+        self._due = prefix + "due"
+        self._inflight = prefix + "inflight"
+
+    @classmethod
+    def connect(cls, url: str | None, log_retention: int = 10_000) -> Store:
+        """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
+        if url is None:
+            import fakeredis
+
+            client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        else:
+            client = aioredis.Redis.from_url(url)
+        return cls(client, log_retention=log_retention)
+
+    def key(self, user: str, *parts: str) -> str:
+        return self.prefix + "u:" + user + ":" + ":".join(parts)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def flush(self) -> None:
+        """Remove every key under the prefix (used by reset)."""
+        keys = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1_000)]
+        for start in range(0, len(keys), 1_000):
+            await self.redis.delete(*keys[start : start + 1_000])
+
+    # Messages ------------------------------------------------------------------------------
+
+    async def add(self, messages: Iterable[Message], rows: Iterable[Row]) -> None:
+        """Store new messages, make them due, and log them, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for msg in messages:
+            pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": _json.dumps(msg.record()),
+                                                             "b": msg.body})
+            if msg.due >= 0:
+                pipe.zadd(self._due, {msg.id: msg.due})
+            pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def get(self, message_id: str) -> Message | None:
+        record, body = await self.redis.hmget(self.prefix + "m:" + message_id, ["r", "b"])
+        if record is None:
+            return None
+        return Message.from_record(_json.loads(record), body or b"")
+
+    async def save(self, msg: Message, rows: Iterable[Row] = ()) -> None:
+        """Write back a changed record (not its body), with log rows."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def claim_due(self, now_ms: int, limit: int) -> list[Message]:
+        """Take up to ``limit`` messages due by ``now_ms`` and mark them in flight."""
+        ids = await self.redis.zrangebyscore(self._due, "-inf", now_ms, start=0, num=limit)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self._due, *ids)
+        pipe.zadd(self._inflight, dict.fromkeys(ids, now_ms))
+        for message_id in ids:
+            pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
+        results = await pipe.execute()
+        claimed = []
+        for message_id, (record, body) in zip(ids, results[2:]):
+            if record is None:
+                await self.redis.zrem(self._inflight, message_id)
+                continue
+            claimed.append(Message.from_record(_json.loads(record), body or b""))
+        return claimed
+
+    async def next_due(self) -> int | None:
+        first = await self.redis.zrange(self._due, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    async def reschedule(self, msg: Message, rows: Iterable[Row] = ()) -> None:
+        """Put an in-flight (or parked) message back on the due list at ``msg.due``."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
+        pipe.zrem(self._inflight, msg.id)
+        pipe.zadd(self._due, {msg.id: msg.due})
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def park(self, msg: Message, rows: Iterable[Row] = ()) -> None:
+        """Take a message off the due and in-flight lists; a queue or flow key holds it."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
+        pipe.zrem(self._inflight, msg.id)
+        pipe.zrem(self._due, msg.id)
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def finish(self, msg: Message, rows: Iterable[Row], grace_ms: int) -> None:
+        """Record a final state; the message stays readable for ``grace_ms``, then expires."""
+        key = self.prefix + "m:" + msg.id
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, "r", _json.dumps(msg.record()))
+        pipe.pexpire(key, max(1, grace_ms))
+        pipe.zrem(self._inflight, msg.id)
+        pipe.zrem(self._due, msg.id)
+        pipe.zrem(self.key(msg.user, "pending"), msg.id)
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def pending_ids(self, user: str) -> list[str]:
+        return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
+
+    async def due_ids(self) -> list[tuple[str, int]]:
+        return [(i.decode(), int(s)) for i, s in
+                await self.redis.zrange(self._due, 0, -1, withscores=True)]
+
+    async def inflight_count(self) -> int:
+        return int(await self.redis.zcard(self._inflight))
+
+    async def recover(self, now_ms: int) -> int:
+        """After a crash, whatever was in flight is due again (at-least-once)."""
+        ids = await self.redis.zrange(self._inflight, 0, -1)
+        if ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(self._due, dict.fromkeys(ids, now_ms))
+            pipe.delete(self._inflight)
+            await pipe.execute()
+        return len(ids)
+
+    # Deduplication ------------------------------------------------------------------------
+
+    async def claim_dedup(
+        self, user: str, dedup_key: str, message_id: str, now_ms: int, window_ms: int
+    ) -> str | None:
+        """Remember ``dedup_key`` for ``message_id``; returns the earlier id if it is a duplicate."""
+        key = self.key(user, "dedup", dedup_key)
+        value = f"{message_id}|{now_ms + window_ms}".encode()
+        if await self.redis.set(key, value, nx=True, px=max(1, window_ms)):
+            return None
+        existing = await self.redis.get(key)
+        if existing is not None:
+            earlier, _, expires = existing.decode().partition("|")
+            if int(expires) > now_ms:
+                return earlier
+        await self.redis.set(key, value, px=max(1, window_ms))
+        return None
+
+    # Logs ---------------------------------------------------------------------------------
+
+    def _append_rows(self, pipe: Any, rows: Iterable[Row]) -> None:
+        for row in rows:
+            pipe.xadd(self.key(row["_user"], "logs"),
+                      {"d": _json.dumps({k: v for k, v in row.items() if k != "_user"})},
+                      maxlen=self.log_retention, approximate=True)
+
+    async def append_rows(self, rows: Iterable[Row]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        self._append_rows(pipe, rows)
+        await pipe.execute()
+
+    async def scan_stream(
+        self,
+        key: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        keep: Callable[[dict[bytes, bytes]], bool],
+    ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
+        """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts."""
+        found: list[tuple[str, dict[bytes, bytes]]] = []
+        position = cursor
+        chunk = max(100, count * 2)
+        while True:
+            if latest_first:
+                entries = await self.redis.xrevrange(key, max=position or "+", min="-", count=chunk)
+            else:
+                entries = await self.redis.xrange(key, min=position or "-", max="+", count=chunk)
+            for index, (entry_id, fields) in enumerate(entries):
+                if keep(fields):
+                    found.append((entry_id.decode(), fields))
+                    if len(found) == count:
+                        rest = entries[index + 1 :]
+                        if rest:
+                            return found, rest[0][0].decode()
+                        more = await self._after(key, entry_id.decode(), latest_first)
+                        return found, more
+            if len(entries) < chunk:
+                return found, None
+            position = await self._after(key, entries[-1][0].decode(), latest_first)
+            if position is None:
+                return found, None
+
+    async def _after(self, key: str, entry_id: str, latest_first: bool) -> str | None:
+        if latest_first:
+            nxt = await self.redis.xrevrange(key, max="(" + entry_id, min="-", count=1)
+        else:
+            nxt = await self.redis.xrange(key, min="(" + entry_id, max="+", count=1)
+        return nxt[0][0].decode() if nxt else None
+
+    # Dead letters -------------------------------------------------------------------------
+
+    async def dlq_add(self, msg: Message, response: dict[str, Any]) -> str:
+        meta = {k: v for k, v in response.items() if k != "body"}
+        entry_id = await self.redis.xadd(
+            self.key(msg.user, "dlq"),
+            {"r": _json.dumps(msg.record()), "b": msg.body, "resp": _json.dumps(meta),
+             "rb": response.get("body", b"")},
+        )
+        return str(entry_id.decode())
+
+    async def dlq_get(self, user: str, dlq_id: str) -> dict[bytes, bytes] | None:
+        try:
+            entries = await self.redis.xrange(self.key(user, "dlq"), min=dlq_id, max=dlq_id)
+        except aioredis.ResponseError:
+            return None
+        return entries[0][1] if entries else None
+
+    async def dlq_delete(self, user: str, dlq_ids: Iterable[str]) -> int:
+        ids = list(dlq_ids)
+        if not ids:
+            return 0
+        try:
+            return int(await self.redis.xdel(self.key(user, "dlq"), *ids))
+        except aioredis.ResponseError:
+            return 0
+
+    # Signing keys -------------------------------------------------------------------------
+
+    async def get_keys(self, user: str) -> tuple[str, str] | None:
+        current, nxt = await self.redis.hmget(self.key(user, "keys"), ["current", "next"])
+        if current is None or nxt is None:
+            return None
+        return current.decode(), nxt.decode()
+
+    async def set_keys(self, user: str, current: str, nxt: str) -> None:
+        await self.redis.hset(self.key(user, "keys"), mapping={"current": current, "next": nxt})

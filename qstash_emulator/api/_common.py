@@ -1,0 +1,87 @@
+"""What every handler needs: the runtime, the caller, query parsing and JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import _json
+from .._errors import BadRequest
+from .._runtime import Caller, Runtime
+
+__all__ = [
+    "caller",
+    "caller_ip",
+    "empty",
+    "int_param",
+    "json",
+    "json_body",
+    "multi",
+    "runtime",
+]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def caller(request: Request, write: bool = False) -> Caller:
+    """Authenticate by ``Authorization: Bearer`` or ``?qstash_token=``."""
+    auth = request.headers.get("authorization")
+    token = None
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    if not token:
+        token = request.query_params.get("qstash_token")
+    return runtime(request).authenticate(token, write)
+
+
+def caller_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def json(data: Any, status: int = 200) -> Response:
+    return Response(_json.dumps(data), status, media_type="application/json")
+
+
+def empty(status: int = 200) -> Response:
+    return Response(b"", status)
+
+
+async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise BadRequest("invalid body: expected JSON, got an empty body")
+    try:
+        return _json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid body: not valid JSON ({exc})") from exc
+
+
+def multi(request: Request, *names: str) -> list[str]:
+    """A multi-value query filter: repeated (``a=1&a=2``) or comma-separated (``a=1,2``)."""
+    values: list[str] = []
+    for name in names:
+        for raw in request.query_params.getlist(name):
+            values.extend(v.strip() for v in raw.split(",") if v.strip())
+    return values
+
+
+def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid {name}: {raw!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"invalid {name}: {value} is out of range [{low}, {high}]")
+    return value
+

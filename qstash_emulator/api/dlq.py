@@ -1,0 +1,191 @@
+"""``/v2/dlq``: dead letters, listed, read, deleted and retried (§9.1)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import _json
+from .._engine import make_row
+from .._errors import BadRequest, NotFound
+from .._headers import H, PublishOptions, parse_publish
+from .._models import Message, State, new_id
+from .._runtime import Runtime
+from .._views import dlq_view
+from ._common import caller, int_param, json, json_body, multi, runtime
+from ._filters import Filter, filter_from_body, filter_from_query, parse_order
+
+__all__ = ["routes"]
+
+
+def _entry(dlq_id: str, fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
+    msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
+    response = _json.loads(fields.get(b"resp", b"{}"))
+    response["body"] = fields.get(b"rb", b"")
+    return msg, response
+
+
+def _view(dlq_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    msg, response = _entry(dlq_id, fields)
+    return dlq_view(msg, dlq_id, response)
+
+
+async def _select(
+    rt: Runtime, user: str, request: Request, ids: list[str], flt: Filter, count: int
+) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
+    if ids:
+        found = []
+        for dlq_id in ids:
+            fields = await rt.store.dlq_get(user, dlq_id)
+            if fields is not None:
+                found.append((dlq_id, fields))
+        return found, None
+    return await rt.store.scan_stream(
+        rt.store.key(user, "dlq"),
+        request.query_params.get("cursor") or None,
+        count,
+        parse_order(request),
+        lambda fields: flt.matches(_view("", fields)),
+    )
+
+
+async def list_dlq(request: Request) -> Response:
+    who = caller(request)
+    rt = runtime(request)
+    flt = filter_from_query(request, allow_host_path=False)
+    count = int_param(request, "count", 100, 1, 100) or 100
+    entries, cursor = await _select(rt, who.user_id, request, multi(request, "dlqIds"), flt, count)
+    body: dict[str, Any] = {"messages": [_view(i, f) for i, f in entries]}
+    if cursor:
+        body["cursor"] = cursor
+    return json(body)
+
+
+async def get_entry(request: Request) -> Response:
+    who = caller(request)
+    dlq_id = request.path_params["dlqId"]
+    fields = await runtime(request).store.dlq_get(who.user_id, dlq_id)
+    if fields is None:
+        raise NotFound(f"dlq entry {dlq_id!r} not found")
+    return json(_view(dlq_id, fields))
+
+
+async def delete_entry(request: Request) -> Response:
+    who = caller(request, write=True)
+    dlq_id = request.path_params["dlqId"]
+    if not await runtime(request).store.dlq_delete(who.user_id, [dlq_id]):
+        raise NotFound(f"dlq entry {dlq_id!r} not found")
+    return json({"deleted": 1})
+
+
+async def _bulk_selection(
+    request: Request, user: str
+) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
+    rt = runtime(request)
+    ids = multi(request, "dlqIds")
+    flt = filter_from_query(request, allow_host_path=False)
+    body = await json_body(request, allow_empty=True)
+    if body is not None:
+        if not isinstance(body, dict):
+            raise BadRequest('invalid body: expected a JSON object such as {"dlqIds": [...]}')
+        raw = body.get("dlqIds") or []
+        if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
+            raise BadRequest("invalid dlqIds: expected a list of strings")
+        ids.extend(raw)
+        if flt.empty:
+            flt = filter_from_body(body)
+    count = int_param(request, "count", 100, 1, 100) or 100
+    return await _select(rt, user, request, ids, flt, count)
+
+
+async def delete_many(request: Request) -> Response:
+    who = caller(request, write=True)
+    entries, cursor = await _bulk_selection(request, who.user_id)
+    deleted = await runtime(request).store.dlq_delete(who.user_id, [i for i, _ in entries])
+    body: dict[str, Any] = {"deleted": deleted}
+    if cursor:
+        body["cursor"] = cursor
+    return json(body)
+
+
+async def _retry(rt: Runtime, request: Request, dlq_id: str, fields: dict[bytes, bytes]) -> str:
+    """Publish the dead letter again as a new message; headers on the request override."""
+    old, _ = _entry(dlq_id, fields)
+    items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    given = {name.lower() for name, _ in items}
+    opts = parse_publish(items, rt.settings)
+    now = rt.clock.now_ms()
+    msg = replace(
+        old,
+        id=new_id("msg_"),
+        created_at=now,
+        retried=0,
+        state=State.CREATED,
+        final_at=None,
+        dlq_id=None,
+        **_overrides(opts, given),
+    )
+    if opts.not_before_ms is not None:
+        msg.due = opts.not_before_ms
+    else:
+        msg.due = now + opts.delay_ms
+    msg.not_before = msg.due
+    await rt.store.add([msg], [make_row(msg, State.CREATED, now)])
+    await rt.store.dlq_delete(msg.user, [dlq_id])
+    rt.engine.notify()
+    return msg.id
+
+
+def _overrides(opts: PublishOptions, given: set[str]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if H.RETRIES in given:
+        changes["max_retries"] = opts.retries
+    if H.METHOD in given:
+        changes["method"] = opts.method
+    if H.RETRY_DELAY in given:
+        changes["retry_delay"] = opts.retry_delay
+    if H.TIMEOUT in given:
+        changes["timeout_ms"] = opts.timeout_ms
+    if H.CALLBACK in given:
+        changes["callback"] = opts.callback
+    if H.FAILURE_CALLBACK in given:
+        changes["failure_callback"] = opts.failure_callback
+    if any(name.startswith(H.FORWARD) for name in given):
+        changes["header"] = opts.header
+    return changes
+
+
+async def retry_one(request: Request) -> Response:
+    who = caller(request, write=True)
+    rt = runtime(request)
+    dlq_id = request.path_params["dlqId"]
+    fields = await rt.store.dlq_get(who.user_id, dlq_id)
+    if fields is None:
+        raise NotFound(f"dlq entry {dlq_id!r} not found")
+    return json({"messageId": await _retry(rt, request, dlq_id, fields)}, 201)
+
+
+async def retry_many(request: Request) -> Response:
+    who = caller(request, write=True)
+    rt = runtime(request)
+    entries, cursor = await _bulk_selection(request, who.user_id)
+    requested = multi(request, "dlqIds")
+    if requested and len(entries) < len(set(requested)):
+        missing = sorted(set(requested) - {i for i, _ in entries})
+        raise NotFound(f"dlq entries not found: {', '.join(missing)}")
+    responses = [{"messageId": await _retry(rt, request, i, f)} for i, f in entries]
+    return json({"cursor": cursor or "", "responses": responses}, 201)
+
+
+routes = [
+    Route("/v2/dlq", list_dlq, methods=["GET"]),
+    Route("/v2/dlq", delete_many, methods=["DELETE"]),
+    Route("/v2/dlq/retry", retry_many, methods=["POST"]),
+    Route("/v2/dlq/retry/{dlqId}", retry_one, methods=["POST"]),
+    Route("/v2/dlq/{dlqId}", get_entry, methods=["GET"]),
+    Route("/v2/dlq/{dlqId}", delete_entry, methods=["DELETE"]),
+]

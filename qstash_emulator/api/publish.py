@@ -1,0 +1,53 @@
+"""``POST /v2/publish/{destination}`` (§4.1)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._destination import config_from_query, parse_destination
+from .._errors import BadRequest
+from .._headers import PublishOptions, parse_publish
+from ._common import caller, caller_ip, json, runtime
+
+__all__ = ["read_publish", "routes"]
+
+
+def raw_tail(request: Request, prefix: str) -> str:
+    """The undecoded path after ``prefix``: the destination as the client wrote it."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("utf-8", "surrogateescape").split("?", 1)[0]
+    start = path.find(prefix)
+    return path[start + len(prefix) :] if start >= 0 else ""
+
+
+async def read_publish(
+    request: Request, tail: str, *, schedule: bool = False
+) -> tuple[str, PublishOptions, bytes]:
+    """Destination, validated options and body of a publish-family request."""
+    rt = runtime(request)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    destination = parse_destination(tail, query)
+    items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    items.extend(config_from_query(query))
+    opts = parse_publish(items, rt.settings, schedule=schedule)
+    body = await request.body()
+    limit = rt.settings.message_size_limit
+    if len(body) > limit:
+        raise BadRequest(f"invalid body: {len(body)} bytes exceeds the maximum message size "
+                         f"of {limit} bytes")
+    return destination, opts, body
+
+
+async def publish(request: Request) -> Response:
+    who = caller(request, write=True)
+    destination, opts, body = await read_publish(request, raw_tail(request, "/v2/publish/"))
+    result = await runtime(request).publisher.publish(
+        who.user_id, destination, opts, body, caller_ip(request))
+    if isinstance(result, dict) and result.get("deduplicated"):
+        return json(result, 202)
+    return json(result)
+
+
+routes = [Route("/v2/publish/{destination:path}", publish, methods=["POST"])]
