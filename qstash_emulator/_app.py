@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 from . import _json
 from ._errors import EmulatorError
 from ._runtime import Runtime
-from .api import dlq, keys, logs, messages, publish
+from .api import all_routes
 
 __all__ = ["create_app"]
 
@@ -23,8 +23,7 @@ log = logging.getLogger("qstash_emulator")
 
 
 def _error(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(_json.dumps({"error": message}), status, headers,
-                    media_type="application/json")
+    return Response(_json.dumps({"error": message}), status, headers, media_type="application/json")
 
 
 async def _emulator_error(request: Request, exc: Exception) -> Response:
@@ -57,14 +56,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         finally:
             await runtime.stop()
 
-    routes: list[BaseRoute] = [
-        *publish.routes,
-        *messages.routes,
-        *logs.routes,
-        *dlq.routes,
-        *keys.routes,
-        *(extra_routes or []),
-    ]
+    routes = [*all_routes(), *(extra_routes or [])]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

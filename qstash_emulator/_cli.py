@@ -31,17 +31,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         names = ", ".join((option.env, *option.aliases))
-        kwargs: dict[str, object] = {"dest": option.dest, "default": None,
-                                     "help": f"{option.help} [env: {names}]"}
+        kwargs: dict[str, object] = {
+            "dest": option.dest,
+            "default": None,
+            "help": f"{option.help} [env: {names}]",
+        }
         if option.kind == "bool":
             kwargs["action"] = "store_const"
             kwargs["const"] = True
         else:
             kwargs["type"] = option.parse
         dev.add_argument(option.flag, **kwargs)  # type: ignore[arg-type]
-    dev.add_argument("--log-level", default="warning",
-                     choices=["critical", "error", "warning", "info", "debug"],
-                     help="server log verbosity (default warning)")
+    dev.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log verbosity (default warning)",
+    )
     return parser
 
 
@@ -49,22 +55,24 @@ def banner(settings: Settings, url: str) -> str:
     """The block the official dev server prints, ready to paste into ``.env``."""
     user = settings.users[0]
     store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
-    return "\n".join([
-        f"Upstash QStash development server is running at {url}",
-        f"State: {store}",
-        "A default user has been created for you to authorize your requests.",
-        f"QSTASH_URL={url}",
-        f"QSTASH_TOKEN={user.token}",
-        f"QSTASH_CURRENT_SIGNING_KEY={user.current_signing_key}",
-        f"QSTASH_NEXT_SIGNING_KEY={user.next_signing_key}",
-        "",
-        "Sample cURL request:",
-        f"curl -X POST {url}/v2/publish/https://example.com "
-        f'-H "Authorization: Bearer {user.token}"',
-        "",
-        f"Other test users: {', '.join(u.user_id for u in settings.users[1:]) or 'none'} "
-        "(see the README for their tokens)",
-    ])
+    return "\n".join(
+        [
+            f"Upstash QStash development server is running at {url}",
+            f"State: {store}",
+            "A default user has been created for you to authorize your requests.",
+            f"QSTASH_URL={url}",
+            f"QSTASH_TOKEN={user.token}",
+            f"QSTASH_CURRENT_SIGNING_KEY={user.current_signing_key}",
+            f"QSTASH_NEXT_SIGNING_KEY={user.next_signing_key}",
+            "",
+            "Sample cURL request:",
+            f"curl -X POST {url}/v2/publish/https://example.com "
+            f'-H "Authorization: Bearer {user.token}"',
+            "",
+            f"Other test users: {', '.join(u.user_id for u in settings.users[1:]) or 'none'} "
+            "(see the README for their tokens)",
+        ]
+    )
 
 
 def _exposed(host: str) -> bool:
@@ -88,10 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{settings.port}"
     if _exposed(host):
-        print(f"WARNING: listening on {host}: anyone who can reach this machine can use the "
-              "well-known dev tokens. Bind 127.0.0.1 unless you mean it.", file=sys.stderr)
+        print(
+            f"WARNING: listening on {host}: anyone who can reach this machine can use the "
+            "well-known dev tokens. Bind 127.0.0.1 unless you mean it.",
+            file=sys.stderr,
+        )
     print(banner(settings, url), flush=True)
-    config = uvicorn.Config(create_app(Runtime(settings)), host=host, port=settings.port,
-                            log_level=args.log_level, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        create_app(Runtime(settings)),
+        host=host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )
     uvicorn.Server(config).run()
     return 0

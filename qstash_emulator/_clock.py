@@ -53,7 +53,7 @@ class RealClock(Clock):
         timeout = None if until_ms is None else max(0.0, (until_ms - self.now_ms()) / 1_000)
         try:
             await asyncio.wait_for(wake.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -55,8 +55,9 @@ class Emulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.settings.host, self.settings.port))
         self._port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self.runtime), log_level="warning",
-                                lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            create_app(self.runtime), log_level="warning", lifespan="on", access_log=False
+        )
         self._server = _Server(config)
         server = self._server
         started = threading.Event()
@@ -160,11 +161,11 @@ class Emulator:
         self.call(self._drain(max_seconds), timeout)
 
     async def _drain(self, max_seconds: float) -> None:
-        engine, store = self.runtime.engine, self.runtime.store
+        engine = self.runtime.engine
         limit = self.clock.now_ms() + int(max_seconds * 1_000)
         while True:
             await engine.wait_idle()
-            nxt = await store.next_due()
+            nxt = await engine.next_due()
             if nxt is None or nxt > limit:
                 return
             if isinstance(self.clock, VirtualClock):

@@ -23,7 +23,7 @@ from ._store import Store
 from ._transport import DeliveryError, Response, Transport
 from ._views import callback_payload, log_row
 
-__all__ = ["Engine", "Gate", "make_row"]
+__all__ = ["Engine", "Gate", "Timer", "make_row"]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -43,6 +43,16 @@ class Gate(Protocol):
     async def finished(self, msg: Message) -> None: ...
 
 
+class Timer(Protocol):
+    """Work that comes due on the clock without a message (schedules, rate windows)."""
+
+    async def next_due(self) -> int | None: ...
+
+    async def fire(self, now_ms: int) -> None:
+        """Do whatever is due at ``now_ms`` (e.g. publish a schedule's message)."""
+        ...
+
+
 class Engine:
     """Runs deliveries on the emulator's clock."""
 
@@ -60,6 +70,7 @@ class Engine:
         self.transport = transport
         self._keys = keys
         self.gates: list[Gate] = []
+        self.timers: list[Timer] = []
         self.listeners: list[Callable[[Attempt], None]] = []
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,23 +121,31 @@ class Engine:
     def is_in_flight(self, message_id: str) -> bool:
         return message_id in self._attempting
 
+    async def next_due(self) -> int | None:
+        """The earliest time anything (a message or a timer) is due."""
+        times = [await self.store.next_due()]
+        for timer in self.timers:
+            times.append(await timer.next_due())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
     async def wait_idle(self) -> None:
         """Return once nothing is due now and no attempt is running."""
         while True:
             if not self._tasks:
-                nxt = await self.store.next_due()
+                nxt = await self.next_due()
                 if nxt is None or nxt > self.clock.now_ms():
                     # One more loop turn so the dispatcher can claim what just became due.
                     await asyncio.sleep(0)
                     if not self._tasks:
-                        nxt = await self.store.next_due()
+                        nxt = await self.next_due()
                         if nxt is None or nxt > self.clock.now_ms():
                             return
             self._idle.clear()
             self.notify()
             try:
                 await asyncio.wait_for(self._idle.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # Dispatch -------------------------------------------------------------------------------
@@ -135,9 +154,17 @@ class Engine:
         while True:
             self._wake.clear()
             try:
+                now = self.clock.now_ms()
+                for timer in self.timers:
+                    due = await timer.next_due()
+                    if due is not None and due <= now:
+                        await timer.fire(now)
                 free = _MAX_IN_FLIGHT - len(self._tasks)
-                claimed = await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free)) \
-                    if free > 0 else []
+                claimed = (
+                    await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free))
+                    if free > 0
+                    else []
+                )
                 for msg in claimed:
                     task = asyncio.create_task(self._attempt(msg))
                     self._tasks.add(task)
@@ -145,7 +172,7 @@ class Engine:
                 if claimed and len(claimed) == _BATCH:
                     await asyncio.sleep(0)
                     continue
-                nxt = await self.store.next_due() if free > 0 else None
+                nxt = await self.next_due() if free > 0 else None
                 if not self._tasks:
                     self._idle.set()
                 await self.clock.wait(nxt, self._wake)
@@ -229,7 +256,8 @@ class Engine:
             max_retries=msg.max_retries,
             request=AttemptRequest(msg.method, msg.url, headers, msg.body),
             response=AttemptResponse(response.status, response.header_map(), response.body)
-            if response is not None else None,
+            if response is not None
+            else None,
             error=error,
             outcome=decision.outcome,
             reason=decision.reason,
@@ -272,12 +300,20 @@ class Engine:
             msg.state, msg.final_at = State.DELIVERED, now
             rows.append(make_row(msg, State.DELIVERED, now, responseStatus=result["status"]))
         else:
-            rows.append(make_row(msg, State.ERROR, now, error=error or _status_text(response),
-                             responseStatus=result["status"],
-                             responseHeader=result.get("header"),
-                             responseBody=_json.b64(response.body) if response else None,
-                             nextDeliveryTime=now + decision.delay_ms
-                             if decision.delay_ms is not None else None))
+            rows.append(
+                make_row(
+                    msg,
+                    State.ERROR,
+                    now,
+                    error=error or _status_text(response),
+                    responseStatus=result["status"],
+                    responseHeader=result.get("header"),
+                    responseBody=_json.b64(response.body) if response else None,
+                    nextDeliveryTime=now + decision.delay_ms
+                    if decision.delay_ms is not None
+                    else None,
+                )
+            )
         if msg.callback and msg.kind == "message":
             callbacks.append(self._callback(msg, "callback", result, None, now))
         if decision.outcome == "retry" and msg.id in self.cancel_requested:
@@ -296,13 +332,21 @@ class Engine:
         else:
             if decision.outcome == "failed":
                 msg.state, msg.final_at = State.FAILED, now
-                rows.append(make_row(msg, State.FAILED, now, error=decision.reason,
-                                 responseStatus=result["status"]))
+                rows.append(
+                    make_row(
+                        msg,
+                        State.FAILED,
+                        now,
+                        error=decision.reason,
+                        responseStatus=result["status"],
+                    )
+                )
                 if msg.kind == "message":
                     msg.dlq_id = await self.store.dlq_add(msg, result)
                     if msg.failure_callback:
                         callbacks.append(
-                            self._callback(msg, "failure_callback", result, msg.dlq_id, now))
+                            self._callback(msg, "failure_callback", result, msg.dlq_id, now)
+                        )
             await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
             for gate in self.gates:
                 await gate.finished(msg)
@@ -347,4 +391,3 @@ def make_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, 
 
 def _status_text(response: Response | None) -> str:
     return f"status {response.status}" if response is not None else "no response"
-

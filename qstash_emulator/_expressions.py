@@ -100,6 +100,7 @@ class RetryDelayExpression:
 
     def _eval(self, node: ast.expr, retried: float) -> float:
         if isinstance(node, ast.Constant):
+            assert isinstance(node.value, (int, float))
             return float(node.value)
         if isinstance(node, ast.Name):
             return retried

@@ -61,15 +61,31 @@ class H:
     USER_AGENT = "User-Agent"
     # Read on responses.
     NON_RETRYABLE = "upstash-nonretryable-error"
-    RETRY_AFTER = ("retry-after", "x-ratelimit-reset", "x-ratelimit-reset-requests",
-                   "x-ratelimit-reset-tokens")
+    RETRY_AFTER = (
+        "retry-after",
+        "x-ratelimit-reset",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-reset-tokens",
+    )
 
 
 # Never forwarded with Upstash-Header-Forward: transport, auth and SDK noise.
-_HOP_BY_HOP = frozenset({
-    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
-    "upgrade", "proxy-authorization", "proxy-connection", "authorization", "accept-encoding",
-})
+_HOP_BY_HOP = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "authorization",
+        "accept-encoding",
+    }
+)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -162,7 +178,9 @@ def parse_flow_value(value: str, field: str = "Upstash-Flow-Control-Value") -> d
         name, sep, raw = part.partition("=")
         name = name.strip().lower()
         if not sep or name not in {"parallelism", "rate", "period"}:
-            raise BadRequest(f"invalid {field}: {part.strip()!r}, want parallelism=, rate=, period=")
+            raise BadRequest(
+                f"invalid {field}: {part.strip()!r}, want parallelism=, rate=, period="
+            )
         if name == "period":
             ms = parse_duration_ms(raw, field)
             if not 1_000 <= ms <= _WEEK_MS:
@@ -216,8 +234,11 @@ def parse_publish(
         opts.timeout_ms = _timeout(timeout, "Upstash-Timeout", limits.max_timeout_s)
     if (dedup := headers.get(H.DEDUP_ID)) is not None:
         if ":" in dedup or not dedup.strip():
-            raise BadRequest("invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
-                             if dedup.strip() else "invalid Upstash-Deduplication-Id: empty")
+            raise BadRequest(
+                "invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
+                if dedup.strip()
+                else "invalid Upstash-Deduplication-Id: empty"
+            )
         opts.dedup_id = dedup
     if (content := headers.get(H.CONTENT_DEDUP)) is not None:
         opts.content_dedup = parse_bool(content, "Upstash-Content-Based-Deduplication")
@@ -233,7 +254,9 @@ def parse_publish(
         headers, "upstash-failure-callback", "Upstash-Failure-Callback", limits
     )
     header_forward = headers.get(H.HEADER_FORWARD)
-    forward_all = header_forward is not None and parse_bool(header_forward, "Upstash-Header-Forward")
+    forward_all = header_forward is not None and parse_bool(
+        header_forward, "Upstash-Header-Forward"
+    )
     opts.header = _forwarded(headers, forward_all)
     if schedule:
         if (queue := headers.get(H.QUEUE_NAME)) is not None:
@@ -261,10 +284,16 @@ def _parse_redact(value: str) -> list[str]:
             continue
         match = _REDACT.match(part)
         if not match:
-            raise BadRequest(f"invalid Upstash-Redact-Fields: {part!r}, want body, header "
-                             "or header[Name]")
-        fields.append(f"header[{canonical(match.group(2))}]" if match.group(2) else
-                      "body" if part.lower() == "body" else "header")
+            raise BadRequest(
+                f"invalid Upstash-Redact-Fields: {part!r}, want body, header or header[Name]"
+            )
+        fields.append(
+            f"header[{canonical(match.group(2))}]"
+            if match.group(2)
+            else "body"
+            if part.lower() == "body"
+            else "header"
+        )
     return fields
 
 
@@ -273,12 +302,18 @@ def _parse_flow(headers: _Headers) -> FlowControl | None:
     if key is None and value is None:
         return None
     if not key or not key.strip():
-        raise BadRequest("invalid Upstash-Flow-Control-Key: required with Upstash-Flow-Control-Value")
+        raise BadRequest(
+            "invalid Upstash-Flow-Control-Key: required with Upstash-Flow-Control-Value"
+        )
     parsed = parse_flow_value(value or "")
     if "parallelism" not in parsed and "rate" not in parsed:
         raise BadRequest("invalid Upstash-Flow-Control-Value: give parallelism or rate")
-    return FlowControl(key=key.strip(), parallelism=parsed.get("parallelism"),
-                       rate=parsed.get("rate"), period=parsed.get("period", 1))
+    return FlowControl(
+        key=key.strip(),
+        parallelism=parsed.get("parallelism"),
+        rate=parsed.get("rate"),
+        period=parsed.get("period", 1),
+    )
 
 
 def _parse_callback(
@@ -286,8 +321,11 @@ def _parse_callback(
 ) -> CallbackConfig | None:
     url = headers.get(prefix)
     forward = prefix + "-forward-"
-    forwarded = {canonical(n[len(forward):]): v for n, v in headers.values.items()
-                 if n.startswith(forward) and len(n) > len(forward)}
+    forwarded = {
+        canonical(n[len(forward) :]): v
+        for n, v in headers.values.items()
+        if n.startswith(forward) and len(n) > len(forward)
+    }
     if url is None:
         return None
     validate_url(url.strip(), label)
@@ -314,10 +352,9 @@ def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:
     for name, values in headers.values.items():
         if name.startswith(H.FORWARD):
             if len(name) > len(H.FORWARD):
-                out.setdefault(canonical(name[len(H.FORWARD):]), []).extend(values)
+                out.setdefault(canonical(name[len(H.FORWARD) :]), []).extend(values)
         elif name == H.CONTENT_TYPE:
             out["Content-Type"] = values[:1]
         elif forward_all and not name.startswith("upstash-") and name not in _HOP_BY_HOP:
             out.setdefault(canonical(name), []).extend(values)
     return out
-

@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._clock import Clock
+from ._config import Settings
 from ._destination import is_url
 from ._engine import Engine, make_row
 from ._errors import NotFound
 from ._headers import PublishOptions
 from ._models import Message, State, new_id
-from ._clock import Clock
-from ._config import Settings
 from ._store import Store
 
 __all__ = ["Endpoint", "Publisher"]
@@ -53,8 +53,18 @@ class Publisher:
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Accept one publish; the response body QStash gives for it."""
         if is_url(destination):
-            return (await self._accept(user, [Endpoint(destination)], None, opts, body,
-                                       caller_ip, queue_name, schedule_id))[0]
+            return (
+                await self._accept(
+                    user,
+                    [Endpoint(destination)],
+                    None,
+                    opts,
+                    body,
+                    caller_ip,
+                    queue_name,
+                    schedule_id,
+                )
+            )[0]
         group = await self.resolve_group(user, destination) if self.resolve_group else None
         if group is None:
             raise NotFound(f"url group {destination!r} not found")
@@ -62,8 +72,9 @@ class Publisher:
         merged = opts
         if defaults:
             merged = PublishOptions(**{**opts.__dict__, "header": {**defaults, **opts.header}})
-        return await self._accept(user, endpoints, destination, merged, body, caller_ip,
-                                  queue_name, schedule_id)
+        return await self._accept(
+            user, endpoints, destination, merged, body, caller_ip, queue_name, schedule_id
+        )
 
     async def _accept(
         self,
@@ -87,40 +98,46 @@ class Publisher:
             if dedup is not None:
                 scoped = dedup if topic is None else f"{dedup}|{endpoint.url}"
                 earlier = await self.store.claim_dedup(
-                    user, scoped, message_id, now, int(settings.dedup_window_s * 1_000))
+                    user, scoped, message_id, now, int(settings.dedup_window_s * 1_000)
+                )
                 if earlier is not None:
-                    results.append({"messageId": earlier, "url": endpoint.url,
-                                    "deduplicated": True})
+                    results.append(
+                        {"messageId": earlier, "url": endpoint.url, "deduplicated": True}
+                    )
                     continue
             flow = opts.flow
-            fresh.append(Message(
-                id=message_id,
-                user=user,
-                url=endpoint.url,
-                created_at=now,
-                not_before=due,
-                due=due,
-                max_retries=opts.retries if opts.retries is not None else settings.default_retries,
-                method=opts.method,
-                header=opts.header,
-                body=body,
-                timeout_ms=opts.timeout_ms,
-                retry_delay=opts.retry_delay,
-                callback=opts.callback,
-                failure_callback=opts.failure_callback,
-                dedup_key=dedup,
-                labels=opts.labels,
-                redact=opts.redact,
-                topic_name=topic,
-                endpoint_name=endpoint.name,
-                queue_name=queue_name,
-                schedule_id=schedule_id,
-                caller_ip=caller_ip,
-                flow_key=flow["key"] if flow else None,
-                flow_parallelism=flow["parallelism"] if flow else None,
-                flow_rate=flow["rate"] if flow else None,
-                flow_period=flow["period"] if flow else None,
-            ))
+            fresh.append(
+                Message(
+                    id=message_id,
+                    user=user,
+                    url=endpoint.url,
+                    created_at=now,
+                    not_before=due,
+                    due=due,
+                    max_retries=opts.retries
+                    if opts.retries is not None
+                    else settings.default_retries,
+                    method=opts.method,
+                    header=opts.header,
+                    body=body,
+                    timeout_ms=opts.timeout_ms,
+                    retry_delay=opts.retry_delay,
+                    callback=opts.callback,
+                    failure_callback=opts.failure_callback,
+                    dedup_key=dedup,
+                    labels=opts.labels,
+                    redact=opts.redact,
+                    topic_name=topic,
+                    endpoint_name=endpoint.name,
+                    queue_name=queue_name,
+                    schedule_id=schedule_id,
+                    caller_ip=caller_ip,
+                    flow_key=flow["key"] if flow else None,
+                    flow_parallelism=flow["parallelism"] if flow else None,
+                    flow_rate=flow["rate"] if flow else None,
+                    flow_period=flow["period"] if flow else None,
+                )
+            )
             results.append({"messageId": message_id, "url": endpoint.url})
         if fresh:
             await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh])

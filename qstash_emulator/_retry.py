@@ -60,9 +60,14 @@ def decide(
     if retry_delay:
         try:
             delay = RetryDelayExpression(retry_delay).evaluate(retried)
-            return Decision("retry", cause, delay, f"Upstash-Retry-Delay {retry_delay} "
-                                                   f"with retried={retried}")
+            return Decision(
+                "retry", cause, delay, f"Upstash-Retry-Delay {retry_delay} with retried={retried}"
+            )
         except BadRequest:
             pass
-    return Decision("retry", cause, default_backoff_ms(retried + 1),
-                    f"default backoff min(86400, e^(2.5*{retried + 1}))s")
+    return Decision(
+        "retry",
+        cause,
+        default_backoff_ms(retried + 1),
+        f"default backoff min(86400, e^(2.5*{retried + 1}))s",
+    )

@@ -64,8 +64,15 @@ class Runtime:
     def create_user(self, user_id: str | None = None) -> User:
         """A fresh isolated user with its own token and signing keys."""
         user_id = user_id or "user_" + secrets.token_hex(6)
-        return self.add_user(User(user_id, make_token(user_id), new_signing_key(),
-                                  new_signing_key(), make_token(user_id + "-readonly")))
+        return self.add_user(
+            User(
+                user_id,
+                make_token(user_id),
+                new_signing_key(),
+                new_signing_key(),
+                make_token(user_id + "-readonly"),
+            )
+        )
 
     def remove_user(self, user_id: str) -> None:
         user = self._users.pop(user_id, None)
@@ -82,8 +89,10 @@ class Runtime:
 
     def authenticate(self, token: str | None, write: bool) -> Caller:
         if not token:
-            raise Unauthorized("Unauthorized: missing bearer token "
-                               "(Authorization: Bearer <QSTASH_TOKEN> or ?qstash_token=)")
+            raise Unauthorized(
+                "Unauthorized: missing bearer token "
+                "(Authorization: Bearer <QSTASH_TOKEN> or ?qstash_token=)"
+            )
         caller = self._tokens.get(token)
         if caller is None:
             raise Unauthorized("Unauthorized: invalid token")
@@ -101,8 +110,11 @@ class Runtime:
         stored = await self.store.get_keys(user_id)
         if stored is None:
             user = self._users.get(user_id)
-            stored = (user.current_signing_key, user.next_signing_key) if user else (
-                new_signing_key(), new_signing_key())
+            stored = (
+                (user.current_signing_key, user.next_signing_key)
+                if user
+                else (new_signing_key(), new_signing_key())
+            )
         self._keys[user_id] = stored
         return stored
 
@@ -128,4 +140,3 @@ class Runtime:
         self._keys.clear()
         self.router.clear()
         self.engine.notify()
-

@@ -78,6 +78,7 @@ def check_signature(
         return SignatureCheck(False, "sub", f"sub is {claims.get('sub')!r}, want {url!r}", used)
     want = body_hash(body).rstrip("=")
     if str(claims.get("body", "")).rstrip("=") != want:
-        return SignatureCheck(False, "body", f"body hash {claims.get('body')!r}, want {want!r}",
-                              used)
+        return SignatureCheck(
+            False, "body", f"body hash {claims.get('body')!r}, want {want!r}", used
+        )
     return SignatureCheck(True, key=used)

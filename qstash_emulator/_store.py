@@ -32,7 +32,8 @@ class Store:
     def __init__(
         self, client: aioredis.Redis, prefix: str = "qe:", log_retention: int = 10_000
     ) -> None:
-        self.redis = client
+        # Any: redis-py's overloads type every reply as a union; replies here are bytes.
+        self.redis: Any = client
         self.log_retention = log_retention
         self.prefix = prefix
         self._due = prefix + "due"
@@ -41,6 +42,7 @@ class Store:
     @classmethod
     def connect(cls, url: str | None, log_retention: int = 10_000) -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
+        client: Any
         if url is None:
             import fakeredis
 
@@ -67,8 +69,9 @@ class Store:
         """Store new messages, make them due, and log them, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for msg in messages:
-            pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": _json.dumps(msg.record()),
-                                                             "b": msg.body})
+            pipe.hset(
+                self.prefix + "m:" + msg.id, mapping={"r": _json.dumps(msg.record()), "b": msg.body}
+            )
             if msg.due >= 0:
                 pipe.zadd(self._due, {msg.id: msg.due})
             pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
@@ -100,7 +103,7 @@ class Store:
             pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
         results = await pipe.execute()
         claimed = []
-        for message_id, (record, body) in zip(ids, results[2:]):
+        for message_id, (record, body) in zip(ids, results[2:], strict=True):
             if record is None:
                 await self.redis.zrem(self._inflight, message_id)
                 continue
@@ -145,8 +148,10 @@ class Store:
         return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
 
     async def due_ids(self) -> list[tuple[str, int]]:
-        return [(i.decode(), int(s)) for i, s in
-                await self.redis.zrange(self._due, 0, -1, withscores=True)]
+        return [
+            (i.decode(), int(s))
+            for i, s in await self.redis.zrange(self._due, 0, -1, withscores=True)
+        ]
 
     async def inflight_count(self) -> int:
         return int(await self.redis.zcard(self._inflight))
@@ -166,7 +171,7 @@ class Store:
     async def claim_dedup(
         self, user: str, dedup_key: str, message_id: str, now_ms: int, window_ms: int
     ) -> str | None:
-        """Remember ``dedup_key`` for ``message_id``; returns the earlier id if it is a duplicate."""
+        """Remember ``dedup_key`` for ``message_id``; returns the earlier id for a duplicate."""
         key = self.key(user, "dedup", dedup_key)
         value = f"{message_id}|{now_ms + window_ms}".encode()
         if await self.redis.set(key, value, nx=True, px=max(1, window_ms)):
@@ -175,7 +180,7 @@ class Store:
         if existing is not None:
             earlier, _, expires = existing.decode().partition("|")
             if int(expires) > now_ms:
-                return earlier
+                return str(earlier)
         await self.redis.set(key, value, px=max(1, window_ms))
         return None
 
@@ -183,9 +188,12 @@ class Store:
 
     def _append_rows(self, pipe: Any, rows: Iterable[Row]) -> None:
         for row in rows:
-            pipe.xadd(self.key(row["_user"], "logs"),
-                      {"d": _json.dumps({k: v for k, v in row.items() if k != "_user"})},
-                      maxlen=self.log_retention, approximate=True)
+            pipe.xadd(
+                self.key(row["_user"], "logs"),
+                {"d": _json.dumps({k: v for k, v in row.items() if k != "_user"})},
+                maxlen=self.log_retention,
+                approximate=True,
+            )
 
     async def append_rows(self, rows: Iterable[Row]) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -237,8 +245,12 @@ class Store:
         meta = {k: v for k, v in response.items() if k != "body"}
         entry_id = await self.redis.xadd(
             self.key(msg.user, "dlq"),
-            {"r": _json.dumps(msg.record()), "b": msg.body, "resp": _json.dumps(meta),
-             "rb": response.get("body", b"")},
+            {
+                "r": _json.dumps(msg.record()),
+                "b": msg.body,
+                "resp": _json.dumps(meta),
+                "rb": response.get("body", b""),
+            },
         )
         return str(entry_id.decode())
 

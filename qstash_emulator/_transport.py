@@ -78,7 +78,7 @@ class AiohttpTransport:
                 ) as resp:
                     data = await resp.content.read(self._max)
                     return Response(resp.status, list(resp.headers.items()), data)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
@@ -159,7 +159,7 @@ async def _send_asgi(
     try:
         response = await asyncio.wait_for(transport.handle_async_request(request), timeout_s)
         data = await asyncio.wait_for(response.aread(), timeout_s)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
     except Exception as exc:  # an app that raises is a 500 to QStash, not a crash here
         return Response(500, [("content-type", "text/plain")], repr(exc).encode())

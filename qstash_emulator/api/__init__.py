@@ -1,1 +1,20 @@
 """HTTP handlers, one module per API resource."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from . import dlq, keys, logs, messages, publish
+
+__all__ = ["all_routes"]
+
+
+def all_routes() -> list[BaseRoute]:
+    """Every API route, in matching order."""
+    return [
+        *publish.routes,
+        *messages.routes,
+        *logs.routes,
+        *dlq.routes,
+        *keys.routes,
+    ]

@@ -84,4 +84,3 @@ def int_param(request: Request, name: str, default: int | None, low: int, high: 
     if not low <= value <= high:
         raise BadRequest(f"invalid {name}: {value} is out of range [{low}, {high}]")
     return value
-

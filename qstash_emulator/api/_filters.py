@@ -31,8 +31,16 @@ _FIELDS = {
 }
 _IN_PROGRESS = {State.ACTIVE, State.RETRY, State.ERROR}
 _STATES = {
-    State.CREATED, State.ACTIVE, State.RETRY, State.ERROR, State.IN_PROGRESS, State.DELIVERED,
-    State.FAILED, State.CANCEL_REQUESTED, State.CANCELED, "CANCELLED",
+    State.CREATED,
+    State.ACTIVE,
+    State.RETRY,
+    State.ERROR,
+    State.IN_PROGRESS,
+    State.DELIVERED,
+    State.FAILED,
+    State.CANCEL_REQUESTED,
+    State.CANCELED,
+    "CANCELLED",
 }
 
 
@@ -50,8 +58,15 @@ class Filter:
 
     @property
     def empty(self) -> bool:
-        return not (self.values or self.hosts or self.paths or self.states or self.statuses
-                    or self.from_ms is not None or self.to_ms is not None)
+        return not (
+            self.values
+            or self.hosts
+            or self.paths
+            or self.states
+            or self.statuses
+            or self.from_ms is not None
+            or self.to_ms is not None
+        )
 
     def matches(self, view: Mapping[str, Any], time_key: str = "createdAt") -> bool:
         for key, wanted in self.values.items():

@@ -69,7 +69,7 @@ async def cancel_many(request: Request) -> Response:
     body = await json_body(request, allow_empty=True)
     if body is not None:
         if not isinstance(body, dict):
-            raise BadRequest("invalid body: expected a JSON object such as {\"messageIds\": [...]}")
+            raise BadRequest('invalid body: expected a JSON object such as {"messageIds": [...]}')
         raw_ids = body.get("messageIds") or []
         if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
             raise BadRequest("invalid messageIds: expected a list of strings")

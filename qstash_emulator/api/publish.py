@@ -35,8 +35,9 @@ async def read_publish(
     body = await request.body()
     limit = rt.settings.message_size_limit
     if len(body) > limit:
-        raise BadRequest(f"invalid body: {len(body)} bytes exceeds the maximum message size "
-                         f"of {limit} bytes")
+        raise BadRequest(
+            f"invalid body: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
+        )
     return destination, opts, body
 
 
@@ -44,7 +45,8 @@ async def publish(request: Request) -> Response:
     who = caller(request, write=True)
     destination, opts, body = await read_publish(request, raw_tail(request, "/v2/publish/"))
     result = await runtime(request).publisher.publish(
-        who.user_id, destination, opts, body, caller_ip(request))
+        who.user_id, destination, opts, body, caller_ip(request)
+    )
     if isinstance(result, dict) and result.get("deduplicated"):
         return json(result, 202)
     return json(result)

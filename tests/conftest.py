@@ -1,0 +1,177 @@
+"""Shared fixtures: a session emulator, and a local destination that records what it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import uvicorn
+from qstash import QStash
+from starlette.requests import Request
+from starlette.responses import Response
+
+from qstash_emulator import Emulator, VirtualClock
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class Destination:
+    """A real HTTP server on a free port; answers 200 unless a reply is scripted for a path."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.scripts: dict[str, list[Reply | Callable[[], Reply]]] = {}
+        self._cond = threading.Condition()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self._app, log_level="error", lifespan="off", interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
+        )
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.001)
+
+    async def _app(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        request = Request(scope, receive)
+        body = await request.body()
+        record = Received(
+            request.method,
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
+        )
+        with self._cond:
+            script = self.scripts.get(record.path)
+            reply = script.pop(0) if script else (200, {}, b"ok")
+            self.received.append(record)
+            self._cond.notify_all()
+        if callable(reply):
+            reply = reply()
+        status, headers, content = reply
+        await Response(content, status, headers)(scope, receive, send)
+
+    def script(self, path: str, *replies: Reply) -> None:
+        self.scripts.setdefault(path, []).extend(replies)
+
+    def wait(self, count: int = 1, path: str | None = None, timeout: float = 10) -> list[Received]:
+        """Block until ``count`` requests (to ``path``) have arrived, or fail listing what came."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = [r for r in self.received if path is None or r.path == path]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(r.method, r.path) for r in self.received]
+                    raise AssertionError(
+                        f"waited {timeout}s for {count} request(s) to {path}; got {seen}"
+                    )
+                self._cond.wait(left)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.received.clear()
+            self.scripts.clear()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def destination_server() -> Iterator[Destination]:
+    server = Destination()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def destination(destination_server: Destination) -> Destination:
+    destination_server.clear()
+    return destination_server
+
+
+@pytest.fixture(scope="session")
+def session_emulator() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(session_emulator: Emulator) -> Emulator:
+    """The shared real-clock emulator, reset for this test."""
+    session_emulator.reset()
+    return session_emulator
+
+
+@pytest.fixture(scope="session")
+def virtual_session() -> Iterator[Emulator]:
+    with Emulator(clock=VirtualClock()) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def virtual(virtual_session: Emulator) -> Emulator:
+    """The shared virtual-clock emulator, reset for this test."""
+    virtual_session.reset()
+    return virtual_session
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def sdk(emulator: Emulator, token: str | None = None) -> Iterator[QStash]:
+    """The official Python client pointed at ``emulator``, closed afterwards."""
+    client = QStash(token or emulator.token, base_url=emulator.url)
+    try:
+        yield client
+    finally:
+        client.http._client.close()
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[QStash]:
+    with sdk(emulator) as c:
+        yield c
+
+
+@pytest.fixture
+def vclient(virtual: Emulator) -> Iterator[QStash]:
+    with sdk(virtual) as c:
+        yield c
