@@ -204,7 +204,7 @@ class Engine:
     async def _send(self, msg: Message) -> None:
         started, wall_started = self.clock.now_ms(), time.time()
         current_key = (await self._keys(msg.user))[0]
-        headers = self._request_headers(msg, current_key, started)
+        headers = self._request_headers(msg, current_key)
         timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
         response: Response | None = None
         error: str | None = None
@@ -221,10 +221,12 @@ class Engine:
         self._emit(msg, headers, response, error, decision, started, wall_started)
         await self._settle(msg, response, error, decision, started)
 
-    def _request_headers(self, msg: Message, key: str, now_ms: int) -> dict[str, str]:
+    def _request_headers(self, msg: Message, key: str) -> dict[str, str]:
         headers = {name: ", ".join(values) for name, values in msg.header.items()}
         headers["User-Agent"] = "Upstash-QStash"
-        headers["Upstash-Signature"] = sign(key, msg.url, msg.body, now_ms // 1_000)
+        # Wall time, not the emulator's clock: receivers check iat/exp against their own clock,
+        # and a virtual clock that ran ahead would make PyJWT reject "iat in the future".
+        headers["Upstash-Signature"] = sign(key, msg.url, msg.body, int(time.time()))
         headers["Upstash-Message-Id"] = msg.id
         headers["Upstash-Retried"] = str(msg.retried)
         headers["Upstash-Region"] = self.settings.region

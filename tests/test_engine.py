@@ -1,0 +1,238 @@
+"""Delivery, retries and their timing, callbacks and dead letters (§6, §7, §10)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+from qstash import Receiver
+
+from qstash_emulator import Emulator
+
+from .conftest import Destination
+
+
+def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
+    r = httpx.post(
+        f"{emu.url}/v2/publish/{url}",
+        headers={"Authorization": f"Bearer {emu.token}", **headers},
+        content=body,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["messageId"])
+
+
+def test_default_backoff_follows_the_documented_formula(
+    virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/b", *[(500, {}, b"no")] * 4)
+    start = virtual.clock.now_ms()
+    _post(virtual, destination.url + "/b", {})
+    virtual.run_until_idle()
+    attempts = [a for a in virtual.attempts if a.kind == "message"]
+    assert [a.retried for a in attempts] == [0, 1, 2, 3]
+    offsets = [(a.started_at - start) // 1000 for a in attempts]
+    # e^2.5 = 12.18 s, e^5 = 148.4 s (2 min 28 s), e^7.5 = 1808 s (30 min 8 s)
+    assert offsets == [0, 12, 12 + 148, 12 + 148 + 1808]
+    assert [a.next_delay_ms for a in attempts] == [12182, 148413, 1808042, None]
+    assert attempts[0].delay_source == "default backoff min(86400, e^(2.5*1))s"
+    assert attempts[-1].outcome == "failed"
+    received = destination.wait(4, "/b")
+    assert [r.headers["upstash-retried"] for r in received] == ["0", "1", "2", "3"]
+
+
+def test_retry_delay_expression_sets_the_gaps(virtual: Emulator, destination: Destination) -> None:
+    destination.script("/e", (500, {}, b""), (500, {}, b""), (200, {}, b"ok"))
+    start = virtual.clock.now_ms()
+    _post(virtual, destination.url + "/e", {"Upstash-Retry-Delay": "1000 * (1 + retried)"})
+    virtual.run_until_idle()
+    offsets = [a.started_at - start for a in virtual.attempts]
+    assert offsets == [0, 1000, 1000 + 2000]
+    assert [a.outcome for a in virtual.attempts] == ["retry", "retry", "delivered"]
+
+
+def test_short_retry_delay_in_real_time(emulator: Emulator, destination: Destination) -> None:
+    destination.script("/r", (503, {}, b"busy"))
+    _post(emulator, destination.url + "/r", {"Upstash-Retry-Delay": "50"})
+    first, second = destination.wait(2, "/r")
+    assert second.at - first.at >= 0.045
+    assert second.headers["upstash-retried"] == "1"
+
+
+def test_retry_after_header_overrides_backoff(virtual: Emulator, destination: Destination) -> None:
+    destination.script(
+        "/ra", (429, {"Retry-After": "7"}, b""), (503, {"X-RateLimit-Reset": "90s"}, b"")
+    )
+    start = virtual.clock.now_ms()
+    _post(virtual, destination.url + "/ra", {})
+    virtual.run_until_idle()
+    assert [a.started_at - start for a in virtual.attempts] == [0, 7000, 97000]
+    assert virtual.attempts[0].delay_source == "retry-after: 7"
+    assert virtual.attempts[1].delay_source == "x-ratelimit-reset: 90s"
+
+
+def test_retry_after_above_a_day_is_ignored(virtual: Emulator, destination: Destination) -> None:
+    destination.script("/day", (429, {"Retry-After": "90000"}, b""))
+    _post(virtual, destination.url + "/day", {})
+    virtual.run_until_idle()
+    assert virtual.attempts[0].next_delay_ms == 12182
+
+
+def test_489_non_retryable_fails_at_once(virtual: Emulator, destination: Destination) -> None:
+    destination.script("/n", (489, {"Upstash-NonRetryable-Error": "true"}, b"bad input"))
+    message_id = _post(virtual, destination.url + "/n", {"Upstash-Retries": "5"})
+    virtual.run_until_idle()
+    assert len(virtual.attempts) == 1
+    assert virtual.attempts[0].outcome == "failed"
+    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    (entry,) = dlq.json()["messages"]
+    assert entry["messageId"] == message_id
+    assert entry["responseStatus"] == 489
+    assert entry["responseBody"] == "bad input"
+
+
+def test_489_without_header_is_an_ordinary_failure(
+    virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/n2", (489, {}, b""))
+    _post(virtual, destination.url + "/n2", {"Upstash-Retries": "1"})
+    virtual.run_until_idle()
+    assert [a.outcome for a in virtual.attempts] == ["retry", "delivered"]
+
+
+def test_timeout_fails_the_attempt(emulator: Emulator, destination: Destination) -> None:
+    import time
+
+    def slow() -> tuple[int, dict[str, str], bytes]:
+        time.sleep(1.5)
+        return 200, {}, b"late"
+
+    destination.script("/slow", slow)  # type: ignore[arg-type]
+    _post(emulator, destination.url + "/slow", {"Upstash-Timeout": "1s", "Upstash-Retries": "0"})
+    emulator.wait_idle(timeout=10)
+    (attempt,) = emulator.attempts
+    assert attempt.error == "timeout after 1s"
+    assert attempt.outcome == "failed"
+
+
+def test_connection_refused_goes_to_dlq(virtual: Emulator) -> None:
+    message_id = _post(virtual, "http://127.0.0.1:9/refused", {"Upstash-Retries": "0"})
+    virtual.run_until_idle()
+    (attempt,) = virtual.attempts
+    assert attempt.response is None and attempt.error
+    r = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    (entry,) = r.json()["messages"]
+    assert entry["messageId"] == message_id and entry["responseStatus"] == 0
+
+
+def test_delay_and_not_before(virtual: Emulator, destination: Destination) -> None:
+    start = virtual.clock.now_ms()
+    _post(virtual, destination.url + "/d", {"Upstash-Delay": "1h30m"})
+    _post(
+        virtual,
+        destination.url + "/nb",
+        {"Upstash-Not-Before": str(start // 1000 + 60), "Upstash-Delay": "5d"},
+    )
+    virtual.wait_idle()
+    assert virtual.attempts == []
+    virtual.run_until_idle()
+    by_path = {a.url.rsplit("/", 1)[1]: a.started_at for a in virtual.attempts}
+    assert by_path["d"] - start == 90 * 60 * 1000
+    assert by_path["nb"] == (start // 1000 + 60) * 1000
+
+
+def test_callback_after_each_attempt(virtual: Emulator, destination: Destination) -> None:
+    destination.script("/cb-target", (500, {"X-Why": "down"}, b"oops"), (200, {}, b"done"))
+    message_id = _post(
+        virtual,
+        destination.url + "/cb-target",
+        {
+            "Upstash-Callback": destination.url + "/cb",
+            "Upstash-Retries": "1",
+            "Upstash-Callback-Forward-X-Cb": "1",
+            "Content-Type": "text/plain",
+            "Upstash-Retry-Delay": "1000",
+        },
+        body=b"payload",
+    )
+    virtual.run_until_idle()
+    callbacks = destination.wait(2, "/cb")
+    first, second = (json.loads(c.body) for c in callbacks)
+    assert first["status"] == 500 and second["status"] == 200
+    assert first["retried"] == 0 and second["retried"] == 1
+    assert second["maxRetries"] == 1
+    assert first["sourceMessageId"] == message_id
+    assert base64.b64decode(first["body"]) == b"oops"
+    assert base64.b64decode(second["sourceBody"]) == b"payload"
+    assert first["header"]["X-Why"] == ["down"]
+    assert first["sourceHeader"] == {"Content-Type": ["text/plain"]}
+    assert first["url"] == destination.url + "/cb-target"
+    assert first["method"] == "POST"
+    assert isinstance(first["createdAt"], int) and isinstance(first["notBefore"], int)
+    assert callbacks[0].headers["x-cb"] == "1"
+    assert callbacks[0].headers["content-type"] == "application/json"
+    Receiver(virtual.current_signing_key, virtual.next_signing_key).verify(
+        signature=callbacks[0].headers["upstash-signature"],
+        body=callbacks[0].text,
+        url=destination.url + "/cb",
+    )
+
+
+def test_failure_callback_fires_once_with_dlq_id(
+    virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/ff", (500, {}, b"x"), (500, {}, b"y"))
+    _post(
+        virtual,
+        destination.url + "/ff",
+        {
+            "Upstash-Failure-Callback": destination.url + "/failed",
+            "Upstash-Retries": "1",
+            "Upstash-Failure-Callback-Forward-Upstash-Workflow-Is-Failure": "true",
+        },
+    )
+    virtual.run_until_idle()
+    (failure,) = destination.wait(1, "/failed")
+    payload = json.loads(failure.body)
+    assert payload["status"] == 500 and payload["retried"] == 1
+    assert base64.b64decode(payload["body"]) == b"y"
+    assert failure.headers["upstash-workflow-is-failure"] == "true"
+    r = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    assert payload["dlqId"] == r.json()["messages"][0]["dlqId"]
+
+
+def test_callback_options_apply(virtual: Emulator, destination: Destination) -> None:
+    destination.script("/cbo", (200, {}, b""))
+    destination.script("/cb2", (500, {}, b""), (500, {}, b""))
+    start = virtual.clock.now_ms()
+    _post(
+        virtual,
+        destination.url + "/cbo",
+        {
+            "Upstash-Callback": destination.url + "/cb2",
+            "Upstash-Callback-Method": "PUT",
+            "Upstash-Callback-Retries": "1",
+            "Upstash-Callback-Retry-Delay": "2000",
+            "Upstash-Callback-Delay": "10s",
+        },
+    )
+    virtual.run_until_idle()
+    callback_attempts = [a for a in virtual.attempts if a.kind == "callback"]
+    assert [a.request.method for a in callback_attempts] == ["PUT", "PUT"]
+    assert [a.started_at - start for a in callback_attempts] == [10_000, 12_000]
+    assert callback_attempts[-1].outcome == "failed"
+    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    assert dlq.json()["messages"] == []  # a failed callback is not a dead letter
+
+
+def test_redirect_is_followed_and_signed_for_the_published_url(
+    emulator: Emulator, destination: Destination
+) -> None:
+    destination.script("/old", (307, {"Location": "/new"}, b""))
+    _post(emulator, destination.url + "/old", {})
+    old, new = destination.wait(2)
+    assert (old.path, new.path) == ("/old", "/new")
+    Receiver(emulator.current_signing_key, emulator.next_signing_key).verify(
+        signature=new.headers["upstash-signature"], body=new.text, url=destination.url + "/old"
+    )
