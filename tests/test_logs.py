@@ -1,0 +1,127 @@
+"""``/v2/events`` and ``/v2/logs``: states, filters, cursor and order (§9.2)."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+from qstash import QStash
+from qstash.log import LogState
+
+from qstash_emulator import Emulator
+
+from .conftest import Destination
+
+
+def _auth(emu: Emulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.token}"}
+
+
+def test_delivered_message_log_states(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    res = vclient.message.publish(url=destination.url + "/ok", body="hi", label="x")
+    virtual.run_until_idle()
+    logs = vclient.log.list(filter={"message_id": res.message_id}).logs
+    assert [log.state for log in logs] == [LogState.DELIVERED, LogState.ACTIVE, LogState.CREATED]
+    assert all(log.url == destination.url + "/ok" for log in logs)
+    assert logs[0].time >= logs[1].time >= logs[2].time
+
+
+def test_failed_message_log_rows_carry_the_response(
+    virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/f", (500, {"X-A": "1"}, b"boom"), (502, {}, b"bad"))
+    r = httpx.post(
+        f"{virtual.url}/v2/publish/{destination.url}/f",
+        content=b"b",
+        headers={**_auth(virtual), "Upstash-Retries": "1"},
+    )
+    virtual.run_until_idle()
+    events = httpx.get(
+        f"{virtual.url}/v2/events?order=earliestFirst", headers=_auth(virtual)
+    ).json()["events"]
+    assert [e["state"] for e in events] == [
+        "CREATED",
+        "ACTIVE",
+        "ERROR",
+        "RETRY",
+        "ACTIVE",
+        "ERROR",
+        "FAILED",
+    ]
+    error = events[2]
+    assert error["messageId"] == r.json()["messageId"]
+    assert error["responseStatus"] == 500
+    assert base64.b64decode(error["responseBody"]) == b"boom"
+    assert (
+        error["responseHeader"]["X-A"] == ["1"]
+        and error["responseHeaders"] == error["responseHeader"]
+    )
+    assert error["nextDeliveryTime"] == events[3]["nextDeliveryTime"] == events[4]["time"]
+    assert base64.b64decode(error["body"]) == b"b"
+    assert events[-1]["error"].startswith("status 502")
+
+
+def test_state_filters_including_in_progress_and_both_cancel_spellings(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    destination.script("/s", (500, {}, b""))
+    vclient.message.publish(url=destination.url + "/s", body="x", retries=1)
+    doomed = vclient.message.publish(url=destination.url + "/z", body="x", delay="1h")
+    vclient.message.cancel(doomed.message_id)
+    virtual.run_until_idle()
+
+    def states(query: str) -> list[str]:
+        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=_auth(virtual))
+        assert r.status_code == 200, r.text
+        return [e["state"] for e in r.json()["logs"]]
+
+    assert states("state=IN_PROGRESS") == ["ACTIVE", "RETRY", "ERROR", "ACTIVE"]
+    assert states("state=CANCELLED") == states("state=CANCELED") == ["CANCELED"]
+    assert states("state=DELIVERED&url=" + destination.url + "/s") == ["DELIVERED"]
+    bad = httpx.get(f"{virtual.url}/v2/logs?state=LOST", headers=_auth(virtual))
+    assert bad.status_code == 400 and "state" in bad.json()["error"]
+
+
+def test_cursor_pagination_visits_every_row_once(virtual: Emulator, vclient: QStash) -> None:
+    for i in range(7):
+        vclient.message.publish(url=f"https://example.com/{i}", body="x", delay="1h")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"count": "3", **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{virtual.url}/v2/events", params=params, headers=_auth(virtual)).json()
+        seen += [e["url"] for e in page["events"]]
+        pages += 1
+        cursor = page.get("cursor")
+        if not cursor:
+            break
+        assert isinstance(cursor, str)
+    assert pages == 3
+    assert seen == [f"https://example.com/{i}" for i in reversed(range(7))]
+
+
+def test_date_label_and_queue_filters(virtual: Emulator, vclient: QStash) -> None:
+    t0 = virtual.clock.now_ms()
+    vclient.message.publish(url="https://example.com/a", body="x", delay="1h", label="early")
+    virtual.clock.advance(10)  # type: ignore[attr-defined]
+    vclient.message.publish(url="https://example.com/b", body="x", delay="1h", label="late")
+    late = vclient.log.list(filter={"from_time": t0 + 5_000}).logs
+    assert [log.url for log in late] == ["https://example.com/b"]
+    early = vclient.log.list(filter={"to_time": t0 + 5_000}).logs
+    assert [log.url for log in early] == ["https://example.com/a"]
+    labelled = vclient.log.list(filter={"label": "late"}).logs
+    assert [log.url for log in labelled] == ["https://example.com/b"]
+
+
+def test_bad_query_values_are_400(virtual: Emulator) -> None:
+    for query, field in (
+        ("count=0", "count"),
+        ("count=x", "count"),
+        ("order=sideways", "order"),
+        ("fromDate=yesterday", "fromDate"),
+    ):
+        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=_auth(virtual))
+        assert r.status_code == 400 and field in r.json()["error"], query
