@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.monotonic)
+    status: int | None = None  # what the destination answered, once it has
 
     @property
     def text(self) -> str:
@@ -73,8 +74,9 @@ class Destination:
             self.received.append(record)
             self._cond.notify_all()
         if callable(reply):
-            reply = reply()
+            reply = await asyncio.to_thread(reply)
         status, headers, content = reply
+        record.status = status
         await Response(content, status, headers)(scope, receive, send)
 
     def script(self, path: str, *replies: Reply) -> None:
@@ -175,3 +177,13 @@ def client(emulator: Emulator) -> Iterator[QStash]:
 def vclient(virtual: Emulator) -> Iterator[QStash]:
     with sdk(virtual) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for the session (CI installs it; locally: apt install redis-server)."""
+    from .servers import RedisServer
+
+    server = RedisServer()
+    yield server.url
+    server.stop()
