@@ -72,10 +72,10 @@ class RedisServer:
 class EmulatorProcess:
     """``python -m qstash_emulator dev`` in a child process, as a user runs it."""
 
-    def __init__(self, *args: str, port: int | None = None) -> None:
+    def __init__(self, *args: str, port: int | None = None, token: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.token = DEFAULT_USERS[0].token
+        self.token = token or DEFAULT_USERS[0].token
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(self.port), *args],

@@ -1,0 +1,116 @@
+"""``qstash-emulator dev``: options, the .env banner, and the official SDK against it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from qstash_emulator._cli import banner
+from qstash_emulator._config import OPTIONS, Settings, settings_from
+
+from .conftest import Destination, wait_until
+from .servers import EmulatorProcess, free_port
+
+
+def test_help_documents_every_option_and_its_variable() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flat = " ".join(out.split())
+    for option in OPTIONS:
+        assert option.flag in out
+        assert option.env in flat
+
+
+def test_banner_is_the_env_block() -> None:
+    text = banner(Settings(), "http://127.0.0.1:8080")
+    lines = text.splitlines()
+    assert "Upstash QStash development server is running at http://127.0.0.1:8080" in lines
+    assert "QSTASH_URL=http://127.0.0.1:8080" in lines
+    assert (
+        "QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
+        in lines
+    )
+    assert "QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r" in lines
+    assert "QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs" in lines
+    assert any(line.startswith("curl -X POST http://127.0.0.1:8080/v2/publish/") for line in lines)
+
+
+def test_settings_from_flags_environment_and_aliases() -> None:
+    env = {
+        "QSTASH_DEV_PORT": "9999",
+        "QSTASH_EMULATOR_DEDUP_WINDOW": "2m",
+        "QSTASH_EMULATOR_MAX_MESSAGE_SIZE": "1MB",
+        "QSTASH_TOKEN": "tok",
+    }
+    settings = settings_from({"port": 7000}, env)
+    assert settings.port == 7000  # a flag beats the environment
+    assert settings.dedup_window_s == 120
+    assert settings.message_size_limit == 1 << 20
+    assert settings.users[0].token == "tok"
+    assert settings.users[0].current_signing_key == "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
+    assert settings_from({}, {}).port == 8080
+
+
+def test_dev_server_runs_and_serves_the_sdk(destination: Destination) -> None:
+    from qstash import QStash
+
+    proc = EmulatorProcess("--token", "custom-token", "--quota", "pro", token="custom-token")
+    try:
+        client = QStash("custom-token", base_url=proc.url)
+        client.message.publish(url=destination.url + "/cli", body="from the cli")
+        client.http._client.close()
+        (got,) = destination.wait(1, "/cli")
+        assert got.body == b"from the cli"
+        assert (
+            httpx.get(
+                f"{proc.url}/v2/keys",
+                headers={
+                    "Authorization": "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBh"
+                    "c3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
+                },
+            ).status_code
+            == 401
+        )
+    finally:
+        out = proc.stop()
+    assert f"QSTASH_URL=http://127.0.0.1:{proc.port}" in out
+    assert "QSTASH_TOKEN=custom-token" in out
+
+
+def test_bad_option_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--quota", "gold"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "--quota must be one of free, payg, pro, unlimited" in done.stderr
+
+
+def test_exposed_bind_warns() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _answers(port), timeout=15, what="the exposed server")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "WARNING: listening on 0.0.0.0" in err
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/v2/keys").status_code == 401
+    except httpx.TransportError:
+        return False

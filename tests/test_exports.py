@@ -1,0 +1,15 @@
+"""The public API is deliberate: ``__all__`` is sorted and is exactly what the root exports."""
+
+from __future__ import annotations
+
+import qstash_emulator
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {name for name in dir(qstash_emulator) if not name.startswith("_")}
+    exported = set(qstash_emulator.__all__) - {"__version__"}
+    assert qstash_emulator.__all__ == sorted(qstash_emulator.__all__, key=str.casefold) or (
+        qstash_emulator.__all__ == sorted(qstash_emulator.__all__)
+    )
+    assert public - exported <= {"api"}  # subpackages import as attributes
+    assert exported <= public

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from qstash_emulator import Settings
+from qstash_emulator._errors import BadRequest
+from qstash_emulator._headers import canonical, parse_flow_value, parse_publish
+
+
+def test_canonical_names() -> None:
+    assert canonical("test-header") == "Test-Header"
+    assert canonical("X-API-KEY") == "X-Api-Key"
+    assert canonical("bypass-tunnel-reminder") == "Bypass-Tunnel-Reminder"
+
+
+def test_forwarding_rules() -> None:
+    opts = parse_publish(
+        [
+            ("upstash-forward-test-header", "v"),
+            ("Upstash-Forward-Upstash-Workflow-Sdk-Version", "1"),
+            ("content-type", "text/plain"),
+            ("x-not-forwarded", "n"),
+            ("authorization", "Bearer t"),
+            ("Upstash-Callback-Forward-X-Cb", "c"),
+            ("upstash-callback", "https://cb.example"),
+        ],
+        Settings(),
+    )
+    assert opts.header == {
+        "Test-Header": ["v"],
+        "Upstash-Workflow-Sdk-Version": ["1"],
+        "Content-Type": ["text/plain"],
+    }
+    assert opts.callback is not None and opts.callback["header"] == {"X-Cb": ["c"]}
+
+
+def test_python_sdk_boolean_spelling_is_accepted() -> None:
+    assert parse_publish(
+        [("Upstash-Content-Based-Deduplication", "True")], Settings()
+    ).content_dedup
+
+
+def test_conflicting_duplicate_config_header_is_400() -> None:
+    with pytest.raises(BadRequest, match="Upstash-Retries: header given 2 times"):
+        parse_publish([("upstash-retries", "1"), ("Upstash-Retries", "2")], Settings())
+    assert (
+        parse_publish([("upstash-retries", "1"), ("Upstash-Retries", "1")], Settings()).retries == 1
+    )
+
+
+def test_flow_control_value() -> None:
+    assert parse_flow_value("parallelism=3, rate=10, period=1h30m3s") == {
+        "parallelism": 3,
+        "rate": 10,
+        "period": 5403,
+    }
+    with pytest.raises(BadRequest, match="period"):
+        parse_flow_value("rate=1, period=8d")
+
+
+def test_redact_spellings() -> None:
+    opts = parse_publish(
+        [("Upstash-Redact-Fields", "body, headers, header[x-a], headers[X-B]")], Settings()
+    )
+    assert opts.redact == ["body", "header", "header[X-A]", "header[X-B]"]
+
+
+def test_delay_beyond_plan_is_400() -> None:
+    with pytest.raises(BadRequest, match="Upstash-Delay"):
+        parse_publish([("Upstash-Delay", "8d")], Settings(quota="free"))
+    assert parse_publish([("Upstash-Delay", "8d")], Settings()).delay_ms == 8 * 86_400_000
