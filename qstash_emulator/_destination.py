@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ._errors import BadRequest
 
-__all__ = ["NAME_PATTERN", "is_url", "parse_destination", "validate_name", "validate_url"]
+__all__ = [
+    "NAME_PATTERN",
+    "config_from_query",
+    "is_url",
+    "parse_destination",
+    "refuse_private",
+    "validate_name",
+    "validate_url",
+]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 _COLLAPSED = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
@@ -76,3 +86,20 @@ def config_from_query(raw_query: str) -> list[tuple[str, str]]:
         for k, v in parse_qsl(raw_query, keep_blank_values=True)
         if k.lower().startswith("upstash-")
     ]
+
+
+async def refuse_private(url: str, field: str) -> None:
+    """Production refuses destinations on loopback or private networks; strict mode does too."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            raise BadRequest(f"invalid {field}: cannot resolve {host!r}") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if address.is_loopback or address.is_private or address.is_link_local:
+            kind = "loopback" if address.is_loopback else "private"
+            raise BadRequest(f"invalid {field}: endpoint resolves to a {kind} address: {address}")

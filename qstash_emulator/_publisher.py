@@ -8,7 +8,7 @@ from typing import Any
 
 from ._clock import Clock
 from ._config import Settings
-from ._destination import is_url
+from ._destination import is_url, refuse_private
 from ._engine import Engine, make_row
 from ._errors import NotFound
 from ._headers import PublishOptions
@@ -88,6 +88,12 @@ class Publisher:
         schedule_id: str | None,
     ) -> list[dict[str, Any]]:
         settings = self.settings
+        if settings.strict_destinations:
+            for endpoint in endpoints:
+                await refuse_private(endpoint.url, "destination")
+            for config in (opts.callback, opts.failure_callback):
+                if config:
+                    await refuse_private(config["url"], "Upstash-Callback")
         now = self.clock.now_ms()
         due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
         results: list[dict[str, Any]] = []

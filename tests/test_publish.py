@@ -198,3 +198,21 @@ def test_body_over_size_limit_is_rejected() -> None:
         )
         assert r.status_code == 400
         assert "body" in r.json()["error"] and "10 bytes" in r.json()["error"]
+
+
+def test_strict_destinations_refuse_loopback_like_production() -> None:
+    with Emulator(strict_destinations=True) as strict:
+        auth = {"Authorization": f"Bearer {strict.token}"}
+        r = httpx.post(f"{strict.url}/v2/publish/http://127.0.0.1:3000/x", headers=auth)
+        assert r.status_code == 400
+        assert r.json()["error"] == (
+            "invalid destination: endpoint resolves to a loopback address: 127.0.0.1"
+        )
+        r = httpx.post(f"{strict.url}/v2/publish/http://10.1.2.3/x", headers=auth)
+        assert "private address" in r.json()["error"]
+        # Delayed a day so that nothing is ever sent to that public address, whatever happens.
+        r = httpx.post(
+            f"{strict.url}/v2/publish/http://93.184.215.14/x",
+            headers={**auth, "Upstash-Callback": "http://localhost:1/cb", "Upstash-Delay": "1d"},
+        )
+        assert r.status_code == 400 and "Upstash-Callback" in r.json()["error"]
