@@ -62,6 +62,7 @@ class Settings:
     port: int = 8080
     users: tuple[User, ...] = DEFAULT_USERS
     redis_url: str | None = None
+    redis_prefix: str = "qe:"  # lets several emulators share one Redis
     quota: str = "payg"
     dedup_window_s: float = 600.0
     message_grace_s: float = 60.0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._headers import CallbackConfig
+from ._random import choose
 
 __all__ = ["FINAL_STATES", "Message", "State", "new_id"]
 
@@ -15,7 +15,7 @@ _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def new_id(prefix: str, length: int = 22) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + choose(_ALPHABET, length)
 
 
 class State:

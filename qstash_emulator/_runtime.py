@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from ._clock import Clock, RealClock
@@ -10,6 +9,7 @@ from ._config import Settings
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._publisher import Publisher
+from ._random import choose
 from ._store import Store
 from ._transport import AiohttpTransport, Router
 from ._users import User, make_token
@@ -20,7 +20,7 @@ _KEY_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def new_signing_key() -> str:
-    return "sig_" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(28))
+    return "sig_" + choose(_KEY_ALPHABET, 28)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or RealClock()
-        self.store = Store.connect(settings.redis_url, settings.log_retention)
+        self.store = Store.connect(
+            settings.redis_url, settings.log_retention, settings.redis_prefix
+        )
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
@@ -63,7 +65,7 @@ class Runtime:
 
     def create_user(self, user_id: str | None = None) -> User:
         """A fresh isolated user with its own token and signing keys."""
-        user_id = user_id or "user_" + secrets.token_hex(6)
+        user_id = user_id or "user_" + choose("0123456789abcdef", 12)
         return self.add_user(
             User(
                 user_id,

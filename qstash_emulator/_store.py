@@ -40,7 +40,7 @@ class Store:
         self._inflight = prefix + "inflight"
 
     @classmethod
-    def connect(cls, url: str | None, log_retention: int = 10_000) -> Store:
+    def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
         client: Any
         if url is None:
@@ -49,7 +49,7 @@ class Store:
             client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
         else:
             client = aioredis.Redis.from_url(url)
-        return cls(client, log_retention=log_retention)
+        return cls(client, prefix, log_retention)
 
     def key(self, user: str, *parts: str) -> str:
         return self.prefix + "u:" + user + ":" + ":".join(parts)
@@ -155,6 +155,46 @@ class Store:
 
     async def inflight_count(self) -> int:
         return int(await self.redis.zcard(self._inflight))
+
+    async def move_due(self, message_id: str, due_ms: int) -> bool:
+        """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).
+
+        False when it is not waiting there: in flight, held by a queue, final or unknown.
+        """
+        if await self.redis.zscore(self._due, message_id) is None:
+            return False
+        msg = await self.get(message_id)
+        if msg is None:
+            return False
+        msg.due = due_ms
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self._due, {message_id: due_ms}, xx=True)
+        pipe.hset(self.prefix + "m:" + message_id, "r", _json.dumps(msg.record()))
+        await pipe.execute()
+        return True
+
+    async def due_times(self, ids: list[str]) -> list[int | None]:
+        """When each message is next due, or None when it is not on the due list."""
+        if not ids:
+            return []
+        scores = await self.redis.zmscore(self._due, ids)
+        return [None if s is None else int(s) for s in scores]
+
+    async def is_in_flight(self, message_id: str) -> bool:
+        return await self.redis.zscore(self._inflight, message_id) is not None
+
+    async def purge_user(self, user: str) -> None:
+        """Delete every message and key of ``user`` (a test's namespace when it ends)."""
+        ids = await self.pending_ids(user)
+        keys = [k async for k in self.redis.scan_iter(match=self.key(user, "*"), count=1_000)]
+        pipe = self.redis.pipeline(transaction=False)
+        if ids:
+            pipe.zrem(self._due, *ids)
+            pipe.zrem(self._inflight, *ids)
+            pipe.delete(*(self.prefix + "m:" + i for i in ids))
+        if keys:
+            pipe.delete(*keys)
+        await pipe.execute()
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""

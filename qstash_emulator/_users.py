@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from dataclasses import dataclass
 
+from ._random import choose
+
 __all__ = ["DEFAULT_USERS", "User", "make_token"]
+
+_PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class User:
 
 def make_token(user_id: str, password: str | None = None) -> str:
     """Build a token the way QStash does: base64 of ``{"UserID":..., "Password":...}``."""
-    document = {"UserID": user_id, "Password": password or secrets.token_urlsafe(12)}
+    document = {"UserID": user_id, "Password": password or choose(_PASSWORD_ALPHABET, 16)}
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
