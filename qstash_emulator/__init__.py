@@ -19,12 +19,12 @@ from ._users import DEFAULT_USERS, User
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_USERS",
     "Attempt",
     "AttemptRequest",
     "AttemptResponse",
     "BadRequest",
     "Clock",
+    "DEFAULT_USERS",
     "Emulator",
     "EmulatorError",
     "Forbidden",

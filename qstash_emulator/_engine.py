@@ -100,6 +100,14 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
 
+    async def abort(self) -> None:
+        """Drop every attempt in flight (their outcomes are not recorded); used by reset."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.cancel_requested.clear()
+
     def notify(self) -> None:
         """Wake the dispatcher: something became due or time moved. Safe from any thread."""
         loop = self._loop

@@ -85,6 +85,7 @@ def test_publish_response_shape(emulator: Emulator, destination: Destination) ->
     assert r.headers["content-type"] == "application/json"
     assert set(r.json()) == {"messageId", "url"}
     assert r.json()["url"] == destination.url + "/x"
+    destination.wait(1, "/x")
 
 
 def test_token_in_query_string_and_config_in_query(
@@ -96,7 +97,7 @@ def test_token_in_query_string_and_config_in_query(
         content=b"x",
     )
     assert r.status_code == 200, r.text
-    (got,) = destination.wait(1)
+    (got,) = destination.wait(1, "/q")
     assert got.method == "PATCH"
     assert got.query == "keep=1"
     assert got.headers["x-from-query"] == "yes"
