@@ -83,12 +83,16 @@ class EmulatorProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        _wait_port(self.port, self.proc, "qstash-emulator")
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{self.url}/v2/keys", headers=self.auth).status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError("qstash-emulator never answered /v2/keys")
-            time.sleep(0.02)
+        try:
+            _wait_port(self.port, self.proc, "qstash-emulator")
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{self.url}/v2/keys", headers=self.auth).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("qstash-emulator never answered /v2/keys")
+                time.sleep(0.02)
+        except BaseException:
+            self.kill()
+            raise
 
     @property
     def auth(self) -> dict[str, str]:

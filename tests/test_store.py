@@ -53,25 +53,29 @@ def test_sigkill_mid_work_loses_nothing(redis_url: str, destination: Destination
     destination.script("/doomed", *[(500, {}, b"")] * 10)
 
     emulator = EmulatorProcess("--redis-url", redis_url)
-    accepted: dict[str, str] = {}
+    try:
+        accepted: dict[str, str] = {}
 
-    def publish(path: str, count: int, **headers: str) -> None:
-        for i in range(count):
-            r = httpx.post(
-                f"{emulator.url}/v2/publish/{destination.url}{path}",
-                headers={**emulator.auth, **headers},
-                content=f"{path}-{i}".encode(),
-            )
-            assert r.status_code == 200, r.text
-            accepted[r.json()["messageId"]] = path
+        def publish(path: str, count: int, **headers: str) -> None:
+            for i in range(count):
+                r = httpx.post(
+                    f"{emulator.url}/v2/publish/{destination.url}{path}",
+                    headers={**emulator.auth, **headers},
+                    content=f"{path}-{i}".encode(),
+                )
+                assert r.status_code == 200, r.text
+                accepted[r.json()["messageId"]] = path
 
-    publish("/inflight", 5, **{"Upstash-Retries": "0"})
-    publish("/delayed", 10, **{"Upstash-Delay": "2s"})
-    publish("/retrying", 5, **{"Upstash-Retries": "3", "Upstash-Retry-Delay": "700"})
-    publish("/doomed", 5, **{"Upstash-Retries": "1", "Upstash-Retry-Delay": "700"})
-    publish("/now", 10)
-    destination.wait(5, "/inflight")
-    destination.wait(5, "/retrying")
+        publish("/inflight", 5, **{"Upstash-Retries": "0"})
+        publish("/delayed", 10, **{"Upstash-Delay": "2s"})
+        publish("/retrying", 5, **{"Upstash-Retries": "3", "Upstash-Retry-Delay": "700"})
+        publish("/doomed", 5, **{"Upstash-Retries": "1", "Upstash-Retry-Delay": "700"})
+        publish("/now", 10)
+        destination.wait(5, "/inflight")
+        destination.wait(5, "/retrying")
+    except BaseException:
+        emulator.kill()
+        raise
     emulator.kill()
     killed_at = time.monotonic()
     holding["release"] = True  # the held requests answer into a dead connection
