@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from . import _json
 from ._errors import EmulatorError
+from ._faults import FaultMiddleware
 from ._runtime import Runtime
 from .api import all_routes
 
@@ -60,6 +62,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(FaultMiddleware, faults=runtime.faults)],
         exception_handlers={
             EmulatorError: _emulator_error,
             HTTPException: _http_error,

@@ -8,6 +8,8 @@ from ._clock import Clock, RealClock
 from ._config import Settings
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
+from ._faults import Faults
+from ._inspection import History
 from ._publisher import Publisher
 from ._random import choose
 from ._store import Store
@@ -47,6 +49,9 @@ class Runtime:
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
+        self.faults = Faults()
+        self.history = History()
+        self.engine.listeners.append(self.history.add)
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
@@ -84,6 +89,8 @@ class Runtime:
         if user.readonly_token:
             self._tokens.pop(user.readonly_token, None)
         self._keys.pop(user_id, None)
+        self.history.forget(user_id)
+        self.faults.clear(user_id)
 
     @property
     def users(self) -> list[User]:
@@ -140,5 +147,7 @@ class Runtime:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
         await self.store.flush()
         self._keys.clear()
+        self.history.forget()
+        self.faults.clear()
         self.router.clear()
         self.engine.notify()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import dlq, keys, logs, messages, publish
+from . import dlq, inspect, keys, logs, messages, publish
 
 __all__ = ["all_routes"]
 
@@ -17,4 +17,5 @@ def all_routes() -> list[BaseRoute]:
         *logs.routes,
         *dlq.routes,
         *keys.routes,
+        *inspect.routes,
     ]

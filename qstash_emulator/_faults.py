@@ -1,0 +1,174 @@
+"""Faults on the API side: make the emulator answer 429, 5xx or drop the connection on purpose.
+
+Publisher code can then be tested against what production does on a bad day. Each fault
+matches by user, method and path prefix and fires a set number of times. ``/_emulator/``
+(the inspection and control API) is never faulted, so a test can always clear its faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import _json
+from ._errors import EmulatorError
+from ._quotas import burst_limit_error, daily_limit_error
+
+__all__ = ["Fault", "FaultMiddleware", "Faults"]
+
+_KINDS = ("error", "daily", "burst", "drop")
+
+
+@dataclass
+class Fault:
+    """One programmed failure. ``kind``: "error" (``status``), "daily", "burst" or "drop"."""
+
+    kind: str = "error"
+    status: int = 500
+    path: str = "/"
+    method: str | None = None
+    user: str | None = None
+    times: int | None = 1
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"invalid kind {self.kind!r}: expected one of {', '.join(_KINDS)}")
+        if self.kind in ("daily", "burst"):
+            self.status = 429
+        elif self.kind == "error" and not 400 <= self.status <= 599:
+            raise ValueError(f"invalid status {self.status}: expected 400-599")
+        if self.times is not None and self.times < 1:
+            raise ValueError(f"invalid times {self.times!r}: expected at least 1, or None")
+        self.method = self.method.upper() if self.method else None
+
+    @property
+    def left(self) -> int | None:
+        """How many more requests it fails; None means every one until cleared."""
+        return None if self.times is None else self.times - self.hits
+
+    def matches(self, user: str | None, method: str, path: str) -> bool:
+        return (
+            (self.user is None or self.user == user)
+            and (self.method is None or self.method == method)
+            and path.startswith(self.path)
+        )
+
+    def describe(self) -> str:
+        what = "drop the connection" if self.kind == "drop" else f"answer {self.status}"
+        if self.kind in ("daily", "burst"):
+            what += f" ({self.kind} limit)"
+        scope = f"{self.method or 'any method'} {self.path}*"
+        who = f" for user {self.user}" if self.user else ""
+        left = "until cleared" if self.left is None else f"{self.left} more time(s)"
+        return f"{what} to {scope}{who}, {left}"
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        if self.kind in ("daily", "burst"):
+            # The SDKs choose their exception from these headers (qstash-api.md §11).
+            if self.kind == "daily":
+                error = daily_limit_error(1_000, 0, int(time.time()) + 86_400)
+            else:
+                error = burst_limit_error(100, 0, int(time.time()) + 1)
+            headers = {**error.headers, **self.headers}
+            return 429, headers, _json.dumps({"error": self.body or error.message})
+        message = self.body or f"injected fault: status {self.status}"
+        return self.status, self.headers, _json.dumps({"error": message})
+
+
+class Faults:
+    """The faults programmed on one emulator; safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault | None = None, /, **options: Any) -> Fault:
+        """Program a fault (a ``Fault`` or its fields as keywords); the first match fires."""
+        fault = fault or Fault(**options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self, user: str | None = None) -> None:
+        """Forget every fault, or only those programmed for ``user``."""
+        with self._lock:
+            self._faults = [f for f in self._faults if user is not None and f.user != user]
+
+    def remaining(self, user: str | None = None) -> list[Fault]:
+        """Faults that have not fired all their times (for ``user``, or all)."""
+        with self._lock:
+            return [
+                f
+                for f in self._faults
+                if (user is None or f.user == user) and (f.left is None or f.left > 0)
+            ]
+
+    def __iter__(self) -> Iterator[Fault]:
+        with self._lock:
+            return iter(list(self._faults))
+
+    def __bool__(self) -> bool:
+        return bool(self._faults)
+
+    def take(self, user: str | None, method: str, path: str) -> Fault | None:
+        """The fault this request meets, counting it as fired."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.left == 0 or not fault.matches(user, method, path):
+                    continue
+                fault.hits += 1
+                if fault.left == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+
+class FaultMiddleware:
+    """ASGI middleware that applies ``app.state.runtime.faults`` before any handler runs."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.faults or path.startswith("/_emulator/"):
+            await self.app(scope, receive, send)
+            return
+        fault = self.faults.take(_user(scope), scope["method"], path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.kind == "drop":
+            # Headers promise a body that never comes; the server closes the connection.
+            promise = [(b"content-length", b"1")]
+            await send({"type": "http.response.start", "status": 200, "headers": promise})
+            return
+        status, headers, body = fault.response()
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-type", b"application/json"))
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _user(scope: Scope) -> str | None:
+    from .api._common import caller
+
+    try:
+        return caller(Request(scope)).user_id
+    except EmulatorError:
+        return None

@@ -1,0 +1,255 @@
+"""Looking inside without touching: messages by state, delivery attempts, schedule run times.
+
+Reading never changes what the engine will do next (unlike ``GET /v2/dlq`` paging or a log
+query, nothing here is consumed). The one control, ``run_now``, moves an item's due time; it
+never copies a message, so nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import _json
+from ._models import Message, State
+from ._records import Attempt
+from ._views import dlq_view
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["STATES", "History", "Inspector", "Waiting", "format_ms"]
+
+# The states a message that is not final can be in, as the inspection API names them.
+STATES = ("pending", "delayed", "retrying", "in_flight", "queued")
+
+
+def format_ms(ms: int | None) -> str:
+    """A Unix-ms time as ISO 8601 UTC, to the millisecond."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1_000, UTC).isoformat(timespec="milliseconds")
+
+
+def _span(ms: int) -> str:
+    seconds = ms / 1_000
+    if abs(seconds) < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    return "".join(parts) + (f"{secs}s" if secs else "")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A message that is not final yet, with when it is next due."""
+
+    message: Message
+    state: str  # one of STATES
+    due: int | None  # emulator clock, ms; None while in flight or held by a queue
+
+    @property
+    def message_id(self) -> str:
+        return self.message.id
+
+    @property
+    def url(self) -> str:
+        return self.message.url
+
+    def describe(self, now_ms: int) -> str:
+        msg = self.message
+        what = f"{msg.id} {msg.method} {msg.url}"
+        if msg.kind != "message":
+            what += f" ({msg.kind.replace('_', ' ')} of {msg.source_message_id})"
+        state = self.state.replace("_", " ")
+        if self.state == "retrying":
+            state += f" (retried {msg.retried} of {msg.max_retries})"
+        if msg.queue_name:
+            state += f" in queue {msg.queue_name}"
+        if self.due is None:
+            return f"{what}: {state}"
+        delta = self.due - now_ms
+        when = f"in {_span(delta)}" if delta > 0 else "now"
+        return f"{what}: {state}, next attempt {when} (at {format_ms(self.due)})"
+
+    def view(self) -> dict[str, Any]:
+        msg = self.message
+        out: dict[str, Any] = {
+            "messageId": msg.id,
+            "state": self.state,
+            "url": msg.url,
+            "method": msg.method,
+            "kind": msg.kind,
+            "retried": msg.retried,
+            "maxRetries": msg.max_retries,
+            "createdAt": msg.created_at,
+            "notBefore": msg.not_before,
+            "nextDeliveryTime": self.due,
+        }
+        for key, value in (
+            ("queueName", msg.queue_name),
+            ("scheduleId", msg.schedule_id),
+            ("sourceMessageId", msg.source_message_id),
+        ):
+            if value:
+                out[key] = value
+        return out
+
+
+class History:
+    """The most recent delivery attempts of each user (bounded), as engine listeners see them."""
+
+    def __init__(self, per_user: int = 1_000) -> None:
+        self._per_user = per_user
+        self._by_user: dict[str, deque[Attempt]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, attempt: Attempt) -> None:
+        with self._lock:
+            queue = self._by_user.get(attempt.user)
+            if queue is None:
+                queue = self._by_user[attempt.user] = deque(maxlen=self._per_user)
+            queue.append(attempt)
+
+    def of(self, user: str, message_id: str | None = None) -> list[Attempt]:
+        with self._lock:
+            attempts = list(self._by_user.get(user, ()))
+        if message_id is not None:
+            attempts = [a for a in attempts if message_id in (a.message_id, a.source_message_id)]
+        return attempts
+
+    def forget(self, user: str | None = None) -> None:
+        with self._lock:
+            if user is None:
+                self._by_user.clear()
+            else:
+                self._by_user.pop(user, None)
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    """An attempt as JSON for ``/_emulator/attempts``."""
+    out: dict[str, Any] = {
+        "messageId": attempt.message_id,
+        "kind": attempt.kind,
+        "retried": attempt.retried,
+        "maxRetries": attempt.max_retries,
+        "request": {
+            "method": attempt.request.method,
+            "url": attempt.request.url,
+            "headers": attempt.request.headers,
+            **_json.text_or_base64(attempt.request.body, "body", "bodyBase64"),
+        },
+        "outcome": attempt.outcome,
+        "reason": attempt.reason,
+        "nextDelayMs": attempt.next_delay_ms,
+        "delaySource": attempt.delay_source,
+        "startedAt": attempt.started_at,
+        "finishedAt": attempt.finished_at,
+        "wallStartedAt": int(attempt.wall_started * 1_000),
+        "wallFinishedAt": int(attempt.wall_finished * 1_000),
+    }
+    if attempt.response is not None:
+        out["response"] = {
+            "status": attempt.response.status,
+            "headers": attempt.response.headers,
+            **_json.text_or_base64(attempt.response.body, "body", "bodyBase64"),
+        }
+    if attempt.error is not None:
+        out["error"] = attempt.error
+    if attempt.source_message_id:
+        out["sourceMessageId"] = attempt.source_message_id
+    return out
+
+
+class Inspector:
+    """Read-only views of one user's messages, dead letters, attempts and schedules."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def waiting(self, user: str, states: set[str] | None = None) -> list[Waiting]:
+        """The user's messages that are not final, oldest first, optionally by state."""
+        store = self.runtime.store
+        ids = await store.pending_ids(user)
+        dues = await store.due_times(ids)
+        now = self.runtime.clock.now_ms()
+        found = []
+        for message_id, due in zip(ids, dues, strict=True):
+            msg = await store.get(message_id)
+            if msg is None or msg.user != user:
+                continue
+            if due is None:
+                in_flight = await store.is_in_flight(message_id)
+                state = "in_flight" if in_flight else "queued"
+            elif msg.state == State.RETRY:
+                state = "retrying"
+            else:
+                state = "delayed" if due > now else "pending"
+            if states is None or state in states:
+                found.append(Waiting(msg, state, due))
+        return found
+
+    async def dead_letters(self, user: str) -> list[dict[str, Any]]:
+        """Every DLQ entry of the user, oldest first, in the ``/v2/dlq`` shape."""
+        redis = self.runtime.store.redis
+        entries = await redis.xrange(self.runtime.store.key(user, "dlq"), "-", "+")
+        views = []
+        for entry_id, fields in entries:
+            msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
+            response = _json.loads(fields.get(b"resp", b"{}"))
+            response["body"] = fields.get(b"rb", b"")
+            views.append(dlq_view(msg, entry_id.decode(), response))
+        return views
+
+    def attempts(self, user: str, message_id: str | None = None) -> list[Attempt]:
+        return self.runtime.history.of(user, message_id)
+
+    async def schedule_times(self, user: str, schedule_id: str, count: int) -> list[int] | None:
+        """The next ``count`` run times of a schedule on the emulator's clock; None if unknown."""
+        from ._schedules import parse_cron
+
+        sched = await self.runtime.schedules.get(user, schedule_id)
+        if sched is None:
+            return None
+        if sched.paused:
+            return []
+        cron = parse_cron(sched.cron)
+        times = [sched.next_time or cron.next_after(self.runtime.clock.now_ms())]
+        while len(times) < count:
+            times.append(cron.next_after(times[-1]))
+        return times[:count]
+
+    async def run_now(self, user: str, item_id: str) -> str:
+        """Make a delayed or retrying message, or a schedule's next run, due now.
+
+        Returns what moved ("message" or "schedule"); raises ``LookupError`` saying why not.
+        """
+        store = self.runtime.store
+        now = self.runtime.clock.now_ms()
+        msg = await store.get(item_id)
+        if msg is not None and msg.user == user:
+            if not await store.move_due(item_id, now):
+                raise LookupError(
+                    f"message {item_id} is not waiting for a delivery time "
+                    f"(it is {msg.state.lower()}, in flight or held by a queue)"
+                )
+            self.runtime.engine.notify()
+            return "message"
+        schedules = self.runtime.schedules
+        sched = await schedules.get(user, item_id)
+        if sched is not None:
+            if sched.paused:
+                raise LookupError(f"schedule {item_id} is paused")
+            await schedules.trigger(user, item_id)
+            self.runtime.engine.notify()
+            return "schedule"
+        raise LookupError(f"no message or schedule {item_id!r} for this user")

@@ -1,0 +1,137 @@
+"""``/_emulator/...``: look inside without side effects, plus run-now and API faults.
+
+Not part of QStash. Every route is scoped to the caller's token like ``/v2`` is, so tests
+sharing one server cannot see or change each other's messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._errors import BadRequest, NotFound
+from .._faults import Fault
+from .._inspection import STATES, Inspector, attempt_view
+from ._common import caller, int_param, json, json_body, multi, runtime
+
+__all__ = ["routes"]
+
+
+async def list_messages(request: Request) -> Response:
+    """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued."""
+    who = caller(request)
+    states = set(multi(request, "state"))
+    unknown = states - set(STATES)
+    if unknown:
+        raise BadRequest(
+            f"invalid state: {', '.join(sorted(unknown))}; expected any of {', '.join(STATES)}"
+        )
+    waiting = await Inspector(runtime(request)).waiting(who.user_id, states or None)
+    return json({"messages": [w.view() for w in waiting]})
+
+
+async def list_dead_letters(request: Request) -> Response:
+    who = caller(request)
+    return json({"messages": await Inspector(runtime(request)).dead_letters(who.user_id)})
+
+
+async def list_attempts(request: Request) -> Response:
+    who = caller(request)
+    message_id = request.query_params.get("messageId") or None
+    attempts = Inspector(runtime(request)).attempts(who.user_id, message_id)
+    return json({"attempts": [attempt_view(a) for a in attempts]})
+
+
+async def schedule_times(request: Request) -> Response:
+    who = caller(request)
+    schedule_id = request.path_params["scheduleId"]
+    count = int_param(request, "count", 5, 1, 1_000) or 5
+    times = await Inspector(runtime(request)).schedule_times(who.user_id, schedule_id, count)
+    if times is None:
+        raise NotFound(f"schedule {schedule_id!r} not found")
+    return json({"scheduleId": schedule_id, "times": times})
+
+
+async def run_now(request: Request) -> Response:
+    who = caller(request, write=True)
+    item_id = request.path_params["id"]
+    try:
+        moved = await Inspector(runtime(request)).run_now(who.user_id, item_id)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    return json({"moved": moved, "id": item_id})
+
+
+async def clock(request: Request) -> Response:
+    caller(request)
+    clock = runtime(request).clock
+    return json({"now": clock.now_ms(), "virtual": clock.virtual})
+
+
+def _fault_view(fault: Fault) -> dict[str, Any]:
+    return {
+        "kind": fault.kind,
+        "status": fault.status,
+        "path": fault.path,
+        "method": fault.method,
+        "left": fault.left,
+        "description": fault.describe(),
+    }
+
+
+async def list_faults(request: Request) -> Response:
+    who = caller(request)
+    faults = runtime(request).faults.remaining(who.user_id)
+    return json({"faults": [_fault_view(f) for f in faults]})
+
+
+async def add_fault(request: Request) -> Response:
+    """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
+    who = caller(request, write=True)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest('invalid body: expected a JSON object such as {"kind": "daily"}')
+    allowed = {"kind", "status", "path", "method", "times", "delayMs", "headers", "error"}
+    extra = set(body) - allowed
+    if extra:
+        raise BadRequest(f"invalid field: {', '.join(sorted(extra))}")
+    try:
+        fault = Fault(
+            kind=str(body.get("kind", "error")),
+            status=int(body.get("status", 500)),
+            path=str(body.get("path", "/")),
+            method=body.get("method"),
+            user=who.user_id,
+            times=None if body.get("times", 1) is None else int(body.get("times", 1)),
+            delay_s=float(body.get("delayMs", 0)) / 1_000,
+            headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+            body=body.get("error"),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BadRequest(f"invalid fault: {exc}") from exc
+    runtime(request).faults.add(fault)
+    return json(_fault_view(fault), 201)
+
+
+async def clear_faults(request: Request) -> Response:
+    who = caller(request, write=True)
+    faults = runtime(request).faults
+    count = len(faults.remaining(who.user_id))
+    faults.clear(who.user_id)
+    return json({"cleared": count})
+
+
+routes = [
+    Route("/_emulator/messages", list_messages, methods=["GET"]),
+    Route("/_emulator/dlq", list_dead_letters, methods=["GET"]),
+    Route("/_emulator/attempts", list_attempts, methods=["GET"]),
+    Route("/_emulator/schedules/{scheduleId}/times", schedule_times, methods=["GET"]),
+    Route("/_emulator/run-now/{id}", run_now, methods=["POST"]),
+    Route("/_emulator/clock", clock, methods=["GET"]),
+    Route("/_emulator/faults", list_faults, methods=["GET"]),
+    Route("/_emulator/faults", add_fault, methods=["POST"]),
+    Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
+]

@@ -1,0 +1,214 @@
+"""``/_emulator/...``: messages by state, dead letters, attempts, schedule times, run-now."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from qstash import QStash
+
+from qstash_emulator import Emulator
+
+from .conftest import Destination, sdk, wait_until
+
+
+def _get(emu: Emulator, path: str, token: str | None = None, **params: Any) -> Any:
+    r = httpx.get(
+        f"{emu.url}/_emulator/{path}",
+        params=params,
+        headers={"Authorization": f"Bearer {token or emu.token}"},
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _post(emu: Emulator, path: str) -> httpx.Response:
+    return httpx.post(
+        f"{emu.url}/_emulator/{path}", headers={"Authorization": f"Bearer {emu.token}"}
+    )
+
+
+def test_messages_by_state(virtual: Emulator, vclient: QStash, destination: Destination) -> None:
+    now = virtual.clock.now_ms()
+    destination.script("/fail", (500, {}, b"down"))
+    delayed = vclient.message.publish_json(url=destination.url + "/ok", body={}, delay=60)
+    failing = vclient.message.publish_json(url=destination.url + "/fail", body={}, retries=2)
+    virtual.wait_idle()
+    listed = _get(virtual, "messages")["messages"]
+    by_id = {m["messageId"]: m for m in listed}
+    assert by_id[delayed.message_id] == {
+        "messageId": delayed.message_id,
+        "state": "delayed",
+        "url": destination.url + "/ok",
+        "method": "POST",
+        "kind": "message",
+        "retried": 0,
+        "maxRetries": 3,
+        "createdAt": now,
+        "notBefore": now + 60_000,
+        "nextDeliveryTime": now + 60_000,
+    }
+    assert by_id[failing.message_id]["state"] == "retrying"
+    assert by_id[failing.message_id]["retried"] == 1
+    assert by_id[failing.message_id]["nextDeliveryTime"] == now + 12_182
+    only = _get(virtual, "messages", state="retrying")["messages"]
+    assert [m["messageId"] for m in only] == [failing.message_id]
+    both = _get(virtual, "messages", state="retrying,delayed")["messages"]
+    assert len(both) == 2
+
+
+def test_in_flight_state(emulator: Emulator, client: QStash, destination: Destination) -> None:
+    release = threading.Event()
+
+    def slow() -> tuple[int, dict[str, str], bytes]:
+        release.wait(5)
+        return 200, {}, b"ok"
+
+    destination.script("/slow", slow)
+    res = client.message.publish_json(url=destination.url + "/slow", body={})
+    try:
+        wait_until(lambda: destination.received, what="the request to arrive")
+        states = [m["state"] for m in _get(emulator, "messages")["messages"]]
+        assert states == ["in_flight"]
+        # Run-now cannot move what is being delivered, and says why.
+        r = _post(emulator, f"run-now/{res.message_id}")
+        assert r.status_code == 404
+        assert "is not waiting for a delivery time" in r.json()["error"]
+    finally:
+        release.set()
+    emulator.wait_idle()
+    assert _get(emulator, "messages")["messages"] == []
+
+
+def test_unknown_state_is_400(virtual: Emulator) -> None:
+    r = httpx.get(
+        f"{virtual.url}/_emulator/messages?state=sleeping",
+        headers={"Authorization": f"Bearer {virtual.token}"},
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == (
+        "invalid state: sleeping; expected any of pending, delayed, retrying, in_flight, queued"
+    )
+
+
+def test_inspection_needs_a_token_and_is_per_user(virtual: Emulator, vclient: QStash) -> None:
+    vclient.message.publish_json(url="https://example.com/x", body={}, delay=60)
+    assert httpx.get(f"{virtual.url}/_emulator/messages").status_code == 401
+    other = virtual.create_user()
+    assert _get(virtual, "messages", token=other.token) == {"messages": []}
+    assert len(_get(virtual, "messages")["messages"]) == 1
+
+
+def test_reading_has_no_side_effects(virtual: Emulator, vclient: QStash) -> None:
+    res = vclient.message.publish_json(url="https://example.com/x", body={}, delay=60)
+    for _ in range(3):
+        assert len(_get(virtual, "messages")["messages"]) == 1
+    assert vclient.message.get(res.message_id).message_id == res.message_id
+    assert virtual.attempts == []
+
+
+def test_dead_letters_and_attempts(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    destination.script("/dead", (500, {"X-Why": "broken"}, b"nope"))
+    res = vclient.message.publish(url=destination.url + "/dead", body="payload", retries=0)
+    virtual.run_until_idle()
+    dead = _get(virtual, "dlq")["messages"]
+    assert len(dead) == 1
+    assert dead[0]["messageId"] == res.message_id
+    assert dead[0]["responseStatus"] == 500
+    assert dead[0]["dlqId"]
+    # Listing does not consume: the SDK still sees the entry.
+    assert [m.message_id for m in vclient.dlq.list().messages] == [res.message_id]
+    attempts = _get(virtual, "attempts", messageId=res.message_id)["attempts"]
+    assert len(attempts) == 1
+    attempt = attempts[0]
+    assert attempt["outcome"] == "failed"
+    assert attempt["reason"] == "status 500; no retries left (0 of 0 used)"
+    assert attempt["request"]["body"] == "payload"
+    assert attempt["request"]["headers"]["Upstash-Message-Id"] == res.message_id
+    assert attempt["response"]["status"] == 500
+    assert attempt["response"]["headers"]["X-Why"] == ["broken"]
+    assert attempt["response"]["body"] == "nope"
+    assert _get(virtual, "attempts", messageId="msg_unknown") == {"attempts": []}
+
+
+def test_run_now_moves_a_delayed_message(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    start = virtual.clock.now_ms()
+    res = vclient.message.publish_json(url=destination.url + "/later", body={}, delay=3_600)
+    r = _post(virtual, f"run-now/{res.message_id}")
+    assert r.json() == {"moved": "message", "id": res.message_id}
+    virtual.wait_idle()
+    assert virtual.clock.now_ms() == start  # no time passed: the message moved
+    assert [a.message_id for a in virtual.attempts] == [res.message_id]
+    assert len(destination.received) == 1
+
+
+def test_run_now_moves_a_retry(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    destination.script("/r", (500, {}, b""))
+    res = vclient.message.publish_json(url=destination.url + "/r", body={})
+    virtual.wait_idle()
+    assert _post(virtual, f"run-now/{res.message_id}").status_code == 200
+    virtual.wait_idle()
+    assert [a.outcome for a in virtual.attempts] == ["retry", "delivered"]
+    assert _get(virtual, "messages") == {"messages": []}
+
+
+def test_run_now_unknown_is_404(virtual: Emulator) -> None:
+    r = _post(virtual, "run-now/msg_nope")
+    assert r.status_code == 404
+    assert r.json() == {"error": "no message or schedule 'msg_nope' for this user"}
+
+
+def test_schedule_times_and_run_now(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    schedule_id = vclient.schedule.create(destination=destination.url + "/cron", cron="*/5 * * * *")
+    times = _get(virtual, f"schedules/{schedule_id}/times", count=3)["times"]
+    assert len(times) == 3
+    assert all(t % 300_000 == 0 for t in times)
+    assert times[1] - times[0] == times[2] - times[1] == 300_000
+    assert 0 < times[0] - virtual.clock.now_ms() <= 300_000
+    assert _post(virtual, f"run-now/{schedule_id}").json() == {
+        "moved": "schedule",
+        "id": schedule_id,
+    }
+    virtual.wait_idle()
+    assert [a.schedule_id for a in virtual.attempts] == [schedule_id]
+    # The next run stays where the cron puts it: moved, not duplicated.
+    assert _get(virtual, f"schedules/{schedule_id}/times", count=1)["times"] == times[:1]
+    missing = httpx.get(
+        f"{virtual.url}/_emulator/schedules/scd_nope/times",
+        headers={"Authorization": f"Bearer {virtual.token}"},
+    )
+    assert missing.status_code == 404
+
+
+def test_clock(virtual: Emulator, emulator: Emulator) -> None:
+    assert _get(virtual, "clock") == {"now": virtual.clock.now_ms(), "virtual": True}
+    assert _get(emulator, "clock")["virtual"] is False
+
+
+@pytest.mark.parametrize("path", ["messages", "dlq", "attempts", "clock", "faults"])
+def test_every_get_route_answers_json(virtual: Emulator, path: str) -> None:
+    assert isinstance(_get(virtual, path), dict)
+
+
+def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
+    from qstash_emulator._inspection import Inspector, format_ms
+
+    with sdk(virtual) as client:
+        res = client.message.publish_json(url="https://example.com/x", body={}, delay=90)
+    waiting = virtual.call(Inspector(virtual.runtime).waiting(virtual.user.user_id))
+    assert [(w.message_id, w.state) for w in waiting] == [(res.message_id, "delayed")]
+    due = virtual.clock.now_ms() + 90_000
+    assert waiting[0].describe(virtual.clock.now_ms()) == (
+        f"{res.message_id} POST https://example.com/x: delayed, next attempt in 1m30s "
+        f"(at {format_ms(due)})"
+    )
