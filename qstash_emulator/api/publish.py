@@ -6,12 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .._config import Settings
 from .._destination import config_from_query, parse_destination
 from .._errors import BadRequest
 from .._headers import PublishOptions, parse_publish
 from ._common import caller, caller_ip, json, runtime
 
-__all__ = ["read_publish", "routes"]
+__all__ = ["check_size", "raw_tail", "read_publish", "routes"]
 
 
 def raw_tail(request: Request, prefix: str) -> str:
@@ -23,27 +24,39 @@ def raw_tail(request: Request, prefix: str) -> str:
 
 
 async def read_publish(
-    request: Request, tail: str, *, schedule: bool = False
+    request: Request, tail: str, *, schedule: bool = False, user: str | None = None
 ) -> tuple[str, PublishOptions, bytes]:
-    """Destination, validated options and body of a publish-family request."""
+    """Destination, validated options and body of a publish-family request.
+
+    With ``user``, a URL group destination's default headers count as if the request had
+    sent them (the request's own win).
+    """
     rt = runtime(request)
     query = request.scope.get("query_string", b"").decode("latin-1")
     destination = parse_destination(tail, query)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     items.extend(config_from_query(query))
+    if user is not None:
+        items = await rt.url_groups.with_defaults(user, destination, items)
     opts = parse_publish(items, rt.settings, schedule=schedule)
     body = await request.body()
-    limit = rt.settings.message_size_limit
+    check_size(rt.settings, body)
+    return destination, opts, body
+
+
+def check_size(settings: Settings, body: bytes, field: str = "body") -> None:
+    limit = settings.message_size_limit
     if len(body) > limit:
         raise BadRequest(
-            f"invalid body: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
+            f"invalid {field}: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
         )
-    return destination, opts, body
 
 
 async def publish(request: Request) -> Response:
     who = caller(request, write=True)
-    destination, opts, body = await read_publish(request, raw_tail(request, "/v2/publish/"))
+    destination, opts, body = await read_publish(
+        request, raw_tail(request, "/v2/publish/"), user=who.user_id
+    )
     result = await runtime(request).publisher.publish(
         who.user_id, destination, opts, body, caller_ip(request)
     )
