@@ -14,6 +14,7 @@ from ._publisher import Publisher
 from ._random import choose
 from ._store import Store
 from ._transport import AiohttpTransport, Router
+from ._url_groups import UrlGroups
 from ._users import User, make_token
 
 __all__ = ["Caller", "Runtime"]
@@ -49,6 +50,8 @@ class Runtime:
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
+        self.url_groups = UrlGroups(self.store, settings, self.clock)
+        self.publisher.resolve_group = self.url_groups.resolve
         self.faults = Faults()
         self.history = History()
         self.engine.listeners.append(self.history.add)
