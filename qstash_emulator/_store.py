@@ -24,6 +24,7 @@ from ._models import Message
 __all__ = ["Store"]
 
 Row = dict[str, Any]
+_POOL_SIZE = 64
 
 
 class Store:
@@ -42,20 +43,30 @@ class Store:
     @classmethod
     def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
+        # A blocking pool: past the limit, a request waits for a connection instead of
+        # failing with "Too many connections" (redis-py's default pool raises at 100).
         client: Any
         if url is None:
             import fakeredis
 
-            client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+            client = fakeredis.FakeAsyncRedis(
+                server=fakeredis.FakeServer(),
+                connection_pool_class=aioredis.BlockingConnectionPool,
+                max_connections=_POOL_SIZE,
+                timeout=None,
+            )
         else:
-            client = aioredis.Redis.from_url(url)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=_POOL_SIZE, timeout=None
+            )
+            client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention)
 
     def key(self, user: str, *parts: str) -> str:
         return self.prefix + "u:" + user + ":" + ":".join(parts)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     async def flush(self) -> None:
         """Remove every key under the prefix (used by reset)."""

@@ -13,9 +13,8 @@ from qstash_emulator import Emulator
 from .conftest import Destination, wait_until
 from .servers import EmulatorProcess
 
-pytestmark = pytest.mark.redis
 
-
+@pytest.mark.redis
 def test_state_and_keys_live_in_redis(redis_url: str, destination: Destination) -> None:
     with Emulator(redis_url=redis_url) as first:
         first.reset()
@@ -35,6 +34,7 @@ def test_state_and_keys_live_in_redis(redis_url: str, destination: Destination) 
         second.reset()
 
 
+@pytest.mark.redis
 def test_sigkill_mid_work_loses_nothing(redis_url: str, destination: Destination) -> None:
     """Delayed, retrying, in-flight and dead-lettering messages all complete after a restart."""
     import redis
@@ -110,3 +110,33 @@ def test_sigkill_mid_work_loses_nothing(redis_url: str, destination: Destination
                 assert count == 2 and times[0] < killed_at < times[1], accepted[message_id]
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_more_concurrent_requests_than_pool_connections(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Past the connection pool's size, requests wait for a connection instead of failing."""
+    import asyncio
+
+    import aiohttp
+
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    with Emulator(redis_url=url) as emu:
+        emu.reset()
+
+        async def burst() -> list[int]:
+            async with aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {emu.token}", "Upstash-Delay": "1h"}
+            ) as session:
+
+                async def one(i: int) -> int:
+                    async with session.post(
+                        f"{emu.url}/v2/publish/http://127.0.0.1:9/{i}", data=b"x"
+                    ) as resp:
+                        return resp.status
+
+                return await asyncio.gather(*(one(i) for i in range(300)))
+
+        assert asyncio.run(burst()) == [200] * 300
+        emu.reset()
