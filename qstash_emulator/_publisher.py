@@ -39,6 +39,8 @@ class Publisher:
         self.engine = engine
         # URL groups plug in here: (user, name) -> (endpoints, default headers) or None.
         self.resolve_group: GroupResolver | None = None
+        # Queues take their new messages, stored off the due list, and decide when each is due.
+        self.queue_intake: Callable[[list[Message]], Awaitable[None]] | None = None
 
     async def publish(
         self,
@@ -146,6 +148,12 @@ class Publisher:
             )
             results.append({"messageId": message_id, "url": endpoint.url})
         if fresh:
+            queued = self.queue_intake if queue_name is not None else None
+            if queued is not None:
+                for msg in fresh:
+                    msg.due = -1
             await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh])
+            if queued is not None:
+                await queued(fresh)
             self.engine.notify()
         return results

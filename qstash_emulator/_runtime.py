@@ -11,6 +11,7 @@ from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._inspection import History
 from ._publisher import Publisher
+from ._queues import Queues
 from ._random import choose
 from ._store import Store
 from ._transport import AiohttpTransport, Router
@@ -50,6 +51,11 @@ class Runtime:
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
+        # Queues come first: a message waits for its place in line before anything else.
+        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
+        self.publisher.queue_intake = self.queues.accept
+        self.engine.gates.insert(0, self.queues)
+        self.engine.timers.append(self.queues)
         self.url_groups = UrlGroups(self.store, settings, self.clock)
         self.publisher.resolve_group = self.url_groups.resolve
         self.faults = Faults()

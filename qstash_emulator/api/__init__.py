@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import dlq, inspect, keys, logs, messages, publish, topics
+from . import dlq, inspect, keys, logs, messages, publish, queues, topics
 
 __all__ = ["all_routes"]
 
@@ -17,6 +17,7 @@ def all_routes() -> list[BaseRoute]:
         *logs.routes,
         *dlq.routes,
         *keys.routes,
+        *queues.routes,
         *topics.routes,
         *inspect.routes,
     ]
