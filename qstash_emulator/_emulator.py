@@ -153,22 +153,39 @@ class Emulator:
         """Wait (in real time) until nothing is due now and no attempt is running."""
         self.call(self.runtime.engine.wait_idle(), timeout)
 
-    def run_until_idle(self, timeout: float = 10, max_seconds: float = 366 * 86_400) -> None:
+    def run_until_idle(self, timeout: float = 10, max_seconds: float | None = None) -> None:
         """Deliver everything, jumping a virtual clock to each next due time.
 
-        With a real clock this waits until nothing is pending at all.
+        Without ``max_seconds`` the clock moves only for pending messages (up to a year ahead),
+        never just to fire a schedule, which is always due again. With ``max_seconds`` it also
+        moves to every schedule run within that many seconds. With a real clock this waits
+        instead of jumping.
         """
-        self.call(self._drain(max_seconds), timeout)
+        recurring = max_seconds is not None
+        self.call(
+            self._drain(366 * 86_400 if max_seconds is None else max_seconds, recurring), timeout
+        )
 
-    async def _drain(self, max_seconds: float) -> None:
+    async def _drain(self, max_seconds: float, recurring: bool) -> None:
         engine = self.runtime.engine
         limit = self.clock.now_ms() + int(max_seconds * 1_000)
         while True:
             await engine.wait_idle()
-            nxt = await engine.next_due()
+            nxt = await self._next_due(recurring)
             if nxt is None or nxt > limit:
                 return
             if isinstance(self.clock, VirtualClock):
                 self.clock.set(nxt)
             else:
                 await asyncio.sleep(max(0.0, (nxt - self.clock.now_ms()) / 1_000))
+
+    async def _next_due(self, recurring: bool) -> int | None:
+        engine = self.runtime.engine
+        if recurring:
+            return await engine.next_due()
+        times = [await engine.store.next_due()]
+        for timer in engine.timers:
+            if not getattr(timer, "recurring", False):
+                times.append(await timer.next_due())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None

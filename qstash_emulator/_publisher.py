@@ -39,6 +39,10 @@ class Publisher:
         self.engine = engine
         # URL groups plug in here: (user, name) -> (endpoints, default headers) or None.
         self.resolve_group: GroupResolver | None = None
+        # Refuse a publish before anything is stored (plan quotas): (user, options, count).
+        self.checks: list[Callable[[str, PublishOptions, int], Awaitable[None]]] = []
+        # Hear of new messages just before they are stored (flow-control keys).
+        self.accepting: list[Callable[[list[Message]], Awaitable[None]]] = []
         # Queues take their new messages, stored off the due list, and decide when each is due.
         self.queue_intake: Callable[[list[Message]], Awaitable[None]] | None = None
 
@@ -96,6 +100,8 @@ class Publisher:
             for config in (opts.callback, opts.failure_callback):
                 if config:
                     await refuse_private(config["url"], "Upstash-Callback")
+        for check in self.checks:
+            await check(user, opts, len(endpoints))
         now = self.clock.now_ms()
         due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
         results: list[dict[str, Any]] = []
@@ -148,6 +154,8 @@ class Publisher:
             )
             results.append({"messageId": message_id, "url": endpoint.url})
         if fresh:
+            for hook in self.accepting:
+                await hook(fresh)
             queued = self.queue_intake if queue_name is not None else None
             if queued is not None:
                 for msg in fresh:

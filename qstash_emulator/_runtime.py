@@ -9,10 +9,13 @@ from ._config import Settings
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
+from ._flow_control import FlowControl
 from ._inspection import History
 from ._publisher import Publisher
 from ._queues import Queues
+from ._quotas import Quotas
 from ._random import choose
+from ._schedules import Schedules
 from ._store import Store
 from ._transport import AiohttpTransport, Router
 from ._url_groups import UrlGroups
@@ -61,6 +64,15 @@ class Runtime:
         self.faults = Faults()
         self.history = History()
         self.engine.listeners.append(self.history.add)
+        self.quotas = Quotas(self.store, settings, self.clock)
+        self.publisher.checks.append(self.quotas.check_publish)
+        self.schedules = Schedules(self.store, settings, self.clock, self.publisher)
+        self.flow_control = FlowControl(self.store, settings, self.clock, self.engine.notify)
+        self.publisher.accepting.append(self.flow_control.accepting)
+        self.engine.timers.extend([self.schedules, self.flow_control])
+        # Flow control must stay the LAST gate: a message it admits is attempted at once, so a
+        # gate after it (a queue) could hold a message that occupies a flow-control slot.
+        self.engine.gates.extend([self.schedules, self.flow_control])
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
@@ -155,6 +167,7 @@ class Runtime:
     async def reset(self) -> None:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
         await self.store.flush()
+        self.flow_control.reset()
         self._keys.clear()
         self.history.forget()
         self.faults.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import dlq, inspect, keys, logs, messages, publish, queues, topics
+from . import dlq, flow_control, inspect, keys, logs, messages, publish, queues, schedules, topics
 
 __all__ = ["all_routes"]
 
@@ -19,5 +19,7 @@ def all_routes() -> list[BaseRoute]:
         *keys.routes,
         *queues.routes,
         *topics.routes,
+        *schedules.routes,
+        *flow_control.routes,
         *inspect.routes,
     ]

@@ -1,0 +1,313 @@
+"""Flow control (qstash-api.md §9.6): per-key parallelism and rate, with a wait list per key.
+
+A key's limits cover every destination that uses it. ``parallelism`` bounds the attempts in
+flight; ``rate`` bounds the dispatches per ``period`` window, a window opening at the first
+dispatch after the previous one ended. A message over a limit is parked (``store.park``) at the
+tail of the key's wait list; it goes back on the due list (``store.reschedule``) when a slot
+frees, a window opens (a ``Timer``), or the key is resumed or re-pinned. A released message
+holds its slot until its attempt starts, so a newcomer cannot overtake the wait list.
+
+The plan's maximum parallelism also bounds the attempts in flight across all of a user's keys
+(``GET /v2/globalParallelism``); messages without a key are not limited.
+
+What is stored (user-scoped): ``flow`` hash key -> config and rate window (JSON), and
+``flow-wait:{key}`` lists. ``flow-wake`` (a global index, like ``due``) holds every key with
+waiters: score = when its rate window opens, or ``_PARKED`` when only an event can free it.
+Attempts in flight are process state: after a restart nothing is in flight, so every key with
+waiters is re-examined once (``_recover``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _json
+from ._clock import Clock
+from ._config import Settings
+from ._models import FINAL_STATES, Message
+from ._store import Store
+
+__all__ = ["FlowControl", "KeyState"]
+
+_PARKED = float(2**53)
+_SEP = "\x00"
+
+
+@dataclass
+class KeyState:
+    """One flow-control key: its config (from the latest message, or pinned) and rate window."""
+
+    parallelism: int | None = None
+    rate: int | None = None
+    period: int = 1  # seconds
+    pinned_parallelism: bool = False
+    pinned_rate: bool = False
+    paused: bool = False
+    rate_count: int = 0
+    window_start: int = 0  # ms
+
+    def window_end(self) -> int:
+        return self.window_start + self.period * 1_000
+
+    def roll(self, now: int) -> None:
+        """Open a new rate window if the current one has ended."""
+        if now >= self.window_end():
+            self.window_start, self.rate_count = now, 0
+
+    def reset_window(self, now: int) -> None:
+        self.window_start, self.rate_count = now, 0
+
+    def rate_full(self) -> bool:
+        return self.rate is not None and self.rate_count >= self.rate
+
+
+class FlowControl:
+    """The flow-control gate (engine.gates), its window timer (engine.timers) and its API."""
+
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock, notify: Callable[[], None]
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self._notify = notify
+        self._lock = asyncio.Lock()
+        self._wake = store.prefix + "flow-wake"
+        # (user, key) -> ids attempting now; ids released from the wait list, not yet started.
+        self._active: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._released: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        # user -> ids holding a slot of the plan's global parallelism (active or released).
+        self._global: defaultdict[str, set[str]] = defaultdict(set)
+        # user -> keys that stopped releasing because the global limit was reached.
+        self._global_blocked: defaultdict[str, set[str]] = defaultdict(set)
+        self._recovered = False
+
+    def reset(self) -> None:
+        """Forget process state after the store was flushed."""
+        self._active.clear()
+        self._released.clear()
+        self._global.clear()
+        self._global_blocked.clear()
+
+    # Storage --------------------------------------------------------------------------------
+
+    def _wait_key(self, user: str, key: str) -> str:
+        return self.store.key(user, "flow-wait", key)
+
+    async def load(self, user: str, key: str) -> KeyState | None:
+        raw = await self.store.redis.hget(self.store.key(user, "flow"), key)
+        return KeyState(**_json.loads(raw)) if raw is not None else None
+
+    async def _save(self, user: str, key: str, state: KeyState) -> None:
+        await self.store.redis.hset(
+            self.store.key(user, "flow"), key, _json.dumps(dataclasses.asdict(state))
+        )
+
+    async def keys(self, user: str) -> dict[str, KeyState]:
+        raw = await self.store.redis.hgetall(self.store.key(user, "flow"))
+        return {k.decode(): KeyState(**_json.loads(v)) for k, v in raw.items()}
+
+    # Publisher hook: the latest message's config updates the key ----------------------------
+
+    async def accepting(self, messages: list[Message]) -> None:
+        """Create or update the keys of messages about to be stored (unless pinned)."""
+        for msg in messages:
+            if msg.flow_key is None:
+                continue
+            async with self._lock:
+                state = await self.load(msg.user, msg.flow_key) or KeyState()
+                changed = _apply_config(state, msg)
+                await self._save(msg.user, msg.flow_key, state)
+                if changed:
+                    await self._pump(msg.user, msg.flow_key)
+
+    # Gate -----------------------------------------------------------------------------------
+
+    async def admit(self, msg: Message) -> bool:
+        key = msg.flow_key
+        if key is None:
+            return True
+        slot = (msg.user, key)
+        async with self._lock:
+            if msg.id in self._active[slot]:
+                return True
+            if msg.id in self._released[slot]:
+                self._released[slot].discard(msg.id)
+                self._active[slot].add(msg.id)
+                return True
+            state = await self.load(msg.user, key)
+            if state is None:  # stored before a reset or restart lost the key
+                state = KeyState()
+                _apply_config(state, msg)
+            now = self.clock.now_ms()
+            state.roll(now)
+            waiting = int(await self.store.redis.llen(self._wait_key(msg.user, key)))
+            if waiting or self._blocked(msg.user, key, state):
+                await self.store.park(msg)
+                await self.store.redis.rpush(self._wait_key(msg.user, key), msg.id)
+                await self._save(msg.user, key, state)
+                await self._pump(msg.user, key, state)
+                return False
+            state.rate_count += 1
+            await self._save(msg.user, key, state)
+            self._active[slot].add(msg.id)
+            self._global[msg.user].add(msg.id)
+            return True
+
+    async def attempt_done(self, msg: Message) -> None:
+        if msg.flow_key is None:
+            return
+        async with self._lock:
+            self._active[(msg.user, msg.flow_key)].discard(msg.id)
+            self._global[msg.user].discard(msg.id)
+            await self._pump(msg.user, msg.flow_key)
+            blocked = self._global_blocked.pop(msg.user, set())
+            for key in blocked - {msg.flow_key}:
+                await self._pump(msg.user, key)
+
+    async def finished(self, msg: Message) -> None:
+        """A message ended; one cancelled while waiting or released leaves its place."""
+        key = msg.flow_key
+        if key is None:
+            return
+        slot = (msg.user, key)
+        async with self._lock:
+            held = msg.id in self._released[slot]
+            self._released[slot].discard(msg.id)
+            self._global[msg.user].discard(msg.id)
+            removed = int(await self.store.redis.lrem(self._wait_key(msg.user, key), 0, msg.id))
+            if held or removed:
+                await self._pump(msg.user, key)
+
+    # Releasing waiters ----------------------------------------------------------------------
+
+    def _in_use(self, user: str, key: str) -> int:
+        return len(self._active[(user, key)]) + len(self._released[(user, key)])
+
+    def _global_full(self, user: str) -> bool:
+        return len(self._global[user]) >= self.settings.limits.max_parallelism
+
+    def _blocked(self, user: str, key: str, state: KeyState) -> bool:
+        if state.paused or state.rate_full():
+            return True
+        if state.parallelism is not None and self._in_use(user, key) >= state.parallelism:
+            return True
+        if self._global_full(user):
+            self._global_blocked[user].add(key)
+            return True
+        return False
+
+    async def _pump(self, user: str, key: str, state: KeyState | None = None) -> None:
+        """Release waiters while the key has room; note when it should be looked at again."""
+        state = state or await self.load(user, key)
+        wait_key = self._wait_key(user, key)
+        member = user + _SEP + key
+        if state is None or not await self.store.redis.llen(wait_key):
+            await self.store.redis.zrem(self._wake, member)
+            return
+        now = self.clock.now_ms()
+        state.roll(now)
+        released = 0
+        while not self._blocked(user, key, state):
+            raw = await self.store.redis.lpop(wait_key)
+            if raw is None:
+                break
+            msg = await self.store.get(raw.decode())
+            if msg is None or msg.state in FINAL_STATES:
+                continue
+            msg.due = now
+            await self.store.reschedule(msg)
+            self._released[(user, key)].add(msg.id)
+            self._global[user].add(msg.id)
+            state.rate_count += 1
+            released += 1
+        await self._save(user, key, state)
+        if not await self.store.redis.llen(wait_key):
+            await self.store.redis.zrem(self._wake, member)
+        elif state.rate_full() and not state.paused:
+            await self.store.redis.zadd(self._wake, {member: state.window_end()})
+        else:
+            await self.store.redis.zadd(self._wake, {member: _PARKED})
+        if released:
+            self._notify()
+
+    # Timer: rate windows --------------------------------------------------------------------
+
+    async def next_due(self) -> int | None:
+        if not self._recovered:
+            await self._recover()
+        first = await self.store.redis.zrangebyscore(
+            self._wake, "-inf", f"({_PARKED:.0f}", start=0, num=1, withscores=True
+        )
+        return int(first[0][1]) if first else None
+
+    async def fire(self, now_ms: int) -> None:
+        due = await self.store.redis.zrangebyscore(self._wake, "-inf", now_ms)
+        for raw in due:
+            user, _, key = raw.decode().partition(_SEP)
+            async with self._lock:
+                await self._pump(user, key)
+
+    async def _recover(self) -> None:
+        """After a restart nothing is in flight: look at every key with waiters once."""
+        self._recovered = True
+        members = await self.store.redis.zrange(self._wake, 0, -1)
+        if members:
+            await self.store.redis.zadd(self._wake, dict.fromkeys(members, 0))
+
+    # Management API -------------------------------------------------------------------------
+
+    async def view(self, user: str, key: str, state: KeyState) -> dict[str, Any]:
+        """The FlowControlKey JSON shape (§9.6)."""
+        now = self.clock.now_ms()
+        expired = now >= state.window_end()
+        return {
+            "flowControlKey": key,
+            "waitListSize": int(await self.store.redis.llen(self._wait_key(user, key))),
+            "parallelismMax": state.parallelism or 0,
+            "parallelismCount": len(self._active[(user, key)]),
+            "rateMax": state.rate or 0,
+            "rateCount": 0 if expired else state.rate_count,
+            "ratePeriod": state.period,
+            "ratePeriodStart": state.window_start // 1_000,
+            "isPaused": state.paused,
+            "isPinnedParallelism": state.pinned_parallelism,
+            "isPinnedRate": state.pinned_rate,
+        }
+
+    def global_view(self, user: str) -> dict[str, int]:
+        return {
+            "parallelismMax": self.settings.limits.max_parallelism,
+            "parallelismCount": len(self._global[user]),
+        }
+
+    async def update(
+        self, user: str, key: str, change: Callable[[KeyState, int], None], create: bool
+    ) -> bool:
+        """Apply ``change(state, now)`` to a key and release what it allows; False if unknown."""
+        async with self._lock:
+            state = await self.load(user, key)
+            if state is None:
+                if not create:
+                    return False
+                state = KeyState()
+            change(state, self.clock.now_ms())
+            await self._save(user, key, state)
+            await self._pump(user, key, state)
+            return True
+
+
+def _apply_config(state: KeyState, msg: Message) -> bool:
+    """Take the message's config where the key is not pinned; True when something changed."""
+    before = dataclasses.astuple(state)
+    if not state.pinned_parallelism:
+        state.parallelism = msg.flow_parallelism
+    if not state.pinned_rate:
+        state.rate = msg.flow_rate
+        state.period = msg.flow_period or 1
+    return dataclasses.astuple(state) != before

@@ -1,0 +1,298 @@
+"""Schedules (qstash-api.md §9.3): publishes repeated on a cron, fired on the emulator's clock.
+
+Each run goes through ``Publisher.publish`` with the schedule's id, so it is logged, signed,
+retried and delivered with ``Upstash-Schedule-Id`` like any message; deduplication and
+``Upstash-Not-Before`` are dropped because every run must be a fresh message.
+
+Missed runs: when the clock jumps past several run times (a virtual clock, or a server that was
+down), the schedule fires once, not once per missed time, and its next time is computed from
+now. Production does the same for a trigger it could not deliver on time, and a burst of
+identical runs is never what a test wants.
+
+What is stored: ``schedule:{id}`` hash (r = JSON record, b = body) and ``schedules`` zset
+(id -> createdAt) per user; ``schedule-due`` (a global index like ``due``) maps
+``user NUL id`` to the next run time of every schedule that is not paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from . import _json
+from ._clock import Clock
+from ._config import Settings
+from ._destination import is_url, validate_name
+from ._errors import BadRequest, EmulatorError, NotFound
+from ._headers import PublishOptions
+from ._models import Message, State, new_id
+from ._publisher import Publisher
+from ._quotas import require_parallelism, require_room
+from ._store import Store
+
+__all__ = ["Cron", "Schedule", "Schedules", "parse_cron"]
+
+_SEP = "\x00"
+_DESCRIPTORS = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+_RUN_STATES = {State.DELIVERED: "SUCCESS", State.FAILED: "FAIL", State.CANCELED: "FAIL"}
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed ``Upstash-Cron``: five fields (or a descriptor) in UTC or a ``CRON_TZ`` zone."""
+
+    text: str
+    fields: str
+    zone: tzinfo
+
+    def next_after(self, now_ms: int) -> int:
+        """The first run time strictly after ``now_ms``, in ms."""
+        start = datetime.fromtimestamp(now_ms / 1_000, self.zone)
+        return int(croniter(self.fields, start).get_next(float) * 1_000)
+
+
+def parse_cron(value: str | None, field: str = "Upstash-Cron") -> Cron:
+    """Validate a cron expression; whitespace around it is trimmed, as production does."""
+    if value is None or not value.strip():
+        raise BadRequest(f"invalid {field}: a cron expression is required, e.g. */5 * * * *")
+    text = value.strip()
+    fields = text
+    zone: tzinfo = UTC
+    head, _, rest = text.partition(" ")
+    rest = rest.strip()
+    if head.startswith(("CRON_TZ=", "TZ=")):
+        name = head.partition("=")[2]
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise BadRequest(f"invalid {field}: unknown time zone {name!r}") from exc
+        fields = rest
+    parts = fields.split()
+    if not (len(parts) == 5 or (len(parts) == 1 and parts[0].lower() in _DESCRIPTORS)):
+        raise BadRequest(
+            f"invalid {field}: {value.strip()!r} needs 5 fields (minute hour day month weekday)"
+        )
+    if not croniter.is_valid(fields):
+        raise BadRequest(f"invalid {field}: {value.strip()!r} is not a valid cron expression")
+    cron = Cron(text, fields.lower() if len(parts) == 1 else fields, zone)
+    try:
+        cron.next_after(0)
+    except Exception as exc:  # croniter gives up on expressions that never match
+        raise BadRequest(f"invalid {field}: {value.strip()!r} never matches") from exc
+    return cron
+
+
+@dataclass
+class Schedule:
+    """One schedule: where and what to publish, its cron, and how its last run went."""
+
+    id: str
+    user: str
+    destination: str
+    cron: str
+    created_at: int
+    options: dict[str, Any]
+    caller_ip: str
+    paused: bool = False
+    last_time: int | None = None
+    next_time: int | None = None
+    last_states: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    body: bytes = field(default=b"", repr=False)
+
+    @property
+    def opts(self) -> PublishOptions:
+        return PublishOptions(**self.options)
+
+    def record(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "body"}
+
+
+class Schedules:
+    """Schedule storage, the timer that fires them, and the gate that records run results."""
+
+    # Always due again: ``Emulator.run_until_idle`` jumps the clock for it only when bounded.
+    recurring = True
+
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock, publisher: Publisher
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.publisher = publisher
+        self._due = store.prefix + "schedule-due"
+        self._lock = asyncio.Lock()
+
+    # Storage --------------------------------------------------------------------------------
+
+    def _key(self, user: str, schedule_id: str) -> str:
+        return self.store.key(user, "schedule", schedule_id)
+
+    async def get(self, user: str, schedule_id: str) -> Schedule | None:
+        record, body = await self.store.redis.hmget(self._key(user, schedule_id), ["r", "b"])
+        if record is None:
+            return None
+        return Schedule(**_json.loads(record), body=body or b"")
+
+    async def for_user(self, user: str) -> list[Schedule]:
+        ids = await self.store.redis.zrange(self.store.key(user, "schedules"), 0, -1)
+        found = [await self.get(user, i.decode()) for i in ids]
+        return [s for s in found if s is not None]
+
+    async def _save(self, sched: Schedule) -> None:
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.hset(
+            self._key(sched.user, sched.id),
+            mapping={"r": _json.dumps(sched.record()), "b": sched.body},
+        )
+        pipe.zadd(self.store.key(sched.user, "schedules"), {sched.id: sched.created_at})
+        member = sched.user + _SEP + sched.id
+        if sched.paused or sched.next_time is None:
+            pipe.zrem(self._due, member)
+        else:
+            pipe.zadd(self._due, {member: sched.next_time})
+        await pipe.execute()
+
+    # Management -----------------------------------------------------------------------------
+
+    async def create(
+        self, user: str, destination: str, opts: PublishOptions, body: bytes, caller_ip: str
+    ) -> str:
+        """Create a schedule, or replace the one with ``opts.schedule_id`` entirely."""
+        cron = parse_cron(opts.cron)
+        if not is_url(destination):
+            validate_name(destination, "destination")
+            resolve = self.publisher.resolve_group
+            if resolve is not None and await resolve(user, destination) is None:
+                raise NotFound(f"url group {destination!r} not found")
+        if opts.flow is not None:
+            require_parallelism(
+                "Upstash-Flow-Control-Value", opts.flow["parallelism"], self.settings.limits
+            )
+        run = dataclasses.replace(
+            opts, dedup_id=None, content_dedup=False, not_before_ms=None, cron=cron.text
+        )
+        now = self.clock.now_ms()
+        async with self._lock:
+            old = await self.get(user, opts.schedule_id) if opts.schedule_id else None
+            if old is None:
+                limits = self.settings.limits
+                count = int(await self.store.redis.zcard(self.store.key(user, "schedules")))
+                require_room("schedules", count, limits.max_schedules, limits.name)
+            sched = Schedule(
+                id=opts.schedule_id or new_id("scd_"),
+                user=user,
+                destination=destination,
+                cron=cron.text,
+                created_at=old.created_at if old else now,
+                options=dataclasses.asdict(run),
+                caller_ip=caller_ip,
+                next_time=cron.next_after(now),
+                last_time=old.last_time if old else None,
+                last_states=old.last_states if old else {},
+                body=body,
+            )
+            await self._save(sched)
+        return sched.id
+
+    async def delete(self, user: str, schedule_id: str) -> bool:
+        async with self._lock:
+            pipe = self.store.redis.pipeline(transaction=True)
+            pipe.delete(self._key(user, schedule_id))
+            pipe.zrem(self.store.key(user, "schedules"), schedule_id)
+            pipe.zrem(self._due, user + _SEP + schedule_id)
+            deleted, _, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def set_paused(self, user: str, schedule_id: str, paused: bool) -> bool:
+        """Pause or resume (idempotent); a resumed schedule runs at its next cron time."""
+        async with self._lock:
+            sched = await self.get(user, schedule_id)
+            if sched is None:
+                return False
+            if sched.paused != paused:
+                sched.paused = paused
+                sched.next_time = (
+                    None if paused else parse_cron(sched.cron).next_after(self.clock.now_ms())
+                )
+                await self._save(sched)
+            return True
+
+    async def trigger(self, user: str, schedule_id: str) -> list[str] | None:
+        """Run a schedule now (its next cron time stays as it is); the new message ids."""
+        async with self._lock:
+            sched = await self.get(user, schedule_id)
+            if sched is None:
+                return None
+            await self._run(sched, self.clock.now_ms())
+            return list(sched.last_states)
+
+    # Timer ----------------------------------------------------------------------------------
+
+    async def next_due(self) -> int | None:
+        first = await self.store.redis.zrange(self._due, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    async def fire(self, now_ms: int) -> None:
+        due = await self.store.redis.zrangebyscore(self._due, "-inf", now_ms)
+        for raw in due:
+            user, _, schedule_id = raw.decode().partition(_SEP)
+            async with self._lock:
+                sched = await self.get(user, schedule_id)
+                if sched is None or sched.paused:
+                    await self.store.redis.zrem(self._due, raw)
+                    continue
+                if sched.next_time is not None and sched.next_time > now_ms:
+                    continue  # replaced or resumed meanwhile
+                await self._run(sched, now_ms)
+
+    async def _run(self, sched: Schedule, now: int) -> None:
+        """Publish one run, record it, and set the next run time from ``now``."""
+        opts = sched.opts
+        try:
+            result = await self.publisher.publish(
+                sched.user,
+                sched.destination,
+                opts,
+                sched.body,
+                sched.caller_ip,
+                queue_name=opts.queue_name,
+                schedule_id=sched.id,
+            )
+        except EmulatorError as exc:
+            sched.error, sched.last_states = exc.message, {}
+        else:
+            results = result if isinstance(result, list) else [result]
+            sched.error = None
+            sched.last_states = {r["messageId"]: "IN_PROGRESS" for r in results if "messageId" in r}
+        sched.last_time = now
+        if not sched.paused:
+            sched.next_time = parse_cron(sched.cron).next_after(now)
+        await self._save(sched)
+
+    # Gate: the outcome of each run's messages -----------------------------------------------
+
+    async def admit(self, msg: Message) -> bool:
+        return True
+
+    async def attempt_done(self, msg: Message) -> None:
+        return None
+
+    async def finished(self, msg: Message) -> None:
+        if msg.schedule_id is None or msg.kind != "message" or msg.state not in _RUN_STATES:
+            return
+        async with self._lock:
+            sched = await self.get(msg.user, msg.schedule_id)
+            if sched is None or msg.id not in sched.last_states:
+                return
+            sched.last_states[msg.id] = _RUN_STATES[msg.state]
+            await self._save(sched)
