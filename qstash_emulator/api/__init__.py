@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import dlq, flow_control, inspect, keys, logs, messages, publish, queues, schedules, topics
+from . import (
+    batch,
+    dlq,
+    flow_control,
+    inspect,
+    keys,
+    logs,
+    messages,
+    publish,
+    queues,
+    schedules,
+    topics,
+)
 
 __all__ = ["all_routes"]
 
@@ -17,6 +29,7 @@ def all_routes() -> list[BaseRoute]:
         *logs.routes,
         *dlq.routes,
         *keys.routes,
+        *batch.routes,
         *queues.routes,
         *topics.routes,
         *schedules.routes,
