@@ -1,1 +1,35 @@
-"""The pytest plugin for qstash-emulator."""
+"""The pytest plugin for qstash-emulator: the ``qstash`` fixture and its records.
+
+Names are imported lazily: pytest loads this package in every run, and the emulator should
+cost nothing until a test asks for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._deliveries import Deliveries, Delivery
+    from ._endpoints import Endpoint, Reply, reply
+    from ._fixture import QStashFixture
+    from ._options import Options
+
+__all__ = ["Deliveries", "Delivery", "Endpoint", "Options", "QStashFixture", "Reply", "reply"]
+
+_HOMES = {
+    "Deliveries": "._deliveries",
+    "Delivery": "._deliveries",
+    "Endpoint": "._endpoints",
+    "Options": "._options",
+    "QStashFixture": "._fixture",
+    "Reply": "._endpoints",
+    "reply": "._endpoints",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home, __name__), name)

@@ -1,1 +1,116 @@
-"""pytest entry point (fixtures arrive with the plugin issue)."""
+"""pytest entry point: the ``qstash`` fixture, its marker and its command-line options.
+
+Loaded by every pytest run once qstash-emulator is installed, so it imports nothing heavy:
+the emulator starts, and is imported, only when a test first asks for ``qstash``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._options import MARKER_HELP
+
+if TYPE_CHECKING:
+    from ._fixture import QStashFixture
+    from ._server import ServerPool
+
+__all__ = ["qstash", "qstash_config", "qstash_servers"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qstash", "qstash-emulator (the qstash fixture)")
+    group.addoption(
+        "--qstash-real-time",
+        action="store_true",
+        default=False,
+        help="run the qstash fixture on the wall clock instead of its virtual clock",
+    )
+    group.addoption(
+        "--qstash-redis-url",
+        metavar="URL",
+        default=os.environ.get("QSTASH_EMULATOR_REDIS_URL"),
+        help="keep the fixture's state in this Redis (redis://host:6379/0) instead of memory; "
+        "each run and xdist worker uses its own key prefix "
+        "(env: QSTASH_EMULATOR_REDIS_URL)",
+    )
+    group.addoption(
+        "--qstash-seed",
+        metavar="SEED",
+        default=None,
+        help="derive message ids, tokens and signing keys from SEED and the test id, so "
+        "snapshots of them are stable",
+    )
+    group.addoption(
+        "--qstash-no-checks",
+        action="store_true",
+        default=False,
+        help="skip the fixture's teardown checks (pending messages, unread dead letters, "
+        "unused scripted responses)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``@pytest.mark.qstash`` gets the fixture without asking for it."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "qstash" not in names and item.get_closest_marker("qstash"):
+            names.append("qstash")
+
+
+@pytest.fixture(scope="session")
+def qstash_servers(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
+    """The emulators shared by this session (or xdist worker), started on first use."""
+    from ._server import ServerPool
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    pool = ServerPool(request.config.getoption("qstash_redis_url"), worker)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def qstash_config() -> dict[str, Any]:
+    """Defaults for every ``qstash`` fixture; override it in a conftest.py to change them."""
+    return {}
+
+
+@pytest.fixture
+def qstash(
+    request: pytest.FixtureRequest,
+    qstash_servers: ServerPool,
+    qstash_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[QStashFixture]:
+    """A QStash emulator for this test, with QSTASH_URL, QSTASH_TOKEN and the signing keys set.
+
+    Configure with ``@pytest.mark.qstash(...)``, ``qstash_config`` or the ``--qstash-*`` options.
+    """
+    from ._fixture import QStashFixture
+    from ._options import resolve
+
+    options = resolve(request, qstash_config)
+    fixture = QStashFixture(qstash_servers.get(options.virtual), options, request.node.nodeid)
+    for name, value in fixture.env.items():
+        monkeypatch.setenv(name, value)
+    if options.intercept_production:
+        fixture.intercept_production()
+    yield fixture
+    report = getattr(request.node, "_qstash_call_report", None)
+    fixture.close(check=report is None or not report.failed)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember whether the test body failed, so teardown checks do not pile on."""
+    report = yield
+    if report.when == "call":
+        item._qstash_call_report = report  # type: ignore[attr-defined]
+    return report

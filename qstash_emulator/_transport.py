@@ -117,6 +117,12 @@ class Router:
         """Send requests for ``prefix...`` to ``replacement...`` instead (signature unchanged)."""
         self._rewrites.append((prefix.rstrip("/"), replacement.rstrip("/")))
 
+    def remove(self, prefix: str) -> None:
+        """Drop the mounts and rewrites of ``prefix`` (one test's, on a shared emulator)."""
+        prefix = prefix.rstrip("/")
+        self._mounts = [m for m in self._mounts if m.prefix != prefix]
+        self._rewrites = [r for r in self._rewrites if r[0] != prefix]
+
     def clear(self) -> None:
         self._mounts.clear()
         self._rewrites.clear()

@@ -1,0 +1,282 @@
+"""Delivery records: every attempt as the destination saw it, what it answered, what came next."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any, SupportsIndex, overload
+from urllib.parse import urlsplit
+
+from qstash_emulator import _json
+from qstash_emulator._inspection import format_ms
+from qstash_emulator._records import Attempt, AttemptResponse
+from qstash_emulator._signing import SignatureCheck, check_signature
+
+__all__ = ["Deliveries", "Delivery"]
+
+
+class Delivery:
+    """One delivery attempt: the request, the response or network error, and the retry decision.
+
+    ``url`` is the URL that was published (and signed as ``sub``); ``destination_url`` is where
+    the request went after rewriting, which is the URL a receiver sees.
+    """
+
+    __slots__ = ("__dict__", "attempt", "destination_url", "keys")
+
+    def __init__(self, attempt: Attempt, destination_url: str, keys: tuple[str, str]) -> None:
+        self.attempt = attempt
+        self.destination_url = destination_url
+        self.keys = keys
+
+    # The request ------------------------------------------------------------------------------
+
+    @property
+    def message_id(self) -> str:
+        return self.attempt.message_id
+
+    @property
+    def kind(self) -> str:
+        """ "message", "callback" or "failure_callback"."""
+        return self.attempt.kind
+
+    @property
+    def retried(self) -> int:
+        """How many attempts came before this one (the ``Upstash-Retried`` header)."""
+        return self.attempt.retried
+
+    @property
+    def number(self) -> int:
+        """1 for the first attempt of a message, 2 for its first retry, ..."""
+        return self.attempt.retried + 1
+
+    @property
+    def method(self) -> str:
+        return self.attempt.request.method
+
+    @property
+    def url(self) -> str:
+        return self.attempt.request.url
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path or "/"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.attempt.request.headers
+
+    def header(self, name: str) -> str | None:
+        """A request header, by case-insensitive name."""
+        lower = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lower:
+                return value
+        return None
+
+    @property
+    def body(self) -> bytes:
+        return self.attempt.request.body
+
+    @property
+    def text(self) -> str:
+        return self.attempt.request.text
+
+    def json(self) -> Any:
+        return _json.loads(self.body)
+
+    # What happened ----------------------------------------------------------------------------
+
+    @property
+    def response(self) -> AttemptResponse | None:
+        return self.attempt.response
+
+    @property
+    def status(self) -> int | None:
+        """The destination's status, or None when there was no response (see ``error``)."""
+        return self.attempt.status
+
+    @property
+    def error(self) -> str | None:
+        """Why there was no response: refused, timed out, reset."""
+        return self.attempt.error
+
+    @property
+    def outcome(self) -> str:
+        """ "delivered", "retry" or "failed" (dead-lettered, or a callback given up)."""
+        return self.attempt.outcome
+
+    @property
+    def delivered(self) -> bool:
+        return self.attempt.outcome == "delivered"
+
+    @property
+    def reason(self) -> str:
+        """Why the outcome: the status, the non-retryable header, retries used up."""
+        return self.attempt.reason
+
+    @property
+    def max_retries(self) -> int:
+        return self.attempt.max_retries
+
+    @property
+    def retries_left(self) -> int:
+        """Retries still allowed after this attempt."""
+        return max(0, self.attempt.max_retries - self.attempt.retried)
+
+    @property
+    def next_delay_ms(self) -> int | None:
+        return self.attempt.next_delay_ms
+
+    @property
+    def delay_source(self) -> str | None:
+        """How ``next_delay_ms`` was computed: default backoff, Retry-After, or the expression."""
+        return self.attempt.delay_source
+
+    @property
+    def next_attempt_at(self) -> int | None:
+        """When the retry is due, on the emulator's clock (ms)."""
+        delay = self.attempt.next_delay_ms
+        return None if delay is None else self.attempt.finished_at + delay
+
+    @property
+    def started_at(self) -> int:
+        """Emulator-clock ms (virtual time under a virtual clock)."""
+        return self.attempt.started_at
+
+    @property
+    def finished_at(self) -> int:
+        return self.attempt.finished_at
+
+    @property
+    def wall_started(self) -> float:
+        return self.attempt.wall_started
+
+    @property
+    def wall_finished(self) -> float:
+        return self.attempt.wall_finished
+
+    # The signature ----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def signature(self) -> SignatureCheck:
+        """What a receiver holding the test's keys, checking the URL it was called on, concludes.
+
+        ``failed_claim`` names what is wrong: "sub" (URL), "body" (hash), "exp", "key", ...
+        """
+        return self.check_signature()
+
+    def check_signature(
+        self, url: str | None = None, keys: tuple[str, str] | None = None
+    ) -> SignatureCheck:
+        """Check ``Upstash-Signature`` against ``url`` (default: where it was delivered)."""
+        return check_signature(
+            self.header("Upstash-Signature"),
+            keys or self.keys,
+            url or self.destination_url,
+            self.body,
+            int(self.attempt.wall_started),
+        )
+
+    # Reading ----------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """One line: which attempt went where and how it ended."""
+        if self.status is not None:
+            result = f"{self.status} {self.outcome}"
+        else:
+            result = f"{self.error} ({self.outcome})"
+        kind = "" if self.kind == "message" else f" {self.kind.replace('_', ' ')}"
+        return (
+            f"{self.message_id}{kind} attempt {self.number}: {self.method} {self.url} -> {result}"
+        )
+
+    def explain(self) -> str:
+        """A transcript of this attempt: request, response, decision and signature check."""
+        lines = [self.describe()]
+        if self.destination_url != self.url:
+            lines.append(f"  delivered to {self.destination_url} (rewritten)")
+        lines.append(f"  at {format_ms(self.started_at)} (emulator clock)")
+        lines.append(f"  request body: {_short(self.body)}")
+        if self.response is not None:
+            lines.append(f"  response body: {_short(self.response.body)}")
+        lines.append(f"  decision: {self.outcome} because {self.reason}")
+        if self.next_delay_ms is not None:
+            lines.append(
+                f"  next attempt after {self.next_delay_ms} ms ({self.delay_source}), "
+                f"at {format_ms(self.next_attempt_at)}; {self.retries_left} retries left"
+            )
+        check = self.signature
+        lines.append(
+            "  signature: valid"
+            if check.ok
+            else f"  signature: invalid {check.failed_claim}: {check.reason}"
+        )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.describe()}>"
+
+
+def _short(data: bytes, limit: int = 200) -> str:
+    text = data.decode("utf-8", "replace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class Deliveries(list[Delivery]):
+    """Delivery records in the order the attempts finished, with respx-style helpers."""
+
+    @property
+    def called(self) -> bool:
+        return bool(self)
+
+    @property
+    def call_count(self) -> int:
+        return len(self)
+
+    @property
+    def last(self) -> Delivery:
+        if not self:
+            raise IndexError("no delivery was attempted")
+        return self[-1]
+
+    def filter(self, **criteria: Any) -> Deliveries:
+        """The records matching every criterion (see ``assert_delivered`` for the names)."""
+        from ._matching import Criteria
+
+        wanted = Criteria(criteria)
+        return Deliveries(d for d in self if wanted.matches(d))
+
+    def of(self, message_id: str) -> Deliveries:
+        """Every attempt of one message, first to last."""
+        return Deliveries(d for d in self if d.message_id == message_id)
+
+    def by_message(self) -> dict[str, Deliveries]:
+        grouped: dict[str, Deliveries] = {}
+        for delivery in self:
+            grouped.setdefault(delivery.message_id, Deliveries()).append(delivery)
+        return grouped
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Delivery: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Deliveries: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> Delivery | Deliveries:
+        if isinstance(index, slice):
+            return Deliveries(super().__getitem__(index))
+        return super().__getitem__(index)
+
+
+def describe_all(deliveries: Iterable[Delivery], indent: str = "  ") -> str:
+    return "\n".join(indent + d.describe() for d in deliveries) or indent + "(none)"
+
+
+def header_subset(expected: Mapping[str, str], delivery: Delivery) -> dict[str, str | None]:
+    """The expected headers whose value differs, mapped to what was actually sent."""
+    return {
+        name: delivery.header(name)
+        for name, value in expected.items()
+        if delivery.header(name) != value
+    }

@@ -1,0 +1,203 @@
+"""Scripted destinations: answer a sequence (500, 500, then 200), refuse, or hang past the timeout.
+
+The emulator's deliveries go through ``ScriptedTransport``, which answers for every scripted
+URL and hands everything else to the real router (mounted apps, rewrites, HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from qstash_emulator import _json
+from qstash_emulator._records import AttemptRequest
+from qstash_emulator._transport import DeliveryError, Response, Transport
+
+if TYPE_CHECKING:
+    from ._deliveries import Deliveries, Delivery
+
+__all__ = ["HANG", "REFUSE", "Endpoint", "Reply", "ScriptedTransport", "reply"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer: status, headers and body."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def describe(self) -> str:
+        extra = "".join(f", {k}: {v}" for k, v in self.headers.items())
+        return f"{self.status}{extra}"
+
+
+@dataclass(frozen=True)
+class _Fault:
+    name: str
+
+    def describe(self) -> str:
+        return self.name
+
+
+REFUSE = _Fault("refuse the connection")
+HANG = _Fault("hang past the timeout")
+
+Handler = Callable[[AttemptRequest], "Reply | int"]
+Step = Reply | _Fault | Handler
+
+
+def reply(
+    status: int = 200,
+    body: bytes | str = b"",
+    *,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> Reply:
+    """A scripted answer: ``reply(489, headers={"Upstash-NonRetryable-Error": "true"})``."""
+    headers = dict(headers or {})
+    if json is not None:
+        body = _json.dumps(json)
+        headers.setdefault("Content-Type", "application/json")
+    return Reply(status, headers, body.encode() if isinstance(body, str) else body)
+
+
+def _step(value: Any) -> Step:
+    if isinstance(value, bool):
+        raise TypeError(f"invalid scripted response {value!r}")
+    if isinstance(value, int):
+        return Reply(value)
+    if isinstance(value, Reply | _Fault) or callable(value):
+        return value  # type: ignore[no-any-return]
+    if value in ("refuse", "hang"):
+        return REFUSE if value == "refuse" else HANG
+    raise TypeError(
+        f"invalid scripted response {value!r}: expected a status, reply(...), "
+        "'refuse', 'hang' or a function of the request"
+    )
+
+
+def _describe(step: Step) -> str:
+    if isinstance(step, Reply | _Fault):
+        return step.describe()
+    return f"handler {getattr(step, '__name__', repr(step))}"
+
+
+class Endpoint:
+    """A destination that answers a script; deliveries to it are recorded like any other."""
+
+    def __init__(self, url: str, owner: Any, fallback: Step | None) -> None:
+        self.url = url
+        self._owner = owner
+        self._script: list[Step] = []
+        self._fallback = fallback
+        self._lock = threading.Lock()
+
+    def respond(self, *steps: Any) -> Endpoint:
+        """Answer the next requests with ``steps`` in order: statuses, ``reply(...)``, "refuse",
+        "hang" or functions of the request. Afterwards it answers 200 (or passes through)."""
+        parsed = [_step(s) for s in steps]
+        with self._lock:
+            self._script.extend(parsed)
+        return self
+
+    def always(self, step: Any) -> Endpoint:
+        """What to answer once the script is used up."""
+        self._fallback = _step(step)
+        return self
+
+    def take(self) -> Step | None:
+        with self._lock:
+            if self._script:
+                return self._script.pop(0)
+        return self._fallback
+
+    @property
+    def unused(self) -> list[str]:
+        """Scripted answers no request has consumed yet."""
+        with self._lock:
+            return [_describe(s) for s in self._script]
+
+    # Records ----------------------------------------------------------------------------------
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """The attempts that reached this endpoint, in order."""
+        records: Deliveries = self._owner.deliveries
+        return records.filter(where=self._is_mine)
+
+    def _is_mine(self, delivery: Delivery) -> bool:
+        return _same(delivery.destination_url, self.url)
+
+    @property
+    def called(self) -> bool:
+        return self.deliveries.called
+
+    @property
+    def call_count(self) -> int:
+        return self.deliveries.call_count
+
+    @property
+    def last(self) -> Delivery:
+        return self.deliveries.last
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.url} unused={self.unused}>"
+
+
+def _base(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path or '/'}"
+
+
+def _same(url: str, endpoint_url: str) -> bool:
+    return _base(url) == _base(endpoint_url)
+
+
+class ScriptedTransport:
+    """Answers for scripted endpoints; sends everything else through ``inner``."""
+
+    def __init__(self, inner: Transport, virtual: bool) -> None:
+        self.inner = inner
+        self.virtual = virtual
+        self._endpoints: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            self._endpoints[_base(endpoint.url)] = endpoint
+
+    def remove(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            if self._endpoints.get(_base(endpoint.url)) is endpoint:
+                del self._endpoints[_base(endpoint.url)]
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> Response:
+        with self._lock:
+            endpoint = self._endpoints.get(_base(url)) if self._endpoints else None
+        step = endpoint.take() if endpoint is not None else None
+        if step is None:
+            return await self.inner.send(method, url, headers, body, timeout_s)
+        if step is REFUSE:
+            host = urlsplit(url).netloc
+            raise DeliveryError(
+                f"ClientConnectorError: Cannot connect to host {host} [Connection refused]"
+            )
+        if step is HANG:
+            if not self.virtual:
+                await asyncio.sleep(timeout_s)
+            raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True)
+        if callable(step) and not isinstance(step, Reply | _Fault):
+            answer = step(AttemptRequest(method, url, headers, body))
+            step = Reply(answer) if isinstance(answer, int) else answer
+        assert isinstance(step, Reply)
+        return Response(step.status, list(step.headers.items()), step.body)
+
+    async def close(self) -> None:
+        await self.inner.close()

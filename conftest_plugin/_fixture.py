@@ -1,0 +1,413 @@
+"""``QStashFixture``: what a test gets as ``qstash``.
+
+Each test is its own user on a shared emulator (own token, signing keys, messages, queues and
+schedules), so tests cannot see or delete each other's work, even on one server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from qstash_emulator import Emulator, User
+from qstash_emulator._faults import Fault
+from qstash_emulator._inspection import Inspector, Waiting
+from qstash_emulator._random import seed_ids
+
+from ._deliveries import Deliveries, Delivery
+from ._endpoints import Endpoint, Reply
+from ._matching import Criteria, count_message, no_match_message
+from ._options import Options
+from ._time import Driver
+
+if TYPE_CHECKING:
+    from qstash import AsyncQStash, QStash, Receiver
+
+    from ._server import Server
+
+__all__ = ["QStashFixture"]
+
+PRODUCTION_URL = "https://qstash.upstash.io"
+DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
+
+
+class QStashFixture:
+    """A QStash emulator for one test: environment, records, assertions, clock, faults."""
+
+    def __init__(self, server: Server, options: Options, test_id: str) -> None:
+        self.options = options
+        self._server = server
+        digest = hashlib.sha256(f"{os.environ.get('PYTEST_XDIST_WORKER', '')}|{test_id}".encode())
+        user_id = "pytest_" + digest.hexdigest()[:12]
+        if options.seed is not None:
+            seed_ids(f"{options.seed}|{test_id}")
+        self.user: User = server.emulator.create_user(user_id)
+        keys = (self.user.current_signing_key, self.user.next_signing_key)
+        self._recorder = server.recorder(user_id, keys)
+        self._driver = Driver(server, user_id, self._recorder, options.auto_advance)
+        self._endpoints: list[Endpoint] = []
+        self._prefixes: list[str] = []
+        self._seen_dead_letters: set[str] = set()
+        self._cleanups: list[Callable[[], None]] = []
+        self._clients: list[Any] = []
+        server.emulator.attempts.clear()
+
+    # What application code needs --------------------------------------------------------------
+
+    @property
+    def emulator(self) -> Emulator:
+        """The shared emulator (an escape hatch: prefer the fixture's methods)."""
+        return self._server.emulator
+
+    @property
+    def url(self) -> str:
+        return self._server.emulator.url
+
+    @property
+    def token(self) -> str:
+        return self.user.token
+
+    @property
+    def current_signing_key(self) -> str:
+        return self.user.current_signing_key
+
+    @property
+    def next_signing_key(self) -> str:
+        return self.user.next_signing_key
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``QSTASH_URL``, ``QSTASH_TOKEN`` and both signing keys, as the test sees them."""
+        return self._server.emulator.env(self.user)
+
+    def client(self, **kwargs: Any) -> QStash:
+        """The official SDK's client for this test's user (closed at teardown)."""
+        from qstash import QStash
+
+        client = QStash(self.token, base_url=self.url, **kwargs)
+        self._clients.append(client.http._client)
+        return client
+
+    def async_client(self, **kwargs: Any) -> AsyncQStash:
+        from qstash import AsyncQStash
+
+        return AsyncQStash(self.token, base_url=self.url, **kwargs)
+
+    def receiver(self) -> Receiver:
+        """The official SDK's signature verifier, holding this test's keys."""
+        from qstash import Receiver
+
+        return Receiver(self.current_signing_key, self.next_signing_key)
+
+    # Destinations -----------------------------------------------------------------------------
+
+    def endpoint(self, path_or_url: str = "/", *steps: Any) -> Endpoint:
+        """A destination answering a script: ``qstash.endpoint("/jobs").respond(500, 500, 200)``.
+
+        A path gives a built-in endpoint (its ``.url`` is unique to this test) that answers
+        200 once the script is used up. A full URL scripts that destination: once the script
+        is used up, requests go where they would have gone (a mounted app, a rewrite, HTTP).
+        """
+        if path_or_url.startswith(("http://", "https://")):
+            endpoint = Endpoint(path_or_url, self, None)
+        else:
+            path = path_or_url if path_or_url.startswith("/") else "/" + path_or_url
+            host = self.user.user_id.replace("_", "-")
+            endpoint = Endpoint(f"http://{host}.endpoint.test{path}", self, Reply(200, {}, b"ok"))
+        endpoint.respond(*steps)
+        self._server.scripted.add(endpoint)
+        self._endpoints.append(endpoint)
+        return endpoint
+
+    def mount(self, url: str, app: Any, *, wsgi: bool | None = None) -> str:
+        """Deliver requests for ``url...`` into ``app`` in process, without a socket.
+
+        ``app`` is ASGI (FastAPI, Starlette) or WSGI (Flask, Django); ``wsgi=None`` guesses.
+        """
+        if wsgi is None:
+            call = app if inspect.isroutine(app) else type(app).__call__
+            wsgi = not inspect.iscoroutinefunction(call)
+        self._server.emulator.runtime.router.mount(url, app, wsgi=wsgi)
+        self._prefixes.append(url)
+        return url
+
+    def rewrite(self, url: str, to: str) -> None:
+        """Deliver messages published to ``url...`` at ``to...`` instead; the signature's
+        ``sub`` stays the published URL, as production signs what was published."""
+        self._server.emulator.runtime.router.rewrite(url, to)
+        self._prefixes.append(url)
+
+    def intercept_production(self, base_url: str = PRODUCTION_URL) -> None:
+        """Route httpx calls to ``base_url`` (the SDK's default) into this emulator, with respx.
+
+        For code that hard-codes the production URL. A token the emulator does not know is
+        replaced by this test's, so a client built before the fixture still works.
+        """
+        import httpx
+        import respx
+
+        router = respx.MockRouter(assert_all_called=False, assert_all_mocked=False)
+        runtime = self._server.emulator.runtime
+        target = self.url
+
+        def forward(request: httpx.Request) -> httpx.Response:
+            headers = dict(request.headers)
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not _known(runtime, token):
+                headers["authorization"] = f"Bearer {self.token}"
+            headers.pop("host", None)
+            url = target + request.url.raw_path.decode("ascii")
+            with httpx.Client(timeout=30) as inner:
+                answer = inner.request(
+                    request.method, url, headers=headers, content=request.content
+                )
+            return httpx.Response(
+                answer.status_code, headers=answer.headers, content=answer.content
+            )
+
+        router.route(url__startswith=base_url.rstrip("/")).mock(side_effect=forward)
+        router.route().pass_through()
+        router.start()
+        self._cleanups.append(router.stop)
+
+    # API faults -------------------------------------------------------------------------------
+
+    def fail_api(
+        self,
+        kind: str = "error",
+        *,
+        status: int = 500,
+        path: str = "/",
+        method: str | None = None,
+        times: int | None = 1,
+        delay: float = 0.0,
+    ) -> Fault:
+        """Make the QStash API fail this test's requests: ``kind`` is "error" (``status``),
+        "daily" or "burst" (429 with the headers the SDK maps to its two exceptions), or
+        "drop" (the connection closes). ``times=None`` fails until the test ends."""
+        fault = Fault(
+            kind=kind,
+            status=status,
+            path=path,
+            method=method,
+            user=self.user.user_id,
+            times=times,
+            delay_s=delay,
+        )
+        return self._server.emulator.runtime.faults.add(fault)
+
+    # Time -------------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """The emulator's clock, in Unix ms."""
+        return self._driver.now()
+
+    def advance(self, seconds: float) -> int:
+        """Move the virtual clock forward, delivering everything that comes due on the way,
+        in order, each at its own time. Returns the new time (ms)."""
+        __tracebackhide__ = True
+        return self._driver.advance(seconds, self.options.timeout)
+
+    def run_until_idle(
+        self, timeout: float | None = None, max_seconds: float | None = None
+    ) -> None:
+        """Deliver until no message is due: retries, delays and callbacks included.
+
+        A virtual clock jumps to each next due time (schedules, always due again, only
+        within ``max_seconds``); a real clock waits. Fails listing what is still pending.
+        """
+        __tracebackhide__ = True
+        self._driver.run_until_idle(timeout or self.options.timeout, max_seconds)
+
+    def wait_for(
+        self, *, count: int = 1, timeout: float | None = None, **criteria: Any
+    ) -> Delivery:
+        """Wait for a delivery attempt matching ``criteria`` (see ``assert_delivered``); returns
+        the ``count``-th match. A virtual clock auto-advances to each next due time."""
+        __tracebackhide__ = True
+        found = self._driver.wait_for(Criteria(criteria), count, timeout or self.options.timeout)
+        return found[-1]
+
+    def run_now(self, message_or_schedule_id: str) -> None:
+        """Make a delayed message, a pending retry or a schedule's next run due now (moved,
+        never copied), then let it be delivered."""
+        __tracebackhide__ = True
+        inspector = Inspector(self._server.emulator.runtime)
+        try:
+            self._server.emulator.call(inspector.run_now(self.user.user_id, message_or_schedule_id))
+        except LookupError as exc:
+            raise AssertionError(str(exc)) from None
+        self._driver.wait_idle(self.options.timeout)
+
+    # Inspection -------------------------------------------------------------------------------
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """Every delivery attempt of this test, in the order they finished."""
+        return self._recorder.deliveries
+
+    def messages(self, state: str | None = None) -> list[Waiting]:
+        """Messages not final yet: pending, delayed, retrying, in_flight or queued."""
+        waiting = self._driver.waiting()
+        return waiting if state is None else [w for w in waiting if w.state == state]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
+        inspector = Inspector(self._server.emulator.runtime)
+        entries = self._server.emulator.call(inspector.dead_letters(self.user.user_id))
+        self._seen_dead_letters.update(e["dlqId"] for e in entries)
+        return entries
+
+    def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
+        """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
+        inspector = Inspector(self._server.emulator.runtime)
+        times = self._server.emulator.call(
+            inspector.schedule_times(self.user.user_id, schedule_id, count)
+        )
+        if times is None:
+            raise LookupError(f"schedule {schedule_id!r} not found")
+        return times
+
+    # Assertions -------------------------------------------------------------------------------
+
+    def assert_delivered(self, *, count: int | None = None, **criteria: Any) -> Delivery:
+        """Assert a successful delivery matched every criterion; returns the last match.
+
+        Criteria: url (published or delivered-to URL, or a compiled regex), path, method,
+        body (bytes or str), json, headers (a subset), status, outcome, message_id, kind,
+        retried, where (a function of the Delivery). On failure the message lists the
+        closest deliveries and how each differs, field by field.
+        """
+        __tracebackhide__ = True
+        return self._assert(Criteria({"outcome": "delivered", **criteria}), count, "delivery")[-1]
+
+    def assert_attempted(self, *, count: int | None = None, **criteria: Any) -> Deliveries:
+        """Assert attempts (successful or not) matched; returns them."""
+        __tracebackhide__ = True
+        return self._assert(Criteria(criteria), count, "attempt")
+
+    def assert_not_delivered(self, **criteria: Any) -> None:
+        """Assert no attempt at all matched ``criteria``."""
+        __tracebackhide__ = True
+        wanted = Criteria(criteria)
+        matched = self.deliveries.filter(**criteria)
+        if matched:
+            raise AssertionError(count_message(wanted, 0, matched, "attempts"))
+
+    def assert_dead_lettered(self, **criteria: Any) -> dict[str, Any]:
+        """Assert a message matching ``criteria`` (message_id, url, ...) is in the DLQ; returns
+        its entry. Its last attempt must match the criteria too."""
+        __tracebackhide__ = True
+        wanted = Criteria({"outcome": "failed", "kind": "message", **criteria})
+        failed = self.deliveries.filter(outcome="failed", kind="message")
+        entries = {e["messageId"]: e for e in self.dead_letters()}
+        for delivery in reversed(failed):
+            if wanted.matches(delivery) and delivery.message_id in entries:
+                return entries[delivery.message_id]
+        raise AssertionError(
+            no_match_message("no dead-lettered message matched", wanted, self.deliveries)
+        )
+
+    def _assert(self, criteria: Criteria, count: int | None, what: str) -> Deliveries:
+        __tracebackhide__ = True
+        matched = Deliveries(d for d in self.deliveries if criteria.matches(d))
+        if not matched:
+            raise AssertionError(no_match_message(f"no {what} matched", criteria, self.deliveries))
+        if count is not None and len(matched) != count:
+            raise AssertionError(count_message(criteria, count, matched, what + "(s)"))
+        return matched
+
+    # Teardown ---------------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What the teardown checks would report now."""
+        problems = []
+        if self.options.check("pending"):
+            waiting = self._driver.waiting()
+            if waiting:
+                now = self.now
+                problems.append(
+                    f"{len(waiting)} message(s) still pending (deliver them with "
+                    "qstash.run_until_idle(), or cancel them):\n"
+                    + "\n".join("  " + w.describe(now) for w in waiting)
+                )
+        if self.options.check("dead_letters"):
+            inspector = Inspector(self._server.emulator.runtime)
+            entries = self._server.emulator.call(inspector.dead_letters(self.user.user_id))
+            unseen = [e for e in entries if e["dlqId"] not in self._seen_dead_letters]
+            if unseen:
+                problems.append(
+                    f"{len(unseen)} dead letter(s) nobody looked at (check them with "
+                    "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n"
+                    + "\n".join(
+                        f"  {e['messageId']} {e.get('url', '')} "
+                        f"(last status {e.get('responseStatus')})"
+                        for e in unseen
+                    )
+                )
+        if self.options.check("unused_responses"):
+            lines = [f"  {e.url}: {', '.join(e.unused)}" for e in self._endpoints if e.unused]
+            faults = self._server.emulator.runtime.faults.remaining(self.user.user_id)
+            lines += [f"  API fault: {f.describe()}" for f in faults if f.left is not None]
+            if lines:
+                problems.append("scripted responses never used:\n" + "\n".join(lines))
+        return problems
+
+    def close(self, check: bool) -> None:
+        """End the test: run the teardown checks, then remove everything this test made."""
+        __tracebackhide__ = True
+        problems: list[str] = []
+        try:
+            for cleanup in reversed(self._cleanups):
+                cleanup()
+            if check and self.options.checks:
+                self._driver.wait_idle(self.options.timeout)
+                problems = self.problems()
+        finally:
+            self._dispose()
+        if problems:
+            pytest.fail(
+                "qstash teardown checks failed:\n"
+                + "\n".join(problems)
+                + "\nOpt out with @pytest.mark.qstash(checks=False) (or checks=(...) to keep "
+                f"some); see {DOCS}",
+                pytrace=False,
+            )
+
+    def _dispose(self) -> None:
+        server = self._server
+        runtime = server.emulator.runtime
+        for client in self._clients:
+            client.close()
+        for endpoint in self._endpoints:
+            server.scripted.remove(endpoint)
+        for prefix in self._prefixes:
+            runtime.router.remove(prefix)
+        user_id = self.user.user_id
+        server.drop_recorder(user_id)
+        server.emulator.call(_purge(runtime, user_id))
+        runtime.remove_user(user_id)
+        if self.options.seed is not None:
+            seed_ids(None)
+
+
+async def _purge(runtime: Any, user_id: str) -> None:
+    schedules = getattr(runtime, "schedules", None)
+    if schedules is not None:
+        for sched in await schedules.for_user(user_id):
+            await schedules.delete(user_id, sched.id)
+    await runtime.store.purge_user(user_id)
+
+
+def _known(runtime: Any, token: str) -> bool:
+    try:
+        runtime.authenticate(token, False)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,96 @@
+"""The emulators behind the fixture: started on first use, one per clock kind, per xdist worker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
+from qstash_emulator._records import Attempt
+
+from ._deliveries import Deliveries, Delivery
+from ._endpoints import ScriptedTransport
+
+__all__ = ["Recorder", "Server", "ServerPool"]
+
+
+class Recorder:
+    """Collects one test's delivery records; waiters are woken as each attempt lands."""
+
+    def __init__(self, keys: tuple[str, str], resolve: Callable[[str], str]) -> None:
+        self.deliveries = Deliveries()
+        self._keys = keys
+        self._resolve = resolve
+        self._cond = threading.Condition()
+
+    def add(self, attempt: Attempt) -> None:
+        delivery = Delivery(attempt, self._resolve(attempt.request.url), self._keys)
+        with self._cond:
+            self.deliveries.append(delivery)
+            self._cond.notify_all()
+
+    def wait_for_more(self, seen: int, timeout: float) -> bool:
+        """Block until more than ``seen`` records exist, at most ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.deliveries) > seen, timeout)
+
+
+class Server:
+    """One emulator shared by the tests of a session (or xdist worker), each as its own user."""
+
+    def __init__(self, virtual: bool, redis_url: str | None, prefix: str) -> None:
+        settings = Settings(port=0, redis_url=redis_url, redis_prefix=prefix)
+        self.virtual = virtual
+        self.clock = VirtualClock() if virtual else RealClock()
+        self.emulator = Emulator(settings, clock=self.clock)
+        runtime = self.emulator.runtime
+        self.scripted = ScriptedTransport(runtime.engine.transport, virtual)
+        runtime.engine.transport = self.scripted
+        runtime.engine.listeners.append(self._record)
+        self._recorders: dict[str, Recorder] = {}
+        self.emulator.start()
+
+    def _record(self, attempt: Attempt) -> None:
+        recorder = self._recorders.get(attempt.user)
+        if recorder is not None:
+            recorder.add(attempt)
+
+    def recorder(self, user_id: str, keys: tuple[str, str]) -> Recorder:
+        recorder = Recorder(keys, self.emulator.runtime.router.resolve)
+        self._recorders[user_id] = recorder
+        return recorder
+
+    def drop_recorder(self, user_id: str) -> None:
+        self._recorders.pop(user_id, None)
+
+    def close(self) -> None:
+        if self.emulator.settings.redis_url is not None:
+            self.emulator.call(self.emulator.runtime.store.flush())
+        self.emulator.stop()
+
+
+class ServerPool:
+    """Starts each kind of server the first time a test asks for it."""
+
+    def __init__(self, redis_url: str | None, worker: str) -> None:
+        self.redis_url = redis_url
+        # A fresh prefix per run keeps workers (and old runs) apart on a shared Redis.
+        self.prefix = f"qe:pytest:{worker}:{uuid.uuid4().hex[:8]}:"
+        self._servers: dict[bool, Server] = {}
+        self._lock = threading.Lock()
+
+    def get(self, virtual: bool) -> Server:
+        with self._lock:
+            server = self._servers.get(virtual)
+            if server is None:
+                kind = "virtual" if virtual else "real"
+                server = Server(virtual, self.redis_url, f"{self.prefix}{kind}:")
+                self._servers[virtual] = server
+            return server
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()

@@ -1,0 +1,177 @@
+"""Time under the test's control: advance, run until idle, and wait for a delivery.
+
+Under a virtual clock nothing here sleeps: the emulator delivers what is due, then the clock
+jumps to the next due item (auto-advance, as Temporal's test server does while a test waits).
+Under a real clock the waits block on new delivery records, with a timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from qstash_emulator._clock import VirtualClock
+from qstash_emulator._engine import Engine
+from qstash_emulator._inspection import Inspector, Waiting
+
+from ._deliveries import Delivery
+from ._matching import Criteria, no_match_message
+
+if TYPE_CHECKING:
+    from ._server import Recorder, Server
+
+__all__ = ["Driver"]
+
+T = TypeVar("T")
+
+_YEAR_MS = 366 * 86_400_000
+# With a virtual clock and nothing left to deliver, a waiter gives up after this long without
+# any new activity instead of sitting out its whole timeout.
+IDLE_GRACE_S = 0.25
+
+
+async def next_due(engine: Engine, recurring: bool) -> int | None:
+    """The earliest due time; schedules (always due again) count only when ``recurring``."""
+    times = [await engine.store.next_due()]
+    for timer in engine.timers:
+        if recurring or not getattr(timer, "recurring", False):
+            times.append(await timer.next_due())
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
+class Driver:
+    """The clock and the waits of one test."""
+
+    def __init__(self, server: Server, user_id: str, recorder: Recorder, auto: bool) -> None:
+        self.server = server
+        self.user_id = user_id
+        self.recorder = recorder
+        self.auto_advance = auto
+        self.engine = server.emulator.runtime.engine
+        self.inspector = Inspector(server.emulator.runtime)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+        __tracebackhide__ = True
+        try:
+            return self.server.emulator.call(coro, timeout)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise AssertionError(
+                f"timed out after {timeout:g}s {what}\n" + self.pending_text()
+            ) from None
+
+    def now(self) -> int:
+        return self.server.clock.now_ms()
+
+    def _jump(self, now_ms: int) -> None:
+        clock = self.server.clock
+        assert isinstance(clock, VirtualClock)
+        clock.set(now_ms)
+
+    def waiting(self) -> list[Waiting]:
+        return self.server.emulator.call(self.inspector.waiting(self.user_id))
+
+    def pending_text(self) -> str:
+        waiting = self.waiting()
+        if not waiting:
+            return "No message is pending."
+        now = self.now()
+        return "Pending messages:\n" + "\n".join("  " + w.describe(now) for w in waiting)
+
+    # Moving time ------------------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float) -> None:
+        __tracebackhide__ = True
+        self.call(self.engine.wait_idle(), timeout, "waiting for due deliveries to finish")
+
+    def advance(self, seconds: float, timeout: float) -> int:
+        __tracebackhide__ = True
+        if not self.server.virtual:
+            raise RuntimeError("advance() needs the virtual clock; this test uses real time")
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        target = self.now() + round(seconds * 1_000)
+        self.call(self._advance(target), timeout, f"advancing the clock by {seconds:g}s")
+        return self.now()
+
+    async def _advance(self, target: int) -> None:
+        while True:
+            await self.engine.wait_idle()
+            nxt = await next_due(self.engine, recurring=True)
+            if nxt is None or nxt > target:
+                break
+            self._jump(nxt)
+        self._jump(target)
+        await self.engine.wait_idle()
+
+    def run_until_idle(self, timeout: float, max_seconds: float | None) -> None:
+        __tracebackhide__ = True
+        if self.server.virtual:
+            horizon = _YEAR_MS if max_seconds is None else round(max_seconds * 1_000)
+            self.call(
+                self._drain(self.now() + horizon, max_seconds is not None),
+                timeout,
+                "running until no message is due",
+            )
+            return
+        deadline = time.monotonic() + timeout
+        while self.waiting():
+            seen = len(self.recorder.deliveries)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout:g}s running until no message is pending\n"
+                    + self.pending_text()
+                )
+            self.recorder.wait_for_more(seen, min(left, 0.05))
+
+    async def _drain(self, limit: int, recurring: bool) -> None:
+        while True:
+            await self.engine.wait_idle()
+            nxt = await next_due(self.engine, recurring)
+            if nxt is None or nxt > limit:
+                return
+            self._jump(nxt)
+
+    # Waiting for deliveries -------------------------------------------------------------------
+
+    def wait_for(self, criteria: Criteria, count: int, timeout: float) -> list[Delivery]:
+        """The first ``count`` matching deliveries, moving a virtual clock as needed."""
+        __tracebackhide__ = True
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        start = self.now()
+        while True:
+            matched = [d for d in self.recorder.deliveries if criteria.matches(d)]
+            if len(matched) >= count:
+                return matched[:count]
+            seen = len(self.recorder.deliveries)
+            if self.server.virtual:
+                self.wait_idle(max(0.1, deadline - time.monotonic()))
+                if len(self.recorder.deliveries) > seen:
+                    idle_since = None
+                    continue
+                nxt = self.server.emulator.call(next_due(self.engine, True))
+                if self.auto_advance and nxt is not None and nxt <= start + _YEAR_MS:
+                    self._jump(nxt)
+                    idle_since = None
+                    continue
+                idle_since = idle_since or time.monotonic()
+            left = deadline - time.monotonic()
+            stalled = idle_since is not None and time.monotonic() - idle_since > IDLE_GRACE_S
+            if left <= 0 or stalled:
+                raise AssertionError(self._timeout_text(criteria, count, timeout, stalled))
+            self.recorder.wait_for_more(seen, min(left, 0.05))
+
+    def _timeout_text(self, criteria: Criteria, count: int, timeout: float, stalled: bool) -> str:
+        if stalled:
+            why = "the emulator is idle and nothing is due"
+            if not self.auto_advance:
+                why += " now (auto-advance is off: call qstash.advance())"
+            headline = f"gave up waiting for {count} delivery(ies): {why}; wanted"
+        else:
+            headline = f"timed out after {timeout:g}s waiting for {count} delivery(ies) matching"
+        text = no_match_message(headline, criteria, self.recorder.deliveries)
+        return text + "\n" + self.pending_text()

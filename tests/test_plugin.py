@@ -1,0 +1,232 @@
+"""The ``qstash`` fixture: zero configuration, isolation per test, options from every source."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_fixture_sets_the_environment_the_sdks_read(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        from qstash import QStash, Receiver
+
+        def test_env(qstash):
+            assert os.environ["QSTASH_URL"] == qstash.url
+            assert os.environ["QSTASH_TOKEN"] == qstash.token
+            assert os.environ["QSTASH_CURRENT_SIGNING_KEY"] == qstash.current_signing_key
+            assert os.environ["QSTASH_NEXT_SIGNING_KEY"] == qstash.next_signing_key
+            assert qstash.url.startswith("http://127.0.0.1:")
+            # Unmodified application code: the SDK reads QSTASH_URL by itself.
+            client = QStash(os.environ["QSTASH_TOKEN"])
+            hook = qstash.endpoint("/hook")
+            res = client.message.publish_json(url=hook.url, body={"n": 1})
+            delivery = qstash.wait_for(url=hook.url)
+            assert delivery.message_id == res.message_id
+            assert delivery.json() == {"n": 1}
+            Receiver(
+                os.environ["QSTASH_CURRENT_SIGNING_KEY"], os.environ["QSTASH_NEXT_SIGNING_KEY"]
+            ).verify(
+                signature=delivery.header("upstash-signature"),
+                body=delivery.text,
+                url=hook.url,
+            )
+
+        def test_env_is_restored_after_the_test():
+            assert "QSTASH_TOKEN" not in os.environ
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_each_test_is_its_own_user(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        seen = {}
+
+        def test_one(qstash):
+            seen["one"] = (qstash.token, qstash.current_signing_key)
+            client = qstash.client()
+            client.queue.upsert("shared-name", parallelism=1)
+            client.message.publish_json(url="https://example.com/a", body={}, delay=3600)
+            assert len(qstash.messages()) == 1
+            client.message.cancel_all()
+
+        def test_two(qstash):
+            assert (qstash.token, qstash.current_signing_key) != seen["one"]
+            client = qstash.client()
+            assert client.queue.list() == []  # the first test's queue is not visible
+            assert qstash.messages() == []
+            assert qstash.deliveries == []
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_marker_injects_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.qstash
+        def test_marked():
+            assert os.environ["QSTASH_URL"].startswith("http://127.0.0.1:")
+
+        def test_unmarked():
+            assert "QSTASH_URL" not in os.environ
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_options_from_every_source(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def qstash_config():
+            return {"timeout": 7}
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.qstash(auto_advance=False)
+
+        def test_config_and_module_marker(qstash):
+            assert qstash.options.timeout == 7
+            assert qstash.options.auto_advance is False
+            assert qstash.options.clock == "virtual"
+
+        @pytest.mark.qstash(clock="real", auto_advance=True)
+        def test_closest_marker_wins(qstash):
+            assert qstash.options.clock == "real"
+            assert qstash.options.auto_advance is True
+            assert qstash.emulator.clock.virtual is False
+
+        @pytest.mark.parametrize("qstash", [{"checks": False}], indirect=True)
+        def test_indirect_parameter(qstash):
+            assert qstash.options.checks is False
+            assert qstash.options.timeout == 7
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=3)
+
+
+def test_command_line_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_options(qstash):
+            assert qstash.options.clock == "real"
+            assert qstash.options.checks is False
+            assert qstash.options.seed == 42
+        """
+    )
+    result = pytester.runpytest(
+        "-q", "--qstash-real-time", "--qstash-no-checks", "--qstash-seed=42"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_options_are_documented_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "qstash-emulator (the qstash fixture):",
+            "*--qstash-real-time*wall clock*",
+            "*--qstash-redis-url=URL*",
+            "*--qstash-seed=SEED*",
+            "*--qstash-no-checks*",
+        ]
+    )
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.qstash(clock='virtual'|'real', *"])
+
+
+def test_bad_options_name_the_field(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.qstash(colour="blue")
+        def test_unknown(qstash):
+            pass
+
+        @pytest.mark.qstash(clock="sundial")
+        def test_bad_clock(qstash):
+            pass
+
+        @pytest.mark.qstash(checks=("pending", "typos"))
+        def test_bad_check(qstash):
+            pass
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.qstash: unknown qstash option colour; expected any of *",
+            "*@pytest.mark.qstash: invalid clock 'sundial': expected 'virtual' or 'real'",
+            "*invalid checks typos: expected True, False or any of pending, dead_letters, *",
+        ]
+    )
+
+
+def test_seed_makes_ids_tokens_and_keys_repeatable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import json, os
+
+        def test_snapshot(qstash):
+            hook = qstash.endpoint("/s")
+            res = qstash.client().message.publish_json(url=hook.url, body={})
+            qstash.wait_for(url=hook.url)
+            snapshot = [qstash.token, qstash.current_signing_key, res.message_id]
+            with open(os.environ["SNAPSHOT"], "a") as out:
+                out.write(json.dumps(snapshot) + "\\n")
+        """
+    )
+    snapshot = pytester.path / "snap.txt"
+    monkeypatch.setenv("SNAPSHOT", str(snapshot))
+    for seed in ("7", "7", "8"):
+        pytester.runpytest("-q", f"--qstash-seed={seed}").assert_outcomes(passed=1)
+    first, again, other = snapshot.read_text().splitlines()
+    assert first == again
+    assert first != other
+    # Without a seed, ids come from the OS again.
+    pytester.runpytest("-q").assert_outcomes(passed=1)
+    assert snapshot.read_text().splitlines()[-1] != first
+
+
+def test_xdist_workers_each_get_a_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_parallel(qstash, n):
+            hook = qstash.endpoint("/p").respond(503, 200)
+            qstash.client().message.publish_json(url=hook.url, body={"n": n})
+            delivery = qstash.wait_for(url=hook.url, status=200)
+            assert delivery.json() == {"n": n}
+            assert len(qstash.deliveries) == 2
+            assert os.environ["PYTEST_XDIST_WORKER"] in ("gw0", "gw1")
+        """
+    )
+    # Only the plugins this needs: the workers start faster without unrelated ones.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess(
+        "-q", "-n", "2", "-p", "xdist", "-p", "conftest_plugin.plugin", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=6)
