@@ -1,0 +1,241 @@
+"""Scenario 4: what the emulator costs a test suite, at start-up and per test.
+
+Start-up is timed in fresh interpreters (``python bench/fixture_cost.py startup emulator``),
+imports included, against the same start of a bare Starlette app under uvicorn. The
+per-test overhead comes from a generated pytest session that interleaves N tests using the
+fixture with N identical tests without it, and from timing ``Emulator.reset()`` directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from report import Figure
+
+_T0 = time.perf_counter()  # before any import below, so start-up includes them
+
+# --- Switch to the plugin's fixture here -------------------------------------------------------
+# Until conftest_plugin/plugin.py provides a ``qstash`` fixture, the generated session defines a
+# stand-in with the same contract (one session emulator, reset for every test). Once the plugin
+# provides it, ``plugin_fixture_available()`` sees it and the session is also run without the
+# stand-in, so the figures measure the real fixture. Force either with --fixture plugin|stand-in.
+FIXTURE = "qstash"
+STAND_IN = '''
+import pytest
+from qstash_emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def _bench_session():
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def qstash(_bench_session):
+    """Stand-in for the plugin's fixture: the session emulator, reset for this test."""
+    _bench_session.reset()
+    return _bench_session
+'''
+# -----------------------------------------------------------------------------------------------
+
+TIMER = """
+import json, os, time
+import pytest
+
+_times = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    started = time.perf_counter()
+    yield
+    _times[item.name] = time.perf_counter() - started
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_TIMES"], "w") as out:
+        json.dump(_times, out)
+"""
+
+
+def plugin_fixture_available() -> bool:
+    """Whether the installed pytest plugin (conftest_plugin.plugin) defines ``qstash``."""
+    try:
+        plugin = importlib.import_module("conftest_plugin.plugin")
+    except ImportError:
+        return False
+    return hasattr(plugin, FIXTURE)
+
+
+def pytest_session(tests: int, use_plugin: bool) -> dict[str, float]:
+    """Per-test wall time (setup + call + teardown) of a generated session, by test name."""
+    with tempfile.TemporaryDirectory(prefix="qe-bench-pytest-") as tmp:
+        root = Path(tmp)
+        (root / "conftest.py").write_text(TIMER + ("" if use_plugin else STAND_IN))
+        body = []
+        for i in range(tests):
+            body.append(f"def test_{i:04d}_without():\n    assert object() is not None\n")
+            body.append(f"def test_{i:04d}_with({FIXTURE}):\n    assert {FIXTURE} is not None\n")
+        (root / "test_cost.py").write_text("\n\n".join(body))
+        times = root / "times.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            capture_output=True,
+            cwd=root,
+            env={**os.environ, "BENCH_TIMES": str(times)},
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0 or not times.exists():
+            raise RuntimeError(f"generated pytest session failed: {done.stdout.decode()[-2000:]}")
+        found: dict[str, float] = json.loads(times.read_text())
+        return found
+
+
+def _startup(kind: str) -> float:
+    """Seconds from interpreter start-up (after ``site``) to a server accepting connections."""
+    if kind == "emulator":
+        from qstash_emulator import Emulator
+
+        emulator = Emulator().start()
+        took = time.perf_counter() - _T0
+        emulator.stop()
+        return took
+    import asyncio
+    import socket
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def ok(_: object) -> Response:
+        return Response(b"ok")
+
+    app = Starlette(routes=[Route("/", ok)])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(
+        target=lambda: asyncio.new_event_loop().run_until_complete(server.serve(sockets=[sock])),
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.001)
+    took = time.perf_counter() - _T0
+    server.should_exit = True
+    thread.join(5)
+    return took
+
+
+def _reset_costs(rounds: int) -> dict[str, float]:
+    """Median ``Emulator.reset()`` time, empty and after a test that left one pending message."""
+    import httpx
+
+    from qstash_emulator import Emulator
+
+    empty: list[float] = []
+    after_publish: list[float] = []
+    with Emulator() as emulator, httpx.Client(base_url=emulator.url) as client:
+        auth = {"Authorization": f"Bearer {emulator.token}", "Upstash-Delay": "1h"}
+        for _ in range(rounds):
+            started = time.perf_counter()
+            emulator.reset()
+            empty.append(time.perf_counter() - started)
+            client.post("/v2/publish/http://127.0.0.1:9/hook", headers=auth, content=b"{}")
+            started = time.perf_counter()
+            emulator.reset()
+            after_publish.append(time.perf_counter() - started)
+    return {
+        "empty_ms": statistics.median(empty) * 1_000,
+        "after_publish_ms": statistics.median(after_publish) * 1_000,
+    }
+
+
+def fixture_cost(runs: int, tests: int, fixture: str) -> list[Figure]:
+    """Scenario 4's figures: start-up, per-test overhead, reset cost."""
+    from procs import python_child
+    from report import Figure
+
+    starts: dict[str, list[float]] = {"emulator": [], "bare": []}
+    for _ in range(runs):
+        for kind in starts:
+            starts[kind].append(float(python_child("fixture_cost.py", "startup", kind)) * 1_000)
+    if fixture == "auto":
+        variants = ["plugin", "stand-in"] if plugin_fixture_available() else ["stand-in"]
+    else:
+        variants = [fixture]
+    resets = json.loads(python_child("fixture_cost.py", "reset", str(max(20, tests // 3))))
+    startup = statistics.median(starts["emulator"])
+    return [
+        Figure(
+            "4",
+            "session start-up",
+            "memory",
+            startup,
+            "ms",
+            statistics.median(starts["bare"]),
+            "bare uvicorn start",
+            "< 300 ms",
+            startup < 300,
+            f"import + Emulator().start() in a fresh interpreter, median of {runs}: "
+            + ", ".join(f"{t:.0f}" for t in starts["emulator"])
+            + " ms",
+        ),
+    ] + [_per_test(tests, variant == "plugin", resets) for variant in variants]
+
+
+def _per_test(tests: int, use_plugin: bool, resets: dict[str, float]) -> Figure:
+    from report import Figure
+
+    times = pytest_session(tests, use_plugin)
+    with_ = [t * 1_000 for n, t in times.items() if n.endswith("_with")]
+    without = [t * 1_000 for n, t in times.items() if n.endswith("_without")]
+    overhead = statistics.median(with_) - statistics.median(without)
+    first = times.get("test_0000_with", float("nan")) * 1_000
+    which = "plugin's qstash" if use_plugin else "stand-in (Emulator + reset)"
+    note = (
+        f"{tests} tests using the fixture interleaved with {tests} identical ones without it; "
+        f"median per test (setup + call + teardown); overhead {overhead:.2f} ms; the first "
+        f"test (session start included) took {first:.0f} ms"
+    )
+    if not use_plugin:
+        note += (
+            f"; Emulator.reset() alone {resets['empty_ms']:.2f} ms empty, "
+            f"{resets['after_publish_ms']:.2f} ms after a publish"
+        )
+    return Figure(
+        "4",
+        f"per-test overhead, {which}",
+        "memory",
+        statistics.median(with_),
+        "ms",
+        statistics.median(without),
+        "same test, no fixture",
+        "overhead < 2 ms",
+        overhead < 2,
+        note,
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "startup":
+        print(_startup(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "reset":
+        print(json.dumps(_reset_costs(int(sys.argv[2]))))
+    else:
+        sys.exit("usage: fixture_cost.py startup emulator|bare | reset N")

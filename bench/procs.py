@@ -1,0 +1,157 @@
+"""The processes a benchmark runs: the emulator's CLI, the baseline servers, redis-server.
+
+Every one listens on a free loopback port, logs to a file (never a pipe that could fill),
+and is stopped by its own pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOGS = Path(tempfile.mkdtemp(prefix="qe-bench-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used (Linux /proc): immune to other processes' load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Proc:
+    """A child process listening on ``port``; ``url`` is its base URL."""
+
+    def __init__(self, name: str, argv: list[str], port: int, timeout: float = 20) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = LOGS / f"{name}-{port}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self._wait_listening(timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def _wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not listen on {self.port} within {timeout}s")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@contextmanager
+def running(proc: Proc) -> Iterator[Proc]:
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def emulator(redis_url: str | None = None) -> Proc:
+    """``python -m qstash_emulator dev``, exactly as a user starts it."""
+    port = free_port()
+    argv = [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)]
+    if redis_url:
+        argv += ["--redis-url", redis_url]
+    return Proc("emulator", argv, port)
+
+
+def baseline_server(kind: str) -> Proc:
+    """``ceiling`` (bare Starlette publish endpoint) or ``receiver`` (bare ASGI destination)."""
+    port = free_port()
+    return Proc(kind, [sys.executable, str(HERE / "servers.py"), kind, "--port", str(port)], port)
+
+
+def python_child(script: str, *args: str, timeout: float = 120) -> str:
+    """Run a helper script in a fresh interpreter; its stdout."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / script), *args],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
+    return done.stdout.decode()
+
+
+class Redis(Proc):
+    """A throwaway ``redis-server`` on a free loopback port, nothing persisted."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed: apt-get update && apt-get install -y redis-server"
+            )
+        port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="qe-bench-redis-", dir=LOGS)
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", self.dir]
+        super().__init__("redis", argv, port)
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,200 @@
+"""py-spy attached to the emulator's process, and a summary of where its CPU time went.
+
+py-spy samples from outside (``--nonblocking``: the emulator is never paused), so the
+emulator runs its ordinary code; idle samples (waiting in the event loop's poll) are left
+out, so percentages are shares of the time the emulator was busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+RATE = 200  # samples per second
+
+_LOOP = "asyncio + event loop (uvloop runs inside Runner.run)"
+
+# Layers, innermost first wins for the exclusive breakdown: (label, path prefixes or functions).
+# py-spy names files relative to their sys.path entry: "fakeredis/_commands.py",
+# "asyncio/base_events.py", "qstash_emulator/_store.py".
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("JSON encode/decode (_json, orjson, json)", ("qstash_emulator/_json.py", "json/")),
+    ("JWT signing (_signing, PyJWT)", ("qstash_emulator/_signing.py", "jwt/")),
+    ("log rows (make_row/log_row)", ("qstash_emulator/_views.py", "make_row", "log_row")),
+    (
+        "random ids (new_id, secrets, random)",
+        ("new_id", "qstash_emulator/_random.py", "secrets.py", "random.py"),
+    ),
+    ("Message record/from_record", ("qstash_emulator/_models.py",)),
+    ("publish header parsing (_headers)", ("qstash_emulator/_headers.py",)),
+    ("destination parsing", ("qstash_emulator/_destination.py",)),
+    ("fakeredis", ("fakeredis/", "sortedcontainers/")),
+    ("redis-py client", ("redis/",)),
+    ("aiohttp client (deliveries)", ("aiohttp/", "multidict/", "yarl/", "propcache/")),
+    ("httpx (in-process mounts)", ("httpx/", "httpcore/")),
+    ("uvicorn + httptools (HTTP server)", ("uvicorn/", "httptools/")),
+    ("starlette (routing, request, response)", ("starlette/",)),
+    ("store (own code)", ("qstash_emulator/_store.py",)),
+    ("engine + retry (own code)", ("qstash_emulator/_engine.py", "qstash_emulator/_retry.py")),
+    ("publisher (own code)", ("qstash_emulator/_publisher.py",)),
+    ("transport (own code)", ("qstash_emulator/_transport.py",)),
+    ("API handlers (own code)", ("qstash_emulator/api/",)),
+    ("middleware (own code)", ("qstash_emulator/_faults.py", "qstash_emulator/_app.py")),
+    ("other emulator code", ("qstash_emulator/_",)),
+    (_LOOP, ("asyncio/", "uvloop/")),
+    ("logging", ("logging/",)),
+]
+# Frames at the bottom of every stack: not a layer. Runner.run is also where the C event loop
+# (uvloop) itself spends its time, so a sample with nothing above it is the event loop's.
+_ROOTS = (
+    "qstash_emulator/_cli.py",
+    "qstash_emulator/__main__.py",
+    "<frozen runpy>",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "asyncio/runners.py",
+)
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<path>.*?)(?::(?P<line>\d+))?\)$")
+
+
+def py_spy() -> str | None:
+    return shutil.which("py-spy")
+
+
+@dataclass
+class Profiler:
+    """A running ``py-spy record``; :meth:`finish` stops it and writes the summary."""
+
+    proc: asyncio.subprocess.Process
+    raw: Path
+    summary: Path
+    title: str
+    started: float
+
+    @classmethod
+    async def attach(cls, pid: int, raw: Path, summary: Path, title: str) -> Profiler:
+        binary = py_spy()
+        if binary is None:
+            raise RuntimeError("py-spy is not installed: pip install py-spy")
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking"]
+        argv += ["--format", "raw", "-o", str(raw)]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        await asyncio.sleep(0.3)  # let it attach before the load starts
+        return cls(proc, raw, summary, title, time.monotonic())
+
+    async def finish(self) -> None:
+        seconds = time.monotonic() - self.started
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        if self.raw.exists():
+            text = summarize(self.raw.read_text(), seconds)
+            self.summary.write_text(f"# {self.title}\n\n{text}")
+
+
+def _frames(stack: str) -> list[str]:
+    return [f for f in stack.split(";") if f]
+
+
+def _layer(frame: str) -> str | None:
+    match = _FRAME.match(frame)
+    func, path = (match["func"], match["path"]) if match else (frame, "")
+    if path.startswith(_ROOTS):
+        return None
+    for label, patterns in LAYERS:
+        for pattern in patterns:
+            if pattern.endswith((".py", "/", "_")) and path.startswith(pattern):
+                return label
+            if "/" not in pattern and not pattern.endswith(".py") and pattern in func:
+                return label
+            if pattern.endswith(".py") and "/" not in pattern and path.endswith("/" + pattern):
+                return label
+    return None
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if not match:
+        return frame
+    path = match["path"]
+    for anchor in ("site-packages/", "qstash_emulator/", "python3.11/"):
+        if anchor in path:
+            path = path.split(anchor, 1)[1]
+            if anchor == "qstash_emulator/":
+                path = "qstash_emulator/" + path
+            break
+    return f"{match['func']} ({path})"
+
+
+def summarize(raw: str, seconds: float) -> str:
+    """Exclusive time per layer, inclusive time per layer, hottest functions."""
+    exclusive: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    own_inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = _frames(stack)
+        total += count
+        leaf[_short(frames[-1])] += count
+        layer = next((lab for f in reversed(frames) if (lab := _layer(f))), None)
+        exclusive[layer or (_LOOP if "asyncio/runners.py" in frames[-1] else "other")] += count
+        for label in {lab for f in frames if (lab := _layer(f))}:
+            inclusive[label] += count
+        for name in {_short(f) for f in frames if "(qstash_emulator/" in f and _layer(f)}:
+            own_inclusive[name] += count
+    if not total:
+        return "no samples (the process was idle or py-spy could not attach)\n"
+    busy = total / (seconds * RATE) if seconds else float("nan")
+
+    def pct(n: int) -> str:
+        return f"{100 * n / total:5.1f} %"
+
+    out = [
+        f"{total} busy samples at {RATE} Hz over {seconds:.1f}s: the emulator was busy "
+        f"{100 * busy:.0f} % of one core.",
+        "",
+        "Exclusive (each sample counted once, in the innermost layer on its stack):",
+        "",
+        *(f"    {pct(n)}  {label}" for label, n in exclusive.most_common()),
+        "",
+        "Inclusive (a layer and everything it calls):",
+        "",
+        *(f"    {pct(n)}  {label}" for label, n in inclusive.most_common()),
+        "",
+        "Hottest emulator functions, inclusive:",
+        "",
+        *(f"    {pct(n)}  {name}" for name, n in own_inclusive.most_common(20)),
+        "",
+        "Hottest leaf functions (self time):",
+        "",
+        *(f"    {pct(n)}  {name}" for name, n in leaf.most_common(20)),
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: profiler.py FILE.raw SECONDS   (re-summarize a recorded profile)")
+    print(summarize(Path(sys.argv[1]).read_text(), float(sys.argv[2])))

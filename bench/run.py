@@ -1,0 +1,141 @@
+"""Benchmark the emulator against baselines measured in the same run (issue 5).
+
+    python bench/run.py                 # every scenario, in memory and on a real Redis
+    python bench/run.py --quick         # small counts, under a minute, for development
+    python bench/run.py -s 1 -s 3 --backend memory
+    python bench/run.py --profile -s 1  # py-spy on the emulator, summaries in bench/profiles/
+
+Scenarios: 1 publish acceptance, 2 sustained delivery, 3 latency at 200 msg/s, 4 fixture
+cost, 5 memory per pending message. Servers run in their own processes on loopback ports;
+the table is printed and, unless profiling or --no-write, written to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+from fixture_cost import fixture_cost
+from load import wrk_path
+from memory import pending_memory
+from procs import HERE, LOGS
+from profiler import py_spy
+from report import Figure, machine, table, write_results
+from scenarios import Config, latency, publish_acceptance, sustained_delivery
+
+Scenario = Callable[[Config, str], Awaitable[list[Figure]]]
+SCENARIOS: dict[str, tuple[str, Scenario | None]] = {
+    "1": ("publish acceptance", publish_acceptance),
+    "2": ("sustained delivery", sustained_delivery),
+    "3": ("latency at a steady rate", latency),
+    "4": ("fixture cost", None),
+    "5": ("memory per pending message", pending_memory),
+}
+ON_REDIS = {"1", "2", "3", "5"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts (< 1 minute)")
+    parser.add_argument(
+        "-s",
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only these scenarios (repeatable; default all)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["memory", "redis", "both"],
+        default="both",
+        help="the emulator's store for scenarios 1-3 and 5 (default both)",
+    )
+    parser.add_argument(
+        "--fixture",
+        choices=["auto", "plugin", "stand-in"],
+        default="auto",
+        help="scenario 4: the plugin's qstash fixture, the stand-in, or whichever exists",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="attach py-spy to the emulator during each load; write bench/profiles/*.md",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    return parser
+
+
+def _stack() -> dict[str, str]:
+    import importlib.util
+
+    fast = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m)]
+    generator = f"wrk ({wrk_path()})" if wrk_path() else "Python aiohttp (wrk not installed)"
+    return {
+        "load generator": generator,
+        "server stack": "uvicorn with " + (" + ".join(fast) or "asyncio + h11"),
+    }
+
+
+async def _main(args: argparse.Namespace) -> int:
+    chosen = args.scenario or sorted(SCENARIOS)
+    backends = ["memory", "redis"] if args.backend == "both" else [args.backend]
+    if "redis" in backends and not shutil.which("redis-server"):
+        print("redis-server is missing: apt-get update && apt-get install -y redis-server")
+        return 2
+    profile_dir = HERE / "profiles" if args.profile else None
+    if profile_dir is not None and py_spy() is None:
+        print("py-spy is missing: pip install py-spy")
+        return 2
+    cfg = Config(quick=args.quick, profile_dir=profile_dir)
+    figures: list[Figure] = []
+    started = time.monotonic()
+    for key in chosen:
+        title, scenario = SCENARIOS[key]
+        if scenario is None:
+            print(f"[{time.monotonic() - started:5.0f}s] {key}. {title}", flush=True)
+            figures += await asyncio.to_thread(
+                fixture_cost, cfg.startup_runs, cfg.fixture_tests, args.fixture
+            )
+            continue
+        for backend in backends if key in ON_REDIS else ["memory"]:
+            print(f"[{time.monotonic() - started:5.0f}s] {key}. {title} ({backend})", flush=True)
+            figures += await scenario(cfg, backend)
+    info = {**machine(), **_stack(), "took": f"{time.monotonic() - started:.0f}s"}
+    print()
+    print("\n".join(f"{k}: {v}" for k, v in info.items()))
+    print()
+    print(table(figures))
+    print()
+    for f in figures:
+        if f.note:
+            print(f"  {f.scenario} {f.name} ({f.backend}): {f.note}")
+    print(f"\nserver logs: {LOGS}")
+    if profile_dir is not None:
+        print(f"profiles: {profile_dir}/*.md")
+    elif not args.no_write:
+        mode = "quick" if args.quick else "full"
+        command = "python bench/run.py " + " ".join(sys.argv[1:])
+        write_results(HERE / "RESULTS.md", figures, info, mode, command.strip())
+        print(f"written: {HERE / 'RESULTS.md'}")
+    met = sum(f.passed is True for f in figures)
+    print(f"targets: {met} met, {sum(f.passed is False for f in figures)} missed")
+    return 0
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_main(args))
+    return uvloop.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
