@@ -279,6 +279,8 @@ class QStashFixture:
     def assert_delivered(self, *, count: int | None = None, **criteria: Any) -> Delivery:
         """Assert a successful delivery matched every criterion; returns the last match.
 
+        It first lets whatever is due now be delivered (it never moves the clock).
+
         Criteria: url (published or delivered-to URL, or a compiled regex), path, method,
         body (bytes or str), json, headers (a subset), status, outcome, message_id, kind,
         retried, where (a function of the Delivery). On failure the message lists the
@@ -296,6 +298,7 @@ class QStashFixture:
         """Assert no attempt at all matched ``criteria``."""
         __tracebackhide__ = True
         wanted = Criteria(criteria)
+        self._settle()
         matched = self.deliveries.filter(**criteria)
         if matched:
             raise AssertionError(count_message(wanted, 0, matched, "attempts"))
@@ -305,6 +308,7 @@ class QStashFixture:
         its entry. Its last attempt must match the criteria too."""
         __tracebackhide__ = True
         wanted = Criteria({"outcome": "failed", "kind": "message", **criteria})
+        self._settle()
         failed = self.deliveries.filter(outcome="failed", kind="message")
         entries = {e["messageId"]: e for e in self.dead_letters()}
         for delivery in reversed(failed):
@@ -316,12 +320,18 @@ class QStashFixture:
 
     def _assert(self, criteria: Criteria, count: int | None, what: str) -> Deliveries:
         __tracebackhide__ = True
+        self._settle()
         matched = Deliveries(d for d in self.deliveries if criteria.matches(d))
         if not matched:
             raise AssertionError(no_match_message(f"no {what} matched", criteria, self.deliveries))
         if count is not None and len(matched) != count:
             raise AssertionError(count_message(criteria, count, matched, what + "(s)"))
         return matched
+
+    def _settle(self) -> None:
+        """Let attempts that are due now finish, so an assertion never races a delivery."""
+        __tracebackhide__ = True
+        self._driver.wait_idle(self.options.timeout)
 
     # Teardown ---------------------------------------------------------------------------------
 

@@ -1,0 +1,183 @@
+"""In-process delivery into ASGI and WSGI apps, rewriting, production-URL interception, faults."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_mounted_asgi_and_wsgi_apps_receive_signed_deliveries(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        from fastapi import FastAPI, Request, Response
+        from flask import Flask, request as flask_request
+        from qstash import Receiver
+
+        def verify(signature, body, url):
+            Receiver(
+                os.environ["QSTASH_CURRENT_SIGNING_KEY"], os.environ["QSTASH_NEXT_SIGNING_KEY"]
+            ).verify(signature=signature, body=body, url=url)
+
+        api = FastAPI()
+        got = []
+
+        @api.post("/hooks/order")
+        async def order(request: Request):
+            body = (await request.body()).decode()
+            verify(request.headers["upstash-signature"], body, "https://shop.example.com/hooks/order")
+            got.append(("fastapi", body))
+            return Response(status_code=204)
+
+        web = Flask(__name__)
+
+        @web.post("/hooks/mail")
+        def mail():
+            body = flask_request.get_data(as_text=True)
+            verify(flask_request.headers["Upstash-Signature"], body, "https://mail.example.com/hooks/mail")
+            got.append(("flask", body))
+            return "sent", 200
+
+        def test_apps(qstash):
+            qstash.mount("https://shop.example.com", api)
+            qstash.mount("https://mail.example.com", web)
+            client = qstash.client()
+            client.message.publish_json(url="https://shop.example.com/hooks/order", body={"o": 1})
+            client.message.publish_json(url="https://mail.example.com/hooks/mail", body={"m": 2})
+            qstash.run_until_idle()
+            assert sorted(got) == [("fastapi", '{"o": 1}'), ("flask", '{"m": 2}')]
+            qstash.assert_delivered(path="/hooks/order", status=204)
+            qstash.assert_delivered(path="/hooks/mail", status=200)
+
+        def test_app_that_raises_is_a_500(qstash):
+            broken = FastAPI()
+
+            @broken.post("/x")
+            async def explode():
+                raise RuntimeError("boom")
+
+            qstash.mount("https://broken.example.com", broken, wsgi=False)
+            qstash.client().message.publish_json(
+                url="https://broken.example.com/x", body={}, retries=0
+            )
+            qstash.run_until_idle()
+            assert qstash.deliveries.last.status == 500
+            qstash.assert_dead_lettered(path="/x")
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_rewrite_to_a_real_local_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers["Content-Length"])
+                seen.append((self.path, self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        def test_rewrite(qstash):
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            local = f"http://127.0.0.1:{server.server_port}"
+            try:
+                qstash.rewrite("https://api.myapp.com", local)
+                qstash.client().message.publish(url="https://api.myapp.com/jobs?x=1", body="hi")
+                delivery = qstash.wait_for(path="/jobs")
+            finally:
+                server.shutdown()
+                server.server_close()
+            assert seen == [("/jobs?x=1", b"hi")]
+            assert delivery.url == "https://api.myapp.com/jobs?x=1"
+            assert delivery.destination_url == local + "/jobs?x=1"
+            assert delivery.check_signature(url="https://api.myapp.com/jobs?x=1").ok
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=1)
+
+
+def test_production_url_is_routed_into_the_emulator(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import httpx
+        import pytest
+        from qstash import AsyncQStash, QStash
+
+        # Built at import time, before any fixture: hard-coded URL, no valid token.
+        HARDCODED = QStash("not-a-real-token", base_url="https://qstash.upstash.io")
+
+        @pytest.mark.qstash(intercept_production=True)
+        def test_sync_client(qstash):
+            hook = qstash.endpoint("/prod")
+            res = HARDCODED.message.publish_json(url=hook.url, body={"p": 1})
+            assert qstash.wait_for(url=hook.url).message_id == res.message_id
+            # Other hosts are not intercepted.
+            with pytest.raises(httpx.ConnectError):
+                httpx.get("http://127.0.0.1:1/")
+
+        def test_async_client(qstash):
+            qstash.intercept_production()
+            hook = qstash.endpoint("/aprod")
+
+            async def publish():
+                client = AsyncQStash(qstash.token, base_url="https://qstash.upstash.io")
+                return await client.message.publish_json(url=hook.url, body={})
+
+            res = asyncio.run(publish())
+            assert qstash.wait_for(url=hook.url).message_id == res.message_id
+
+        def test_not_intercepted_without_asking(qstash):
+            with pytest.raises(httpx.ConnectError):
+                HARDCODED.http._client.get("https://qstash.upstash.io/v2/dlq", timeout=2)
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=3)
+
+
+def test_api_faults_reach_the_publisher(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+        import pytest
+        from qstash.errors import (
+            DailyMessageLimitExceededError, QStashError, RateLimitExceededError,
+        )
+
+        def test_faults(qstash):
+            client = qstash.client(retry=False)
+            hook = qstash.endpoint("/f")
+            qstash.fail_api("daily", path="/v2/publish")
+            with pytest.raises(DailyMessageLimitExceededError):
+                client.message.publish_json(url=hook.url, body={})
+            qstash.fail_api("burst", path="/v2/publish")
+            with pytest.raises(RateLimitExceededError):
+                client.message.publish_json(url=hook.url, body={})
+            qstash.fail_api(status=503, path="/v2/publish", times=2)
+            for _ in range(2):
+                with pytest.raises(QStashError, match="503"):
+                    client.message.publish_json(url=hook.url, body={})
+            qstash.fail_api("drop", method="POST")
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.message.publish_json(url=hook.url, body={})
+            client.message.publish_json(url=hook.url, body={})
+            qstash.assert_delivered(url=hook.url, count=1)
+
+        def test_faults_belong_to_one_test(qstash):
+            qstash.client(retry=False).message.publish_json(url="https://example.com", body={})
+            qstash.client().message.cancel_all()
+        """
+    )
+    pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=2)
