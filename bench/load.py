@@ -192,7 +192,11 @@ async def send_count(
                 except (aiohttp.ClientError, httpx.HTTPError, OSError) as exc:
                     batch.failures.append(f"{type(exc).__name__}: {exc}")
 
-        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), timeout)
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        _, late = await asyncio.wait(workers, timeout=timeout + 30)
+        for task in late:
+            task.cancel()
+            batch.failures.append("deadline")
 
     if client == "httpx":
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -257,7 +261,10 @@ async def steady(
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i)))
-        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        _, late = await asyncio.wait(tasks, timeout=60) if tasks else (set(), set())
+        for task in late:
+            task.cancel()
+            batch.failures.append("no answer within 60s of the last send")
     batch.finished = time.monotonic()
     return batch
 

@@ -12,6 +12,7 @@ from . import (
     keys,
     logs,
     messages,
+    openapi,
     publish,
     queues,
     schedules,
@@ -35,4 +36,5 @@ def all_routes() -> list[BaseRoute]:
         *schedules.routes,
         *flow_control.routes,
         *inspect.routes,
+        *openapi.routes,
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from .._errors import BadRequest
 from .._models import State
 from ._common import multi
 
-__all__ = ["Filter", "filter_from_body", "filter_from_query", "parse_order"]
+__all__ = ["Filter", "filter_from_body", "filter_from_query", "parse_cursor", "parse_order"]
 
 # query name -> key in the JSON view (both spellings of callerIp are accepted, decisions #9)
 _FIELDS = {
@@ -160,3 +161,14 @@ def parse_order(request: Request) -> bool:
     if order not in {"latestFirst", "earliestFirst"}:
         raise BadRequest(f"invalid order: {order!r}, want latestFirst or earliestFirst")
     return order == "latestFirst"
+
+
+_CURSOR = re.compile(r"^\d{1,19}(-\d{1,19})?$")
+
+
+def parse_cursor(request: Request) -> str | None:
+    """A page cursor is a stream id we handed out (``1725323658779-0``); anything else is 400."""
+    cursor = request.query_params.get("cursor") or None
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise BadRequest(f"invalid cursor: {cursor!r} is not a cursor this server returned")
+    return cursor

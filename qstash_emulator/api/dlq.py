@@ -17,7 +17,7 @@ from .._models import Message, State, new_id
 from .._runtime import Runtime
 from .._views import dlq_view
 from ._common import caller, int_param, json, json_body, multi, runtime
-from ._filters import Filter, filter_from_body, filter_from_query, parse_order
+from ._filters import Filter, filter_from_body, filter_from_query, parse_cursor, parse_order
 
 __all__ = ["routes"]
 
@@ -46,7 +46,7 @@ async def _select(
         return found, None
     return await rt.store.scan_stream(
         rt.store.key(user, "dlq"),
-        request.query_params.get("cursor") or None,
+        parse_cursor(request),
         count,
         parse_order(request),
         lambda fields: flt.matches(_view("", fields)),

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from .. import _json
 from ._common import caller, int_param, json, runtime
-from ._filters import filter_from_query, parse_order
+from ._filters import filter_from_query, parse_cursor, parse_order
 
 __all__ = ["routes"]
 
@@ -18,7 +18,7 @@ async def list_logs(request: Request) -> Response:
     rt = runtime(request)
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 1_000) or 100
-    cursor = request.query_params.get("cursor") or None
+    cursor = parse_cursor(request)
     rows, nxt = await rt.store.scan_stream(
         rt.store.key(who.user_id, "logs"),
         cursor,

@@ -1,0 +1,23 @@
+"""``GET /v2/openapi.json``: the emulator's own OpenAPI document (see ``_openapi``)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._openapi import OPENAPI_PATH, build_document
+from ._common import caller, json
+
+__all__ = ["routes"]
+
+
+async def openapi(request: Request) -> Response:
+    """Built from the routes this app really serves, so it cannot drift from them."""
+    caller(request)
+    return json(build_document(request.app.routes, version("qstash-emulator")))
+
+
+routes = [Route(OPENAPI_PATH, openapi, methods=["GET"])]
