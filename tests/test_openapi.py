@@ -1,0 +1,50 @@
+"""The emulator's own OpenAPI document at ``GET /v2/openapi.json``."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.routing import Route
+
+from qstash_emulator import Emulator
+from qstash_emulator._openapi import _OPS, OPENAPI_PATH, operation_key
+from qstash_emulator.api import all_routes
+
+
+def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
+    assert httpx.get(emulator.url + OPENAPI_PATH).status_code == 401
+    r = httpx.get(
+        emulator.url + OPENAPI_PATH, headers={"Authorization": f"Bearer {emulator.token}"}
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    doc = r.json()
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"]["title"] == "qstash-emulator"
+    publish = doc["paths"]["/v2/publish/{destination}"]["post"]
+    names = {p["name"] for p in publish["parameters"] if p["in"] == "header"}
+    assert {"Upstash-Delay", "Upstash-Retries", "Upstash-Callback-Retries"} <= names
+    assert "Upstash-Cron" not in names
+    schedule = doc["paths"]["/v2/schedules/{scheduleId}"]["post"]
+    assert "Upstash-Cron" in {p["name"] for p in schedule["parameters"]}
+    assert publish["responses"]["4XX"] == {"$ref": "#/components/responses/Error"}
+
+
+def test_every_route_is_described_in_the_table() -> None:
+    """A new route without an entry in ``_openapi._OPS`` would be fuzzed without its inputs."""
+    missing = [
+        operation_key(route, method)
+        for route in all_routes()
+        if isinstance(route, Route) and route.methods
+        for method in route.methods - {"HEAD"}
+        if operation_key(route, method) not in _OPS
+    ]
+    assert missing == []
+
+
+def test_every_table_entry_is_a_real_route() -> None:
+    served = {
+        operation_key(route, method)
+        for route in all_routes()
+        if isinstance(route, Route) and route.methods
+        for method in route.methods
+    }
+    assert sorted(set(_OPS) - served) == []
