@@ -29,7 +29,7 @@ from typing import Any
 from . import _json
 from ._clock import Clock
 from ._config import Settings
-from ._models import FINAL_STATES, Message
+from ._models import FINAL_STATES, Message, State
 from ._store import Store
 
 __all__ = ["FlowControl", "KeyState"]
@@ -86,9 +86,14 @@ class FlowControl:
         # user -> keys that stopped releasing because the global limit was reached.
         self._global_blocked: defaultdict[str, set[str]] = defaultdict(set)
         self._recovered = False
+        # The earliest wake-up, cached: the engine asks on every turn. Writes bump the version.
+        self._next: int | None = None
+        self._next_version = -1
+        self._version = 0
 
     def reset(self) -> None:
         """Forget process state after the store was flushed."""
+        self._version += 1
         self._active.clear()
         self._released.clear()
         self._global.clear()
@@ -120,10 +125,11 @@ class FlowControl:
             if msg.flow_key is None:
                 continue
             async with self._lock:
-                state = await self.load(msg.user, msg.flow_key) or KeyState()
-                changed = _apply_config(state, msg)
-                await self._save(msg.user, msg.flow_key, state)
-                if changed:
+                state = await self.load(msg.user, msg.flow_key)
+                fresh = state is None
+                state = state or KeyState()
+                if _apply_config(state, msg) or fresh:
+                    await self._save(msg.user, msg.flow_key, state)
                     await self._pump(msg.user, msg.flow_key)
 
     # Gate -----------------------------------------------------------------------------------
@@ -140,13 +146,15 @@ class FlowControl:
                 self._released[slot].discard(msg.id)
                 self._active[slot].add(msg.id)
                 return True
-            state = await self.load(msg.user, key)
+            pipe = self.store.redis.pipeline(transaction=False)
+            pipe.hget(self.store.key(msg.user, "flow"), key)
+            pipe.llen(self._wait_key(msg.user, key))
+            raw, waiting = await pipe.execute()
+            state = KeyState(**_json.loads(raw)) if raw is not None else None
             if state is None:  # stored before a reset or restart lost the key
                 state = KeyState()
                 _apply_config(state, msg)
-            now = self.clock.now_ms()
-            state.roll(now)
-            waiting = int(await self.store.redis.llen(self._wait_key(msg.user, key)))
+            state.roll(self.clock.now_ms())
             if waiting or self._blocked(msg.user, key, state):
                 await self.store.park(msg)
                 await self.store.redis.rpush(self._wait_key(msg.user, key), msg.id)
@@ -173,8 +181,8 @@ class FlowControl:
     async def finished(self, msg: Message) -> None:
         """A message ended; one cancelled while waiting or released leaves its place."""
         key = msg.flow_key
-        if key is None:
-            return
+        if key is None or msg.state != State.CANCELED:
+            return  # delivered or failed: attempt_done already gave the slot back
         slot = (msg.user, key)
         async with self._lock:
             held = msg.id in self._released[slot]
@@ -204,11 +212,17 @@ class FlowControl:
 
     async def _pump(self, user: str, key: str, state: KeyState | None = None) -> None:
         """Release waiters while the key has room; note when it should be looked at again."""
-        state = state or await self.load(user, key)
         wait_key = self._wait_key(user, key)
         member = user + _SEP + key
-        if state is None or not await self.store.redis.llen(wait_key):
-            await self.store.redis.zrem(self._wake, member)
+        pipe = self.store.redis.pipeline(transaction=False)
+        pipe.llen(wait_key)
+        pipe.zrem(self._wake, member)  # set again below while anyone waits
+        waiting, _ = await pipe.execute()
+        self._version += 1
+        if not waiting:
+            return
+        state = state or await self.load(user, key)
+        if state is None:  # the key's user was purged
             return
         now = self.clock.now_ms()
         state.roll(now)
@@ -233,6 +247,7 @@ class FlowControl:
             await self.store.redis.zadd(self._wake, {member: state.window_end()})
         else:
             await self.store.redis.zadd(self._wake, {member: _PARKED})
+        self._version += 1  # after the write: a read that overlapped it is not cached
         if released:
             self._notify()
 
@@ -241,10 +256,15 @@ class FlowControl:
     async def next_due(self) -> int | None:
         if not self._recovered:
             await self._recover()
+        if self._next_version == self._version:
+            return self._next
+        version = self._version
         first = await self.store.redis.zrangebyscore(
             self._wake, "-inf", f"({_PARKED:.0f}", start=0, num=1, withscores=True
         )
-        return int(first[0][1]) if first else None
+        self._next = int(first[0][1]) if first else None
+        self._next_version = version
+        return self._next
 
     async def fire(self, now_ms: int) -> None:
         due = await self.store.redis.zrangebyscore(self._wake, "-inf", now_ms)
@@ -259,6 +279,7 @@ class FlowControl:
         members = await self.store.redis.zrange(self._wake, 0, -1)
         if members:
             await self.store.redis.zadd(self._wake, dict.fromkeys(members, 0))
+        self._version += 1
 
     # Management API -------------------------------------------------------------------------
 

@@ -168,6 +168,7 @@ class Runtime:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
         await self.store.flush()
         self.flow_control.reset()
+        self.schedules.reset()
         self._keys.clear()
         self.history.forget()
         self.faults.clear()

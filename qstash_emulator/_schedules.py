@@ -131,6 +131,14 @@ class Schedules:
         self.publisher = publisher
         self._due = store.prefix + "schedule-due"
         self._lock = asyncio.Lock()
+        # The earliest run time, cached: the engine asks on every turn. Writes bump the version.
+        self._next: int | None = None
+        self._next_version = -1
+        self._version = 0
+
+    def reset(self) -> None:
+        """Forget the cached next run time after the store was flushed."""
+        self._version += 1
 
     # Storage --------------------------------------------------------------------------------
 
@@ -161,6 +169,7 @@ class Schedules:
         else:
             pipe.zadd(self._due, {member: sched.next_time})
         await pipe.execute()
+        self._version += 1
 
     # Management -----------------------------------------------------------------------------
 
@@ -211,6 +220,7 @@ class Schedules:
             pipe.zrem(self.store.key(user, "schedules"), schedule_id)
             pipe.zrem(self._due, user + _SEP + schedule_id)
             deleted, _, _ = await pipe.execute()
+            self._version += 1
         return bool(deleted)
 
     async def set_paused(self, user: str, schedule_id: str, paused: bool) -> bool:
@@ -239,8 +249,13 @@ class Schedules:
     # Timer ----------------------------------------------------------------------------------
 
     async def next_due(self) -> int | None:
+        if self._next_version == self._version:
+            return self._next
+        version = self._version
         first = await self.store.redis.zrange(self._due, 0, 0, withscores=True)
-        return int(first[0][1]) if first else None
+        self._next = int(first[0][1]) if first else None
+        self._next_version = version
+        return self._next
 
     async def fire(self, now_ms: int) -> None:
         due = await self.store.redis.zrangebyscore(self._due, "-inf", now_ms)
@@ -250,6 +265,7 @@ class Schedules:
                 sched = await self.get(user, schedule_id)
                 if sched is None or sched.paused:
                     await self.store.redis.zrem(self._due, raw)
+                    self._version += 1
                     continue
                 if sched.next_time is not None and sched.next_time > now_ms:
                     continue  # replaced or resumed meanwhile
