@@ -1,0 +1,1 @@
+"""Using the standalone dev server from a script."""
