@@ -390,3 +390,58 @@ def test_go_sdk_capitalised_path(virtual: Emulator) -> None:
     assert r.status_code == 200, r.text
     got = httpx.get(f"{virtual.url}/v2/Schedules/{r.json()['scheduleId']}", headers=_auth(virtual))
     assert got.json()["destination"] == "https://example.com/go"
+
+
+def test_group_destination_runs_once_per_endpoint(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    _align(virtual)
+    with pytest.raises(QStashError, match="404"):
+        vclient.schedule.create(destination="team", cron="* * * * *")
+    vclient.url_group.upsert_endpoints(
+        url_group="team",
+        endpoints=[{"url": destination.url + "/g1"}, {"url": destination.url + "/g2"}],
+    )
+    schedule_id = vclient.schedule.create(destination="team", cron="* * * * *")
+    virtual.run_until_idle(max_seconds=60)
+    got = sorted(destination.wait(2), key=lambda r: r.path)
+    assert [r.path for r in got] == ["/g1", "/g2"]
+    assert {r.headers["upstash-topic-name"] for r in got} == {"team"}
+    assert {r.headers["upstash-schedule-id"] for r in got} == {schedule_id}
+    states = vclient.schedule.get(schedule_id).last_schedule_states or {}
+    assert sorted(states) == sorted(r.headers["upstash-message-id"] for r in got)
+    assert set(states.values()) == {ScheduleState.SUCCESS}
+
+
+def test_runs_obey_the_schedules_flow_control(
+    virtual: Emulator, vclient: QStash, destination: Destination
+) -> None:
+    start = _align(virtual, offset_s=0)
+    schedule_id = vclient.schedule.create(
+        destination=destination.url + "/fc",
+        cron="* * * * *",
+        flow_control={"key": "nightly", "rate": 1, "period": "3m"},
+    )
+    virtual.run_until_idle(max_seconds=4 * 60)
+    # Runs at minutes 1-4; the key lets one through per 3 minutes, the rest wait in order.
+    assert _runs(virtual, schedule_id) == [start + 1 * _MIN, start + 4 * _MIN]
+    info = vclient.flow_control.get("nightly")
+    assert (info.rate_max, info.rate_period, info.wait_list_size) == (1, 180, 2)
+
+
+@pytest.mark.redis
+def test_schedules_survive_a_restart(redis_url: str, destination: Destination) -> None:
+    clock = VirtualClock()
+    with Emulator(redis_url=redis_url, clock=clock) as first:
+        first.reset()
+        start = _align(first, offset_s=0)
+        with sdk(first) as client:
+            schedule_id = client.schedule.create(
+                destination=destination.url + "/r", cron="*/2 * * * *"
+            )
+    with Emulator(redis_url=redis_url, clock=clock) as second:
+        second.run_until_idle(max_seconds=120)
+        assert _runs(second, schedule_id) == [start + 2 * _MIN]
+        with sdk(second) as client:
+            assert client.schedule.get(schedule_id).next_schedule_time == start + 4 * _MIN
+        second.reset()
