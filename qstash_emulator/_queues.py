@@ -36,6 +36,7 @@ from ._config import Settings
 from ._destination import validate_name
 from ._errors import BadRequest, NotFound, QuotaExceeded
 from ._models import FINAL_STATES, Message, State
+from ._quotas import require_room
 from ._store import Store
 
 __all__ = ["Queues"]
@@ -116,11 +117,7 @@ class Queues:
     async def _require_room(self, user: str) -> None:
         limits = self.settings.limits
         count = int(await self.store.redis.hlen(self._configs(user)))
-        if count >= limits.max_queues:
-            raise QuotaExceeded(
-                f"queue limit exceeded: the {limits.name} plan allows at most "
-                f"{limits.max_queues} queues"
-            )
+        require_room("queues", count, limits.max_queues, limits.name)
 
     async def check_enqueue(self, user: str, queue: str) -> None:
         """Before an enqueue: 412 when the queue is missing and no more may be created.

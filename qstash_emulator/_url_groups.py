@@ -19,9 +19,10 @@ from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._destination import is_url, validate_name, validate_url
-from ._errors import BadRequest, NotFound, QuotaExceeded
+from ._errors import BadRequest, NotFound
 from ._headers import H, canonical, parse_publish
 from ._publisher import Endpoint
+from ._quotas import require_room
 from ._store import Store
 
 __all__ = ["UrlGroups", "merge_defaults"]
@@ -98,20 +99,19 @@ class UrlGroups:
             now = self.clock.now_ms()
             if group is None:
                 count = int(await self.store.redis.hlen(self._key(user)))
-                if count >= limits.max_url_groups:
-                    raise QuotaExceeded(
-                        f"url group limit exceeded: the {limits.name} plan allows at most "
-                        f"{limits.max_url_groups} url groups"
-                    )
+                require_room("url groups", count, limits.max_url_groups, limits.name)
                 group = {"createdAt": now, "endpoints": [], "headers": {}}
             endpoints: list[dict[str, str]] = group["endpoints"]
+            before = len(endpoints)
             for spec in wanted:
                 _upsert(endpoints, spec)
-            if len(endpoints) > limits.max_endpoints_per_group:
-                raise QuotaExceeded(
-                    f"endpoints limit exceeded: the {limits.name} plan allows at most "
-                    f"{limits.max_endpoints_per_group} endpoints per url group"
-                )
+            require_room(
+                "endpoints per url group",
+                before,
+                limits.max_endpoints_per_group,
+                limits.name,
+                adding=len(endpoints) - before,
+            )
             group["updatedAt"] = now
             await self._save(user, name, group)
 
