@@ -441,3 +441,28 @@ def test_queue_state_and_line_survive_a_restart(redis_url: str, destination: Des
         assert [r.headers["upstash-message-id"] for r in tail] == parked
         wait_until(lambda: client.queue.get("busy").lag == 0, what="busy drained")
         second.reset()
+
+
+@pytest.mark.redis
+def test_a_restart_starts_messages_a_lost_pump_left_waiting(
+    redis_url: str, destination: Destination
+) -> None:
+    """A crash between freeing a slot and starting the next message strands nothing."""
+    import json
+
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.flushdb()
+    with Emulator(redis_url=redis_url) as first, sdk(first) as client:
+        client.queue.upsert("stuck", paused=True)
+        ids = [_enqueue(first, "stuck", destination.url + f"/s{i}", str(i)) for i in range(2)]
+        user = first.user.user_id
+    # As if the emulator died right after the queue was resumed, before it started anything.
+    key = f"qe:u:{user}:queues"
+    config = json.loads(raw.hget(key, "stuck") or b"{}")
+    raw.hset(key, "stuck", json.dumps({**config, "paused": False}))
+    with Emulator(redis_url=redis_url) as second:
+        got = destination.wait(2)
+        assert [r.headers["upstash-message-id"] for r in got] == ids
+        second.reset()
