@@ -17,6 +17,9 @@ from ._errors import BadRequest
 __all__ = ["RetryDelayExpression"]
 
 _MAX_LENGTH = 1_000
+# The longest delay any plan accepts (100 years): ``now + delay`` stays a 64-bit integer,
+# which the store and the JSON encoder need; ``1e300`` would otherwise wedge the message.
+_MAX_DELAY_MS = 100 * 365 * 86_400_000
 _MAX_DEPTH = 32
 _FUNCTIONS: dict[str, tuple[int, Callable[..., float]]] = {
     "pow": (2, math.pow),
@@ -89,14 +92,14 @@ class RetryDelayExpression:
             raise BadRequest(f"invalid {self.field}: unsupported syntax in {self.source!r}")
 
     def evaluate(self, retried: int) -> int:
-        """The delay in ms before retry number ``retried + 1``, never negative."""
+        """The delay in ms before retry number ``retried + 1``, never negative nor endless."""
         try:
             value = float(self._eval(self._tree, float(retried)))
         except (ZeroDivisionError, OverflowError, ValueError) as exc:
             raise BadRequest(f"invalid {self.field}: {self.source!r} fails: {exc}") from exc
         if math.isnan(value) or math.isinf(value):
             raise BadRequest(f"invalid {self.field}: {self.source!r} is not a finite number")
-        return max(0, int(value))
+        return min(_MAX_DELAY_MS, max(0, int(value)))
 
     def _eval(self, node: ast.expr, retried: float) -> float:
         if isinstance(node, ast.Constant):

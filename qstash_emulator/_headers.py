@@ -326,9 +326,7 @@ def _parse_callback(
         for n, v in headers.values.items()
         if n.startswith(forward) and len(n) > len(forward)
     }
-    if url is None:
-        return None
-    validate_url(url.strip(), label)
+    # The options are checked even without the URL: a malformed value is refused, not ignored.
     method = (headers.get(prefix + "-method") or "POST").strip().upper()
     if method not in _METHODS:
         raise BadRequest(f"invalid {label}-Method: {method!r}")
@@ -336,8 +334,8 @@ def _parse_callback(
     retries = headers.get(prefix + "-retries")
     expr = headers.get(prefix + "-retry-delay")
     delay = headers.get(prefix + "-delay")
-    return CallbackConfig(
-        url=url.strip(),
+    config = CallbackConfig(
+        url="",
         method=method,
         timeout_ms=_timeout(timeout, f"{label}-Timeout", limits.max_timeout_s) if timeout else None,
         retries=_int(retries, f"{label}-Retries", 0, 100) if retries is not None else None,
@@ -345,6 +343,10 @@ def _parse_callback(
         delay_ms=parse_duration_ms(delay, f"{label}-Delay") if delay else 0,
         header=forwarded,
     )
+    if url is None:
+        return None
+    config["url"] = validate_url(url.strip(), label)
+    return config
 
 
 def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:

@@ -67,7 +67,7 @@ async def _publish_entry(rt: Runtime, user: str, ip: str, index: int, entry: Any
     items = await rt.url_groups.with_defaults(user, destination, items)
     opts = parse_publish(items, rt.settings)
     body = (_field(entry, "body", index, str) or "").encode()
-    check_size(rt.settings, body, f"batch[{index}].body")
+    check_size(rt.settings, body, f"batch[{index}].body", opts)
     queue = _field(entry, "queue", index, str)
     if queue:
         validate_name(queue, f"batch[{index}].queue")

@@ -40,15 +40,27 @@ async def read_publish(
         items = await rt.url_groups.with_defaults(user, destination, items)
     opts = parse_publish(items, rt.settings, schedule=schedule)
     body = await request.body()
-    check_size(rt.settings, body)
+    check_size(rt.settings, body, opts=opts)
     return destination, opts, body
 
 
-def check_size(settings: Settings, body: bytes, field: str = "body") -> None:
+def check_size(
+    settings: Settings, body: bytes, field: str = "body", opts: PublishOptions | None = None
+) -> None:
+    """The body, and the headers the message carries with it, fit the message size."""
     limit = settings.message_size_limit
     if len(body) > limit:
         raise BadRequest(
             f"invalid {field}: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
+        )
+    carried = sum(
+        len(n) + sum(len(v) for v in vs) for n, vs in (opts.header if opts else {}).items()
+    )
+    if len(body) + carried > limit:
+        where = field.removesuffix("body") + "headers"
+        raise BadRequest(
+            f"invalid {where}: {carried} bytes of forwarded headers with the {len(body)}-byte "
+            f"body exceed the maximum message size of {limit} bytes"
         )
 
 
