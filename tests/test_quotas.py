@@ -169,3 +169,12 @@ def test_burst_limit_maps_to_the_sdk_burst_error(free: Emulator, fclient: QStash
         fclient.schedule.list()
     assert caught.value.limit == "100" and caught.value.remaining == "0"
     assert fclient.schedule.list() == []
+
+
+def test_batch_over_the_daily_quota_is_one_429(free: Emulator, fclient: QStash) -> None:
+    _use(free, 998)
+    with pytest.raises(DailyMessageLimitExceededError) as caught:
+        fclient.message.batch([{"url": f"http://127.0.0.1:9/b{i}", "body": "x"} for i in range(3)])
+    assert caught.value.remaining == "2"
+    assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 998
+    assert len(fclient.message.batch([{"url": "http://127.0.0.1:9/b", "body": "x"}] * 2)) == 2

@@ -32,6 +32,8 @@ async def batch(request: Request) -> Response:
         raise BadRequest(
             "invalid body: expected a JSON array of {destination, headers, body, queue}"
         )
+    # Over the daily quota the whole call is a 429 with RateLimit-* headers, as for publish.
+    await rt.quotas.check_daily(who.user_id, len(entries))
     ip = caller_ip(request)
     results: list[Result | dict[str, str]] = []
     for index, entry in enumerate(entries):
