@@ -76,14 +76,23 @@ class AiohttpTransport:
                 async with self._client().request(
                     method, url, headers=headers, data=body or None, allow_redirects=True
                 ) as resp:
-                    data = await resp.content.read(self._max)
-                    return Response(resp.status, list(resp.headers.items()), data)
+                    return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:
             raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         except (OSError, ValueError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _body(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body (up to the cap): a reset or a stall mid-body fails the attempt."""
+        data = bytearray()
+        while len(data) < self._max:
+            chunk = await resp.content.read(self._max - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
 
     async def close(self) -> None:
         if self._session is not None:
