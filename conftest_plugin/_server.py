@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
 from qstash_emulator._records import Attempt
+from qstash_emulator._runtime import Caller
 
 from ._deliveries import Deliveries, Delivery
 from ._endpoints import ScriptedTransport
@@ -49,6 +50,16 @@ class Server:
         runtime.engine.transport = self.scripted
         runtime.engine.listeners.append(self._record)
         self._recorders: dict[str, Recorder] = {}
+        # Users that called the API: a test that never did has nothing to clean up.
+        self.active: set[str] = set()
+        authenticate = runtime.authenticate
+
+        def authenticate_and_note(token: str | None, write: bool) -> Caller:
+            caller = authenticate(token, write)
+            self.active.add(caller.user_id)
+            return caller
+
+        setattr(runtime, "authenticate", authenticate_and_note)  # noqa: B010 - a method
         self.emulator.start()
 
     def _record(self, attempt: Attempt) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AiohttpTransport", "DeliveryError", "Response", "Router", "Transport"]
 
@@ -60,6 +62,9 @@ class AiohttpTransport:
         self._max = max_response_bytes
 
     def _client(self) -> aiohttp.ClientSession:
+        # Imported on the first real HTTP delivery: it is a third of the emulator's start-up.
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
@@ -71,9 +76,12 @@ class AiohttpTransport:
     async def send(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> Response:
+        client = self._client()
+        import aiohttp
+
         try:
             async with asyncio.timeout(timeout_s):
-                async with self._client().request(
+                async with client.request(
                     method, url, headers=headers, data=body or None, allow_redirects=True
                 ) as resp:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
