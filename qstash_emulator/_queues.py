@@ -54,7 +54,9 @@ class Queues:
         self._notify = notify
         self._wake = store.prefix + "qwake"
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._recovering = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_in: asyncio.AbstractEventLoop | None = None
+        self._recovering = False
 
     # Keys ----------------------------------------------------------------------------------
 
@@ -65,6 +67,10 @@ class Queues:
         return self.store.key(user, "q", queue, part)
 
     def _lock(self, user: str, queue: str) -> asyncio.Lock:
+        """One lock per queue, per event loop (an Emulator restarted in a new loop keeps us)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._locks = loop, {}
         lock = self._locks.get((user, queue))
         if lock is None:
             lock = self._locks[(user, queue)] = asyncio.Lock()
@@ -312,6 +318,9 @@ class Queues:
     # Timer ---------------------------------------------------------------------------------
 
     async def next_due(self) -> int | None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._started_in:  # the engine (re)started: look at every queue once
+            self._started_in, self._recovering = loop, True
         if self._recovering:
             return self.clock.now_ms()
         first = await self.store.redis.zrange(self._wake, 0, 0, withscores=True)

@@ -61,8 +61,17 @@ class UrlGroups:
         self.store = store
         self.settings = settings
         self.clock = clock
-        # Read-modify-write of one group must not interleave with another request's.
-        self._lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """Read-modify-write of a group must not interleave with another request's (one lock
+        per event loop: an Emulator restarted in a new loop keeps this object)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks = {loop: (lock := asyncio.Lock())}
+        return lock
 
     def _key(self, user: str) -> str:
         return self.store.key(user, "groups")
