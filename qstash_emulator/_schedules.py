@@ -292,7 +292,10 @@ class Schedules:
             sched.last_states = {r["messageId"]: "IN_PROGRESS" for r in results if "messageId" in r}
         sched.last_time = now
         if not sched.paused:
-            sched.next_time = parse_cron(sched.cron).next_after(now)
+            try:
+                sched.next_time = parse_cron(sched.cron).next_after(now)
+            except Exception as exc:  # a cron with no later match must not wedge the engine
+                sched.next_time, sched.error = None, f"cron has no later run time: {exc}"
         await self._save(sched)
 
     # Gate: the outcome of each run's messages -----------------------------------------------
