@@ -140,10 +140,12 @@ class FlowControl:
             return True
         slot = (msg.user, key)
         async with self._lock:
-            if msg.id in self._active[slot]:
+            if msg.id in self._active.get(slot, ()):
                 return True
-            if msg.id in self._released[slot]:
+            if msg.id in self._released.get(slot, ()):
                 self._released[slot].discard(msg.id)
+                if not self._released[slot]:
+                    del self._released[slot]
                 self._active[slot].add(msg.id)
                 return True
             pipe = self.store.redis.pipeline(transaction=False)
@@ -170,9 +172,15 @@ class FlowControl:
     async def attempt_done(self, msg: Message) -> None:
         if msg.flow_key is None:
             return
+        slot = (msg.user, msg.flow_key)
         async with self._lock:
-            self._active[(msg.user, msg.flow_key)].discard(msg.id)
+            self._active[slot].discard(msg.id)
             self._global[msg.user].discard(msg.id)
+            # Keys are unlimited in number: keep no empty entries behind.
+            if not self._active[slot]:
+                del self._active[slot]
+            if not self._global[msg.user]:
+                del self._global[msg.user]
             await self._pump(msg.user, msg.flow_key)
             blocked = self._global_blocked.pop(msg.user, set())
             for key in blocked - {msg.flow_key}:
@@ -185,9 +193,10 @@ class FlowControl:
             return  # delivered or failed: attempt_done already gave the slot back
         slot = (msg.user, key)
         async with self._lock:
-            held = msg.id in self._released[slot]
-            self._released[slot].discard(msg.id)
-            self._global[msg.user].discard(msg.id)
+            held = msg.id in self._released.get(slot, ())
+            if held:
+                self._released[slot].discard(msg.id)
+                self._global[msg.user].discard(msg.id)
             removed = int(await self.store.redis.lrem(self._wait_key(msg.user, key), 0, msg.id))
             if held or removed:
                 await self._pump(msg.user, key)
@@ -195,10 +204,11 @@ class FlowControl:
     # Releasing waiters ----------------------------------------------------------------------
 
     def _in_use(self, user: str, key: str) -> int:
-        return len(self._active[(user, key)]) + len(self._released[(user, key)])
+        slot = (user, key)
+        return len(self._active.get(slot, ())) + len(self._released.get(slot, ()))
 
     def _global_full(self, user: str) -> bool:
-        return len(self._global[user]) >= self.settings.limits.max_parallelism
+        return len(self._global.get(user, ())) >= self.settings.limits.max_parallelism
 
     def _blocked(self, user: str, key: str, state: KeyState) -> bool:
         if state.paused or state.rate_full():
@@ -291,7 +301,7 @@ class FlowControl:
             "flowControlKey": key,
             "waitListSize": int(await self.store.redis.llen(self._wait_key(user, key))),
             "parallelismMax": state.parallelism or 0,
-            "parallelismCount": len(self._active[(user, key)]),
+            "parallelismCount": len(self._active.get((user, key), ())),
             "rateMax": state.rate or 0,
             "rateCount": 0 if expired else state.rate_count,
             "ratePeriod": state.period,
@@ -304,7 +314,7 @@ class FlowControl:
     def global_view(self, user: str) -> dict[str, int]:
         return {
             "parallelismMax": self.settings.limits.max_parallelism,
-            "parallelismCount": len(self._global[user]),
+            "parallelismCount": len(self._global.get(user, ())),
         }
 
     async def update(
