@@ -12,6 +12,9 @@ from ._errors import (
     RateLimited,
     Unauthorized,
 )
+from ._faults import Fault
+from ._inspection import Waiting
+from ._random import seed_ids
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._signing import SignatureCheck, check_signature, sign
 from ._users import DEFAULT_USERS, User
@@ -27,6 +30,7 @@ __all__ = [
     "DEFAULT_USERS",
     "Emulator",
     "EmulatorError",
+    "Fault",
     "Forbidden",
     "NotFound",
     "QuotaExceeded",
@@ -37,7 +41,9 @@ __all__ = [
     "Unauthorized",
     "User",
     "VirtualClock",
+    "Waiting",
     "__version__",
     "check_signature",
+    "seed_ids",
     "sign",
 ]

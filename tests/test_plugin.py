@@ -230,3 +230,40 @@ def test_xdist_workers_each_get_a_server(
         "-q", "-n", "2", "-p", "xdist", "-p", "conftest_plugin.plugin", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=6)
+
+
+@pytest.mark.redis
+def test_real_redis_keeps_workers_apart_and_is_left_clean(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_on_redis(qstash, n):
+            assert qstash.emulator.settings.redis_url is not None
+            hook = qstash.endpoint("/r").respond(500, 200)
+            qstash.client().message.publish_json(url=hook.url, body={"n": n}, delay=60)
+            assert qstash.wait_for(url=hook.url, status=200).json() == {"n": n}
+        """
+    )
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess(
+        "-q",
+        "-n",
+        "2",
+        "-p",
+        "xdist",
+        "-p",
+        "conftest_plugin.plugin",
+        f"--qstash-redis-url={redis_url}",
+    )
+    result.assert_outcomes(passed=4)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.keys("qe:pytest:*") == []  # each worker removed its own prefix
+    finally:
+        client.close()

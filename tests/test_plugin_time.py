@@ -55,6 +55,17 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             qstash.advance(3600)
             assert qstash.deliveries.last.started_at == (start // 1000 + 180) * 1000
 
+        def test_flow_control_windows(qstash):
+            start = qstash.now
+            hook = qstash.endpoint("/fc")
+            client = qstash.client()
+            for n in range(3):
+                client.message.publish_json(
+                    url=hook.url, body={"n": n}, flow_control={"key": "k", "rate": 1, "period": 60}
+                )
+            qstash.run_until_idle()
+            assert [d.started_at - start for d in hook.deliveries] == [0, 60_000, 120_000]
+
         def test_wait_for_jumps_to_what_is_due(qstash):
             start = qstash.now
             hook = qstash.endpoint("/w")
@@ -64,7 +75,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             assert qstash.now == start + 86_400_000
         """
     )
-    pytester.runpytest("-q").assert_outcomes(passed=4)
+    pytester.runpytest("-q").assert_outcomes(passed=5)
 
 
 def test_without_auto_advance_the_test_moves_the_clock(pytester: pytest.Pytester) -> None:
