@@ -75,6 +75,7 @@ async def resume(request: Request) -> Response:
 
 async def pin(request: Request) -> Response:
     """Fix parallelism and/or rate+period; no value pins the key's current config."""
+    caller(request, write=True)  # a bad token is a 401 before any parameter is judged
     limits = runtime(request).settings.limits
     parallelism = int_param(request, "parallelism", None, 1, 1_000_000)
     rate = int_param(request, "rate", None, 1, 1_000_000)
@@ -97,6 +98,7 @@ async def pin(request: Request) -> Response:
 
 
 async def unpin(request: Request) -> Response:
+    caller(request, write=True)
     flags = {
         name: parse_bool(raw, name) if (raw := request.query_params.get(name)) else False
         for name in ("parallelism", "rate")
