@@ -51,7 +51,9 @@ class Emulator:
         """Start serving; returns once the port accepts connections."""
         if self._thread is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and without
+        # it every response waits out the client's delayed ACK (~40 ms per request).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.settings.host, self.settings.port))
         self._port = sock.getsockname()[1]
