@@ -61,6 +61,43 @@ _ROOTS = (
     "asyncio/runners.py",
 )
 
+# The coarse view: walking from the leaf up, a sample goes to the first frame's group; the
+# standard library (asyncio, socket writes, json) is transparent, so the store's share includes
+# the event-loop and socket work redis-py does on its behalf.
+GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "state store: redis-py (+ fakeredis in memory)",
+        ("redis/", "fakeredis/", "sortedcontainers/"),
+    ),
+    ("delivery HTTP client: aiohttp", ("aiohttp/", "yarl/", "multidict/", "propcache/")),
+    ("signing: JWT", ("qstash_emulator/_signing.py", "jwt/")),
+    ("random ids", ("qstash_emulator/_random.py",)),
+    ("JSON", ("qstash_emulator/_json.py",)),
+    (
+        "request parsing: headers, destination",
+        ("qstash_emulator/_headers.py", "qstash_emulator/_destination.py"),
+    ),
+    (
+        "HTTP server: uvicorn, httptools, starlette",
+        ("uvicorn/protocols", "uvicorn/middleware", "starlette/"),
+    ),
+    ("emulator's own code", ("qstash_emulator/_", "qstash_emulator/api/")),
+]
+_OTHER_GROUP = "event loop (uvloop) and the rest"
+
+
+def _group(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        match = _FRAME.match(frame)
+        path = match["path"] if match else ""
+        if path.startswith(_ROOTS):
+            continue
+        for label, prefixes in GROUPS:
+            if path.startswith(prefixes):
+                return label
+    return _OTHER_GROUP
+
+
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<path>.*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -146,6 +183,7 @@ def summarize(raw: str, seconds: float) -> str:
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     own_inclusive: Counter[str] = Counter()
+    grouped: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -155,6 +193,7 @@ def summarize(raw: str, seconds: float) -> str:
         frames = _frames(stack)
         total += count
         leaf[_short(frames[-1])] += count
+        grouped[_group(frames)] += count
         layer = next((lab for f in reversed(frames) if (lab := _layer(f))), None)
         exclusive[layer or (_LOOP if "asyncio/runners.py" in frames[-1] else "other")] += count
         for label in {lab for f in frames if (lab := _layer(f))}:
@@ -171,6 +210,10 @@ def summarize(raw: str, seconds: float) -> str:
     out = [
         f"{total} busy samples at {RATE} Hz over {seconds:.1f}s: the emulator was busy "
         f"{100 * busy:.0f} % of one core.",
+        "",
+        "Where the time goes (each sample in the group of its innermost non-stdlib frame):",
+        "",
+        *(f"    {pct(n)}  {label}" for label, n in grouped.most_common()),
         "",
         "Exclusive (each sample counted once, in the innermost layer on its stack):",
         "",
@@ -190,6 +233,42 @@ def summarize(raw: str, seconds: float) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+_GROUP_LINE = re.compile(r"^\s+([\d.]+) %  (.+)$", re.MULTILINE)
+
+
+def index(folder: Path) -> str:
+    """One table of every profile's coarse groups, side by side (folder/SUMMARY.md)."""
+    shares: dict[str, dict[str, float]] = {}
+    names: list[str] = []
+    for md in sorted(folder.glob("[0-9]*.md")):
+        text = md.read_text()
+        if "Where the time goes" not in text:
+            continue
+        names.append(md.stem)
+        part = text.split("Where the time goes", 1)[1].split("Exclusive", 1)[0]
+        for match in _GROUP_LINE.finditer(part):
+            shares.setdefault(match[2], {})[md.stem] = float(match[1])
+    ordered = sorted(shares.items(), key=lambda item: -sum(item[1].values()))
+    lines = [
+        "# Where the emulator's CPU goes",
+        "",
+        "Share of the emulator process's busy samples (py-spy) per scenario; each sample is",
+        "counted in the group of its innermost non-standard-library frame, so the store's share",
+        "includes the asyncio and socket work done for it. Details: the per-scenario files here.",
+        "",
+        "| group | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *(
+            f"| {label} | " + " | ".join(f"{row.get(n, 0):.0f} %" for n in names) + " |"
+            for label, row in ordered
+        ),
+        "",
+    ]
+    summary = "\n".join(lines)
+    (folder / "SUMMARY.md").write_text(summary)
+    return summary
 
 
 if __name__ == "__main__":

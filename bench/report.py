@@ -94,11 +94,18 @@ def machine() -> dict[str, str]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=ROOT, check=False
     ).stdout.decode()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "qstash_emulator"],
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores (nproc), {platform.machine()}, {cpu}".rstrip(", "),
         "python": platform.python_version(),
-        "commit": commit.strip() or "?",
+        "commit": (commit.strip() or "?")
+        + (" + uncommitted changes in qstash_emulator/" if dirty else ""),
     }
 
 

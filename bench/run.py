@@ -23,7 +23,7 @@ from fixture_cost import fixture_cost
 from load import wrk_path
 from memory import pending_memory
 from procs import HERE, LOGS
-from profiler import py_spy
+from profiler import index, py_spy
 from report import Figure, machine, table, write_results
 from scenarios import Config, latency, publish_acceptance, sustained_delivery
 
@@ -117,6 +117,7 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"  {f.scenario} {f.name} ({f.backend}): {f.note}")
     print(f"\nserver logs: {LOGS}")
     if profile_dir is not None:
+        print(index(profile_dir))
         print(f"profiles: {profile_dir}/*.md")
     elif not args.no_write:
         mode = "quick" if args.quick else "full"
