@@ -23,6 +23,7 @@ def test_fixture_sets_the_environment_the_sdks_read(pytester: pytest.Pytester) -
             client = QStash(os.environ["QSTASH_TOKEN"])
             hook = qstash.endpoint("/hook")
             res = client.message.publish_json(url=hook.url, body={"n": 1})
+            client.http._client.close()
             delivery = qstash.wait_for(url=hook.url)
             assert delivery.message_id == res.message_id
             assert delivery.json() == {"n": 1}

@@ -119,6 +119,12 @@ def test_production_url_is_routed_into_the_emulator(pytester: pytest.Pytester) -
         # Built at import time, before any fixture: hard-coded URL, no valid token.
         HARDCODED = QStash("not-a-real-token", base_url="https://qstash.upstash.io")
 
+
+        @pytest.fixture(autouse=True, scope="module")
+        def close_the_client():
+            yield
+            HARDCODED.http._client.close()
+
         @pytest.mark.qstash(intercept_production=True)
         def test_sync_client(qstash):
             hook = qstash.endpoint("/prod")
@@ -134,7 +140,10 @@ def test_production_url_is_routed_into_the_emulator(pytester: pytest.Pytester) -
 
             async def publish():
                 client = AsyncQStash(qstash.token, base_url="https://qstash.upstash.io")
-                return await client.message.publish_json(url=hook.url, body={})
+                try:
+                    return await client.message.publish_json(url=hook.url, body={})
+                finally:
+                    await client.http._client.aclose()
 
             res = asyncio.run(publish())
             assert qstash.wait_for(url=hook.url).message_id == res.message_id
