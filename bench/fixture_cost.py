@@ -166,7 +166,7 @@ def _reset_costs(rounds: int) -> dict[str, float]:
     }
 
 
-def fixture_cost(runs: int, tests: int, fixture: str) -> list[Figure]:
+def fixture_cost(runs: int, tests: int, fixture: str, quick: bool = False) -> list[Figure]:
     """Scenario 4's figures: start-up, per-test overhead, reset cost."""
     from procs import python_child
     from report import Figure
@@ -175,8 +175,10 @@ def fixture_cost(runs: int, tests: int, fixture: str) -> list[Figure]:
     for _ in range(runs):
         for kind in starts:
             starts[kind].append(float(python_child("fixture_cost.py", "startup", kind)) * 1_000)
-    if fixture == "auto":
-        variants = ["plugin", "stand-in"] if plugin_fixture_available() else ["stand-in"]
+    if fixture == "auto" and plugin_fixture_available():
+        variants = ["plugin"] if quick else ["plugin", "stand-in"]
+    elif fixture == "auto":
+        variants = ["stand-in"]
     else:
         variants = [fixture]
     resets = json.loads(python_child("fixture_cost.py", "reset", str(max(20, tests // 3))))

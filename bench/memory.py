@@ -70,7 +70,7 @@ async def pending_memory(cfg: Config, backend: str) -> list[Figure]:
     with running(baseline_server("receiver")) as receiver, emulator_for(backend) as (emu, redis):
         procs = [emu] + ([redis] if redis else [])
         url = publish_url(emu, receiver)
-        warm = await send_count("aiohttp", url, 500, 16, headers, payload, message_id, 60)
+        warm = await send_count("aiohttp", url, cfg.warm_up, 16, headers, payload, message_id, 60)
         if warm.failures:
             raise RuntimeError(f"warm-up failed: {warm.failures[:3]} {emu.tail()}")
         before = await _settled_rss(procs)

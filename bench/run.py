@@ -100,7 +100,7 @@ async def _main(args: argparse.Namespace) -> int:
         if scenario is None:
             print(f"[{time.monotonic() - started:5.0f}s] {key}. {title}", flush=True)
             figures += await asyncio.to_thread(
-                fixture_cost, cfg.startup_runs, cfg.fixture_tests, args.fixture
+                fixture_cost, cfg.startup_runs, cfg.fixture_tests, args.fixture, cfg.quick
             )
             continue
         for backend in backends if key in ON_REDIS else ["memory"]:

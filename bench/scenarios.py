@@ -47,7 +47,7 @@ class Config:
 
     @property
     def deliveries(self) -> int:
-        return 500 if self.quick else 20_000
+        return 300 if self.quick else 20_000
 
     @property
     def steady_rate(self) -> float:
@@ -59,15 +59,15 @@ class Config:
 
     @property
     def memory_messages(self) -> int:
-        return 1_000 if self.quick else 100_000
+        return 500 if self.quick else 100_000
 
     @property
     def startup_runs(self) -> int:
-        return 2 if self.quick else 5
+        return 1 if self.quick else 5
 
     @property
     def fixture_tests(self) -> int:
-        return 30 if self.quick else 300
+        return 20 if self.quick else 300
 
     @property
     def warm_up(self) -> int:
