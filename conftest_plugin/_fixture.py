@@ -10,7 +10,8 @@ import dataclasses
 import hashlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,6 +21,7 @@ from qstash_emulator._faults import Fault
 from qstash_emulator._inspection import Inspector, Waiting
 from qstash_emulator._random import seed_ids
 
+from . import _teardown
 from ._deliveries import Deliveries, Delivery
 from ._endpoints import Endpoint, Reply
 from ._matching import Criteria, count_message, no_match_message
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
     from ._server import Server
 
 __all__ = ["QStashFixture"]
-
-PRODUCTION_URL = "https://qstash.upstash.io"
-DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
 
 
 class QStashFixture:
@@ -143,38 +142,19 @@ class QStashFixture:
         self._server.emulator.runtime.router.rewrite(url, to)
         self._prefixes.append(url)
 
-    def intercept_production(self, base_url: str = PRODUCTION_URL) -> None:
-        """Route httpx calls to ``base_url`` (the SDK's default) into this emulator, with respx.
+    def intercept_production(self, base_url: str | None = None) -> None:
+        """Route httpx calls to ``base_url`` (default: the SDK's, https://qstash.upstash.io)
+        into this emulator, with respx.
 
         For code that hard-codes the production URL. A token the emulator does not know is
         replaced by this test's, so a client built before the fixture still works.
         """
-        import httpx
-        import respx
+        from ._production import PRODUCTION_URL, intercept
 
-        router = respx.MockRouter(assert_all_called=False, assert_all_mocked=False)
         runtime = self._server.emulator.runtime
-        target = self.url
-
-        def forward(request: httpx.Request) -> httpx.Response:
-            headers = dict(request.headers)
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not _known(runtime, token):
-                headers["authorization"] = f"Bearer {self.token}"
-            headers.pop("host", None)
-            url = target + request.url.raw_path.decode("ascii")
-            with httpx.Client(timeout=30) as inner:
-                answer = inner.request(
-                    request.method, url, headers=headers, content=request.content
-                )
-            return httpx.Response(
-                answer.status_code, headers=answer.headers, content=answer.content
-            )
-
-        router.route(url__startswith=base_url.rstrip("/")).mock(side_effect=forward)
-        router.route().pass_through()
-        router.start()
-        self._cleanups.append(router.stop)
+        known = partial(_known, runtime)
+        stop = intercept(base_url or PRODUCTION_URL, self.url, self.token, known)
+        self._cleanups.append(stop)
 
     # API faults -------------------------------------------------------------------------------
 
@@ -338,56 +318,18 @@ class QStashFixture:
 
     def problems(self) -> list[str]:
         """What the teardown checks would report now."""
-        found = self._server.emulator.call(self._gather(purge=False))
-        return self._report(*found)
+        return self._report(self._server.emulator.call(self._gather(purge_after=False)))
 
-    async def _gather(self, purge: bool) -> tuple[list[Waiting], list[dict[str, Any]]]:
-        """In one trip to the server: let due work finish, read what the checks need, purge."""
+    def _gather(self, purge_after: bool) -> Coroutine[Any, Any, _teardown.Leftovers]:
+        failed = any(d.outcome == "failed" for d in self.deliveries)
         runtime = self._server.emulator.runtime
-        store, engine = runtime.store, runtime.engine
-        user_id = self.user.user_id
-        inspector = Inspector(runtime)
-        waiting: list[Waiting] = []
-        letters: list[dict[str, Any]] = []
-        if self.options.checks:
-            if engine.in_flight or await store.pending_ids(user_id):
-                await engine.wait_idle()
-                if self.options.check("pending"):
-                    waiting = await inspector.waiting(user_id)
-            # Only a failed message makes a dead letter, and every attempt was recorded.
-            failed = any(d.outcome == "failed" for d in self.deliveries)
-            if failed and self.options.check("dead_letters"):
-                letters = await inspector.dead_letters(user_id)
-        if purge:
-            await _purge(runtime, user_id)
-        return waiting, letters
+        return _teardown.gather(runtime, self.user.user_id, self.options, failed, purge_after)
 
-    def _report(self, waiting: list[Waiting], letters: list[dict[str, Any]]) -> list[str]:
-        problems = []
-        if waiting:
-            now = self.now
-            problems.append(
-                f"{len(waiting)} message(s) still pending (deliver them with "
-                "qstash.run_until_idle(), or cancel them):\n"
-                + "\n".join("  " + w.describe(now) for w in waiting)
-            )
-        unseen = [e for e in letters if e["dlqId"] not in self._seen_dead_letters]
-        if unseen:
-            problems.append(
-                f"{len(unseen)} dead letter(s) nobody looked at (check them with "
-                "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n"
-                + "\n".join(
-                    f"  {e['messageId']} {e.get('url', '')} (last status {e.get('responseStatus')})"
-                    for e in unseen
-                )
-            )
-        if self.options.check("unused_responses"):
-            lines = [f"  {e.url}: {', '.join(e.unused)}" for e in self._endpoints if e.unused]
-            faults = self._server.emulator.runtime.faults.remaining(self.user.user_id)
-            lines += [f"  API fault: {f.describe()}" for f in faults if f.left is not None]
-            if lines:
-                problems.append("scripted responses never used:\n" + "\n".join(lines))
-        return problems
+    def _report(self, leftovers: _teardown.Leftovers) -> list[str]:
+        faults = self._server.emulator.runtime.faults.remaining(self.user.user_id)
+        return _teardown.report(
+            self.options, self.now, leftovers, self._seen_dead_letters, self._endpoints, faults
+        )
 
     def close(self, check: bool) -> None:
         """End the test: run the teardown checks, then remove everything this test made."""
@@ -400,12 +342,11 @@ class QStashFixture:
             for cleanup in reversed(self._cleanups):
                 cleanup()
             if self.user.user_id not in self._server.active and not self.deliveries:
-                found: tuple[list[Waiting], list[dict[str, Any]]] = ([], [])
-                purged = True  # it never called the API: nothing is stored for it
+                problems = self._report(([], []))  # it never called the API: nothing stored
             else:
-                found = self._server.emulator.call(self._gather(purge=True), self.options.timeout)
-                purged = True
-            problems = self._report(*found)
+                leftovers = self._server.emulator.call(self._gather(True), self.options.timeout)
+                problems = self._report(leftovers)
+            purged = True
         except TimeoutError:
             problems = [
                 f"due deliveries did not finish within {self.options.timeout:g}s\n"
@@ -414,13 +355,7 @@ class QStashFixture:
         finally:
             self._dispose(purged)
         if problems:
-            pytest.fail(
-                "qstash teardown checks failed:\n"
-                + "\n".join(problems)
-                + "\nOpt out with @pytest.mark.qstash(checks=False) (or checks=(...) to keep "
-                f"some); see {DOCS}",
-                pytrace=False,
-            )
+            pytest.fail(_teardown.failure_text(problems), pytrace=False)
 
     def _dispose(self, purged: bool) -> None:
         server = self._server
@@ -435,18 +370,10 @@ class QStashFixture:
         server.drop_recorder(user_id)
         server.active.discard(user_id)
         if not purged:
-            server.emulator.call(_purge(runtime, user_id))
+            server.emulator.call(_teardown.purge(runtime, user_id))
         runtime.remove_user(user_id)
         if self.options.seed is not None:
             seed_ids(None)
-
-
-async def _purge(runtime: Any, user_id: str) -> None:
-    schedules = getattr(runtime, "schedules", None)
-    if schedules is not None:
-        for sched in await schedules.for_user(user_id):
-            await schedules.delete(user_id, sched.id)
-    await runtime.store.purge_user(user_id)
 
 
 def _known(runtime: Any, token: str) -> bool:

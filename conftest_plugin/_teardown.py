@@ -1,0 +1,97 @@
+"""The teardown checks: what a test left behind, found in one trip to the server, then purged.
+
+A test fails at teardown when it leaves messages pending or retrying, dead letters nobody
+looked at, or scripted answers and API faults never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from qstash_emulator._faults import Fault
+from qstash_emulator._inspection import Inspector, Waiting
+from qstash_emulator._runtime import Runtime
+
+from ._endpoints import Endpoint
+from ._options import Options
+
+__all__ = ["Leftovers", "failure_text", "gather", "purge", "report"]
+
+DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
+
+Leftovers = tuple[list[Waiting], list[dict[str, Any]]]
+
+
+async def gather(
+    runtime: Runtime, user_id: str, options: Options, failed: bool, purge_after: bool
+) -> Leftovers:
+    """Let due work finish, read what the checks need, and purge the user if asked."""
+    store, engine = runtime.store, runtime.engine
+    inspector = Inspector(runtime)
+    waiting: list[Waiting] = []
+    letters: list[dict[str, Any]] = []
+    if options.checks:
+        if engine.in_flight or await store.pending_ids(user_id):
+            await engine.wait_idle()
+            if options.check("pending"):
+                waiting = await inspector.waiting(user_id)
+        # Only a failed message makes a dead letter, and the test saw every attempt.
+        if failed and options.check("dead_letters"):
+            letters = await inspector.dead_letters(user_id)
+    if purge_after:
+        await purge(runtime, user_id)
+    return waiting, letters
+
+
+async def purge(runtime: Runtime, user_id: str) -> None:
+    """Delete everything the user stored: messages, logs, dead letters, schedules, queues."""
+    schedules = getattr(runtime, "schedules", None)
+    if schedules is not None:  # their run times also sit in a global index
+        for sched in await schedules.for_user(user_id):
+            await schedules.delete(user_id, sched.id)
+    await runtime.store.purge_user(user_id)
+
+
+def report(
+    options: Options,
+    now: int,
+    leftovers: Leftovers,
+    seen_dead_letters: set[str],
+    endpoints: Iterable[Endpoint],
+    faults: Iterable[Fault],
+) -> list[str]:
+    """One paragraph per failed check."""
+    waiting, letters = leftovers
+    problems = []
+    if waiting:
+        problems.append(
+            f"{len(waiting)} message(s) still pending (deliver them with "
+            "qstash.run_until_idle(), or cancel them):\n"
+            + "\n".join("  " + w.describe(now) for w in waiting)
+        )
+    unseen = [e for e in letters if e["dlqId"] not in seen_dead_letters]
+    if unseen:
+        problems.append(
+            f"{len(unseen)} dead letter(s) nobody looked at (check them with "
+            "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n"
+            + "\n".join(
+                f"  {e['messageId']} {e.get('url', '')} (last status {e.get('responseStatus')})"
+                for e in unseen
+            )
+        )
+    if options.check("unused_responses"):
+        lines = [f"  {e.url}: {', '.join(e.unused)}" for e in endpoints if e.unused]
+        lines += [f"  API fault: {f.describe()}" for f in faults if f.left is not None]
+        if lines:
+            problems.append("scripted responses never used:\n" + "\n".join(lines))
+    return problems
+
+
+def failure_text(problems: list[str]) -> str:
+    return (
+        "qstash teardown checks failed:\n"
+        + "\n".join(problems)
+        + "\nOpt out with @pytest.mark.qstash(checks=False) (or checks=(...) to keep "
+        f"some); see {DOCS}"
+    )
