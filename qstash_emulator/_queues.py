@@ -333,6 +333,8 @@ class Queues:
         if self._recovering:
             self._recovering = False
             touched |= await self._all_queues()
+            for user, queue in touched:
+                await self._settle_finished(user, queue)
         redis = self.store.redis
         for member in await redis.zrangebyscore(self._wake, "-inf", now_ms):
             user, queue, message_id = _json.loads(member)
@@ -347,6 +349,24 @@ class Queues:
         for user, queue in sorted(touched):
             async with self._lock(user, queue):
                 await self._pump(user, queue)
+
+    async def _settle_finished(self, user: str, queue: str) -> None:
+        """A crash between a message's final state and ``finished`` left it holding its slot
+        (it is final, so nothing would ever release it): finish it now."""
+        for raw in await self.store.redis.smembers(self._k(user, queue, "active")):
+            message_id = raw.decode()
+            msg = await self.store.get(message_id)
+            if msg is not None and msg.state not in FINAL_STATES:
+                continue
+            members = self._k(user, queue, "members")
+            if msg is not None and await self.store.redis.zscore(members, message_id) is not None:
+                await self.finished(msg)
+                continue
+            pipe = self.store.redis.pipeline(transaction=True)
+            pipe.zrem(self._k(user, queue, "members"), message_id)
+            pipe.zrem(self._k(user, queue, "ready"), message_id)
+            await pipe.execute()
+            await self._release(user, queue, message_id)
 
     async def _all_queues(self) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
