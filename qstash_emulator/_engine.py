@@ -199,15 +199,32 @@ class Engine:
         self._wake.set()
 
     async def _attempt(self, msg: Message) -> None:
-        for gate in self.gates:
-            if not await gate.admit(msg):
-                return
+        # Claimed means in flight: a cancel arriving while the gates decide must not finish the
+        # message behind the engine's back; it is honoured below, before or after the send.
         self._attempting.add(msg.id)
         try:
+            for gate in self.gates:
+                if not await gate.admit(msg):
+                    if msg.id in self.cancel_requested:
+                        await self._cancel_held(msg)
+                    return
+            if msg.id in self.cancel_requested:
+                await self._cancel_held(msg)
+                return
             await self._send(msg)
         finally:
             self._attempting.discard(msg.id)
             self.cancel_requested.discard(msg.id)
+
+    async def _cancel_held(self, msg: Message) -> None:
+        """Finish a message whose cancel came in while it was claimed but not yet sent."""
+        now = self.clock.now_ms()
+        msg.state, msg.final_at = State.CANCELED, now
+        await self.store.finish(
+            msg, [make_row(msg, State.CANCELED, now)], int(self.settings.message_grace_s * 1_000)
+        )
+        for gate in self.gates:
+            await gate.finished(msg)
 
     async def _send(self, msg: Message) -> None:
         started, wall_started = self.clock.now_ms(), time.time()

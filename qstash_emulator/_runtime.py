@@ -54,13 +54,6 @@ class Runtime:
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
-        # Queues come first: a message waits for its place in line before anything else.
-        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
-        self.publisher.queue_intake = self.queues.accept
-        self.engine.gates.insert(0, self.queues)
-        self.engine.timers.append(self.queues)
-        self.url_groups = UrlGroups(self.store, settings, self.clock)
-        self.publisher.resolve_group = self.url_groups.resolve
         self.faults = Faults()
         self.history = History()
         self.engine.listeners.append(self.history.add)
@@ -73,6 +66,13 @@ class Runtime:
         # Flow control must stay the LAST gate: a message it admits is attempted at once, so a
         # gate after it (a queue) could hold a message that occupies a flow-control slot.
         self.engine.gates.extend([self.schedules, self.flow_control])
+        self.url_groups = UrlGroups(self.store, settings, self.clock)
+        self.publisher.resolve_group = self.url_groups.resolve
+        # Queues come first: a message waits for its place in line before anything else.
+        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
+        self.publisher.queue_intake = self.queues.accept
+        self.engine.gates.insert(0, self.queues)
+        self.engine.timers.append(self.queues)
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
@@ -166,6 +166,7 @@ class Runtime:
 
     async def reset(self) -> None:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
+        await self.engine.abort()
         await self.store.flush()
         self.flow_control.reset()
         self.schedules.reset()

@@ -206,3 +206,50 @@ def test_users_are_isolated(virtual: Emulator) -> None:
         httpx.get(f"{virtual.url}/v2/messages/{message_id}", headers=_auth(virtual)).status_code
         == 200
     )
+
+
+def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
+    virtual: Emulator, destination: Destination
+) -> None:
+    """A cancel that lands while a gate is still deciding is honoured; no retry revives it."""
+    import threading
+
+    from qstash_emulator._models import Message
+
+    entered, release = threading.Event(), threading.Event()
+    engine = virtual.runtime.engine
+
+    class SlowGate:
+        async def admit(self, msg: Message) -> bool:
+            import asyncio
+
+            entered.set()
+            await asyncio.to_thread(release.wait, 10)
+            return True
+
+        async def attempt_done(self, msg: Message) -> None:
+            return None
+
+        async def finished(self, msg: Message) -> None:
+            return None
+
+    gate = SlowGate()
+    engine.gates.insert(0, gate)
+    try:
+        r = httpx.post(f"{virtual.url}/v2/publish/{destination.url}/held", headers=_auth(virtual))
+        message_id = r.json()["messageId"]
+        assert entered.wait(10)
+        d = httpx.delete(f"{virtual.url}/v2/messages/{message_id}", headers=_auth(virtual))
+        assert d.json() == {"cancelled": 1}
+        release.set()
+        virtual.run_until_idle()
+    finally:
+        release.set()
+        engine.gates.remove(gate)
+    assert virtual.attempts == [] and destination.received == []
+    events = httpx.get(f"{virtual.url}/v2/events?messageId={message_id}", headers=_auth(virtual))
+    assert [e["state"] for e in events.json()["events"]] == [
+        "CANCELED",
+        "CANCEL_REQUESTED",
+        "CREATED",
+    ]
