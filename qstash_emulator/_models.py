@@ -74,7 +74,13 @@ class Message:
 
     def record(self) -> dict[str, Any]:
         """Everything but the body, for storage as JSON."""
-        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+        # Unset fields are left out (from_record restores their defaults): records are smaller.
+        record = {}
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != [] and value != {}:
+                record[name] = value
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any], body: bytes) -> Message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 __all__ = ["choose", "seed_ids"]
@@ -21,4 +22,8 @@ def seed_ids(seed: int | str | None) -> None:
 
 def choose(alphabet: str, length: int) -> str:
     """``length`` characters drawn from ``alphabet``."""
+    if _rng is _SYSTEM:
+        # One urandom call per id, not one per character (SystemRandom.choices makes `length`).
+        size = len(alphabet)
+        return "".join(alphabet[b % size] for b in os.urandom(length))
     return "".join(_rng.choices(alphabet, k=length))

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 if TYPE_CHECKING:
     import aiohttp
+    import httpx
 
 __all__ = ["AiohttpTransport", "DeliveryError", "Response", "Router", "Transport"]
 
@@ -128,6 +127,8 @@ class Router:
             from a2wsgi import WSGIMiddleware
 
             app = WSGIMiddleware(app)
+        import httpx  # only in-process delivery needs it; keeps it out of start-up
+
         self._mounts.append(_Mount(prefix.rstrip("/"), httpx.ASGITransport(app=app)))
 
     def rewrite(self, prefix: str, replacement: str) -> None:
@@ -178,6 +179,8 @@ async def _send_asgi(
     body: bytes,
     timeout_s: float,
 ) -> Response:
+    import httpx
+
     request = httpx.Request(method, url, headers=headers, content=body)
     try:
         response = await asyncio.wait_for(transport.handle_async_request(request), timeout_s)
