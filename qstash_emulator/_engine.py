@@ -84,6 +84,7 @@ class Engine:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await self.store.start()
         recovered = await self.store.recover(self.clock.now_ms())
         if recovered:
             log.info("recovered %d in-flight messages; they will be delivered again", recovered)

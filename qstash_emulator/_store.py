@@ -13,6 +13,7 @@ Layout (every key under one prefix):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,7 +32,11 @@ class Store:
     """Every read and write of emulator state goes through here."""
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str = "qe:", log_retention: int = 10_000
+        self,
+        client: aioredis.Redis,
+        prefix: str = "qe:",
+        log_retention: int = 10_000,
+        sweep_expired: bool = False,
     ) -> None:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
@@ -39,6 +44,8 @@ class Store:
         self.prefix = prefix
         self._due = prefix + "due"
         self._inflight = prefix + "inflight"
+        self._sweep_expired = sweep_expired
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
@@ -60,12 +67,28 @@ class Store:
                 url, max_connections=_POOL_SIZE, timeout=None
             )
             client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix, log_retention)
+        return cls(client, prefix, log_retention, sweep_expired=url is None)
 
     def key(self, user: str, *parts: str) -> str:
         return self.prefix + "u:" + user + ":" + ":".join(parts)
 
+    async def start(self) -> None:
+        """Begin upkeep. fakeredis drops an expired key only when it is touched or the keys
+        are counted, so finished messages (expired after their grace) would pile up in memory
+        for ever: count them every second. A real Redis expires keys by itself."""
+        if self._sweep_expired and self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            await self.redis.dbsize()
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         await self.redis.aclose(close_connection_pool=True)
 
     async def flush(self) -> None:

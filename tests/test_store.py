@@ -140,3 +140,26 @@ def test_more_concurrent_requests_than_pool_connections(
 
         assert asyncio.run(burst()) == [200] * 300
         emu.reset()
+
+
+def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
+    """fakeredis keeps an expired key until something touches it; finished messages expire
+    after their grace period and nothing touches them again, so the store sweeps."""
+    import asyncio
+
+    from qstash_emulator._store import Store
+
+    async def scenario() -> tuple[int, int]:
+        store = Store.connect(None)
+        await store.start()
+        try:
+            for i in range(500):
+                await store.redis.set(f"{store.prefix}m:{i}", b"x" * 100, px=20)
+            db = store.redis.connection_pool.connection_kwargs["server"].dbs[0]
+            before = len(db._dict)
+            await asyncio.sleep(1.5)
+            return before, len(db._dict)
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == (500, 0)
