@@ -344,9 +344,12 @@ class Engine:
             )
         if msg.callback and msg.kind == "message":
             callbacks.append(self._callback(msg, "callback", result, None, now))
+        # Callbacks are stored before the message's own write: a crash in between sends a
+        # callback twice (the attempt is made again), never loses it.
         if decision.outcome == "retry" and msg.id in self.cancel_requested:
             msg.state, msg.final_at = State.CANCELED, now
             rows.append(make_row(msg, State.CANCELED, now))
+            await self._add_callbacks(callbacks, now)
             await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
             for gate in self.gates:
                 await gate.finished(msg)
@@ -356,6 +359,7 @@ class Engine:
             msg.state = State.RETRY
             msg.due = now + decision.delay_ms
             rows.append(make_row(msg, State.RETRY, now, nextDeliveryTime=msg.due))
+            await self._add_callbacks(callbacks, now)
             await self.store.reschedule(msg, rows)
         else:
             if decision.outcome == "failed":
@@ -375,9 +379,12 @@ class Engine:
                         callbacks.append(
                             self._callback(msg, "failure_callback", result, msg.dlq_id, now)
                         )
+            await self._add_callbacks(callbacks, now)
             await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
             for gate in self.gates:
                 await gate.finished(msg)
+
+    async def _add_callbacks(self, callbacks: list[Message], now: int) -> None:
         if callbacks:
             await self.store.add(callbacks, [make_row(c, State.CREATED, now) for c in callbacks])
             self.notify()

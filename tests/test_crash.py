@@ -11,12 +11,15 @@ The seed is printed; ``QSTASH_EMULATOR_CRASH_SEED=<seed>`` replays a run's kill 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import httpx
 import pytest
@@ -251,4 +254,42 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
         (got,) = destination.wait(1, "/q1")
         assert got.headers["upstash-message-id"] == ids[1]
         assert httpx.get(f"{second.url}/v2/queues/q", headers=auth).json()["lag"] == 0
+        second.reset()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["callback", "failure-callback"])
+def test_a_kill_right_after_the_final_state_keeps_the_callbacks(
+    redis_url: str, destination: Destination, kind: str
+) -> None:
+    """The message's final write is its last: its callbacks were stored before it."""
+    import redis
+
+    from qstash_emulator import Emulator
+
+    redis.Redis.from_url(redis_url).flushdb()
+    destination.script("/down", (500, {}, b"no"))
+    with Emulator(redis_url=redis_url) as first:
+        store = first.runtime.store
+        real_finish = store.finish
+        finished = threading.Event()
+
+        async def finish_then_die(*args: Any, **kwargs: Any) -> None:
+            await real_finish(*args, **kwargs)
+            finished.set()
+            raise asyncio.CancelledError  # the process is gone: nothing after this runs
+
+        store.finish = finish_then_die  # type: ignore[method-assign]
+        headers = {"Authorization": f"Bearer {first.token}", "Upstash-Retries": "0"}
+        if kind == "callback":
+            path, headers["Upstash-Callback"] = "/ok", f"{destination.url}/cb"
+        else:
+            path, headers["Upstash-Failure-Callback"] = "/down", f"{destination.url}/cb"
+        r = httpx.post(f"{first.url}/v2/publish/{destination.url}{path}", headers=headers)
+        assert r.status_code == 200, r.text
+        assert finished.wait(10)
+        store.finish = real_finish  # type: ignore[method-assign]
+    with Emulator(redis_url=redis_url) as second:
+        (got,) = destination.wait(1, "/cb")
+        assert got.headers["content-type"] == "application/json"
         second.reset()
