@@ -164,10 +164,15 @@ class Engine:
             self._wake.clear()
             try:
                 now = self.clock.now_ms()
+                # Each timer is asked once per turn (again only after it fired); its answer also
+                # bounds the wait below. Asking twice cost a store round trip per timer.
+                timer_dues: list[int | None] = []
                 for timer in self.timers:
                     due = await timer.next_due()
                     if due is not None and due <= now:
                         await timer.fire(now)
+                        due = await timer.next_due()
+                    timer_dues.append(due)
                 free = _MAX_IN_FLIGHT - len(self._tasks)
                 claimed = (
                     await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free))
@@ -181,7 +186,10 @@ class Engine:
                 if claimed and len(claimed) == _BATCH:
                     await asyncio.sleep(0)
                     continue
-                nxt = await self.next_due() if free > 0 else None
+                nxt = None
+                if free > 0:
+                    known = [t for t in (await self.store.next_due(), *timer_dues) if t is not None]
+                    nxt = min(known) if known else None
                 if not self._tasks:
                     self._idle.set()
                 await self.clock.wait(nxt, self._wake)
