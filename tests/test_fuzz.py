@@ -26,7 +26,7 @@ from qstash_emulator._transport import Response as Reply
 from qstash_emulator.api import all_routes
 
 # Deeper local runs: QSTASH_EMULATOR_FUZZ_EXAMPLES=200 python -m pytest tests/test_fuzz.py
-EXAMPLES = int(os.environ.get("QSTASH_EMULATOR_FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("QSTASH_EMULATOR_FUZZ_EXAMPLES", "8"))
 # Deliberate 5xx answers: fault injection programs them, so it is not fuzzed here.
 _EXCLUDED = ("/_emulator/faults",)
 COUNTS = {"requests": 0}

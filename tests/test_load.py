@@ -179,6 +179,7 @@ def _delivered(destination: Destination) -> Counter[str]:
     )
 
 
+@pytest.mark.timeout(300)
 def test_ten_thousand_message_burst(emu: EmulatorProcess, destination: Destination) -> None:
     d = destination.url
     pid = emu.proc.pid
