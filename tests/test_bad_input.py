@@ -485,6 +485,10 @@ ROWS = [
     row("fault-kind", "POST", "/_emulator/faults", 400, "kind", json={"kind": "nope"}),
     row("fault-array", "POST", "/_emulator/faults", 400, "body", json=[1]),
     row("fault-extra", "POST", "/_emulator/faults", 400, "colour", json={"colour": "red"}),
+    row("fault-status", "POST", "/_emulator/faults", 400, "status", json={"status": "x"}),
+    row("fault-times", "POST", "/_emulator/faults", 400, "times", json={"times": "many"}),
+    row("fault-headers", "POST", "/_emulator/faults", 400, "headers", json={"headers": [1]}),
+    row("fault-delay", "POST", "/_emulator/faults", 400, "delayMs", json={"delayMs": True}),
     # Routing -------------------------------------------------------------------------------
     row("no-such-endpoint", "GET", "/v2/nope", 404, "/v2/nope"),
     row("wrong-method", "PUT", "/v2/keys", 405, "PUT"),

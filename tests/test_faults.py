@@ -133,7 +133,7 @@ def test_faults_over_http(emulator: Emulator, bare: QStash) -> None:
     ("body", "error"),
     [
         ({"kind": "slow"}, "invalid fault: invalid kind 'slow'"),
-        ({"status": "x"}, "invalid fault: invalid literal for int()"),
+        ({"status": "x"}, "invalid status: 'x'"),
         ({"colour": 1}, "invalid field: colour"),
         ([1], "invalid body: expected a JSON object"),
     ],

@@ -88,6 +88,18 @@ async def list_faults(request: Request) -> Response:
     return json({"faults": [_fault_view(f) for f in faults]})
 
 
+_FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "kind": str,
+    "status": int,
+    "path": str,
+    "method": str,
+    "times": int,
+    "delayMs": (int, float),
+    "headers": dict,
+    "error": str,
+}
+
+
 async def add_fault(request: Request) -> Response:
     """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
     who = caller(request, write=True)
@@ -98,6 +110,10 @@ async def add_fault(request: Request) -> Response:
     extra = set(body) - allowed
     if extra:
         raise BadRequest(f"invalid field: {', '.join(sorted(extra))}")
+    for name, kind in _FAULT_TYPES.items():
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise BadRequest(f"invalid {name}: {value!r}")
     try:
         fault = Fault(
             kind=str(body.get("kind", "error")),
