@@ -78,6 +78,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._attempting: set[str] = set()
+        self._claiming = False
         self.cancel_requested: set[str] = set()
 
     # Life cycle -----------------------------------------------------------------------------
@@ -141,12 +142,12 @@ class Engine:
     async def wait_idle(self) -> None:
         """Return once nothing is due now and no attempt is running."""
         while True:
-            if not self._tasks:
+            if not self._tasks and not self._claiming:
                 nxt = await self.next_due()
                 if nxt is None or nxt > self.clock.now_ms():
                     # One more loop turn so the dispatcher can claim what just became due.
                     await asyncio.sleep(0)
-                    if not self._tasks:
+                    if not self._tasks and not self._claiming:
                         nxt = await self.next_due()
                         if nxt is None or nxt > self.clock.now_ms():
                             return
@@ -174,15 +175,21 @@ class Engine:
                         due = await timer.next_due()
                     timer_dues.append(due)
                 free = _MAX_IN_FLIGHT - len(self._tasks)
-                claimed = (
-                    await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free))
-                    if free > 0
-                    else []
-                )
-                for msg in claimed:
-                    task = asyncio.create_task(self._attempt(msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
+                # While a claim is under way its messages are neither due nor tasks yet;
+                # wait_idle must not mistake that moment for idleness.
+                self._claiming = True
+                try:
+                    claimed = (
+                        await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free))
+                        if free > 0
+                        else []
+                    )
+                    for msg in claimed:
+                        task = asyncio.create_task(self._attempt(msg))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._done)
+                finally:
+                    self._claiming = False
                 if claimed and len(claimed) == _BATCH:
                     await asyncio.sleep(0)
                     continue

@@ -236,3 +236,27 @@ def test_redirect_is_followed_and_signed_for_the_published_url(
     Receiver(emulator.current_signing_key, emulator.next_signing_key).verify(
         signature=new.headers["upstash-signature"], body=new.text, url=destination.url + "/old"
     )
+
+
+def test_wait_idle_is_not_fooled_by_a_claim_under_way(
+    virtual: Emulator, destination: Destination
+) -> None:
+    """Claimed messages are neither due nor attempts yet; that moment is not idleness."""
+    import asyncio
+
+    store = virtual.runtime.store
+    original = store.claim_due
+
+    async def slow_claim(now_ms: int, limit: int) -> list[object]:
+        claimed = await original(now_ms, limit)
+        if claimed:
+            await asyncio.sleep(0.2)
+        return claimed  # type: ignore[return-value]
+
+    store.claim_due = slow_claim  # type: ignore[method-assign]
+    try:
+        _post(virtual, destination.url + "/claimed", {})
+        virtual.wait_idle()
+        assert [a.url for a in virtual.attempts] == [destination.url + "/claimed"]
+    finally:
+        store.claim_due = original  # type: ignore[method-assign]
