@@ -234,11 +234,17 @@ class Engine:
 
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
-        now = self.clock.now_ms()
+        await self.finish_canceled(msg, [], self.clock.now_ms())
+
+    async def finish_canceled(self, msg: Message, rows: list[dict[str, Any]], now: int) -> None:
+        """Make ``msg`` CANCELED after ``rows``: the one way every cancel path ends."""
         msg.state, msg.final_at = State.CANCELED, now
-        await self.store.finish(
-            msg, [make_row(msg, State.CANCELED, now)], int(self.settings.message_grace_s * 1_000)
-        )
+        rows.append(make_row(msg, State.CANCELED, now))
+        await self._finish(msg, rows)
+
+    async def _finish(self, msg: Message, rows: list[dict[str, Any]]) -> None:
+        """Store a final state (readable for the grace period) and tell the gates."""
+        await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
         for gate in self.gates:
             await gate.finished(msg)
 
@@ -362,12 +368,8 @@ class Engine:
         # Callbacks are stored before the message's own write: a crash in between sends a
         # callback twice (the attempt is made again), never loses it.
         if decision.outcome == "retry" and msg.id in self.cancel_requested:
-            msg.state, msg.final_at = State.CANCELED, now
-            rows.append(make_row(msg, State.CANCELED, now))
             await self._add_callbacks(callbacks, now)
-            await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
-            for gate in self.gates:
-                await gate.finished(msg)
+            await self.finish_canceled(msg, rows, now)
         elif decision.outcome == "retry":
             assert decision.delay_ms is not None
             msg.retried += 1
@@ -395,9 +397,7 @@ class Engine:
                             self._callback(msg, "failure_callback", result, msg.dlq_id, now)
                         )
             await self._add_callbacks(callbacks, now)
-            await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
-            for gate in self.gates:
-                await gate.finished(msg)
+            await self._finish(msg, rows)
 
     async def _add_callbacks(self, callbacks: list[Message], now: int) -> None:
         if callbacks:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._headers import canonical
+
 if TYPE_CHECKING:
     import aiohttp
     import httpx
@@ -32,7 +34,7 @@ class Response:
     def header_map(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for key, value in self.headers:
-            out.setdefault("-".join(p.capitalize() for p in key.split("-")), []).append(value)
+            out.setdefault(canonical(key), []).append(value)
         return out
 
 

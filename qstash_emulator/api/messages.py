@@ -37,11 +37,7 @@ async def cancel(rt: Runtime, msg: Message) -> bool:
         rt.engine.cancel_requested.add(msg.id)
         await rt.store.append_rows([make_row(msg, State.CANCEL_REQUESTED, now)])
         return True
-    msg.state, msg.final_at = State.CANCELED, now
-    rows = [make_row(msg, State.CANCEL_REQUESTED, now), make_row(msg, State.CANCELED, now)]
-    await rt.store.finish(msg, rows, int(rt.settings.message_grace_s * 1_000))
-    for gate in rt.engine.gates:
-        await gate.finished(msg)
+    await rt.engine.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
     return True
 
 
