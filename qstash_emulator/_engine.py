@@ -179,11 +179,10 @@ class Engine:
                 # wait_idle must not mistake that moment for idleness.
                 self._claiming = True
                 try:
-                    claimed = (
-                        await self.store.claim_due(self.clock.now_ms(), min(_BATCH, free))
-                        if free > 0
-                        else []
-                    )
+                    claimed: list[Message] = []
+                    after: int | None = None
+                    if free > 0:
+                        claimed, after = await self._claim(min(_BATCH, free))
                     for msg in claimed:
                         task = asyncio.create_task(self._attempt(msg))
                         self._tasks.add(task)
@@ -195,7 +194,7 @@ class Engine:
                     continue
                 nxt = None
                 if free > 0:
-                    known = [t for t in (await self.store.next_due(), *timer_dues) if t is not None]
+                    known = [t for t in (after, *timer_dues) if t is not None]
                     nxt = min(known) if known else None
                 if not self._tasks:
                     self._idle.set()
@@ -205,6 +204,25 @@ class Engine:
             except Exception:  # the store hiccuped (a Redis restart): retry, never die
                 log.exception("engine loop error; retrying in 0.5s")
                 await asyncio.sleep(0.5)
+
+    async def _claim(self, limit: int) -> tuple[list[Message], int | None]:
+        """Claim what is due; the chosen ids count as attempted from the moment they are
+        chosen, so a cancel racing the claim is honoured as a cancel in flight."""
+        chosen: list[str] = []
+
+        def mark(ids: list[str]) -> None:
+            chosen.extend(ids)
+            self._attempting.update(ids)
+
+        try:
+            claimed, after = await self.store.claim_due(self.clock.now_ms(), limit, mark)
+        except BaseException:
+            self._attempting.difference_update(chosen)
+            raise
+        gone = set(chosen) - {m.id for m in claimed}
+        self._attempting.difference_update(gone)
+        self.cancel_requested.difference_update(gone)
+        return claimed, after
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

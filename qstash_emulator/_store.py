@@ -2,8 +2,8 @@
 
 Layout (every key under one prefix):
     m:{id}            hash  r = message record (JSON), b = body bytes
-    due               zset  id -> next delivery time (ms, on the emulator's clock)
-    inflight          zset  id -> claim time; moved back to ``due`` on start-up
+    due               zset  id -> next delivery time (ms, on the emulator's clock); while
+                            in flight CLAIMED + claim time, moved back on start-up
     u:{user}:pending  zset  id -> created_at, the user's undelivered messages
     u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
     u:{user}:logs     stream, one entry per state change
@@ -20,12 +20,18 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import _json
+from ._batching import Batcher
 from ._models import Message
 
 __all__ = ["Store"]
 
 Row = dict[str, Any]
 _POOL_SIZE = 64
+# In-flight messages stay on the due list, scored past any delivery time (2**52 ms is
+# 140,000 years, and CLAIMED + now is still an exact double): claiming and finishing are a
+# score change and a removal on one key instead of moves between two.
+_CLAIMED = 2**52
+_WAITING = f"({_CLAIMED}"
 
 
 class Store:
@@ -43,7 +49,7 @@ class Store:
         self.log_retention = log_retention
         self.prefix = prefix
         self._due = prefix + "due"
-        self._inflight = prefix + "inflight"
+        self._batch = Batcher(client)
         self._sweep_expired = sweep_expired
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -89,6 +95,7 @@ class Store:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        await self._batch.close()
         await self.redis.aclose(close_connection_pool=True)
 
     async def flush(self) -> None:
@@ -100,17 +107,19 @@ class Store:
     # Messages ------------------------------------------------------------------------------
 
     async def add(self, messages: Iterable[Message], rows: Iterable[Row]) -> None:
-        """Store new messages, make them due, and log them, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for msg in messages:
-            pipe.hset(
-                self.prefix + "m:" + msg.id, mapping={"r": _json.dumps(msg.record()), "b": msg.body}
-            )
-            if msg.due >= 0:
-                pipe.zadd(self._due, {msg.id: msg.due})
-            pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        """Store new messages, make them due, and log them."""
+        batch = [(msg, _json.dumps(msg.record())) for msg in messages]
+        logged = self._encode_rows(rows)
+
+        def fill(pipe: Any) -> None:
+            for msg, record in batch:
+                pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": record, "b": msg.body})
+                if msg.due >= 0:
+                    pipe.zadd(self._due, {msg.id: msg.due})
+                pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
+            self._xadd_rows(pipe, logged)
+
+        await self._batch.run(fill)
 
     async def get(self, message_id: str) -> Message | None:
         record, body = await self.redis.hmget(self.prefix + "m:" + message_id, ["r", "b"])
@@ -120,63 +129,94 @@ class Store:
 
     async def save(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Write back a changed record (not its body), with log rows."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
-    async def claim_due(self, now_ms: int, limit: int) -> list[Message]:
-        """Take up to ``limit`` messages due by ``now_ms`` and mark them in flight."""
-        ids = await self.redis.zrangebyscore(self._due, "-inf", now_ms, start=0, num=limit)
+        def fill(pipe: Any) -> None:
+            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            self._xadd_rows(pipe, logged)
+
+        await self._batch.run(fill)
+
+    async def claim_due(
+        self, now_ms: int, limit: int, mark: Callable[[list[str]], None] | None = None
+    ) -> tuple[list[Message], int | None]:
+        """Take up to ``limit`` messages due by ``now_ms`` and mark them in flight; also the
+        next due time after them (``now_ms`` or earlier when more are due already).
+
+        ``mark`` hears the chosen ids before they are claimed, so that a cancel arriving
+        meanwhile is handled as a cancel of an attempt in flight.
+        """
+        found = await self.redis.zrangebyscore(
+            self._due, "-inf", _WAITING, start=0, num=limit + 1, withscores=True
+        )
+        ids = [member for member, score in found[:limit] if score <= now_ms]
+        after = int(found[len(ids)][1]) if len(found) > len(ids) else None
         if not ids:
-            return []
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self._due, *ids)
-        pipe.zadd(self._inflight, dict.fromkeys(ids, now_ms))
-        for message_id in ids:
-            pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
-        results = await pipe.execute()
+            return [], after
+        if mark is not None:
+            mark([i.decode() for i in ids])
+
+        def fill(pipe: Any) -> None:
+            # XX: a message finished (canceled) since the read above stays off the list.
+            pipe.zadd(self._due, dict.fromkeys(ids, _CLAIMED + now_ms), xx=True)
+            for message_id in ids:
+                pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
+
+        replies = await self._batch.run(fill)
         claimed = []
-        for message_id, (record, body) in zip(ids, results[2:], strict=True):
+        stray = []
+        for message_id, (record, body) in zip(ids, replies[1:], strict=True):
             if record is None:
-                await self.redis.zrem(self._inflight, message_id)
+                stray.append(message_id)
                 continue
-            claimed.append(Message.from_record(_json.loads(record), body or b""))
-        return claimed
+            msg = Message.from_record(_json.loads(record), body or b"")
+            if msg.final_at is None:
+                claimed.append(msg)
+        if stray:
+            await self.redis.zrem(self._due, *stray)
+        return claimed, after
 
     async def next_due(self) -> int | None:
-        first = await self.redis.zrange(self._due, 0, 0, withscores=True)
+        first = await self.redis.zrangebyscore(
+            self._due, "-inf", _WAITING, start=0, num=1, withscores=True
+        )
         return int(first[0][1]) if first else None
 
     async def reschedule(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Put an in-flight (or parked) message back on the due list at ``msg.due``."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
-        pipe.zrem(self._inflight, msg.id)
-        pipe.zadd(self._due, {msg.id: msg.due})
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        record, logged, due = _json.dumps(msg.record()), self._encode_rows(rows), msg.due
+
+        def fill(pipe: Any) -> None:
+            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            pipe.zadd(self._due, {msg.id: due})
+            self._xadd_rows(pipe, logged)
+
+        await self._batch.run(fill)
 
     async def park(self, msg: Message, rows: Iterable[Row] = ()) -> None:
-        """Take a message off the due and in-flight lists; a queue or flow key holds it."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.prefix + "m:" + msg.id, "r", _json.dumps(msg.record()))
-        pipe.zrem(self._inflight, msg.id)
-        pipe.zrem(self._due, msg.id)
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        """Take a message off the due list (in flight or not); a queue or flow key holds it."""
+        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
+
+        def fill(pipe: Any) -> None:
+            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            pipe.zrem(self._due, msg.id)
+            self._xadd_rows(pipe, logged)
+
+        await self._batch.run(fill)
 
     async def finish(self, msg: Message, rows: Iterable[Row], grace_ms: int) -> None:
         """Record a final state; the message stays readable for ``grace_ms``, then expires."""
         key = self.prefix + "m:" + msg.id
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, "r", _json.dumps(msg.record()))
-        pipe.pexpire(key, max(1, grace_ms))
-        pipe.zrem(self._inflight, msg.id)
-        pipe.zrem(self._due, msg.id)
-        pipe.zrem(self.key(msg.user, "pending"), msg.id)
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
+
+        def fill(pipe: Any) -> None:
+            pipe.hset(key, "r", record)
+            pipe.pexpire(key, max(1, grace_ms))
+            pipe.zrem(self._due, msg.id)
+            pipe.zrem(self.key(msg.user, "pending"), msg.id)
+            self._xadd_rows(pipe, logged)
+
+        await self._batch.run(fill)
 
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
@@ -184,27 +224,31 @@ class Store:
     async def due_ids(self) -> list[tuple[str, int]]:
         return [
             (i.decode(), int(s))
-            for i, s in await self.redis.zrange(self._due, 0, -1, withscores=True)
+            for i, s in await self.redis.zrangebyscore(self._due, "-inf", _WAITING, withscores=True)
         ]
 
     async def inflight_count(self) -> int:
-        return int(await self.redis.zcard(self._inflight))
+        return int(await self.redis.zcount(self._due, _CLAIMED, "+inf"))
 
     async def move_due(self, message_id: str, due_ms: int) -> bool:
         """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).
 
         False when it is not waiting there: in flight, held by a queue, final or unknown.
         """
-        if await self.redis.zscore(self._due, message_id) is None:
+        score = await self.redis.zscore(self._due, message_id)
+        if score is None or score >= _CLAIMED:
             return False
         msg = await self.get(message_id)
         if msg is None:
             return False
         msg.due = due_ms
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(self._due, {message_id: due_ms}, xx=True)
-        pipe.hset(self.prefix + "m:" + message_id, "r", _json.dumps(msg.record()))
-        await pipe.execute()
+        record = _json.dumps(msg.record())
+
+        def fill(pipe: Any) -> None:
+            pipe.zadd(self._due, {message_id: due_ms}, xx=True)
+            pipe.hset(self.prefix + "m:" + message_id, "r", record)
+
+        await self._batch.run(fill)
         return True
 
     async def due_times(self, ids: list[str]) -> list[int | None]:
@@ -212,10 +256,11 @@ class Store:
         if not ids:
             return []
         scores = await self.redis.zmscore(self._due, ids)
-        return [None if s is None else int(s) for s in scores]
+        return [None if s is None or s >= _CLAIMED else int(s) for s in scores]
 
     async def is_in_flight(self, message_id: str) -> bool:
-        return await self.redis.zscore(self._inflight, message_id) is not None
+        score = await self.redis.zscore(self._due, message_id)
+        return score is not None and score >= _CLAIMED
 
     async def purge_user(self, user: str) -> None:
         """Delete every message and key of ``user`` (a test's namespace when it ends)."""
@@ -224,7 +269,6 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         if ids:
             pipe.zrem(self._due, *ids)
-            pipe.zrem(self._inflight, *ids)
             pipe.delete(*(self.prefix + "m:" + i for i in ids))
         if keys:
             pipe.delete(*keys)
@@ -232,12 +276,9 @@ class Store:
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""
-        ids = await self.redis.zrange(self._inflight, 0, -1)
+        ids = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
         if ids:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.zadd(self._due, dict.fromkeys(ids, now_ms))
-            pipe.delete(self._inflight)
-            await pipe.execute()
+            await self.redis.zadd(self._due, dict.fromkeys(ids, now_ms), xx=True)
         return len(ids)
 
     # Deduplication ------------------------------------------------------------------------
@@ -260,19 +301,22 @@ class Store:
 
     # Logs ---------------------------------------------------------------------------------
 
-    def _append_rows(self, pipe: Any, rows: Iterable[Row]) -> None:
-        for row in rows:
-            pipe.xadd(
+    def _encode_rows(self, rows: Iterable[Row]) -> list[tuple[str, bytes]]:
+        return [
+            (
                 self.key(row["_user"], "logs"),
-                {"d": _json.dumps({k: v for k, v in row.items() if k != "_user"})},
-                maxlen=self.log_retention,
-                approximate=True,
+                _json.dumps({k: v for k, v in row.items() if k != "_user"}),
             )
+            for row in rows
+        ]
+
+    def _xadd_rows(self, pipe: Any, logged: list[tuple[str, bytes]]) -> None:
+        for key, data in logged:
+            pipe.xadd(key, {"d": data}, maxlen=self.log_retention, approximate=True)
 
     async def append_rows(self, rows: Iterable[Row]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        self._append_rows(pipe, rows)
-        await pipe.execute()
+        logged = self._encode_rows(rows)
+        await self._batch.run(lambda pipe: self._xadd_rows(pipe, logged))
 
     async def scan_stream(
         self,
@@ -317,14 +361,14 @@ class Store:
 
     async def dlq_add(self, msg: Message, response: dict[str, Any]) -> str:
         meta = {k: v for k, v in response.items() if k != "body"}
-        entry_id = await self.redis.xadd(
-            self.key(msg.user, "dlq"),
-            {
-                "r": _json.dumps(msg.record()),
-                "b": msg.body,
-                "resp": _json.dumps(meta),
-                "rb": response.get("body", b""),
-            },
+        fields = {
+            "r": _json.dumps(msg.record()),
+            "b": msg.body,
+            "resp": _json.dumps(meta),
+            "rb": response.get("body", b""),
+        }
+        (entry_id,) = await self._batch.run(
+            lambda pipe: pipe.xadd(self.key(msg.user, "dlq"), fields)
         )
         return str(entry_id.decode())
 

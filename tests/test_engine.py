@@ -247,11 +247,11 @@ def test_wait_idle_is_not_fooled_by_a_claim_under_way(
     store = virtual.runtime.store
     original = store.claim_due
 
-    async def slow_claim(now_ms: int, limit: int) -> list[object]:
-        claimed = await original(now_ms, limit)
+    async def slow_claim(now_ms: int, limit: int, mark: object) -> tuple[list[object], object]:
+        claimed, after = await original(now_ms, limit, mark)  # type: ignore[arg-type]
         if claimed:
             await asyncio.sleep(0.2)
-        return claimed  # type: ignore[return-value]
+        return claimed, after  # type: ignore[return-value]
 
     store.claim_due = slow_claim  # type: ignore[method-assign]
     try:
