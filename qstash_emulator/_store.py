@@ -32,6 +32,7 @@ _POOL_SIZE = 64
 # score change and a removal on one key instead of moves between two.
 _CLAIMED = 2**52
 _WAITING = f"({_CLAIMED}"
+_FRESH_MAX = 10_000
 
 
 class Store:
@@ -51,6 +52,9 @@ class Store:
         self._due = prefix + "due"
         self._batch = Batcher(client)
         self._appended: dict[str, int] = {}
+        # Messages this process stored due at once, until claimed: the claim reads them here
+        # instead of back from the store. Any later write of a record drops its entry.
+        self._fresh: dict[str, Message] = {}
         self._sweep_expired = sweep_expired
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -102,6 +106,7 @@ class Store:
     async def flush(self) -> None:
         """Remove every key under the prefix (used by reset)."""
         self._appended.clear()
+        self._fresh.clear()
         keys = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1_000)]
         for start in range(0, len(keys), 1_000):
             await self.redis.delete(*keys[start : start + 1_000])
@@ -112,6 +117,7 @@ class Store:
         """Store new messages, make them due, and log them."""
         batch = [(msg, _json.dumps(msg.record())) for msg in messages]
         logged = self._encode_rows(rows)
+        fresh = self._fresh
 
         def fill(pipe: Any) -> None:
             for msg, record in batch:
@@ -121,7 +127,15 @@ class Store:
                 pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
             self._xadd_rows(pipe, logged)
 
-        await self._batch.run(fill)
+        # Known before the write lands: the claim that finds them on the due list comes after.
+        kept = [m for m, _ in batch if m.due == m.created_at and len(fresh) < _FRESH_MAX]
+        fresh.update((m.id, m) for m in kept)
+        try:
+            await self._batch.run(fill)
+        except BaseException:
+            for msg in kept:
+                fresh.pop(msg.id, None)
+            raise
 
     async def get(self, message_id: str) -> Message | None:
         record, body = await self.redis.hmget(self.prefix + "m:" + message_id, ["r", "b"])
@@ -131,6 +145,7 @@ class Store:
 
     async def save(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Write back a changed record (not its body), with log rows."""
+        self._fresh.pop(msg.id, None)
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
         def fill(pipe: Any) -> None:
@@ -158,16 +173,19 @@ class Store:
         if mark is not None:
             mark([i.decode() for i in ids])
 
+        known = [self._fresh.pop(i.decode(), None) for i in ids]
+        unknown = [i for i, msg in zip(ids, known, strict=True) if msg is None]
+
         def fill(pipe: Any) -> None:
             # XX: a message finished (canceled) since the read above stays off the list.
             pipe.zadd(self._due, dict.fromkeys(ids, _CLAIMED + now_ms), xx=True)
-            for message_id in ids:
+            for message_id in unknown:
                 pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
 
         replies = await self._batch.run(fill)
-        claimed = []
+        claimed = [msg for msg in known if msg is not None]
         stray = []
-        for message_id, (record, body) in zip(ids, replies[1:], strict=True):
+        for message_id, (record, body) in zip(unknown, replies[1:], strict=True):
             if record is None:
                 stray.append(message_id)
                 continue
@@ -186,6 +204,7 @@ class Store:
 
     async def reschedule(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Put an in-flight (or parked) message back on the due list at ``msg.due``."""
+        self._fresh.pop(msg.id, None)
         record, logged, due = _json.dumps(msg.record()), self._encode_rows(rows), msg.due
 
         def fill(pipe: Any) -> None:
@@ -197,6 +216,7 @@ class Store:
 
     async def park(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Take a message off the due list (in flight or not); a queue or flow key holds it."""
+        self._fresh.pop(msg.id, None)
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
         def fill(pipe: Any) -> None:
@@ -208,6 +228,7 @@ class Store:
 
     async def finish(self, msg: Message, rows: Iterable[Row], grace_ms: int) -> None:
         """Record a final state; the message stays readable for ``grace_ms``, then expires."""
+        self._fresh.pop(msg.id, None)
         key = self.prefix + "m:" + msg.id
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
@@ -244,6 +265,7 @@ class Store:
         if msg is None:
             return False
         msg.due = due_ms
+        self._fresh.pop(message_id, None)
         record = _json.dumps(msg.record())
 
         def fill(pipe: Any) -> None:
@@ -268,6 +290,8 @@ class Store:
         """Delete every message and key of ``user`` (a test's namespace when it ends)."""
         self._appended.pop(self.key(user, "logs"), None)
         ids = await self.pending_ids(user)
+        for message_id in ids:
+            self._fresh.pop(message_id, None)
         keys = [k async for k in self.redis.scan_iter(match=self.key(user, "*"), count=1_000)]
         pipe = self.redis.pipeline(transaction=False)
         if ids:
