@@ -117,7 +117,8 @@ def emulator(redis_url: str | None = None) -> Proc:
 
 
 def baseline_server(kind: str) -> Proc:
-    """``ceiling`` (bare Starlette publish endpoint) or ``receiver`` (bare ASGI destination)."""
+    """``ceiling`` (bare Starlette publish endpoint), ``forwarder`` (accept and forward, no
+    state) or ``receiver`` (bare ASGI destination)."""
     port = free_port()
     return Proc(kind, [sys.executable, str(HERE / "servers.py"), kind, "--port", str(port)], port)
 

@@ -179,6 +179,15 @@ async def publish_acceptance(cfg: Config, backend: str) -> list[Figure]:
         ceiling_cpu = ceiling.cpu()
         base = await closed_loop(url, AUTH, BODY, conns, seconds)
         base_cpu = (ceiling.cpu() - ceiling_cpu) / max(base.ok, 1) * 1_000
+    with (
+        running(baseline_server("receiver")) as receiver,
+        running(baseline_server("forwarder")) as forwarder,
+    ):
+        async with aiohttp.ClientSession() as session:
+            await closed_loop(publish_url(forwarder, receiver), AUTH, BODY, conns, 1)
+            await reset_receiver(session, receiver)
+            floor = await closed_loop(publish_url(forwarder, receiver), AUTH, BODY, conns, seconds)
+            forwarded = await wait_delivered(session, receiver, floor.ok, 60)
     with running(baseline_server("receiver")) as receiver, emulator_for(backend) as (emu, redis):
         async with aiohttp.ClientSession() as session:
             await warm_up(cfg, session, emu, receiver)
@@ -256,7 +265,21 @@ async def publish_acceptance(cfg: Config, backend: str) -> list[Figure]:
         + " from the start of the load until the backlog drained, per accepted message; "
         "unlike req/s it does not move with other processes' load",
     )
-    return [accept, pace, cpu]
+    forward = Figure(
+        "1",
+        "accept + forward, no state (floor)",
+        backend,
+        floor.rps,
+        "req/s",
+        base.rps,
+        "bare Starlette",
+        "- (what no emulator on this stack beats)",
+        None,
+        f"bare Starlette answering an id and sending each body on with aiohttp (no store, "
+        f"signature, log or retry): {floor.ok} accepted, {int(forwarded['unique'])} forwarded, "
+        f"{floor.failed} failed; the emulator accepted {res.rps / max(floor.rps, 1):.2f} x this",
+    )
+    return [accept, pace, cpu, forward]
 
 
 # 2. Sustained delivery ------------------------------------------------------------------------

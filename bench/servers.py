@@ -1,8 +1,9 @@
-"""The baselines' servers: the stack's ceiling for publish, and a bare receiver for deliveries.
+"""The baselines' servers: the stack's ceiling for publish, the least work an emulator on this
+stack can do per message (accept and forward), and a bare receiver for deliveries.
 
-Each runs in its own process (``python bench/servers.py ceiling|receiver --port N``) with the
-same uvicorn configuration as ``qstash-emulator dev`` (loop and HTTP parser "auto", so uvloop
-and httptools when installed, no access log), so a ratio compares the emulator's own work only.
+Each runs in its own process (``python bench/servers.py KIND --port N``) with the same uvicorn
+configuration as ``qstash-emulator dev`` (loop and HTTP parser "auto", so uvloop and httptools
+when installed, no access log), so a ratio compares the emulator's own work only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,40 @@ async def _publish(request: Request) -> Response:
 def ceiling_app() -> Starlette:
     """A bare Starlette endpoint on the publish route that answers a message id."""
     return Starlette(routes=[Route("/v2/publish/{destination:path}", _publish, methods=["POST"])])
+
+
+class Forwarder:
+    """Accepts a publish, answers an id, and sends the body on to its destination with aiohttp:
+    no store, no signature, no log, no retries. What no emulator on this stack can beat."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.tasks: set[Any] = set()
+
+    async def publish(self, request: Request) -> Response:
+        import asyncio
+
+        import aiohttp
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        body = await request.body()
+        message_id = "msg_" + secrets.token_urlsafe(16)
+        url = request.url.path.split("/v2/publish/", 1)[1]
+        task = asyncio.ensure_future(self._send(url, body, message_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return JSONResponse({"messageId": message_id})
+
+    async def _send(self, url: str, body: bytes, message_id: str) -> None:
+        headers = {"Upstash-Message-Id": message_id, "Content-Type": "application/json"}
+        async with self.session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[Route("/v2/publish/{destination:path}", self.publish, methods=["POST"])]
+        )
 
 
 class Receiver:
@@ -90,10 +125,11 @@ async def _reply(send: Send, status: int, body: bytes, content_type: bytes) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["ceiling", "receiver"])
+    parser.add_argument("kind", choices=["ceiling", "forwarder", "receiver"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app: Any = ceiling_app() if args.kind == "ceiling" else Receiver()
+    apps = {"ceiling": ceiling_app, "forwarder": lambda: Forwarder().app(), "receiver": Receiver}
+    app: Any = apps[args.kind]()
     # The same settings as qstash_emulator._cli: loop/http "auto", no access log.
     uvicorn.run(
         app,
