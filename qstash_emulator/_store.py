@@ -61,19 +61,14 @@ class Store:
     @classmethod
     def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
-        # A blocking pool: past the limit, a request waits for a connection instead of
-        # failing with "Too many connections" (redis-py's default pool raises at 100).
         client: Any
         if url is None:
-            import fakeredis
+            from . import _fakeredis
 
-            client = fakeredis.FakeAsyncRedis(
-                server=fakeredis.FakeServer(),
-                connection_pool_class=aioredis.BlockingConnectionPool,
-                max_connections=_POOL_SIZE,
-                timeout=None,
-            )
+            client = _fakeredis.connect(_POOL_SIZE)
         else:
+            # A blocking pool: past the limit, a request waits for a connection instead of
+            # failing with "Too many connections" (redis-py's default pool raises at 100).
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, max_connections=_POOL_SIZE, timeout=None
             )
