@@ -12,7 +12,6 @@ from ._config import Quota, Settings
 from ._destination import validate_name, validate_url
 from ._durations import parse_duration_ms
 from ._errors import BadRequest
-from ._expressions import RetryDelayExpression
 
 __all__ = [
     "H",
@@ -229,7 +228,7 @@ def parse_publish(
     if (retries := headers.get(H.RETRIES)) is not None:
         opts.retries = _int(retries, "Upstash-Retries", 0, settings.max_retries)
     if (expr := headers.get(H.RETRY_DELAY)) is not None:
-        opts.retry_delay = RetryDelayExpression(expr).source
+        opts.retry_delay = _retry_delay(expr, "Upstash-Retry-Delay")
     if (timeout := headers.get(H.TIMEOUT)) is not None:
         opts.timeout_ms = _timeout(timeout, "Upstash-Timeout", limits.max_timeout_s)
     if (dedup := headers.get(H.DEDUP_ID)) is not None:
@@ -316,6 +315,15 @@ def _parse_flow(headers: _Headers) -> FlowControl | None:
     )
 
 
+def _retry_delay(expr: str, field: str) -> str:
+    """``expr`` once checked as a retry-delay expression."""
+    # The expression parser is costly to compile and only needed once a request sends a
+    # retry delay: lazy, so it stays out of start-up.
+    from ._expressions import RetryDelayExpression
+
+    return RetryDelayExpression(expr, field).source
+
+
 def _parse_callback(
     headers: _Headers, prefix: str, label: str, limits: Quota
 ) -> CallbackConfig | None:
@@ -339,7 +347,7 @@ def _parse_callback(
         method=method,
         timeout_ms=_timeout(timeout, f"{label}-Timeout", limits.max_timeout_s) if timeout else None,
         retries=_int(retries, f"{label}-Retries", 0, 100) if retries is not None else None,
-        retry_delay=RetryDelayExpression(expr, f"{label}-Retry-Delay").source if expr else None,
+        retry_delay=_retry_delay(expr, f"{label}-Retry-Delay") if expr else None,
         delay_ms=parse_duration_ms(delay, f"{label}-Delay") if delay else 0,
         header=forwarded,
     )

@@ -16,10 +16,10 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from ._headers import H, canonical
+from .api.openapi import OPENAPI_PATH
 
 __all__ = ["OPENAPI_PATH", "Op", "build_document", "operation_key"]
 
-OPENAPI_PATH = "/v2/openapi.json"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _NAME = re.compile(r"\{(\w+)\}")
 _STR: dict[str, Any] = {"type": "string"}

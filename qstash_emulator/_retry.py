@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from ._durations import parse_retry_after_ms
 from ._errors import BadRequest
-from ._expressions import RetryDelayExpression
 from ._headers import H
 from ._transport import Response
 
@@ -58,6 +57,9 @@ def decide(
             if delay is not None and delay <= _DAY_MS:
                 return Decision("retry", cause, delay, f"{name}: {value}")
     if retry_delay:
+        # Only messages with Upstash-Retry-Delay need the parser: lazy, out of start-up.
+        from ._expressions import RetryDelayExpression
+
         try:
             delay = RetryDelayExpression(retry_delay).evaluate(retried)
             return Decision(

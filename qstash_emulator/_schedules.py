@@ -21,9 +21,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 from . import _json
 from ._clock import Clock
@@ -55,12 +52,20 @@ class Cron:
 
     def next_after(self, now_ms: int) -> int:
         """The first run time strictly after ``now_ms``, in ms."""
+        # croniter (and dateutil under it) only matters once a schedule exists: lazy, so it
+        # stays out of start-up.
+        from croniter import croniter
+
         start = datetime.fromtimestamp(now_ms / 1_000, self.zone)
         return int(croniter(self.fields, start).get_next(float) * 1_000)
 
 
 def parse_cron(value: str | None, field: str = "Upstash-Cron") -> Cron:
     """Validate a cron expression; whitespace around it is trimmed, as production does."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from croniter import croniter
+
     if value is None or not value.strip():
         raise BadRequest(f"invalid {field}: a cron expression is required, e.g. */5 * * * *")
     text = value.strip()

@@ -6,8 +6,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-import jwt
-
 from ._random import choose
 
 __all__ = ["SignatureCheck", "body_hash", "check_signature", "sign"]
@@ -35,6 +33,10 @@ def sign(key: str, url: str, body: bytes, now_s: int, jti: str | None = None) ->
         "nbf": _GO_ZERO_TIME,
         "sub": url,
     }
+    # PyJWT (and the hmac/json machinery under it) is needed at the first delivery, not at
+    # start-up: lazy.
+    import jwt
+
     return jwt.encode(claims, key.encode("utf-8"), algorithm="HS256")
 
 
@@ -54,6 +56,8 @@ def check_signature(
     """Verify like the official Receiver does, but say which check failed and why."""
     if not token:
         return SignatureCheck(False, "signature", "no Upstash-Signature header")
+    import jwt
+
     claims = None
     for key in keys:
         try:

@@ -8,15 +8,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._openapi import OPENAPI_PATH, build_document
 from ._common import caller, json
 
-__all__ = ["routes"]
+__all__ = ["OPENAPI_PATH", "routes"]
+
+OPENAPI_PATH = "/v2/openapi.json"
 
 
 async def openapi(request: Request) -> Response:
     """Built from the routes this app really serves, so it cannot drift from them."""
     caller(request)
+    # The document builder and its tables are only needed when someone asks for the
+    # document: lazy, so they stay out of start-up.
+    from .._openapi import build_document
+
     return json(build_document(request.app.routes, version("qstash-emulator")))
 
 
