@@ -1,9 +1,10 @@
 """Group commit: the store writes of concurrent tasks share one MULTI/EXEC round trip.
 
-Every redis-py command pays for its own packing, a connection checkout and a round trip
-(fakeredis: a RESP parse and dispatch in Python). Under load, dozens of publishes and
-finished attempts want to write in the same event-loop turn; sent together they cost a
+Every redis-py command pays for its own packing, a connection checkout and a round trip, and
+fakeredis for its dispatch in Python, whatever the command carries. Under load, dozens of
+publishes and finished attempts write in the same event-loop turn; sent together they cost a
 fraction of that, and each caller still returns only after its own writes are stored.
+Sorted-set changes go further: the batch's changes to one key become one ZADD and one ZREM.
 """
 
 from __future__ import annotations
@@ -12,10 +13,29 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Batcher", "Fill"]
+__all__ = ["Batcher", "Fill", "Writes"]
 
-# Queues one operation's commands onto the shared pipeline.
-Fill = Callable[[Any], None]
+
+class Writes:
+    """One operation's writes: commands on ``pipe`` (whose replies it gets back), and
+    sorted-set changes, folded with the batch's others and applied after them."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.zsets: list[tuple[str, str, float | None, bool]] = []
+
+    def zadd(self, key: str, member: str, score: float, *, xx: bool = False) -> None:
+        """Set ``member``'s score; with ``xx`` only if it is in the set by then."""
+        self.zsets.append((key, member, score, xx))
+
+    def zrem(self, key: str, member: str) -> None:
+        self.zsets.append((key, member, None, False))
+
+
+# Queues one operation's writes.
+Fill = Callable[[Writes], None]
+
+_SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 
 
 class Batcher:
@@ -27,7 +47,8 @@ class Batcher:
         self._flusher: asyncio.Task[None] | None = None
 
     async def run(self, fill: Fill) -> list[Any]:
-        """Apply ``fill``'s commands atomically with whatever else is waiting; their replies."""
+        """Apply ``fill``'s writes atomically with whatever else is waiting; the replies to
+        its ``pipe`` commands."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._waiting.append((fill, future))
         if self._flusher is None:
@@ -53,18 +74,25 @@ class Batcher:
     async def _execute(self, batch: list[tuple[Fill, asyncio.Future[list[Any]]]]) -> None:
         pipe = self.redis.pipeline(transaction=True)
         spans: list[tuple[int, int, asyncio.Future[list[Any]]]] = []
+        folded: dict[str, dict[str, tuple[int, float]]] = {}
+        writers: dict[str, list[asyncio.Future[list[Any]]]] = {}
         for fill, future in batch:
             start = len(pipe.command_stack)
+            writes = Writes(pipe)
             try:
-                fill(pipe)
+                fill(writes)
             except Exception as exc:
                 del pipe.command_stack[start:]
                 if not future.done():
                     future.set_exception(exc)
                 continue
             spans.append((start, len(pipe.command_stack), future))
+            for key, member, score, xx in writes.zsets:
+                _fold(folded.setdefault(key, {}), member, score, xx)
+                writers.setdefault(key, []).append(future)
         if not spans:
             return
+        emitted = _emit(pipe, folded)
         try:
             replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:
@@ -76,8 +104,13 @@ class Batcher:
             for _, _, future in spans:
                 future.cancel()
             raise
+        for index, key in emitted:
+            if isinstance(replies[index], Exception):
+                for future in writers[key]:
+                    if not future.done():
+                        future.set_exception(replies[index])
         for start, end, future in spans:
-            if future.done():  # its caller was cancelled; the writes stand
+            if future.done():  # its caller was cancelled (the writes stand), or a fold failed
                 continue
             part = replies[start:end]
             error = next((r for r in part if isinstance(r, Exception)), None)
@@ -85,3 +118,40 @@ class Batcher:
                 future.set_exception(error)
             else:
                 future.set_result(part)
+
+
+def _fold(
+    changes: dict[str, tuple[int, float]], member: str, score: float | None, xx: bool
+) -> None:
+    """Combine a member's change with the earlier ones of the batch: the end state counts."""
+    if score is None:
+        changes[member] = (_REMOVE, 0.0)
+    elif not xx:
+        changes[member] = (_SET, score)
+    else:
+        earlier = changes.get(member)
+        if earlier is None or earlier[0] == _IF_PRESENT:
+            changes[member] = (_IF_PRESENT, score)
+        elif earlier[0] == _SET:
+            changes[member] = (_SET, score)
+        # after a removal it stays removed
+
+
+def _emit(pipe: Any, folded: dict[str, dict[str, tuple[int, float]]]) -> list[tuple[int, str]]:
+    """Queue the folded changes (members differ between the commands of a key, so their
+    order is free); the pipeline index of each command and its key."""
+    emitted: list[tuple[int, str]] = []
+    for key, changes in folded.items():
+        removed = [m for m, (kind, _) in changes.items() if kind == _REMOVE]
+        scored = {m: s for m, (kind, s) in changes.items() if kind == _SET}
+        present = {m: s for m, (kind, s) in changes.items() if kind == _IF_PRESENT}
+        if removed:
+            emitted.append((len(pipe.command_stack), key))
+            pipe.zrem(key, *removed)
+        if scored:
+            emitted.append((len(pipe.command_stack), key))
+            pipe.zadd(key, scored)
+        if present:
+            emitted.append((len(pipe.command_stack), key))
+            pipe.zadd(key, present, xx=True)
+    return emitted

@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import _json
-from ._batching import Batcher
+from ._batching import Batcher, Writes
 from ._models import Message
 
 __all__ = ["Store"]
@@ -114,13 +114,13 @@ class Store:
         logged = self._encode_rows(rows)
         fresh = self._fresh
 
-        def fill(pipe: Any) -> None:
+        def fill(w: Writes) -> None:
             for msg, record in batch:
-                pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": record, "b": msg.body})
+                w.pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": record, "b": msg.body})
                 if msg.due >= 0:
-                    pipe.zadd(self._due, {msg.id: msg.due})
-                pipe.zadd(self.key(msg.user, "pending"), {msg.id: msg.created_at})
-            self._xadd_rows(pipe, logged)
+                    w.zadd(self._due, msg.id, msg.due)
+                w.zadd(self.key(msg.user, "pending"), msg.id, msg.created_at)
+            self._xadd_rows(w.pipe, logged)
 
         # Known before the write lands: the claim that finds them on the due list comes after.
         kept = [m for m, _ in batch if m.due == m.created_at and len(fresh) < _FRESH_MAX]
@@ -143,9 +143,9 @@ class Store:
         self._fresh.pop(msg.id, None)
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
-        def fill(pipe: Any) -> None:
-            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            self._xadd_rows(pipe, logged)
+        def fill(w: Writes) -> None:
+            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            self._xadd_rows(w.pipe, logged)
 
         await self._batch.run(fill)
 
@@ -171,16 +171,17 @@ class Store:
         known = [self._fresh.pop(i.decode(), None) for i in ids]
         unknown = [i for i, msg in zip(ids, known, strict=True) if msg is None]
 
-        def fill(pipe: Any) -> None:
+        def fill(w: Writes) -> None:
             # XX: a message finished (canceled) since the read above stays off the list.
-            pipe.zadd(self._due, dict.fromkeys(ids, _CLAIMED + now_ms), xx=True)
+            for message_id in ids:
+                w.zadd(self._due, message_id.decode(), _CLAIMED + now_ms, xx=True)
             for message_id in unknown:
-                pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
+                w.pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
 
         replies = await self._batch.run(fill)
         claimed = [msg for msg in known if msg is not None]
         stray = []
-        for message_id, (record, body) in zip(unknown, replies[1:], strict=True):
+        for message_id, (record, body) in zip(unknown, replies, strict=True):
             if record is None:
                 stray.append(message_id)
                 continue
@@ -202,10 +203,10 @@ class Store:
         self._fresh.pop(msg.id, None)
         record, logged, due = _json.dumps(msg.record()), self._encode_rows(rows), msg.due
 
-        def fill(pipe: Any) -> None:
-            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            pipe.zadd(self._due, {msg.id: due})
-            self._xadd_rows(pipe, logged)
+        def fill(w: Writes) -> None:
+            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            w.zadd(self._due, msg.id, due)
+            self._xadd_rows(w.pipe, logged)
 
         await self._batch.run(fill)
 
@@ -214,10 +215,10 @@ class Store:
         self._fresh.pop(msg.id, None)
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
-        def fill(pipe: Any) -> None:
-            pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            pipe.zrem(self._due, msg.id)
-            self._xadd_rows(pipe, logged)
+        def fill(w: Writes) -> None:
+            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            w.zrem(self._due, msg.id)
+            self._xadd_rows(w.pipe, logged)
 
         await self._batch.run(fill)
 
@@ -227,12 +228,12 @@ class Store:
         key = self.prefix + "m:" + msg.id
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
-        def fill(pipe: Any) -> None:
-            pipe.hset(key, "r", record)
-            pipe.pexpire(key, max(1, grace_ms))
-            pipe.zrem(self._due, msg.id)
-            pipe.zrem(self.key(msg.user, "pending"), msg.id)
-            self._xadd_rows(pipe, logged)
+        def fill(w: Writes) -> None:
+            w.pipe.hset(key, "r", record)
+            w.pipe.pexpire(key, max(1, grace_ms))
+            w.zrem(self._due, msg.id)
+            w.zrem(self.key(msg.user, "pending"), msg.id)
+            self._xadd_rows(w.pipe, logged)
 
         await self._batch.run(fill)
 
@@ -263,9 +264,9 @@ class Store:
         self._fresh.pop(message_id, None)
         record = _json.dumps(msg.record())
 
-        def fill(pipe: Any) -> None:
-            pipe.zadd(self._due, {message_id: due_ms}, xx=True)
-            pipe.hset(self.prefix + "m:" + message_id, "r", record)
+        def fill(w: Writes) -> None:
+            w.zadd(self._due, message_id, due_ms, xx=True)
+            w.pipe.hset(self.prefix + "m:" + message_id, "r", record)
 
         await self._batch.run(fill)
         return True
@@ -346,7 +347,7 @@ class Store:
 
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
-        await self._batch.run(lambda pipe: self._xadd_rows(pipe, logged))
+        await self._batch.run(lambda w: self._xadd_rows(w.pipe, logged))
 
     async def scan_stream(
         self,
@@ -398,7 +399,7 @@ class Store:
             "rb": response.get("body", b""),
         }
         (entry_id,) = await self._batch.run(
-            lambda pipe: pipe.xadd(self.key(msg.user, "dlq"), fields)
+            lambda w: w.pipe.xadd(self.key(msg.user, "dlq"), fields)
         )
         return str(entry_id.decode())
 

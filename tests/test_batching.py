@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from qstash_emulator._batching import Batcher
+from qstash_emulator._batching import Batcher, Writes
 
 
 def _run(body: Callable[[Any, Batcher, list[int]], Awaitable[None]]) -> None:
@@ -45,8 +45,8 @@ def _run(body: Callable[[Any, Batcher, list[int]], Awaitable[None]]) -> None:
 
 def test_concurrent_writes_share_one_transaction() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
-        def fill(i: int) -> Callable[[Any], None]:
-            return lambda pipe: (pipe.set(f"k{i}", i), pipe.incr("total"))
+        def fill(i: int) -> Callable[[Writes], None]:
+            return lambda w: (w.pipe.set(f"k{i}", i), w.pipe.incr("total"))
 
         replies = await asyncio.gather(*(batcher.run(fill(i)) for i in range(50)))
         assert sizes == [100]
@@ -59,8 +59,8 @@ def test_concurrent_writes_share_one_transaction() -> None:
 
 def test_writes_apply_in_submission_order() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
-        first = batcher.run(lambda pipe: pipe.rpush("order", "a"))
-        second = batcher.run(lambda pipe: (pipe.rpush("order", "b"), pipe.lrange("order", 0, -1)))
+        first = batcher.run(lambda w: w.pipe.rpush("order", "a"))
+        second = batcher.run(lambda w: (w.pipe.rpush("order", "b"), w.pipe.lrange("order", 0, -1)))
         one, two = await asyncio.gather(first, second)
         assert one == [1]
         assert two == [2, [b"a", b"b"]]
@@ -72,9 +72,9 @@ def test_a_failing_command_fails_only_its_caller() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
         await redis.set("text", "not a list")
         results = await asyncio.gather(
-            batcher.run(lambda pipe: pipe.set("a", 1)),
-            batcher.run(lambda pipe: pipe.lpush("text", "x")),
-            batcher.run(lambda pipe: pipe.set("b", 2)),
+            batcher.run(lambda w: w.pipe.set("a", 1)),
+            batcher.run(lambda w: w.pipe.lpush("text", "x")),
+            batcher.run(lambda w: w.pipe.set("b", 2)),
             return_exceptions=True,
         )
         assert results[0] == [True] and results[2] == [True]
@@ -87,19 +87,20 @@ def test_a_failing_command_fails_only_its_caller() -> None:
 
 def test_a_fill_that_raises_queues_nothing_and_fails_only_its_caller() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
-        def broken(pipe: Any) -> None:
-            pipe.set("half", 1)
+        def broken(w: Writes) -> None:
+            w.pipe.set("half", 1)
+            w.zadd("set", "half", 1)
             raise ValueError("bad record")
 
         results = await asyncio.gather(
             batcher.run(broken),
-            batcher.run(lambda pipe: pipe.set("whole", 1)),
+            batcher.run(lambda w: w.pipe.set("whole", 1)),
             return_exceptions=True,
         )
         assert isinstance(results[0], ValueError)
         assert results[1] == [True]
         assert sizes == [1]
-        assert await redis.exists("half") == 0
+        assert await redis.exists("half", "set") == 0
 
     _run(body)
 
@@ -108,10 +109,10 @@ def test_writes_submitted_during_a_flush_go_in_the_next_transaction() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
         late: list[asyncio.Task[list[Any]]] = []
 
-        def fill(pipe: Any) -> None:
-            pipe.set("early", 1)
+        def fill(w: Writes) -> None:
+            w.pipe.set("early", 1)
             # Submitted while the batcher is building this transaction.
-            late.append(asyncio.ensure_future(batcher.run(lambda p: p.set("late", 1))))
+            late.append(asyncio.ensure_future(batcher.run(lambda w: w.pipe.set("late", 1))))
 
         assert await batcher.run(fill) == [True]
         assert await late[0] == [True]
@@ -122,12 +123,96 @@ def test_writes_submitted_during_a_flush_go_in_the_next_transaction() -> None:
 
 def test_a_cancelled_caller_still_has_its_writes_stored() -> None:
     async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
-        task = asyncio.ensure_future(batcher.run(lambda pipe: pipe.set("kept", 1)))
+        task = asyncio.ensure_future(batcher.run(lambda w: w.pipe.set("kept", 1)))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         await batcher.close()
         assert await redis.get("kept") == b"1"
+
+    _run(body)
+
+
+def test_sorted_set_changes_of_a_batch_become_one_command_per_kind_and_key() -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        await redis.zadd("due", {"old": 1, "gone": 2})
+
+        def change(i: int) -> Callable[[Writes], None]:
+            def fill(w: Writes) -> None:
+                w.zadd("due", f"m{i}", i)
+                w.zrem("due", "gone")
+                w.zadd("due", "old", 100 + i, xx=True)
+                w.zadd(f"pending:{i % 2}", f"m{i}", i)
+
+            return fill
+
+        await asyncio.gather(*(batcher.run(change(i)) for i in range(20)))
+        # ZADD, ZREM, ZADD XX on "due"; one ZADD on each pending set.
+        assert sizes == [5]
+        assert await redis.zrange("due", 0, -1, withscores=True) == [
+            *((f"m{i}".encode(), float(i)) for i in range(20)),
+            (b"old", 119.0),
+        ]
+        assert await redis.zcard("pending:0") == await redis.zcard("pending:1") == 10
+
+    _run(body)
+
+
+@pytest.mark.parametrize(
+    ("changes", "end"),
+    [
+        ([("set", 1), ("rem", None)], None),
+        ([("rem", None), ("set", 2)], 2.0),
+        ([("set", 1), ("xx", 3)], 3.0),
+        ([("rem", None), ("xx", 3)], None),
+        ([("xx", 3)], "before"),
+        ([("xx", 3), ("xx", 4)], "before"),
+        ([("xx", 3), ("rem", None)], None),
+        ([("xx", 3), ("set", 5)], 5.0),
+    ],
+)
+@pytest.mark.parametrize("present", [True, False])
+def test_folded_changes_end_as_if_applied_one_by_one(
+    changes: list[tuple[str, float | None]], end: float | str | None, present: bool
+) -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        if present:
+            await redis.zadd("z", {"m": 0})
+
+        def one(kind: str, score: float | None) -> Callable[[Writes], None]:
+            def fill(w: Writes) -> None:
+                if kind == "rem":
+                    w.zrem("z", "m")
+                else:
+                    assert score is not None
+                    w.zadd("z", "m", score, xx=kind == "xx")
+
+            return fill
+
+        await asyncio.gather(*(batcher.run(one(kind, score)) for kind, score in changes))
+        assert len(sizes) == 1
+        expected: float | None
+        if end == "before":
+            last = changes[-1][1]
+            expected = float(last) if present and last is not None else None
+        else:
+            expected = end if not isinstance(end, str) else None
+        assert await redis.zscore("z", "m") == expected
+
+    _run(body)
+
+
+def test_a_failed_sorted_set_change_fails_the_operations_that_asked_for_it() -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        await redis.set("not-a-zset", "x")
+        results = await asyncio.gather(
+            batcher.run(lambda w: w.zadd("not-a-zset", "m", 1)),
+            batcher.run(lambda w: (w.pipe.set("other", 1), w.zadd("fine", "m", 1))),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], aioredis.ResponseError)
+        assert results[1] == [True]
+        assert await redis.zscore("fine", "m") == 1.0
 
     _run(body)
