@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import redis.asyncio as aioredis
+
 __all__ = ["Batcher", "Fill", "Writes"]
 
 
@@ -95,7 +97,20 @@ class Batcher:
         emitted = _emit(pipe, folded)
         try:
             replies = await pipe.execute(raise_on_error=False)
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            for _, _, future in spans:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         except Exception as exc:
+            if len(batch) > 1:
+                # Refused as a whole (an argument redis-py cannot encode, a command the server
+                # will not queue), so nothing was applied: run each operation alone, and the
+                # error stays with the one that caused it.
+                for one in batch:
+                    if not one[1].done():
+                        await self._execute([one])
+                return
             for _, _, future in spans:
                 if not future.done():
                     future.set_exception(exc)

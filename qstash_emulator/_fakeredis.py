@@ -46,8 +46,18 @@ class DirectConnection(FakeAsyncRedisConnection):
             args = tuple(args[0].encode().split()) + args[1:]
         elif b" " in args[0]:
             args = tuple(args[0].split()) + args[1:]
-        encode = self.encoder.encode
-        return [_Fields(bytes(a) if isinstance(a, memoryview) else a for a in map(encode, args))]
+        encode: Any = self.encoder.encode  # redis-py's Encoder is untyped
+        fields = _Fields()
+        for arg in args:
+            kind = type(arg)
+            if kind is bytes:
+                fields.append(arg)
+            elif kind is str:
+                fields.append(arg.encode())
+            else:
+                value = encode(arg)
+                fields.append(bytes(value) if isinstance(value, memoryview) else value)
+        return [fields]
 
     def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[Any]:
         return [self.pack_command(*command)[0] for command in commands]

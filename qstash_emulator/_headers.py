@@ -327,6 +327,8 @@ def _retry_delay(expr: str, field: str) -> str:
 def _parse_callback(
     headers: _Headers, prefix: str, label: str, limits: Quota
 ) -> CallbackConfig | None:
+    if not any(name.startswith(prefix) for name in headers.values):
+        return None
     url = headers.get(prefix)
     forward = prefix + "-forward-"
     forwarded = {

@@ -21,9 +21,15 @@ def seed_ids(seed: int | str | None) -> None:
 
 
 def choose(alphabet: str, length: int) -> str:
-    """``length`` characters drawn from ``alphabet``."""
+    """``length`` characters drawn from ``alphabet`` (ASCII)."""
     if _rng is _SYSTEM:
-        # One urandom call per id, not one per character (SystemRandom.choices makes `length`).
-        size = len(alphabet)
-        return "".join(alphabet[b % size] for b in os.urandom(length))
+        # One urandom call per id, not one per character (SystemRandom.choices makes `length`),
+        # mapped byte by byte through a table.
+        table = _tables.get(alphabet)
+        if table is None:
+            table = _tables[alphabet] = bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+        return os.urandom(length).translate(table).decode("ascii")
     return "".join(_rng.choices(alphabet, k=length))
+
+
+_tables: dict[str, bytes] = {}

@@ -216,3 +216,20 @@ def test_a_failed_sorted_set_change_fails_the_operations_that_asked_for_it() -> 
         assert await redis.zscore("fine", "m") == 1.0
 
     _run(body)
+
+
+def test_an_operation_redis_py_cannot_encode_fails_alone() -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        results = await asyncio.gather(
+            batcher.run(lambda w: w.pipe.set("before", 1)),
+            batcher.run(lambda w: w.pipe.set("bad", "\udcff")),  # a lone surrogate
+            batcher.run(lambda w: w.zadd("after", "m", 1)),
+            return_exceptions=True,
+        )
+        assert results[0] == [True] and results[2] == []
+        assert isinstance(results[1], UnicodeEncodeError)
+        assert await redis.get("before") == b"1"
+        assert await redis.zscore("after", "m") == 1.0
+        assert await redis.exists("bad") == 0
+
+    _run(body)
