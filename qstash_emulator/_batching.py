@@ -4,7 +4,8 @@ Every redis-py command pays for its own packing, a connection checkout and a rou
 fakeredis for its dispatch in Python, whatever the command carries. Under load, dozens of
 publishes and finished attempts write in the same event-loop turn; sent together they cost a
 fraction of that, and each caller still returns only after its own writes are stored.
-Sorted-set changes go further: the batch's changes to one key become one ZADD and one ZREM.
+Sorted-set changes and log rows go further: the batch's changes to one sorted set become one
+ZADD and one ZREM, and its rows for one log are written together.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["Batcher", "Fill", "Writes"]
+__all__ = ["Batcher", "Fill", "LogWriter", "Writes"]
 
 
 class Writes:
     """One operation's writes: commands on ``pipe`` (whose replies it gets back), and
-    sorted-set changes, folded with the batch's others and applied after them."""
+    sorted-set changes and log rows, folded with the batch's others and applied after them."""
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self.zsets: list[tuple[str, str, float | None, bool]] = []
+        self.logs: list[tuple[str, bytes]] = []
+
+    def log(self, key: str, row: bytes) -> None:
+        """Append ``row`` to the log at ``key`` (after the rows submitted before it)."""
+        self.logs.append((key, row))
 
     def zadd(self, key: str, member: str, score: float, *, xx: bool = False) -> None:
         """Set ``member``'s score; with ``xx`` only if it is in the set by then."""
@@ -36,6 +42,8 @@ class Writes:
 
 # Queues one operation's writes.
 Fill = Callable[[Writes], None]
+# Queues the commands that append a batch's rows to one log: (pipeline, key, rows).
+LogWriter = Callable[[Any, str, list[bytes]], None]
 
 _SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 
@@ -43,8 +51,9 @@ _SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 class Batcher:
     """Runs queued operations in submission order, as few transactions as possible."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, log_writer: LogWriter) -> None:
         self.redis = redis
+        self._log_writer = log_writer
         self._waiting: list[tuple[Fill, asyncio.Future[list[Any]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -77,6 +86,7 @@ class Batcher:
         pipe = self.redis.pipeline(transaction=True)
         spans: list[tuple[int, int, asyncio.Future[list[Any]]]] = []
         folded: dict[str, dict[str, tuple[int, float]]] = {}
+        logs: dict[str, list[bytes]] = {}
         writers: dict[str, list[asyncio.Future[list[Any]]]] = {}
         for fill, future in batch:
             start = len(pipe.command_stack)
@@ -92,9 +102,16 @@ class Batcher:
             for key, member, score, xx in writes.zsets:
                 _fold(folded.setdefault(key, {}), member, score, xx)
                 writers.setdefault(key, []).append(future)
+            for key, row in writes.logs:
+                logs.setdefault(key, []).append(row)
+                writers.setdefault(key, []).append(future)
         if not spans:
             return
         emitted = _emit(pipe, folded)
+        for key, rows in logs.items():
+            start = len(pipe.command_stack)
+            self._log_writer(pipe, key, rows)
+            emitted.extend((index, key) for index in range(start, len(pipe.command_stack)))
         try:
             replies = await pipe.execute(raise_on_error=False)
         except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:

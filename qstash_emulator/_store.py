@@ -6,7 +6,7 @@ Layout (every key under one prefix):
                             in flight CLAIMED + claim time, moved back on start-up
     u:{user}:pending  zset  id -> created_at, the user's undelivered messages
     u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
-    u:{user}:logs     stream, one entry per state change
+    u:{user}:logs     stream of state changes, up to 16 rows an entry (fields d, d1, ...)
     u:{user}:dlq      stream, one entry per dead letter (its id is the dlqId)
     u:{user}:keys     hash  current / next signing key after a rotation
 """
@@ -33,6 +33,7 @@ _POOL_SIZE = 64
 _CLAIMED = 2**52
 _WAITING = f"({_CLAIMED}"
 _FRESH_MAX = 10_000
+_ROWS_PER_ENTRY = 16
 
 
 class Store:
@@ -50,8 +51,8 @@ class Store:
         self.log_retention = log_retention
         self.prefix = prefix
         self._due = prefix + "due"
-        self._batch = Batcher(client)
-        self._appended: dict[str, int] = {}
+        self._batch = Batcher(client, self._write_logs)
+        self._appended: dict[str, list[int]] = {}
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
@@ -120,7 +121,7 @@ class Store:
                 if msg.due >= 0:
                     w.zadd(self._due, msg.id, msg.due)
                 w.zadd(self.key(msg.user, "pending"), msg.id, msg.created_at)
-            self._xadd_rows(w.pipe, logged)
+            _log(w, logged)
 
         # Known before the write lands: the claim that finds them on the due list comes after.
         kept = [m for m, _ in batch if m.due == m.created_at and len(fresh) < _FRESH_MAX]
@@ -145,7 +146,7 @@ class Store:
 
         def fill(w: Writes) -> None:
             w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            self._xadd_rows(w.pipe, logged)
+            _log(w, logged)
 
         await self._batch.run(fill)
 
@@ -206,7 +207,7 @@ class Store:
         def fill(w: Writes) -> None:
             w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
             w.zadd(self._due, msg.id, due)
-            self._xadd_rows(w.pipe, logged)
+            _log(w, logged)
 
         await self._batch.run(fill)
 
@@ -218,7 +219,7 @@ class Store:
         def fill(w: Writes) -> None:
             w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
             w.zrem(self._due, msg.id)
-            self._xadd_rows(w.pipe, logged)
+            _log(w, logged)
 
         await self._batch.run(fill)
 
@@ -233,7 +234,7 @@ class Store:
             w.pipe.pexpire(key, max(1, grace_ms))
             w.zrem(self._due, msg.id)
             w.zrem(self.key(msg.user, "pending"), msg.id)
-            self._xadd_rows(w.pipe, logged)
+            _log(w, logged)
 
         await self._batch.run(fill)
 
@@ -333,21 +334,72 @@ class Store:
             for row in rows
         ]
 
-    def _xadd_rows(self, pipe: Any, logged: list[tuple[str, bytes]]) -> None:
-        # XADD with MAXLEN costs fakeredis a third more than without: trim every tenth of
-        # the retention instead (a stream holds at most ~1.1 x retention entries).
-        every = max(1, self.log_retention // 10)
-        for key, data in logged:
-            pipe.xadd(key, {"d": data})
-            appended = self._appended.get(key, 0) + 1
-            if appended >= every:
-                pipe.xtrim(key, maxlen=self.log_retention, approximate=True)
-                appended = 0
-            self._appended[key] = appended
+    def _write_logs(self, pipe: Any, key: str, rows: list[bytes]) -> None:
+        """Append a batch's rows to one log: up to ``_ROWS_PER_ENTRY`` rows a stream entry
+        (fields d, d1, d2...), one XADD each instead of one a row."""
+        counts = self._appended.setdefault(key, [0, 0, 0])  # rows, entries, rows since trim
+        for start in range(0, len(rows), _ROWS_PER_ENTRY):
+            chunk = rows[start : start + _ROWS_PER_ENTRY]
+            fields = {"d": chunk[0]}
+            fields.update((f"d{i}", row) for i, row in enumerate(chunk[1:], 1))
+            pipe.xadd(key, fields)
+            counts[1] += 1
+        counts[0] += len(rows)
+        counts[2] += len(rows)
+        # XADD with MAXLEN costs fakeredis a third more than without: trim every tenth of the
+        # retention instead, to the entries that hold about that many rows.
+        if counts[2] >= max(1, self.log_retention // 10):
+            entries = max(1, round(self.log_retention * counts[1] / counts[0]))
+            pipe.xtrim(key, maxlen=entries, approximate=True)
+            counts[2] = 0
 
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
-        await self._batch.run(lambda w: self._xadd_rows(w.pipe, logged))
+        await self._batch.run(lambda w: _log(w, logged))
+
+    async def scan_rows(
+        self,
+        key: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        keep: Callable[[bytes], bool],
+    ) -> tuple[list[bytes], str | None]:
+        """Page through a log row by row, newest or oldest first, keeping rows ``keep``
+        accepts. A cursor is an entry id, with ``.N`` when the page ended inside that entry."""
+        entry, _, skip_text = (cursor or "").partition(".")
+        skip = int(skip_text or 0)
+        found: list[bytes] = []
+        position = entry or None
+        chunk = max(100, count * 2)
+        while True:
+            if latest_first:
+                entries = await self.redis.xrevrange(key, max=position or "+", min="-", count=chunk)
+            else:
+                entries = await self.redis.xrange(key, min=position or "-", max="+", count=chunk)
+            for index, (raw_id, fields) in enumerate(entries):
+                entry_id = raw_id.decode()
+                rows = [fields[b"d"], *(fields[b"d%d" % i] for i in range(1, len(fields)))]
+                if latest_first:
+                    rows.reverse()
+                first = skip if entry_id == entry else 0
+                for at in range(first, len(rows)):
+                    if not keep(rows[at]):
+                        continue
+                    found.append(rows[at])
+                    if len(found) == count:
+                        if at + 1 < len(rows):
+                            return found, f"{entry_id}.{at + 1}"
+                        rest = entries[index + 1 :]
+                        if rest:
+                            return found, rest[0][0].decode()
+                        return found, await self._after(key, entry_id, latest_first)
+            if len(entries) < chunk:
+                return found, None
+            entry = ""
+            position = await self._after(key, entries[-1][0].decode(), latest_first)
+            if position is None:
+                return found, None
 
     async def scan_stream(
         self,
@@ -429,3 +481,8 @@ class Store:
 
     async def set_keys(self, user: str, current: str, nxt: str) -> None:
         await self.redis.hset(self.key(user, "keys"), mapping={"current": current, "next": nxt})
+
+
+def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:
+    for key, data in logged:
+        w.log(key, data)

@@ -33,7 +33,7 @@ def _run(body: Callable[[Any, Batcher, list[int]], Awaitable[None]]) -> None:
             return pipe
 
         redis.pipeline = counting_pipeline
-        batcher = Batcher(redis)
+        batcher = Batcher(redis, lambda pipe, key, rows: pipe.rpush(key, *rows))
         try:
             await body(redis, batcher, sizes)
         finally:
@@ -231,5 +231,33 @@ def test_an_operation_redis_py_cannot_encode_fails_alone() -> None:
         assert await redis.get("before") == b"1"
         assert await redis.zscore("after", "m") == 1.0
         assert await redis.exists("bad") == 0
+
+    _run(body)
+
+
+def test_log_rows_of_a_batch_reach_the_log_writer_together_in_order() -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        def rows(i: int) -> Callable[[Writes], None]:
+            def fill(w: Writes) -> None:
+                w.log("log:a", b"a%d" % i)
+                w.log(f"log:{'b' if i % 2 else 'c'}", b"x%d" % i)
+                w.log("log:a", b"A%d" % i)
+
+            return fill
+
+        await asyncio.gather(*(batcher.run(rows(i)) for i in range(4)))
+        assert sizes == [3]  # one RPUSH per log
+        assert await redis.lrange("log:a", 0, -1) == [
+            b"a0",
+            b"A0",
+            b"a1",
+            b"A1",
+            b"a2",
+            b"A2",
+            b"a3",
+            b"A3",
+        ]
+        assert await redis.lrange("log:b", 0, -1) == [b"x1", b"x3"]
+        assert await redis.lrange("log:c", 0, -1) == [b"x0", b"x2"]
 
     _run(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
+import pytest
 from qstash import QStash
 from qstash.log import LogState
 
@@ -101,6 +102,34 @@ def test_cursor_pagination_visits_every_row_once(virtual: Emulator, vclient: QSt
         assert isinstance(cursor, str)
     assert pages == 3
     assert seen == [f"https://example.com/{i}" for i in reversed(range(7))]
+
+
+@pytest.mark.parametrize("order", ["latestFirst", "earliestFirst"])
+def test_cursor_pages_through_rows_written_together(
+    virtual: Emulator, vclient: QStash, order: str
+) -> None:
+    # A fan-out to 7 endpoints stores its 7 CREATED rows in one write (one stream entry).
+    vclient.url_group.upsert_endpoints(
+        "fan", [{"url": f"https://example.com/{i}"} for i in range(7)]
+    )
+    vclient.message.publish(url_group="fan", body="x", delay="1h")
+    vclient.message.publish(url="https://example.com/last", body="x", delay="1h")
+    pages: list[list[str]] = []
+    cursors: list[str] = []
+    cursor = None
+    while True:
+        params = {"count": "3", "order": order, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{virtual.url}/v2/logs", params=params, headers=_auth(virtual)).json()
+        pages.append([e["url"] for e in page["logs"]])
+        cursor = page.get("cursor")
+        if not cursor:
+            break
+        cursors.append(cursor)
+    oldest_first = [f"https://example.com/{i}" for i in range(7)] + ["https://example.com/last"]
+    expected = oldest_first if order == "earliestFirst" else oldest_first[::-1]
+    assert [len(p) for p in pages] == [3, 3, 2]
+    assert [url for p in pages for url in p] == expected
+    assert any("." in c for c in cursors)  # a page ended inside the fan-out's entry
 
 
 def test_date_label_and_queue_filters(virtual: Emulator, vclient: QStash) -> None:

@@ -163,11 +163,12 @@ def parse_order(request: Request) -> bool:
     return order == "latestFirst"
 
 
-_CURSOR = re.compile(r"^\d{1,19}(-\d{1,19})?$")
+_CURSOR = re.compile(r"^\d{1,19}(-\d{1,19})?(\.\d{1,4})?$")
 
 
 def parse_cursor(request: Request) -> str | None:
-    """A page cursor is a stream id we handed out (``1725323658779-0``); anything else is 400."""
+    """A page cursor is a stream id we handed out (``1725323658779-0``, ``...-0.3`` inside
+    an entry of several log rows); anything else is 400."""
     cursor = request.query_params.get("cursor") or None
     if cursor is not None and not _CURSOR.match(cursor):
         raise BadRequest(f"invalid cursor: {cursor!r} is not a cursor this server returned")

@@ -19,14 +19,14 @@ async def list_logs(request: Request) -> Response:
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 1_000) or 100
     cursor = parse_cursor(request)
-    rows, nxt = await rt.store.scan_stream(
+    rows, nxt = await rt.store.scan_rows(
         rt.store.key(who.user_id, "logs"),
         cursor,
         count,
         parse_order(request),
-        lambda fields: flt.matches(_json.loads(fields[b"d"]), time_key="time"),
+        lambda row: flt.matches(_json.loads(row), time_key="time"),
     )
-    events = [_json.loads(fields[b"d"]) for _, fields in rows]
+    events = [_json.loads(row) for row in rows]
     body: dict[str, object] = {"events": events, "logs": events}
     if nxt:
         body["cursor"] = nxt
