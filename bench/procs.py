@@ -123,7 +123,9 @@ def baseline_server(kind: str) -> Proc:
     return Proc(kind, [sys.executable, str(HERE / "servers.py"), kind, "--port", str(port)], port)
 
 
-def python_child(script: str, *args: str, timeout: float = 120) -> str:
+def python_child(
+    script: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> str:
     """Run a helper script in a fresh interpreter; its stdout."""
     done = subprocess.run(
         [sys.executable, str(HERE / script), *args],
@@ -131,6 +133,7 @@ def python_child(script: str, *args: str, timeout: float = 120) -> str:
         cwd=ROOT,
         timeout=timeout,
         check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
