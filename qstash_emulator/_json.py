@@ -11,7 +11,9 @@ __all__ = ["b64", "dumps", "loads", "text_or_base64"]
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
+    # A copy: orjson's bytes keep its whole output buffer (4-8 KB for a short document), and
+    # the store keeps what it is given for as long as a message lives.
+    return bytes(memoryview(orjson.dumps(value)))
 
 
 def loads(data: bytes | str) -> Any:
