@@ -163,3 +163,50 @@ def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
             await store.close()
 
     assert asyncio.run(scenario()) == (500, 0)
+
+
+def test_a_pending_message_costs_its_size_in_memory() -> None:
+    """What the in-memory store keeps per message is about its body, record and log row: a
+    stored value that drags a larger buffer along (orjson's output) shows up at once."""
+    import asyncio
+    import os
+    import tracemalloc
+
+    from qstash_emulator._engine import make_row
+    from qstash_emulator._models import Message
+    from qstash_emulator._store import Store
+
+    body = os.urandom(1024)
+
+    async def main() -> float:
+        store = Store.connect(None)
+
+        async def add(i: int) -> None:
+            m = Message(
+                id=f"msg_{i:022d}",
+                user="u",
+                url="https://example.com/jobs",
+                created_at=1,
+                not_before=86_400_001,
+                due=86_400_001,
+                max_retries=3,
+                body=bytes(body),
+                header={"Content-Type": ["application/octet-stream"]},
+                caller_ip="127.0.0.1",
+            )
+            await store.add([m], [make_row(m, "CREATED", 1)])
+
+        await asyncio.gather(*(add(i) for i in range(50)))  # warm: pools, command tables
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for start in range(1_000, 3_000, 50):
+                await asyncio.gather(*(add(i) for i in range(start, start + 50)))
+            return (tracemalloc.get_traced_memory()[0] - before) / 2_000
+        finally:
+            tracemalloc.stop()
+            await store.close()
+
+    per_message = asyncio.run(main())
+    # 1,057 B body + ~400 B record + ~1,900 B log row (body in base64) + keys and indexes.
+    assert per_message < 4_500, per_message
