@@ -4,6 +4,7 @@ Layout (every key under one prefix):
     m:{id}            hash  r = message record (JSON), b = body bytes
     due               zset  id -> next delivery time (ms, on the emulator's clock); while
                             in flight CLAIMED + claim time, moved back on start-up
+    finished          zset  id -> wall time (ms) its grace ends and the upkeep deletes it
     u:{user}:pending  zset  id -> created_at, the user's undelivered messages
     u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
     u:{user}:logs     stream of state changes, up to 16 rows an entry (fields d, d1, ...)
@@ -14,6 +15,9 @@ Layout (every key under one prefix):
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +28,8 @@ from ._batching import Batcher, Writes
 from ._models import Message
 
 __all__ = ["Store"]
+
+log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
 _POOL_SIZE = 64
@@ -51,6 +57,7 @@ class Store:
         self.log_retention = log_retention
         self.prefix = prefix
         self._due = prefix + "due"
+        self._finished = prefix + "finished"
         self._batch = Batcher(client, self._write_logs)
         self._appended: dict[str, list[int]] = {}
         # Messages this process stored due at once, until claimed: the claim reads them here
@@ -80,16 +87,38 @@ class Store:
         return self.prefix + "u:" + user + ":" + ":".join(parts)
 
     async def start(self) -> None:
-        """Begin upkeep. fakeredis drops an expired key only when it is touched or the keys
-        are counted, so finished messages (expired after their grace) would pile up in memory
-        for ever: count them every second. A real Redis expires keys by itself."""
-        if self._sweep_expired and self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        """Begin upkeep: forget finished messages once their grace is over, and in memory
+        make fakeredis drop expired keys (dedup ids), which it does only for a key that is
+        touched or when the keys are counted: count them every second."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._upkeep())
 
-    async def _sweep(self) -> None:
+    async def _upkeep(self) -> None:
+        turn = 0
         while True:
-            await asyncio.sleep(1)
-            await self.redis.dbsize()
+            await asyncio.sleep(0.25)
+            turn += 1
+            try:
+                await self.forget_finished(int(time.time() * 1_000))
+                if self._sweep_expired and turn % 4 == 0:
+                    await self.redis.dbsize()
+            except aioredis.RedisError:  # a Redis restart: try again next turn
+                log.debug("store upkeep failed", exc_info=True)
+
+    async def forget_finished(self, wall_ms: int) -> None:
+        """Delete the messages whose grace period ended by ``wall_ms``."""
+        while True:
+            found = await self.redis.zrangebyscore(self._finished, "-inf", wall_ms, 0, 1_000)
+            if not found:
+                return
+            await self._batch.run(functools.partial(self._forget, [i.decode() for i in found]))
+            if len(found) < 1_000:
+                return
+
+    def _forget(self, ids: list[str], w: Writes) -> None:
+        w.pipe.delete(*(self.prefix + "m:" + i for i in ids))
+        for message_id in ids:
+            w.zrem(self._finished, message_id)
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -229,9 +258,13 @@ class Store:
         key = self.prefix + "m:" + msg.id
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
+        # Forgotten by the upkeep, not by a TTL: one folded ZADD for the batch instead of a
+        # PEXPIRE a message.
+        forget_at = int(time.time() * 1_000) + grace_ms
+
         def fill(w: Writes) -> None:
             w.pipe.hset(key, "r", record)
-            w.pipe.pexpire(key, max(1, grace_ms))
+            w.zadd(self._finished, msg.id, forget_at)
             w.zrem(self._due, msg.id)
             w.zrem(self.key(msg.user, "pending"), msg.id)
             _log(w, logged)

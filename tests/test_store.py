@@ -165,6 +165,44 @@ def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
     assert asyncio.run(scenario()) == (500, 0)
 
 
+def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:
+    import asyncio
+
+    from qstash_emulator._engine import make_row
+    from qstash_emulator._models import Message, State
+    from qstash_emulator._store import Store
+
+    async def scenario() -> tuple[bool, float]:
+        store = Store.connect(None)
+        await store.start()
+        try:
+            msg = Message(
+                id="msg_done",
+                user="u",
+                url="https://e.x/",
+                created_at=1,
+                not_before=1,
+                due=1,
+                max_retries=0,
+            )
+            await store.add([msg], [make_row(msg, State.CREATED, 1)])
+            msg.state, msg.final_at = State.DELIVERED, 2
+            started = asyncio.get_running_loop().time()
+            await store.finish(msg, [make_row(msg, State.DELIVERED, 2)], 300)
+            kept = await store.get("msg_done") is not None
+            while await store.redis.exists(store.prefix + "m:msg_done"):
+                assert asyncio.get_running_loop().time() - started < 5, "never deleted"
+                await asyncio.sleep(0.02)
+            assert await store.redis.zcard(store.prefix + "finished") == 0
+            return kept, asyncio.get_running_loop().time() - started
+        finally:
+            await store.close()
+
+    kept, took = asyncio.run(scenario())
+    assert kept
+    assert 0.3 <= took < 1.5, took
+
+
 def test_a_pending_message_costs_its_size_in_memory() -> None:
     """What the in-memory store keeps per message is about its body, record and log row: a
     stored value that drags a larger buffer along (orjson's output) shows up at once."""
