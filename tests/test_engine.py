@@ -260,3 +260,47 @@ def test_wait_idle_is_not_fooled_by_a_claim_under_way(
         assert [a.url for a in virtual.attempts] == [destination.url + "/claimed"]
     finally:
         store.claim_due = original  # type: ignore[method-assign]
+
+
+def test_a_cancel_that_races_the_claim_is_honoured(
+    virtual: Emulator, destination: Destination
+) -> None:
+    """A cancel between the claim's read of the due list and its write counts as a cancel
+    of an attempt in flight: the message ends CANCELED and is never sent."""
+    import asyncio
+
+    from qstash_emulator.api.messages import cancel
+
+    rt = virtual.runtime
+    store = rt.store
+    original = store.claim_due
+    cancels: list[asyncio.Task[bool]] = []
+
+    async def racing_claim(now_ms: int, limit: int, mark: object) -> tuple[list[object], object]:
+        def mark_then_cancel(ids: list[str]) -> None:
+            mark(ids)  # type: ignore[operator]
+            for message_id in ids:
+
+                async def cancel_it(message_id: str = message_id) -> bool:
+                    msg = await store.get(message_id)
+                    assert msg is not None
+                    return await cancel(rt, msg)
+
+                cancels.append(asyncio.ensure_future(cancel_it()))
+
+        return await original(now_ms, limit, mark_then_cancel)  # type: ignore[return-value]
+
+    store.claim_due = racing_claim  # type: ignore[method-assign]
+    try:
+        message_id = _post(virtual, destination.url + "/raced", {})
+        virtual.wait_idle()
+    finally:
+        store.claim_due = original  # type: ignore[method-assign]
+    assert [t.done() and t.result() for t in cancels] == [True]
+    assert virtual.attempts == []
+    logs = httpx.get(
+        f"{virtual.url}/v2/logs",
+        params={"messageId": message_id, "order": "earliestFirst"},
+        headers={"Authorization": f"Bearer {virtual.token}"},
+    ).json()["logs"]
+    assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
