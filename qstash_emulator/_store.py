@@ -15,10 +15,11 @@ Layout (every key under one prefix):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -400,39 +401,21 @@ class Store:
     ) -> tuple[list[bytes], str | None]:
         """Page through a log row by row, newest or oldest first, keeping rows ``keep``
         accepts. A cursor is an entry id, with ``.N`` when the page ended inside that entry."""
-        entry, _, skip_text = (cursor or "").partition(".")
-        skip = int(skip_text or 0)
+        start, _, skip = (cursor or "").partition(".")
         found: list[bytes] = []
-        position = entry or None
-        chunk = max(100, count * 2)
-        while True:
-            if latest_first:
-                entries = await self.redis.xrevrange(key, max=position or "+", min="-", count=chunk)
-            else:
-                entries = await self.redis.xrange(key, min=position or "-", max="+", count=chunk)
-            for index, (raw_id, fields) in enumerate(entries):
-                entry_id = raw_id.decode()
+        async with contextlib.aclosing(self._walk(key, start, latest_first, count)) as walk:
+            async for entry_id, fields in walk:
+                if len(found) == count:
+                    return found, entry_id
                 rows = [fields[b"d"], *(fields[b"d%d" % i] for i in range(1, len(fields)))]
                 if latest_first:
                     rows.reverse()
-                first = skip if entry_id == entry else 0
-                for at in range(first, len(rows)):
-                    if not keep(rows[at]):
-                        continue
-                    found.append(rows[at])
-                    if len(found) == count:
-                        if at + 1 < len(rows):
+                for at in range(int(skip or 0) if entry_id == start else 0, len(rows)):
+                    if keep(rows[at]):
+                        found.append(rows[at])
+                        if len(found) == count and at + 1 < len(rows):
                             return found, f"{entry_id}.{at + 1}"
-                        rest = entries[index + 1 :]
-                        if rest:
-                            return found, rest[0][0].decode()
-                        return found, await self._after(key, entry_id, latest_first)
-            if len(entries) < chunk:
-                return found, None
-            entry = ""
-            position = await self._after(key, entries[-1][0].decode(), latest_first)
-            if position is None:
-                return found, None
+        return found, None
 
     async def scan_stream(
         self,
@@ -444,34 +427,30 @@ class Store:
     ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
         """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts."""
         found: list[tuple[str, dict[bytes, bytes]]] = []
-        position = cursor
+        async with contextlib.aclosing(self._walk(key, cursor, latest_first, count)) as walk:
+            async for entry_id, fields in walk:
+                if len(found) == count:
+                    return found, entry_id
+                if keep(fields):
+                    found.append((entry_id, fields))
+        return found, None
+
+    async def _walk(
+        self, key: str, start: str | None, latest_first: bool, count: int
+    ) -> AsyncGenerator[tuple[str, dict[bytes, bytes]], None]:
+        """Every entry from ``start`` (included) on, a chunk of about ``2 * count`` a read."""
         chunk = max(100, count * 2)
+        position = start or None
         while True:
             if latest_first:
                 entries = await self.redis.xrevrange(key, max=position or "+", min="-", count=chunk)
             else:
                 entries = await self.redis.xrange(key, min=position or "-", max="+", count=chunk)
-            for index, (entry_id, fields) in enumerate(entries):
-                if keep(fields):
-                    found.append((entry_id.decode(), fields))
-                    if len(found) == count:
-                        rest = entries[index + 1 :]
-                        if rest:
-                            return found, rest[0][0].decode()
-                        more = await self._after(key, entry_id.decode(), latest_first)
-                        return found, more
+            for entry_id, fields in entries:
+                yield entry_id.decode(), fields
             if len(entries) < chunk:
-                return found, None
-            position = await self._after(key, entries[-1][0].decode(), latest_first)
-            if position is None:
-                return found, None
-
-    async def _after(self, key: str, entry_id: str, latest_first: bool) -> str | None:
-        if latest_first:
-            nxt = await self.redis.xrevrange(key, max="(" + entry_id, min="-", count=1)
-        else:
-            nxt = await self.redis.xrange(key, min="(" + entry_id, max="+", count=1)
-        return nxt[0][0].decode() if nxt else None
+                return
+            position = "(" + entries[-1][0].decode()
 
     # Dead letters -------------------------------------------------------------------------
 
