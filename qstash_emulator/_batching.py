@@ -68,7 +68,9 @@ class Batcher:
             self._flusher = asyncio.ensure_future(self._flush())
         return await future
 
-    async def close(self) -> None:
+    async def drain(self) -> None:
+        """Return once every write submitted so far is applied, even those whose callers
+        were cancelled (a reset must not find them landing after it)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
 

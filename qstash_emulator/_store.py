@@ -126,11 +126,12 @@ class Store:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
-        await self._batch.close()
+        await self._batch.drain()
         await self.redis.aclose(close_connection_pool=True)
 
     async def flush(self) -> None:
         """Remove every key under the prefix (used by reset)."""
+        await self._batch.drain()
         self._appended.clear()
         self._fresh.clear()
         keys = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1_000)]
@@ -319,6 +320,7 @@ class Store:
 
     async def purge_user(self, user: str) -> None:
         """Delete every message and key of ``user`` (a test's namespace when it ends)."""
+        await self._batch.drain()
         self._appended.pop(self.key(user, "logs"), None)
         ids = await self.pending_ids(user)
         for message_id in ids:

@@ -37,7 +37,7 @@ def _run(body: Callable[[Any, Batcher, list[int]], Awaitable[None]]) -> None:
         try:
             await body(redis, batcher, sizes)
         finally:
-            await batcher.close()
+            await batcher.drain()
             await redis.aclose()
 
     asyncio.run(main())
@@ -128,7 +128,7 @@ def test_a_cancelled_caller_still_has_its_writes_stored() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await batcher.close()
+        await batcher.drain()
         assert await redis.get("kept") == b"1"
 
     _run(body)
