@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import logging
 import sys
@@ -110,5 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         lifespan="on",
     )
+    # The server owns this process: keep start-up objects out of every collection, and let
+    # the many short-lived objects of each message pile up longer between young-generation
+    # collections (default 700). Under wrk: ~0.66 -> ~0.55 ms of CPU a message (median of 5).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     uvicorn.Server(config).run()
     return 0
