@@ -78,7 +78,16 @@ class Batcher:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                await self._execute(batch)
+                try:
+                    await self._execute(batch)
+                except Exception as exc:  # a bug here must not leave a caller waiting
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                except BaseException:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
         finally:
             self._flusher = None
             for _, future in self._waiting:  # only when cancelled mid-way

@@ -261,3 +261,21 @@ def test_log_rows_of_a_batch_reach_the_log_writer_together_in_order() -> None:
         assert await redis.lrange("log:c", 0, -1) == [b"x0", b"x2"]
 
     _run(body)
+
+
+def test_a_failure_inside_the_batcher_reaches_every_caller() -> None:
+    async def body(redis: Any, batcher: Batcher, sizes: list[int]) -> None:
+        def broken_writer(pipe: Any, key: str, rows: list[bytes]) -> None:
+            raise RuntimeError("log writer bug")
+
+        batcher._log_writer = broken_writer
+        results = await asyncio.gather(
+            batcher.run(lambda w: w.log("log", b"row")),
+            batcher.run(lambda w: w.pipe.set("k", 1)),
+            return_exceptions=True,
+        )
+        assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+        batcher._log_writer = lambda pipe, key, rows: pipe.rpush(key, *rows)
+        assert await batcher.run(lambda w: w.pipe.set("k", 2)) == [True]
+
+    _run(body)
