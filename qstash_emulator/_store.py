@@ -339,7 +339,14 @@ class Store:
         ids = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
         if ids:
             await self.redis.zadd(self._due, dict.fromkeys(ids, now_ms), xx=True)
-        return len(ids)
+        # Emulators before 2026-12-01 kept in-flight ids in a key of their own.
+        legacy = await self.redis.zrange(self.prefix + "inflight", 0, -1)
+        if legacy:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(self._due, dict.fromkeys(legacy, now_ms))
+            pipe.delete(self.prefix + "inflight")
+            await pipe.execute()
+        return len(ids) + len(legacy)
 
     # Deduplication ------------------------------------------------------------------------
 

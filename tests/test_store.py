@@ -35,6 +35,37 @@ def test_state_and_keys_live_in_redis(redis_url: str, destination: Destination) 
 
 
 @pytest.mark.redis
+def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
+    redis_url: str, destination: Destination
+) -> None:
+    """Before 2026-12-01 the ids in flight lived in their own ``inflight`` key."""
+    import redis
+
+    with Emulator(redis_url=redis_url) as old:
+        old.reset()
+        r = httpx.post(
+            f"{old.url}/v2/publish/{destination.url}/upgraded",
+            headers={"Authorization": f"Bearer {old.token}", "Upstash-Delay": "1h"},
+            content=b"in flight at the upgrade",
+        )
+        message_id = r.json()["messageId"]
+        prefix = old.runtime.store.prefix
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        # What the older layout held for a message in flight when the process died.
+        direct.zrem(prefix + "due", message_id)
+        direct.zadd(prefix + "inflight", {message_id: 1})
+        with Emulator(redis_url=redis_url) as upgraded:
+            (got,) = destination.wait(1, "/upgraded")
+            assert got.headers["upstash-message-id"] == message_id
+            assert got.body == b"in flight at the upgrade"
+            assert direct.exists(prefix + "inflight") == 0
+            upgraded.reset()
+    finally:
+        direct.close()
+
+
+@pytest.mark.redis
 def test_sigkill_mid_work_loses_nothing(redis_url: str, destination: Destination) -> None:
     """Delayed, retrying, in-flight and dead-lettering messages all complete after a restart."""
     import redis
