@@ -7,7 +7,7 @@ Layout (every key under one prefix):
     finished          zset  id -> wall time (ms) its grace ends and the upkeep deletes it
     u:{user}:pending  zset  id -> created_at, the user's undelivered messages
     u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
-    u:{user}:logs     stream of state changes, up to 16 rows an entry (fields d, d1, ...)
+    u:{user}:logs     stream of state changes, several rows an entry (``_streams``)
     u:{user}:dlq      stream, one entry per dead letter (its id is the dlqId)
     u:{user}:keys     hash  current / next signing key after a rotation
 """
@@ -15,18 +15,18 @@ Layout (every key under one prefix):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import _json
+from . import _json, _streams
 from ._batching import Batcher, Writes
 from ._models import Message
+from ._streams import LogWriter
 
 __all__ = ["Store"]
 
@@ -40,7 +40,6 @@ _POOL_SIZE = 64
 _CLAIMED = 2**52
 _WAITING = f"({_CLAIMED}"
 _FRESH_MAX = 10_000
-_ROWS_PER_ENTRY = 16
 
 
 class Store:
@@ -55,12 +54,11 @@ class Store:
     ) -> None:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
-        self.log_retention = log_retention
+        self._logs = LogWriter(log_retention)
         self.prefix = prefix
         self._due = prefix + "due"
         self._finished = prefix + "finished"
-        self._batch = Batcher(client, self._write_logs)
-        self._appended: dict[str, list[int]] = {}
+        self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
@@ -132,7 +130,7 @@ class Store:
     async def flush(self) -> None:
         """Remove every key under the prefix (used by reset)."""
         await self._batch.drain()
-        self._appended.clear()
+        self._logs.clear()
         self._fresh.clear()
         keys = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1_000)]
         for start in range(0, len(keys), 1_000):
@@ -321,7 +319,7 @@ class Store:
     async def purge_user(self, user: str) -> None:
         """Delete every message and key of ``user`` (a test's namespace when it ends)."""
         await self._batch.drain()
-        self._appended.pop(self.key(user, "logs"), None)
+        self._logs.forget(self.key(user, "logs"))
         ids = await self.pending_ids(user)
         for message_id in ids:
             self._fresh.pop(message_id, None)
@@ -377,25 +375,6 @@ class Store:
             for row in rows
         ]
 
-    def _write_logs(self, pipe: Any, key: str, rows: list[bytes]) -> None:
-        """Append a batch's rows to one log: up to ``_ROWS_PER_ENTRY`` rows a stream entry
-        (fields d, d1, d2...), one XADD each instead of one a row."""
-        counts = self._appended.setdefault(key, [0, 0, 0])  # rows, entries, rows since trim
-        for start in range(0, len(rows), _ROWS_PER_ENTRY):
-            chunk = rows[start : start + _ROWS_PER_ENTRY]
-            fields = {"d": chunk[0]}
-            fields.update((f"d{i}", row) for i, row in enumerate(chunk[1:], 1))
-            pipe.xadd(key, fields)
-            counts[1] += 1
-        counts[0] += len(rows)
-        counts[2] += len(rows)
-        # XADD with MAXLEN costs fakeredis a third more than without: trim every tenth of the
-        # retention instead, to the entries that hold about that many rows.
-        if counts[2] >= max(1, self.log_retention // 10):
-            entries = max(1, round(self.log_retention * counts[1] / counts[0]))
-            pipe.xtrim(key, maxlen=entries, approximate=True)
-            counts[2] = 0
-
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
         await self._batch.run(lambda w: _log(w, logged))
@@ -408,23 +387,8 @@ class Store:
         latest_first: bool,
         keep: Callable[[bytes], bool],
     ) -> tuple[list[bytes], str | None]:
-        """Page through a log row by row, newest or oldest first, keeping rows ``keep``
-        accepts. A cursor is an entry id, with ``.N`` when the page ended inside that entry."""
-        start, _, skip = (cursor or "").partition(".")
-        found: list[bytes] = []
-        async with contextlib.aclosing(self._walk(key, start, latest_first, count)) as walk:
-            async for entry_id, fields in walk:
-                if len(found) == count:
-                    return found, entry_id
-                rows = [fields[b"d"], *(fields[b"d%d" % i] for i in range(1, len(fields)))]
-                if latest_first:
-                    rows.reverse()
-                for at in range(int(skip or 0) if entry_id == start else 0, len(rows)):
-                    if keep(rows[at]):
-                        found.append(rows[at])
-                        if len(found) == count and at + 1 < len(rows):
-                            return found, f"{entry_id}.{at + 1}"
-        return found, None
+        """A page of a log's rows (``_streams.scan_rows``)."""
+        return await _streams.scan_rows(self.redis, key, cursor, count, latest_first, keep)
 
     async def scan_stream(
         self,
@@ -434,32 +398,8 @@ class Store:
         latest_first: bool,
         keep: Callable[[dict[bytes, bytes]], bool],
     ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
-        """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts."""
-        found: list[tuple[str, dict[bytes, bytes]]] = []
-        async with contextlib.aclosing(self._walk(key, cursor, latest_first, count)) as walk:
-            async for entry_id, fields in walk:
-                if len(found) == count:
-                    return found, entry_id
-                if keep(fields):
-                    found.append((entry_id, fields))
-        return found, None
-
-    async def _walk(
-        self, key: str, start: str | None, latest_first: bool, count: int
-    ) -> AsyncGenerator[tuple[str, dict[bytes, bytes]], None]:
-        """Every entry from ``start`` (included) on, a chunk of about ``2 * count`` a read."""
-        chunk = max(100, count * 2)
-        position = start or None
-        while True:
-            if latest_first:
-                entries = await self.redis.xrevrange(key, max=position or "+", min="-", count=chunk)
-            else:
-                entries = await self.redis.xrange(key, min=position or "-", max="+", count=chunk)
-            for entry_id, fields in entries:
-                yield entry_id.decode(), fields
-            if len(entries) < chunk:
-                return
-            position = "(" + entries[-1][0].decode()
+        """A page of a stream's entries (``_streams.scan_stream``)."""
+        return await _streams.scan_stream(self.redis, key, cursor, count, latest_first, keep)
 
     # Dead letters -------------------------------------------------------------------------
 
