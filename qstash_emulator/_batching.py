@@ -11,12 +11,12 @@ ZADD and one ZREM, and its rows for one log are written together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["Batcher", "Fill", "LogWriter", "Writes"]
+__all__ = ["AppendLog", "Batcher", "Fill", "Writes"]
 
 
 class Writes:
@@ -43,7 +43,7 @@ class Writes:
 # Queues one operation's writes.
 Fill = Callable[[Writes], None]
 # Queues the commands that append a batch's rows to one log: (pipeline, key, rows).
-LogWriter = Callable[[Any, str, list[bytes]], None]
+AppendLog = Callable[[Any, str, list[bytes]], None]
 
 _SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 
@@ -51,7 +51,7 @@ _SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 class Batcher:
     """Runs queued operations in submission order, as few transactions as possible."""
 
-    def __init__(self, redis: Any, log_writer: LogWriter) -> None:
+    def __init__(self, redis: Any, log_writer: AppendLog) -> None:
         self.redis = redis
         self._log_writer = log_writer
         self._waiting: list[tuple[Fill, asyncio.Future[list[Any]]]] = []
@@ -81,9 +81,7 @@ class Batcher:
                 try:
                     await self._execute(batch)
                 except Exception as exc:  # a bug here must not leave a caller waiting
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail((future for _, future in batch), exc)
                 except BaseException:
                     for _, future in batch:
                         future.cancel()
@@ -106,8 +104,7 @@ class Batcher:
                 fill(writes)
             except Exception as exc:
                 del pipe.command_stack[start:]
-                if not future.done():
-                    future.set_exception(exc)
+                _fail([future], exc)
                 continue
             spans.append((start, len(pipe.command_stack), future))
             for key, member, score, xx in writes.zsets:
@@ -125,33 +122,21 @@ class Batcher:
             emitted.extend((index, key) for index in range(start, len(pipe.command_stack)))
         try:
             replies = await pipe.execute(raise_on_error=False)
-        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
-            for _, _, future in spans:
-                if not future.done():
-                    future.set_exception(exc)
-            return
         except Exception as exc:
-            if len(batch) > 1:
+            lost = isinstance(exc, (aioredis.ConnectionError, aioredis.TimeoutError))
+            if len(batch) > 1 and not lost:
                 # Refused as a whole (an argument redis-py cannot encode, a command the server
                 # will not queue), so nothing was applied: run each operation alone, and the
                 # error stays with the one that caused it.
                 for one in batch:
                     if not one[1].done():
                         await self._execute([one])
-                return
-            for _, _, future in spans:
-                if not future.done():
-                    future.set_exception(exc)
+            else:
+                _fail((future for _, _, future in spans), exc)
             return
-        except BaseException:
-            for _, _, future in spans:
-                future.cancel()
-            raise
         for index, key in emitted:
             if isinstance(replies[index], Exception):
-                for future in writers[key]:
-                    if not future.done():
-                        future.set_exception(replies[index])
+                _fail(writers[key], replies[index])
         for start, end, future in spans:
             if future.done():  # its caller was cancelled (the writes stand), or a fold failed
                 continue
@@ -161,6 +146,12 @@ class Batcher:
                 future.set_exception(error)
             else:
                 future.set_result(part)
+
+
+def _fail(futures: Iterable[asyncio.Future[list[Any]]], exc: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _fold(
