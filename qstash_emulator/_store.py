@@ -170,11 +170,21 @@ class Store:
 
     async def save(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Write back a changed record (not its body), with log rows."""
+        await self._write_record(msg, rows)
+
+    async def _write_record(
+        self, msg: Message, rows: Iterable[Row], also: Callable[[Writes], None] | None = None
+    ) -> None:
+        """Write back ``msg``'s record with log rows, and ``also``'s writes in the same
+        transaction. Every record write goes through here: it drops the hand-over copy."""
         self._fresh.pop(msg.id, None)
+        key = self.prefix + "m:" + msg.id
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
         def fill(w: Writes) -> None:
-            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
+            w.pipe.hset(key, "r", record)
+            if also is not None:
+                also(w)
             _log(w, logged)
 
         await self._batch.run(fill)
@@ -230,46 +240,25 @@ class Store:
 
     async def reschedule(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Put an in-flight (or parked) message back on the due list at ``msg.due``."""
-        self._fresh.pop(msg.id, None)
-        record, logged, due = _json.dumps(msg.record()), self._encode_rows(rows), msg.due
-
-        def fill(w: Writes) -> None:
-            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            w.zadd(self._due, msg.id, due)
-            _log(w, logged)
-
-        await self._batch.run(fill)
+        due = msg.due
+        await self._write_record(msg, rows, lambda w: w.zadd(self._due, msg.id, due))
 
     async def park(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Take a message off the due list (in flight or not); a queue or flow key holds it."""
-        self._fresh.pop(msg.id, None)
-        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
-
-        def fill(w: Writes) -> None:
-            w.pipe.hset(self.prefix + "m:" + msg.id, "r", record)
-            w.zrem(self._due, msg.id)
-            _log(w, logged)
-
-        await self._batch.run(fill)
+        await self._write_record(msg, rows, lambda w: w.zrem(self._due, msg.id))
 
     async def finish(self, msg: Message, rows: Iterable[Row], grace_ms: int) -> None:
         """Record a final state; the message stays readable for ``grace_ms``, then expires."""
-        self._fresh.pop(msg.id, None)
-        key = self.prefix + "m:" + msg.id
-        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
-
         # Forgotten by the upkeep, not by a TTL: one folded ZADD for the batch instead of a
         # PEXPIRE a message.
         forget_at = int(time.time() * 1_000) + grace_ms
 
-        def fill(w: Writes) -> None:
-            w.pipe.hset(key, "r", record)
+        def also(w: Writes) -> None:
             w.zadd(self._finished, msg.id, forget_at)
             w.zrem(self._due, msg.id)
             w.zrem(self.key(msg.user, "pending"), msg.id)
-            _log(w, logged)
 
-        await self._batch.run(fill)
+        await self._write_record(msg, rows, also)
 
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
@@ -295,14 +284,7 @@ class Store:
         if msg is None:
             return False
         msg.due = due_ms
-        self._fresh.pop(message_id, None)
-        record = _json.dumps(msg.record())
-
-        def fill(w: Writes) -> None:
-            w.zadd(self._due, message_id, due_ms, xx=True)
-            w.pipe.hset(self.prefix + "m:" + message_id, "r", record)
-
-        await self._batch.run(fill)
+        await self._write_record(msg, (), lambda w: w.zadd(self._due, message_id, due_ms, xx=True))
         return True
 
     async def due_times(self, ids: list[str]) -> list[int | None]:
