@@ -23,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import _json, _streams
+from . import _json
 from ._batching import Batcher, Writes
 from ._models import Message
 from ._streams import LogWriter
@@ -360,28 +360,6 @@ class Store:
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
         await self._batch.run(lambda w: _log(w, logged))
-
-    async def scan_rows(
-        self,
-        key: str,
-        cursor: str | None,
-        count: int,
-        latest_first: bool,
-        keep: Callable[[bytes], bool],
-    ) -> tuple[list[bytes], str | None]:
-        """A page of a log's rows (``_streams.scan_rows``)."""
-        return await _streams.scan_rows(self.redis, key, cursor, count, latest_first, keep)
-
-    async def scan_stream(
-        self,
-        key: str,
-        cursor: str | None,
-        count: int,
-        latest_first: bool,
-        keep: Callable[[dict[bytes, bytes]], bool],
-    ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
-        """A page of a stream's entries (``_streams.scan_stream``)."""
-        return await _streams.scan_stream(self.redis, key, cursor, count, latest_first, keep)
 
     # Dead letters -------------------------------------------------------------------------
 

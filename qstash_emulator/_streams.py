@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["LogWriter", "scan_rows", "scan_stream"]
 
 _ROWS_PER_ENTRY = 16
+T = TypeVar("T")
 
 
 class LogWriter:
@@ -54,12 +55,13 @@ async def scan_rows(
     cursor: str | None,
     count: int,
     latest_first: bool,
-    keep: Callable[[bytes], bool],
-) -> tuple[list[bytes], str | None]:
-    """Page through a log row by row, newest or oldest first, keeping rows ``keep`` accepts.
-    A cursor is an entry id, with ``.N`` when the page ended inside that entry."""
+    pick: Callable[[bytes], T | None],
+) -> tuple[list[T], str | None]:
+    """Page through a log row by row, newest or oldest first: what ``pick`` makes of each
+    row it keeps (None to skip it), each row read once. A cursor is an entry id, with ``.N``
+    when the page ended inside that entry."""
     start, _, skip = (cursor or "").partition(".")
-    found: list[bytes] = []
+    found: list[T] = []
     async with contextlib.aclosing(_walk(redis, key, start, latest_first, count)) as walk:
         async for entry_id, fields in walk:
             if len(found) == count:
@@ -68,8 +70,9 @@ async def scan_rows(
             if latest_first:
                 rows.reverse()
             for at in range(int(skip or 0) if entry_id == start else 0, len(rows)):
-                if keep(rows[at]):
-                    found.append(rows[at])
+                kept = pick(rows[at])
+                if kept is not None:
+                    found.append(kept)
                     if len(found) == count and at + 1 < len(rows):
                         return found, f"{entry_id}.{at + 1}"
     return found, None

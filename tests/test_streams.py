@@ -18,7 +18,7 @@ async def _write(redis: Any, writer: LogWriter, batches: list[list[bytes]]) -> N
 
 
 async def _all_rows(redis: Any) -> list[bytes]:
-    rows, _ = await scan_rows(redis, "log", None, 1_000_000, False, lambda row: True)
+    rows, _ = await scan_rows(redis, "log", None, 1_000_000, False, lambda row: row)
     return rows
 
 
@@ -51,7 +51,9 @@ def test_pages_count_rows_and_resume_inside_an_entry() -> None:
         pages = []
         cursor = None
         while True:
-            rows, cursor = await scan_rows(redis, "log", cursor, 3, True, lambda r: r != b"4")
+            rows, cursor = await scan_rows(
+                redis, "log", cursor, 3, True, lambda r: None if r == b"4" else r
+            )
             pages.append((rows, cursor))
             if cursor is None:
                 return pages

@@ -15,6 +15,7 @@ from .._errors import BadRequest, NotFound
 from .._headers import H, PublishOptions, parse_publish
 from .._models import Message, State, new_id
 from .._runtime import Runtime
+from .._streams import scan_stream
 from .._views import dlq_view
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._filters import Filter, filter_from_body, filter_from_query, parse_cursor, parse_order
@@ -44,7 +45,8 @@ async def _select(
             if fields is not None:
                 found.append((dlq_id, fields))
         return found, None
-    return await rt.store.scan_stream(
+    return await scan_stream(
+        rt.store.redis,
         rt.store.key(user, "dlq"),
         parse_cursor(request),
         count,

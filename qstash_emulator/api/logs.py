@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import _json
+from .._streams import scan_rows
 from ._common import caller, int_param, json, runtime
 from ._filters import filter_from_query, parse_cursor, parse_order
 
@@ -19,14 +22,14 @@ async def list_logs(request: Request) -> Response:
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 1_000) or 100
     cursor = parse_cursor(request)
-    rows, nxt = await rt.store.scan_rows(
-        rt.store.key(who.user_id, "logs"),
-        cursor,
-        count,
-        parse_order(request),
-        lambda row: flt.matches(_json.loads(row), time_key="time"),
+
+    def pick(row: bytes) -> dict[str, Any] | None:
+        event: dict[str, Any] = _json.loads(row)
+        return event if flt.matches(event, time_key="time") else None
+
+    events, nxt = await scan_rows(
+        rt.store.redis, rt.store.key(who.user_id, "logs"), cursor, count, parse_order(request), pick
     )
-    events = [_json.loads(row) for row in rows]
     body: dict[str, object] = {"events": events, "logs": events}
     if nxt:
         body["cursor"] = nxt
