@@ -9,12 +9,14 @@ when installed, no access log), so a ratio compares the emulator's own work only
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import aiohttp
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,10 +48,6 @@ class Forwarder:
         self.tasks: set[Any] = set()
 
     async def publish(self, request: Request) -> Response:
-        import asyncio
-
-        import aiohttp
-
         if self.session is None:
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         body = await request.body()
