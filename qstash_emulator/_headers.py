@@ -1,4 +1,7 @@
-"""Header names, and the parsing of publish-family headers into PublishOptions (§5)."""
+"""Header names, and the parsing of publish-family headers into PublishOptions.
+
+The rules: docs/behaviour.md#publish-headers.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Publishing through the official Python SDK, and what the destination receives (§4.1, §5, §6)."""
+"""Publishing through the official Python SDK, and what the destination receives.
+
+The rules: docs/behaviour.md#delivery.
+"""
 
 from __future__ import annotations
 
