@@ -1,4 +1,4 @@
-"""Queues (qstash-api.md §4.2, §9.4): strict FIFO per queue, at most ``parallelism`` active.
+"""Queues (docs/behaviour.md#queues): strict FIFO per queue, at most ``parallelism`` active.
 
 A queue message is stored parked (off the due list). The queue decides when it goes:
 
@@ -130,7 +130,7 @@ class Queues:
     async def check_enqueue(self, user: str, queue: str) -> None:
         """Before an enqueue: 412 when the queue is missing and no more may be created.
 
-        The queue itself is created (parallelism 1, decisions #13) by ``accept``, once a
+        The queue itself is created (parallelism 1, docs/behaviour.md#queues) by ``accept``, once a
         message is actually stored for it.
         """
         validate_name(queue, "queueName")

@@ -1,4 +1,7 @@
-"""``/v2/dlq``: list with filters and cursor, get, delete, bulk delete, retry (§9.1)."""
+"""``/v2/dlq``: list with filters and cursor, get, delete, bulk delete, retry.
+
+The rules: docs/behaviour.md#dead-letters.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Flow control through the official SDK: key state, parallelism, rate, pause, pin (§9.6)."""
+"""Flow control through the official SDK: key state, parallelism, rate, pause, pin.
+
+The rules: docs/behaviour.md#flow-control.
+"""
 
 from __future__ import annotations
 

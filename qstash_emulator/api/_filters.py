@@ -16,7 +16,7 @@ from ._common import multi
 
 __all__ = ["Filter", "filter_from_body", "filter_from_query", "parse_cursor", "parse_order"]
 
-# query name -> key in the JSON view (both spellings of callerIp are accepted, decisions #9)
+# query name -> key in the JSON view; both spellings of callerIp (docs/behaviour.md#messages)
 _FIELDS = {
     "url": "url",
     "topicName": "topicName",

@@ -1,4 +1,4 @@
-"""``/v2/dlq``: dead letters, listed, read, deleted and retried (§9.1)."""
+"""``/v2/dlq``: dead letters, listed, read, deleted and retried (docs/behaviour.md#dead-letters)."""
 
 from __future__ import annotations
 
