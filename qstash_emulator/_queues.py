@@ -57,6 +57,8 @@ class Queues:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_in: asyncio.AbstractEventLoop | None = None
         self._recovering = False
+        # Hear a queue paused or resumed: (user, queue, paused).
+        self.pause_listeners: list[Callable[[str, str, bool], None]] = []
 
     # Keys ----------------------------------------------------------------------------------
 
@@ -171,6 +173,8 @@ class Queues:
             if config["paused"] != paused:
                 config.update(paused=paused, updatedAt=self.clock.now_ms())
                 await self.store.redis.hset(self._configs(user), queue, _json.dumps(config))
+                for listener in self.pause_listeners:
+                    listener(user, queue, paused)
             await self._pump(user, queue)
 
     async def delete(self, user: str, queue: str) -> list[str]:
