@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -121,7 +120,6 @@ class Router:
         self.fallback = fallback
         self._mounts: list[_Mount] = []
         self._rewrites: list[tuple[str, str]] = []
-        self.interceptor: Callable[[str, str], Response | DeliveryError | None] | None = None
 
     def mount(self, prefix: str, app: Any, *, wsgi: bool = False) -> None:
         """Deliver requests whose URL starts with ``prefix`` to an ASGI (or WSGI) app."""
@@ -146,7 +144,6 @@ class Router:
     def clear(self) -> None:
         self._mounts.clear()
         self._rewrites.clear()
-        self.interceptor = None
 
     def resolve(self, url: str) -> str:
         for prefix, replacement in self._rewrites:
@@ -157,12 +154,6 @@ class Router:
     async def send(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> Response:
-        if self.interceptor is not None:
-            scripted = self.interceptor(method, url)
-            if isinstance(scripted, DeliveryError):
-                raise scripted
-            if scripted is not None:
-                return scripted
         target = self.resolve(url)
         for mount in self._mounts:
             if target.startswith(mount.prefix):
