@@ -16,7 +16,7 @@ from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
 from ._feed import Feed
 from ._runtime import Runtime
-from ._sockets import listen
+from ._serving import listen
 
 __all__ = ["main"]
 

@@ -16,7 +16,7 @@ from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
 from ._records import Attempt
 from ._runtime import Runtime
-from ._sockets import listen
+from ._serving import listen
 from ._users import User
 
 __all__ = ["Emulator"]
