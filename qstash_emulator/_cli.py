@@ -6,6 +6,7 @@ import argparse
 import gc
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
+from ._feed import Feed
 from ._runtime import Runtime
 
 __all__ = ["main"]
@@ -48,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         default="warning",
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log verbosity (default warning)",
+    )
+    dev.add_argument(
+        "--quiet",
+        action="store_true",
+        help="do not print the live activity feed (one line per published, delivered, "
+        "retried or dead-lettered message, callback, schedule run and queue pause)",
+    )
+    dev.add_argument(
+        "--show-bodies",
+        action="store_true",
+        help="print message and response bodies (their first 200 characters) in the feed",
     )
     return parser
 
@@ -103,8 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     print(banner(settings, url), flush=True)
+    runtime = Runtime(settings)
+    feed = None
+    if not args.quiet:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        feed = Feed(
+            sys.stdout, color=color, bodies=args.show_bodies, default_user=settings.users[0].user_id
+        )
+        feed.attach(runtime)
     config = uvicorn.Config(
-        create_app(Runtime(settings)),
+        create_app(runtime),
         host=host,
         port=settings.port,
         log_level=args.log_level,
@@ -116,5 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # collections (default 700). Under wrk: ~0.66 -> ~0.55 ms of CPU a message (median of 5).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if feed is not None:
+            feed.close()
     return 0

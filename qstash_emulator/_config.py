@@ -16,7 +16,7 @@ __all__ = ["OPTIONS", "QUOTAS", "Option", "Quota", "Settings"]
 
 @dataclass(frozen=True)
 class Quota:
-    """One plan's limits (qstash-api.md §12)."""
+    """One plan's limits (docs/behaviour.md#quotas)."""
 
     name: str
     max_message_size: int

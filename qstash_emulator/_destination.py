@@ -1,4 +1,7 @@
-"""Where a publish goes: the destination written into the request path (qstash-api.md §2.1)."""
+"""Where a publish goes: the destination written into the request path.
+
+The rules: docs/behaviour.md#destinations.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from . import _json
 from ._clock import Clock
 from ._config import Settings
+from ._headers import on_the_wire
 from ._models import Message, State, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
@@ -287,7 +288,10 @@ class Engine:
         await self._settle(msg, response, error, decision, started)
 
     def _request_headers(self, msg: Message, key: str) -> dict[str, str]:
-        headers = {name: ", ".join(values) for name, values in msg.header.items()}
+        # The filter also covers messages stored by an older version that kept framing headers.
+        headers = {
+            name: ", ".join(values) for name, values in msg.header.items() if on_the_wire(name)
+        }
         headers["User-Agent"] = "Upstash-QStash"
         # Wall time, not the emulator's clock: receivers check iat/exp against their own clock,
         # and a virtual clock that ran ahead would make PyJWT reject "iat in the future".

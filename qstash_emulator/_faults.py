@@ -75,7 +75,7 @@ class Fault:
 
     def response(self) -> tuple[int, dict[str, str], bytes]:
         if self.kind in ("daily", "burst"):
-            # The SDKs choose their exception from these headers (qstash-api.md §11).
+            # The SDKs choose their exception from these headers (docs/behaviour.md#quotas).
             if self.kind == "daily":
                 error = daily_limit_error(1_000, 0, int(time.time()) + 86_400)
             else:

@@ -1,4 +1,4 @@
-"""Flow control (qstash-api.md §9.6): per-key parallelism and rate, with a wait list per key.
+"""Flow control: per-key parallelism and rate, with a wait list per key.
 
 A key's limits cover every destination that uses it. ``parallelism`` bounds the attempts in
 flight; ``rate`` bounds the dispatches per ``period`` window, a window opening at the first
@@ -15,6 +15,8 @@ What is stored (user-scoped): ``flow`` hash key -> config and rate window (JSON)
 waiters: score = when its rate window opens, or ``_PARKED`` when only an event can free it.
 Attempts in flight are process state: after a restart nothing is in flight, so every key with
 waiters is re-examined once (``_recover``).
+
+The rules: docs/behaviour.md#flow-control.
 """
 
 from __future__ import annotations
@@ -294,7 +296,7 @@ class FlowControl:
     # Management API -------------------------------------------------------------------------
 
     async def view(self, user: str, key: str, state: KeyState) -> dict[str, Any]:
-        """The FlowControlKey JSON shape (§9.6)."""
+        """The FlowControlKey JSON shape."""
         now = self.clock.now_ms()
         expired = now >= state.window_end()
         return {

@@ -1,4 +1,7 @@
-"""Header names, and the parsing of publish-family headers into PublishOptions (§5)."""
+"""Header names, and the parsing of publish-family headers into PublishOptions.
+
+The rules: docs/behaviour.md#publish-headers.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ __all__ = [
     "FlowControl",
     "PublishOptions",
     "canonical",
+    "on_the_wire",
     "parse_bool",
     "parse_flow_value",
     "parse_publish",
@@ -68,8 +72,11 @@ class H:
     )
 
 
-# Never forwarded with Upstash-Header-Forward: transport, auth and SDK noise.
-_HOP_BY_HOP = frozenset(
+# Connection and framing headers: the transport sets them from the request it sends (the body's
+# own length, the destination's host), so a forwarded copy never reaches the wire. Clients that
+# re-forward every header they received (the Upstash Workflow SDKs do) would otherwise truncate
+# the body or misroute it.
+_FRAMING = frozenset(
     {
         "host",
         "content-length",
@@ -79,12 +86,10 @@ _HOP_BY_HOP = frozenset(
         "te",
         "trailer",
         "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "authorization",
-        "accept-encoding",
     }
 )
+# Never forwarded with Upstash-Header-Forward either: auth and SDK noise.
+_NOT_FORWARDED_ALL = frozenset({"authorization", "accept-encoding"})
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -147,6 +152,12 @@ class PublishOptions:
 def canonical(name: str) -> str:
     """Go's canonical header form: ``test-header`` becomes ``Test-Header``."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def on_the_wire(name: str) -> bool:
+    """Whether a forwarded header may be sent: connection and framing ones are the transport's."""
+    lower = name.lower()
+    return lower not in _FRAMING and not lower.startswith("proxy-")
 
 
 def parse_bool(value: str, field: str) -> bool:
@@ -334,7 +345,7 @@ def _parse_callback(
     forwarded = {
         canonical(n[len(forward) :]): v
         for n, v in headers.values.items()
-        if n.startswith(forward) and len(n) > len(forward)
+        if n.startswith(forward) and len(n) > len(forward) and on_the_wire(n[len(forward) :])
     }
     # The options are checked even without the URL: a malformed value is refused, not ignored.
     method = (headers.get(prefix + "-method") or "POST").strip().upper()
@@ -361,12 +372,23 @@ def _parse_callback(
 
 def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
+    own_type: list[str] = []
     for name, values in headers.values.items():
         if name.startswith(H.FORWARD):
-            if len(name) > len(H.FORWARD):
+            if len(name) > len(H.FORWARD) and on_the_wire(name[len(H.FORWARD) :]):
                 out.setdefault(canonical(name[len(H.FORWARD) :]), []).extend(values)
         elif name == H.CONTENT_TYPE:
-            out["Content-Type"] = values[:1]
-        elif forward_all and not name.startswith("upstash-") and name not in _HOP_BY_HOP:
+            own_type = values[:1]
+        elif (
+            forward_all
+            and not name.startswith("upstash-")
+            and name not in _NOT_FORWARDED_ALL
+            and on_the_wire(name)
+        ):
             out.setdefault(canonical(name), []).extend(values)
+    # One Content-Type: a forwarded one wins over the publish request's own.
+    if "Content-Type" in out:
+        out["Content-Type"] = out["Content-Type"][:1]
+    elif own_type:
+        out["Content-Type"] = own_type
     return out

@@ -19,7 +19,7 @@ def new_id(prefix: str, length: int = 22) -> str:
 
 
 class State:
-    """Log states (§9.2). ``CANCELED`` is the spelling every SDK parses (decisions #1)."""
+    """Log states (docs/behaviour.md#logs): ``CANCELED`` is the spelling every SDK parses."""
 
     CREATED = "CREATED"
     ACTIVE = "ACTIVE"

@@ -1,4 +1,4 @@
-"""Queues (qstash-api.md §4.2, §9.4): strict FIFO per queue, at most ``parallelism`` active.
+"""Queues (docs/behaviour.md#queues): strict FIFO per queue, at most ``parallelism`` active.
 
 A queue message is stored parked (off the due list). The queue decides when it goes:
 
@@ -57,6 +57,8 @@ class Queues:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_in: asyncio.AbstractEventLoop | None = None
         self._recovering = False
+        # Hear a queue paused or resumed: (user, queue, paused).
+        self.pause_listeners: list[Callable[[str, str, bool], None]] = []
 
     # Keys ----------------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class Queues:
     async def check_enqueue(self, user: str, queue: str) -> None:
         """Before an enqueue: 412 when the queue is missing and no more may be created.
 
-        The queue itself is created (parallelism 1, decisions #13) by ``accept``, once a
+        The queue itself is created (parallelism 1, docs/behaviour.md#queues) by ``accept``, once a
         message is actually stored for it.
         """
         validate_name(queue, "queueName")
@@ -171,6 +173,8 @@ class Queues:
             if config["paused"] != paused:
                 config.update(paused=paused, updatedAt=self.clock.now_ms())
                 await self.store.redis.hset(self._configs(user), queue, _json.dumps(config))
+                for listener in self.pause_listeners:
+                    listener(user, queue, paused)
             await self._pump(user, queue)
 
     async def delete(self, user: str, queue: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Plan limits (qstash-api.md §11, §12): 412 for resource counts, 429 for the daily message quota.
+"""Plan limits (docs/behaviour.md#quotas): 412 for resource counts, 429 for the daily message quota.
 
 Every quota check lives here so the numbers come from one table (``_config.QUOTAS``) and the
 errors always carry the headers the official SDKs read to pick their exception class:

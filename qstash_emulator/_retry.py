@@ -1,4 +1,4 @@
-"""When a failed delivery is tried again (qstash-api.md §7), and why."""
+"""When a failed delivery is tried again (docs/behaviour.md#retries), and why."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ _DAY_MS = 86_400_000
 
 
 def default_backoff_ms(retry_number: int) -> int:
-    """QStash's default: ``min(1 day, e^(2.5 k))`` seconds before retry ``k`` (decisions #6)."""
+    """QStash's default: ``min(1 day, e^(2.5 k))`` seconds before retry ``k``.
+
+    The rules: docs/behaviour.md#retries.
+    """
     return int(min(86_400.0, math.exp(2.5 * retry_number)) * 1_000)
 
 

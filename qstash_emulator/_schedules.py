@@ -1,4 +1,4 @@
-"""Schedules (qstash-api.md §9.3): publishes repeated on a cron, fired on the emulator's clock.
+"""Schedules: publishes repeated on a cron, fired on the emulator's clock.
 
 Each run goes through ``Publisher.publish`` with the schedule's id, so it is logged, signed,
 retried and delivered with ``Upstash-Schedule-Id`` like any message; deduplication and
@@ -12,6 +12,8 @@ identical runs is never what a test wants.
 What is stored: ``schedule:{id}`` hash (r = JSON record, b = body) and ``schedules`` zset
 (id -> createdAt) per user; ``schedule-due`` (a global index like ``due``) maps
 ``user NUL id`` to the next run time of every schedule that is not paused.
+
+The rules: docs/behaviour.md#schedules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``Upstash-Signature``: the JWT every delivery carries (qstash-api.md §8, decisions #18)."""
+"""``Upstash-Signature``: the JWT every delivery carries (docs/behaviour.md#signing)."""
 
 from __future__ import annotations
 

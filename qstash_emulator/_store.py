@@ -64,6 +64,8 @@ class Store:
         self._fresh: dict[str, Message] = {}
         self._sweep_expired = sweep_expired
         self._sweeper: asyncio.Task[None] | None = None
+        # Hear every log row as it is written (the dashboard's live stream); rows carry _user.
+        self.row_listeners: list[Callable[[list[Row]], None]] = []
 
     @classmethod
     def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
@@ -349,6 +351,10 @@ class Store:
     # Logs ---------------------------------------------------------------------------------
 
     def _encode_rows(self, rows: Iterable[Row]) -> list[tuple[str, bytes]]:
+        if self.row_listeners:
+            rows = list(rows)
+            for listener in self.row_listeners:
+                listener(rows)
         return [
             (
                 self.key(row["_user"], "logs"),

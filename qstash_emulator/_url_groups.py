@@ -1,4 +1,4 @@
-"""URL groups ("topics", qstash-api.md §9.5): named sets of endpoints a publish fans out to.
+"""URL groups ("topics"): named sets of endpoints a publish fans out to.
 
 Stored per user in one hash, ``groups``: group name -> JSON
 ``{"createdAt", "updatedAt", "endpoints": [{"url", "name"?}], "headers": {Name: [values]}}``.
@@ -7,6 +7,8 @@ Default headers (``PATCH /v2/topics/{name}``) are publish-family headers: ``Upst
 configure the message (``Upstash-Retries``, ``Upstash-Header-Forward`` ...), any other name is
 sent to the endpoints as if it had been given as ``Upstash-Forward-<Name>``. They are merged
 into a publish's own headers before validation, and the publish's own headers win.
+
+The rules: docs/behaviour.md#url-groups.
 """
 
 from __future__ import annotations

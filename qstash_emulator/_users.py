@@ -30,7 +30,8 @@ def make_token(user_id: str, password: str | None = None) -> str:
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
-# The official dev server's users (decisions.md #19), so code written for it works unchanged.
+# The official dev server's users, so code written for it works unchanged
+# (docs/behaviour.md#dev-server).
 DEFAULT_USERS = (
     User(
         "defaultUser",

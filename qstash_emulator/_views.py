@@ -69,7 +69,10 @@ def _optional(msg: Message) -> dict[str, Any]:
 
 
 def message_view(msg: Message) -> dict[str, Any]:
-    """``GET /v2/messages/{id}`` (§4.4): the keys the Python SDK indexes are always there."""
+    """``GET /v2/messages/{id}``: the keys the Python SDK indexes are always there.
+
+    The rules: docs/behaviour.md#messages.
+    """
     view: dict[str, Any] = {
         "messageId": msg.id,
         "url": msg.url,
@@ -87,7 +90,7 @@ def message_view(msg: Message) -> dict[str, Any]:
 
 
 def dlq_view(msg: Message, dlq_id: str, response: dict[str, Any]) -> dict[str, Any]:
-    """A DLQ entry (§7.6): the message plus the last response."""
+    """A DLQ entry (docs/behaviour.md#dead-letters): the message plus the last response."""
     view = message_view(msg)
     view["dlqId"] = dlq_id
     view["responseStatus"] = response.get("status", 0)
@@ -100,7 +103,7 @@ def dlq_view(msg: Message, dlq_id: str, response: dict[str, Any]) -> dict[str, A
 
 
 def log_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, Any]:
-    """One log entry (§9.2), with both spellings the SDKs and docs disagree on (decisions #3)."""
+    """One log entry, with both spellings where SDKs and docs differ (docs/behaviour.md#logs)."""
     row: dict[str, Any] = {
         "time": time_ms,
         "messageId": msg.id,
@@ -131,7 +134,7 @@ def log_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, A
 
 
 def callback_payload(msg: Message, response: dict[str, Any], dlq_id: str | None) -> dict[str, Any]:
-    """The JSON body a callback or failure callback receives (§10, decisions #10)."""
+    """The JSON body a callback or failure callback receives (docs/behaviour.md#callbacks)."""
     payload: dict[str, Any] = {
         "status": response.get("status", 0),
         "header": response.get("header", {}),

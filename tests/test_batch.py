@@ -1,4 +1,7 @@
-"""``POST /v2/batch`` through the official SDK and raw HTTP (§4.3, decisions #16)."""
+"""``POST /v2/batch`` through the official SDK and raw HTTP.
+
+The rules: docs/behaviour.md#publish-responses.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delivery, retries and their timing, callbacks and dead letters (§6, §7, §10)."""
+"""Delivery, retries and their timing, callbacks and dead letters (docs/behaviour.md#retries)."""
 
 from __future__ import annotations
 

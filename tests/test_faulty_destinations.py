@@ -1,10 +1,12 @@
-"""Destinations, callbacks and failure callbacks that misbehave: every case ends as §7 says.
+"""Destinations, callbacks and failure callbacks that misbehave: every case ends as the rules say.
 
 A refused connection, a reset before or in the middle of a response, silence past the
 timeout, a 5xx, a body that trickles in, a response that is not HTTP, redirects (followed,
 and a loop), and a name that never resolves. Each raw misbehaviour is a real TCP listener on
 127.0.0.1; ``.invalid`` names are refused by the resolver as RFC 6761 asks, so no lookup
 leaves the machine.
+
+The rules: docs/behaviour.md#retries.
 """
 
 from __future__ import annotations

@@ -69,3 +69,20 @@ def test_delay_beyond_plan_is_400() -> None:
     with pytest.raises(BadRequest, match="Upstash-Delay"):
         parse_publish([("Upstash-Delay", "8d")], Settings(quota="free"))
     assert parse_publish([("Upstash-Delay", "8d")], Settings()).delay_ms == 8 * 86_400_000
+
+
+def test_one_content_type_and_no_framing_headers() -> None:
+    opts = parse_publish(
+        [
+            ("content-type", "application/json"),
+            ("upstash-forward-content-type", "text/plain"),
+            ("upstash-forward-content-length", "3"),
+            ("upstash-forward-host", "x"),
+            ("upstash-forward-proxy-authorization", "p"),
+            ("upstash-forward-x-a", "a"),
+        ],
+        Settings(),
+    )
+    assert opts.header == {"Content-Type": ["text/plain"], "X-A": ["a"]}
+    own = parse_publish([("content-type", "application/json")], Settings())
+    assert own.header == {"Content-Type": ["application/json"]}

@@ -1,4 +1,4 @@
-"""The official JS SDK (@upstash/qstash) against the emulator: tests/js/contract.mjs (§14)."""
+"""The official JS SDK (@upstash/qstash) against the emulator: tests/js/contract.mjs."""
 
 from __future__ import annotations
 

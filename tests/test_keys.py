@@ -1,4 +1,7 @@
-"""``/v2/keys``: the dev keys, rotation, and deliveries signed with the rotated key (§9.7)."""
+"""``/v2/keys``: the dev keys, rotation, and deliveries signed with the rotated key.
+
+The rules: docs/behaviour.md#keys.
+"""
 
 from __future__ import annotations
 

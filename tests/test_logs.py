@@ -1,4 +1,4 @@
-"""``/v2/events`` and ``/v2/logs``: states, filters, cursor and order (§9.2)."""
+"""``/v2/events`` and ``/v2/logs``: states, filters, cursor and order (docs/behaviour.md#logs)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
-"""Publishing through the official Python SDK, and what the destination receives (§4.1, §5, §6)."""
+"""Publishing through the official Python SDK, and what the destination receives.
+
+The rules: docs/behaviour.md#delivery.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import httpx
 import jwt
@@ -217,3 +221,80 @@ def test_strict_destinations_refuse_loopback_like_production() -> None:
             headers={**auth, "Upstash-Callback": "http://localhost:1/cb", "Upstash-Delay": "1d"},
         )
         assert r.status_code == 400 and "Upstash-Callback" in r.json()["error"]
+
+
+def test_forwarded_framing_headers_never_reach_the_wire(
+    emulator: Emulator, destination: Destination
+) -> None:
+    # Clients that re-forward every header they received (the Workflow SDKs) send these.
+    body = b'{"a": 1, "padding": "0123456789"}'
+    url = f"{destination.url}/framing"
+    r = httpx.post(
+        f"{emulator.url}/v2/publish/{url}",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {emulator.token}",
+            "Content-Type": "application/json",
+            "Upstash-Forward-Content-Type": "text/plain",
+            "Upstash-Forward-Content-Length": "3",
+            "Upstash-Forward-Host": "elsewhere.example",
+            "Upstash-Forward-Connection": "close",
+            "Upstash-Forward-Transfer-Encoding": "chunked",
+            "Upstash-Forward-Keep-Alive": "timeout=5",
+            "Upstash-Forward-Upgrade": "websocket",
+            "Upstash-Forward-Te": "trailers",
+            "Upstash-Forward-Trailer": "X-Sum",
+            "Upstash-Forward-Proxy-Authorization": "Basic eA==",
+            "Upstash-Forward-Upstash-Signature": "forged",
+            "Upstash-Forward-X-Kept": "k",
+        },
+    )
+    assert r.status_code == 200, r.text
+    (got,) = destination.wait(1)
+    assert got.body == body
+    assert got.headers["content-length"] == str(len(body))
+    assert got.headers["host"] == f"127.0.0.1:{destination.port}"
+    assert got.headers["content-type"] == "text/plain"
+    assert got.headers["x-kept"] == "k"
+    assert got.headers.get("connection") != "close"
+    assert not {"transfer-encoding", "keep-alive", "upgrade", "te", "trailer"} & set(got.headers)
+    assert "proxy-authorization" not in got.headers
+    receiver = Receiver(emulator.current_signing_key, emulator.next_signing_key)
+    receiver.verify(signature=got.headers["upstash-signature"], body=got.text, url=url)
+    message = httpx.get(
+        f"{emulator.url}/v2/messages/{r.json()['messageId']}",
+        headers={"Authorization": f"Bearer {emulator.token}"},
+    )
+    assert message.status_code == 200, message.text
+    header = message.json()["header"]
+    assert header["Content-Type"] == ["text/plain"]
+    assert not {"Content-Length", "Host", "Connection", "Proxy-Authorization"} & set(header)
+
+
+def test_callback_and_forward_all_skip_framing_headers(
+    emulator: Emulator, destination: Destination
+) -> None:
+    r = httpx.post(
+        f"{emulator.url}/v2/publish/{destination.url}/hf-framing",
+        content=b"twelve bytes",
+        headers={
+            "Authorization": f"Bearer {emulator.token}",
+            "Upstash-Header-Forward": "true",
+            "Proxy-Connection": "keep-alive",
+            "X-Webhook": "w",
+            "Upstash-Callback": f"{destination.url}/cb-framing",
+            "Upstash-Callback-Forward-Content-Length": "2",
+            "Upstash-Callback-Forward-Host": "elsewhere.example",
+            "Upstash-Callback-Forward-X-Cb": "c",
+        },
+    )
+    assert r.status_code == 200, r.text
+    (got,) = destination.wait(1, "/hf-framing")
+    assert got.body == b"twelve bytes" and got.headers["content-length"] == "12"
+    assert got.headers["x-webhook"] == "w"
+    assert "proxy-connection" not in got.headers
+    (callback,) = destination.wait(1, "/cb-framing")
+    assert callback.headers["x-cb"] == "c"
+    assert callback.headers["host"] == f"127.0.0.1:{destination.port}"
+    assert callback.headers["content-length"] == str(len(callback.body))
+    assert json.loads(callback.body)["status"] == 200

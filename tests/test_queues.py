@@ -1,4 +1,7 @@
-"""Queues and enqueue through the official SDK: FIFO, parallelism, pause (§4.2, §9.4)."""
+"""Queues and enqueue through the official SDK: FIFO, parallelism, pause.
+
+The rules: docs/behaviour.md#queues.
+"""
 
 from __future__ import annotations
 

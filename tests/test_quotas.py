@@ -1,4 +1,7 @@
-"""Plan limits (§11, §12): 412 for counts and parallelism, 429 for the daily message quota."""
+"""Plan limits: 412 for counts and parallelism, 429 for the daily message quota.
+
+The rules: docs/behaviour.md#quotas.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Schedules through the official SDK: shapes, overwrite, pause/resume, runs on the clock (§9.3)."""
+"""Schedules through the official SDK: shapes, overwrite, pause/resume, runs on the clock.
+
+The rules: docs/behaviour.md#schedules.
+"""
 
 from __future__ import annotations
 

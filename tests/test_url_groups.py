@@ -1,4 +1,7 @@
-"""URL groups through the official SDK: endpoints, fan-out, default headers (§9.5, §4.1)."""
+"""URL groups through the official SDK: endpoints, fan-out, default headers.
+
+The rules: docs/behaviour.md#url-groups.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""``POST /v2/batch`` (§4.3, decisions #16): many publishes and enqueues in one call.
+"""``POST /v2/batch``: many publishes and enqueues in one call.
 
 Each entry is handled like its own publish or enqueue. A failed entry gets ``{"error": ...}``
 in its slot and the others still go; only a body that is not a JSON array fails the call.
+
+The rules: docs/behaviour.md#publish-responses.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``/v2/flowControl`` and ``/v2/globalParallelism``: inspect and steer flow-control keys (§9.6)."""
+"""``/v2/flowControl`` and ``/v2/globalParallelism``: inspect and steer flow-control keys.
+
+The rules: docs/behaviour.md#flow-control.
+"""
 
 from __future__ import annotations
 
@@ -128,7 +131,7 @@ routes = [
     Route("/v2/flowControl/{key:path}/pin", pin, methods=["POST"]),
     Route("/v2/flowControl/{key:path}/unpin", unpin, methods=["POST"]),
     Route("/v2/flowControl/{key:path}/resetRate", reset_rate, methods=["POST"]),
-    # The Feb 2026 changelog names it /reset (decisions #14).
+    # A 2026 changelog names it /reset (docs/behaviour.md#flow-control).
     Route("/v2/flowControl/{key:path}/reset", reset_rate, methods=["POST"]),
     Route("/v2/flowControl/{key:path}", get_key, methods=["GET"]),
 ]

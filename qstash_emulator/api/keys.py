@@ -1,4 +1,4 @@
-"""``/v2/keys``: the signing keys, and their rotation (§9.7)."""
+"""``/v2/keys``: the signing keys, and their rotation (docs/behaviour.md#keys)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``GET /v2/logs`` and ``GET /v2/events``: one handler, both keys (decisions #2)."""
+"""``GET /v2/logs`` and ``GET /v2/events``: one handler, both keys (docs/behaviour.md#logs)."""
 
 from __future__ import annotations
 

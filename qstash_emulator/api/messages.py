@@ -1,4 +1,4 @@
-"""``/v2/messages``: read and cancel pending messages (§4.4-4.6)."""
+"""``/v2/messages``: read and cancel pending messages (docs/behaviour.md#messages)."""
 
 from __future__ import annotations
 

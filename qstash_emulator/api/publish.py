@@ -1,4 +1,4 @@
-"""``POST /v2/publish/{destination}`` (§4.1)."""
+"""``POST /v2/publish/{destination}`` (docs/behaviour.md#publish-responses)."""
 
 from __future__ import annotations
 

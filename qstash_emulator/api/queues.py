@@ -1,4 +1,4 @@
-"""``/v2/queues`` (§9.4) and ``POST /v2/enqueue/{queue}/{destination}`` (§4.2)."""
+"""``/v2/queues`` and ``POST /v2/enqueue/{queue}/{destination}`` (docs/behaviour.md#queues)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``/v2/schedules``: create (or replace), read, delete, pause and resume schedules (§9.3)."""
+"""``/v2/schedules``: create (or replace), read, delete, pause and resume schedules.
+
+The rules: docs/behaviour.md#schedules.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ def _schedules(request: Request) -> Schedules:
 
 
 def schedule_view(sched: Schedule, default_retries: int) -> dict[str, Any]:
-    """The Schedule JSON (§9.3): keys the Python SDK indexes are always present."""
+    """The Schedule JSON: keys the Python SDK indexes are always present."""
     opts = sched.opts
     view: dict[str, Any] = {
         "scheduleId": sched.id,

@@ -1,4 +1,4 @@
-"""``/v2/topics``: URL groups and their endpoints (qstash-api.md §9.5)."""
+"""``/v2/topics``: URL groups and their endpoints (docs/behaviour.md#url-groups)."""
 
 from __future__ import annotations
 
