@@ -57,8 +57,6 @@ class Router:
         self._rewrites: list[tuple[str, str]] = []
         self._threads = AppThreads()
         self.responders: list[Responder] = []
-        # A synchronous stand-in for every destination (the load and fuzz tests use it).
-        self.interceptor: Callable[[str, str], Response | DeliveryError | None] | None = None
         # When set, a delivery to a host that is neither loopback, mounted nor rewritten fails
         # at once with the text this returns for its URL, instead of using the network.
         self.offline: Callable[[str], str] | None = None
@@ -81,7 +79,6 @@ class Router:
     def clear(self) -> None:
         self._mounts.clear()
         self._rewrites.clear()
-        self.interceptor = None
 
     def resolve(self, url: str) -> str:
         """Where a request for ``url`` is sent, after rewriting."""
@@ -109,12 +106,6 @@ class Router:
 
     async def _send_once(self, hop: Hop, timeout_s: float) -> Response:
         method, url, headers, body = hop.method, hop.url, hop.headers, hop.body
-        if self.interceptor is not None:
-            scripted = self.interceptor(method, url)
-            if isinstance(scripted, DeliveryError):
-                raise scripted
-            if scripted is not None:
-                return scripted
         for responder in self.responders:
             answer = await responder.respond(method, url, headers, body, timeout_s)
             if answer is not None:
