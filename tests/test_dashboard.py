@@ -12,6 +12,7 @@ import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator, Settings
 from qstash_emulator._app import create_app
+from qstash_emulator._models import Message
 from qstash_emulator._runtime import Runtime
 from qstash_emulator.dashboard._guard import host_allowed
 
@@ -202,20 +203,7 @@ def test_attempts_say_whether_the_signature_verifies(
 def test_messages_page_with_total_and_counts_over_10000(
     server: Emulator, http: httpx.Client
 ) -> None:
-    async def fill() -> None:
-        from qstash_emulator._models import Message
-
-        now = server.runtime.clock.now_ms()
-        batch = [
-            Message(f"msg_{n:05d}", "defaultUser", "http://127.0.0.1:9/x", now, now + 3_600_000, 3)
-            for n in range(10_000)
-        ]
-        for msg in batch:
-            msg.due = msg.not_before
-        await server.runtime.store.add(batch, [])
-
-    assert server._loop is not None
-    asyncio.run_coroutine_threadsafe(fill(), server._loop).result(30)
+    server.call(add_delayed(server, 10_000))
     r = http.get("/_emulator/messages", params={"count": 50, "offset": 9_980}, headers=AUTH)
     body = r.json()
     assert body["total"] == 10_000
@@ -236,3 +224,17 @@ def test_messages_page_with_total_and_counts_over_10000(
     assert (r["messages"], r["total"]) == ([], 0)
     bad = http.get("/_emulator/messages", params={"count": 0}, headers=AUTH)
     assert bad.status_code == 400 and "count" in bad.json()["error"]
+
+
+async def add_delayed(emulator: Emulator, count: int) -> None:
+    """``count`` messages an hour away, stored at once (publishing them would take longer
+    than looking at them)."""
+    now = emulator.runtime.clock.now_ms()
+    messages = []
+    for n in range(count):
+        msg = Message(
+            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
+        )
+        msg.due = msg.not_before
+        messages.append(msg)
+    await emulator.runtime.store.add(messages, [])

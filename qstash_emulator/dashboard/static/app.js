@@ -293,13 +293,17 @@ function refreshSoon(detailToo = false) {
       state.dirty = false;
       const detail = state.detailDirty;
       state.detailDirty = false;
+      const started = performance.now();
       try {
         await show(state.view, true);
         if (detail && state.detail) await openDetail(state.detail.kind, state.detail.id, true);
       } catch (error) {
         toast(error.message, true);
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      // A view that is costly to build (10,000 messages) is rebuilt less often, so that
+      // watching never takes more than about a fifth of the server's time.
+      const took = performance.now() - started;
+      await new Promise((r) => setTimeout(r, Math.max(1000, 5 * took)));
     }
     state.refreshing = false;
   }, 150);
@@ -628,9 +632,14 @@ function messageActions(id, msgState) {
 }
 
 function dlqActions(dlqId) {
+  // Both end the entry: its detail closes rather than ask for what is gone.
+  const done = (label, method, path) => () => {
+    if (state.detail && state.detail.id === dlqId) closeDetail();
+    act(label, () => api(method, path));
+  };
   return [
-    h("button", { "data-action": "retry", onclick: () => act("Retried", () => api("POST", `/v2/dlq/retry/${dlqId}`)) }, "Retry"),
-    h("button", { class: "danger", "data-action": "delete", onclick: () => act("Deleted", () => api("DELETE", `/v2/dlq/${dlqId}`)) }, "Delete"),
+    h("button", { "data-action": "retry", onclick: done("Retried", "POST", `/v2/dlq/retry/${dlqId}`) }, "Retry"),
+    h("button", { class: "danger", "data-action": "delete", onclick: done("Deleted", "DELETE", `/v2/dlq/${dlqId}`) }, "Delete"),
   ];
 }
 
@@ -652,7 +661,7 @@ function publishForm() {
     field("Send to", h("div", { class: "row" }, kind, queue)),
     field("Destination", h("input", { id: "p-destination", name: "destination", required: true, placeholder: "http://127.0.0.1:3000/api/job or a URL group name" })),
     field("Method", h("select", { id: "p-method", name: "method" }, ["POST", "PUT", "PATCH", "GET", "DELETE"].map((m) => h("option", {}, m)))),
-    field("Headers", h("textarea", { id: "p-headers", name: "headers", placeholder: "Content-Type: application/json\nX-Custom: value" })),
+    field("Headers", h("textarea", { id: "p-headers", name: "headers", placeholder: "Content-Type: application/json\nX-Custom: value (forwarded to the destination)" })),
     field("Body", h("textarea", { id: "p-body", name: "body", placeholder: '{"hello": "world"}' })),
     field("Delay", h("input", { id: "p-delay", name: "delay", placeholder: "e.g. 10s, 5m (empty: now)" })),
     field("Retries", h("input", { id: "p-retries", name: "retries", type: "number", min: "0", placeholder: "default" })),
@@ -669,7 +678,12 @@ async function send(form) {
   const headers = {};
   for (const line of f.headers.split("\n")) {
     const at = line.indexOf(":");
-    if (at > 0) headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    if (at <= 0) continue;
+    // As the SDKs do: Upstash-* are options, Content-Type goes as is, the rest is forwarded.
+    const name = line.slice(0, at).trim();
+    const lower = name.toLowerCase();
+    const wire = lower.startsWith("upstash-") || lower === "content-type" ? name : `Upstash-Forward-${name}`;
+    headers[wire] = line.slice(at + 1).trim();
   }
   if (f.method) headers["Upstash-Method"] = f.method;
   if (f.delay) headers["Upstash-Delay"] = f.delay;
@@ -829,5 +843,19 @@ async function dlqDetail(dlqId) {
     bodyOf(m),
   ];
 }
+
+// A link or the address bar naming another view or user (#view=...&user=...).
+window.addEventListener("hashchange", () => {
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  const user = state.users && state.users.find((u) => u.userId === wanted.get("user"));
+  const view = VIEWS.some(([v]) => v === wanted.get("view")) ? wanted.get("view") : state.view;
+  state.view = view;
+  if (user && user.userId !== state.userId) {
+    $("#user").value = user.userId;
+    chooseUser(user.userId);
+  } else {
+    show(view);
+  }
+});
 
 start().catch((error) => toast(`Could not start: ${error.message}`, true));
