@@ -112,33 +112,26 @@ def _startup(kind: str) -> float:
         took = time.perf_counter() - _T0
         emulator.stop()
         return took
-    import asyncio
-    import socket
-    import threading
+    import importlib.util
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
+    # The emulator's own server helper, loaded by path: importing it through the package
+    # would import the whole emulator into the bare baseline.
+    path = Path(__file__).parent.parent / "qstash_emulator" / "_serving.py"
+    spec = importlib.util.spec_from_file_location("_serving", path)
+    assert spec is not None and spec.loader is not None
+    serving = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serving)
+
     async def ok(_: object) -> Response:
         return Response(b"ok")
 
-    app = Starlette(routes=[Route("/", ok)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(
-        target=lambda: asyncio.new_event_loop().run_until_complete(server.serve(sockets=[sock])),
-        daemon=True,
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.001)
+    server = serving.ThreadedServer(Starlette(routes=[Route("/", ok)]), lifespan="on").start()
     took = time.perf_counter() - _T0
-    server.should_exit = True
-    thread.join(5)
+    server.stop(5)
     return took
 
 

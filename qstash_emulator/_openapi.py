@@ -16,9 +16,10 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from ._headers import H, canonical
+from .api._filters import FILTER_NAMES
 from .api.openapi import OPENAPI_PATH
 
-__all__ = ["OPENAPI_PATH", "Op", "build_document", "operation_key"]
+__all__ = ["OPENAPI_PATH", "Op", "accepted_query", "build_document", "operation_key"]
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _NAME = re.compile(r"\{(\w+)\}")
@@ -33,7 +34,7 @@ class Op:
     """What one operation takes and answers, beyond its path and method."""
 
     summary: str
-    query: tuple[str, ...] = ()  # names in _QUERY
+    query: tuple[str, ...] = ()  # names in _QUERY; the only ones the route accepts
     body: dict[str, Any] | None = None  # JSON schema of a JSON body
     publish: bool = False  # takes the publish headers and any body
     schedule: bool = False  # ... plus the schedule-only headers
@@ -74,22 +75,9 @@ _SCHEDULE_HEADERS: dict[str, tuple[str, str]] = {
     H.QUEUE_NAME: ("publish each run through this queue", "jobs"),
 }
 
-_FILTERS = (
-    "url",
-    "topicName",
-    "queueName",
-    "scheduleId",
-    "label",
-    "callerIp",
-    "flowControlKey",
-    "messageId",
-    "endpointName",
-    "state",
-    "responseStatus",
-    "fromDate",
-    "toDate",
-)
+_FILTERS = FILTER_NAMES
 _QUERY: dict[str, tuple[dict[str, Any], str]] = {
+    **{name: (_STR, "filter; repeated or comma-separated values") for name in _FILTERS},
     "cursor": (_STR, "where the previous page ended"),
     "count": ({"type": "integer", "minimum": 1}, "page size"),
     "order": ({"enum": ["latestFirst", "earliestFirst"]}, "newest (default) or oldest first"),
@@ -104,7 +92,6 @@ _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "parallelism": (_STR, "pin: an integer; unpin: true or false"),
     "rate": (_STR, "pin: an integer; unpin: true or false"),
     "period": ({"type": "integer", "minimum": 1}, "rate period in seconds"),
-    **{name: (_STR, "filter; repeated or comma-separated values") for name in _FILTERS[:10]},
 }
 
 _MESSAGE_ID = {"type": "object", "properties": {"messageId": _STR, "url": _STR}}
@@ -176,7 +163,9 @@ _OPS: dict[tuple[str, str], Op] = {
     ("GET", "/v2/messages/{messageId}"): Op("A message that is not yet final"),
     ("DELETE", "/v2/messages/{messageId}"): Op("Cancel one message"),
     ("DELETE", "/v2/messages"): Op(
-        "Cancel messages by id or filter", query=("messageIds", "count", *_FILTERS), body=_IDS
+        "Cancel messages by id or filter",
+        query=("messageIds", "count", *_FILTERS, "host", "path"),
+        body=_IDS,
     ),
     ("GET", "/v2/logs"): Op("Log rows, one per state change", query=(*_LISTING, "host", "path")),
     ("GET", "/v2/events"): Op(
@@ -258,6 +247,21 @@ def operation_key(route: Route, method: str) -> tuple[str, str]:
     return method, _PARAM.sub(r"{\1}", route.path)
 
 
+def accepted_query(routes: Iterable[BaseRoute]) -> dict[tuple[Any, str], frozenset[str] | None]:
+    """The query names each (endpoint, method) accepts; None for a publish, whose query is
+    the destination's own. Endpoints not in the table are not listed."""
+    accepted: dict[tuple[Any, str], frozenset[str] | None] = {}
+    for route in routes:
+        if not isinstance(route, Route) or route.methods is None:
+            continue
+        for method in route.methods:
+            op = _OPS.get(operation_key(route, "GET" if method == "HEAD" else method))
+            if op is not None:
+                names = None if op.publish else frozenset(op.query) | {"qstash_token"}
+                accepted[(route.endpoint, method)] = names
+    return accepted
+
+
 def _header(name: str, description: str, example: str) -> dict[str, Any]:
     return {
         "name": canonical(name),
@@ -285,7 +289,7 @@ def _operation(op: Op, path_params: list[str], operation_id: str) -> dict[str, A
         {"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
         for p in path_params
     ]
-    for name in op.query:
+    for name in dict.fromkeys(op.query):
         schema, description = _QUERY.get(name, (_STR, ""))
         params.append(
             {"name": name, "in": "query", "required": False, "schema": schema}

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-import uvicorn
 from qstash import QStash
 from starlette.requests import Request
 from starlette.responses import Response
 
 from qstash_emulator import Emulator, VirtualClock
+from qstash_emulator._serving import ThreadedServer
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Load and crash runs stay out of the default run; ``-m slow`` (CI's own step) runs them."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a load or crash run: python -m pytest -m slow")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 @dataclass
@@ -44,20 +53,11 @@ class Destination:
         self.received: list[Received] = []
         self.scripts: dict[str, list[Reply | Callable[[], Reply]]] = {}
         self._cond = threading.Condition()
-        # IPPROTO_TCP so asyncio sets TCP_NODELAY (else ~40 ms per delivery, see Emulator).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
+        self._server = ThreadedServer(
+            self._app, name="destination", log_level="error", interface="asgi3"
+        ).start()
+        self.port = self._server.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self._app, log_level="error", lifespan="off", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.001)
 
     async def _app(self, scope, receive, send):  # type: ignore[no-untyped-def]
         request = Request(scope, receive)
@@ -105,8 +105,7 @@ class Destination:
             self.scripts.clear()
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
+        self._server.stop(5)
 
 
 @pytest.fixture(scope="session")

@@ -654,3 +654,43 @@ def test_retry_delay_that_overflows_or_fails_later_never_wedges_the_message(
     delay = latest["nextDeliveryTime"] - latest["time"]
     assert 1_000 <= delay <= 100 * 365 * 86_400_000
     assert http.delete(f"/v2/messages/{message_id}").json() == {"cancelled": 1}
+
+
+def _every_operation() -> list[tuple[str, str]]:
+    from starlette.routing import Route
+
+    from qstash_emulator._openapi import _OPS, operation_key
+    from qstash_emulator.api import all_routes
+
+    ops = []
+    for route in all_routes():
+        if isinstance(route, Route) and route.methods:
+            for method in sorted(route.methods - {"HEAD"}):
+                key = operation_key(route, method)
+                if not _OPS[key].publish:  # a publish's query is its destination's own
+                    ops.append(key)
+    return ops
+
+
+@pytest.mark.parametrize(("method", "template"), _every_operation())
+def test_unknown_query_parameter_is_400_naming_it(
+    http: httpx.Client, method: str, template: str
+) -> None:
+    keys = http.get("/v2/keys").json()
+    path = template.replace("{dlqId}", "1-0").replace("{key}", "k")
+    path = path.replace("{", "").replace("}", "")  # any other parameter: its own name
+    r = http.request(method, path + "?labeel=x&count=1")
+    assert r.status_code == 400, r.text
+    assert "'labeel'" in error_of(r)
+    assert http.get("/v2/keys").json() == keys  # a rotate, say, did not happen
+
+
+def test_known_query_parameters_and_the_token_are_accepted(small: Emulator) -> None:
+    with httpx.Client(base_url=small.url) as plain:
+        r = plain.get("/v2/logs", params={"qstash_token": small.token, "count": 1, "host": "a"})
+        assert r.status_code == 200, r.text
+        r = plain.get("/v2/dlq", params={"qstash_token": small.token, "host": "a"})
+        assert r.status_code == 400 and "'host'" in error_of(r)
+        # A publish's query string belongs to its destination.
+        r = plain.post(f"{P}?labeel=x", params={"qstash_token": small.token})
+        assert r.status_code == 200, r.text

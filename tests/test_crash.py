@@ -121,6 +121,7 @@ def _successes(destination: Destination) -> dict[str, list[Received]]:
     return got
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_random_sigkills_lose_nothing(redis_url: str, destination: Destination) -> None:
     import redis

@@ -117,3 +117,19 @@ def test_retry_one_with_override_and_bulk(
     assert len(destination.received) - before == 3
     missing = httpx.post(f"{virtual.url}/v2/dlq/retry/1-0", headers=_auth(virtual))
     assert missing.status_code == 404
+
+
+def test_a_mistyped_filter_changes_nothing(
+    vclient: QStash, virtual: Emulator, dead: list[str], destination: Destination
+) -> None:
+    before = sorted(m.dlq_id for m in vclient.dlq.list().messages)
+    delivered = len(destination.received)
+    for method, path in [("DELETE", "/v2/dlq"), ("POST", "/v2/dlq/retry")]:
+        r = httpx.request(
+            method, f"{virtual.url}{path}?labeel=l1&count=100", headers=_auth(virtual)
+        )
+        assert r.status_code == 400, r.text
+        assert "'labeel'" in r.json()["error"]
+    virtual.run_until_idle()
+    assert sorted(m.dlq_id for m in vclient.dlq.list().messages) == before
+    assert len(destination.received) == delivered

@@ -6,18 +6,17 @@ The rules: docs/behaviour.md#flow-control.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from qstash import QStash
 from qstash.errors import QStashError
 
 from qstash_emulator import Emulator, VirtualClock
+from qstash_emulator._serving import ThreadedServer
 
 from .conftest import Destination, sdk, wait_until
 
@@ -30,26 +29,11 @@ class Holder:
         self.active = 0
         self.peak = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._gates: list[asyncio.Event] = []
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self._app, log_level="error", lifespan="off", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.001)
-
-    def _run(self, sock: socket.socket) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._server.serve(sockets=[sock]))
-        finally:
-            self._loop.close()
-            sock.close()
+        self._server = ThreadedServer(
+            self._app, name="holder", log_level="error", interface="asgi3"
+        ).start()
+        self.url = f"http://127.0.0.1:{self._server.port}"
 
     async def _app(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -71,14 +55,14 @@ class Holder:
         with self._lock:
             gates = self._gates[:count] if count is not None else list(self._gates)
             del self._gates[: len(gates)]
-        assert self._loop is not None
+        loop = self._server.loop
+        assert loop is not None
         for gate in gates:
-            self._loop.call_soon_threadsafe(gate.set)
+            loop.call_soon_threadsafe(gate.set)
 
     def stop(self) -> None:
         self.release()
-        self._server.should_exit = True
-        self._thread.join(5)
+        self._server.stop(5)
 
 
 @pytest.fixture

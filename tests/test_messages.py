@@ -253,3 +253,18 @@ def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
         "CANCEL_REQUESTED",
         "CREATED",
     ]
+
+
+def test_a_mistyped_cancel_filter_cancels_nothing(vclient: QStash, virtual: Emulator) -> None:
+    ids = [
+        vclient.message.publish(url="https://example.com/t", body="x", delay=60).message_id
+        for _ in range(3)
+    ]
+    r = httpx.delete(f"{virtual.url}/v2/messages?labeel=x", headers=_auth(virtual))
+    assert r.status_code == 400 and "'labeel'" in r.json()["error"]
+    r = httpx.delete(f"{virtual.url}/v2/messages?label=nope", headers=_auth(virtual))
+    assert r.json() == {"cancelled": 0}
+    r = httpx.delete(
+        f"{virtual.url}/v2/messages", params={"messageIds": ids}, headers=_auth(virtual)
+    )
+    assert r.json() == {"cancelled": 3}  # all three were still pending

@@ -37,7 +37,34 @@ def caller(request: Request, write: bool = False) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    return runtime(request).authenticate(token, write)
+    who = runtime(request).authenticate(token, write)
+    _check_query(request)
+    return who
+
+
+def _check_query(request: Request) -> None:
+    """An unknown query name is a 400 before anything changes: a mistyped filter must not
+    widen a bulk delete, retry or cancel to everything."""
+    if not request.scope.get("query_string"):
+        return
+    state = request.app.state
+    table = getattr(state, "accepted_query", None)
+    if table is None:
+        # The route table lives with the OpenAPI document, so the two cannot disagree; it is
+        # built on the first request with a query, keeping it out of start-up.
+        from .._openapi import accepted_query
+
+        table = state.accepted_query = accepted_query(request.app.routes)
+    accepted = table.get((request.scope.get("endpoint"), request.method))
+    if accepted is None:
+        return
+    for name in request.query_params:
+        if name not in accepted:
+            takes = ", ".join(sorted(accepted - {"qstash_token"})) or "no query parameters"
+            raise BadRequest(
+                f"invalid query parameter {name!r}: {request.method} {request.url.path} "
+                f"takes {takes}"
+            )
 
 
 def caller_ip(request: Request) -> str:

@@ -14,7 +14,14 @@ from .._errors import BadRequest
 from .._models import State
 from ._common import multi
 
-__all__ = ["Filter", "filter_from_body", "filter_from_query", "parse_cursor", "parse_order"]
+__all__ = [
+    "FILTER_NAMES",
+    "Filter",
+    "filter_from_body",
+    "filter_from_query",
+    "parse_cursor",
+    "parse_order",
+]
 
 # query name -> key in the JSON view; both spellings of callerIp (docs/behaviour.md#messages)
 _FIELDS = {
@@ -30,6 +37,8 @@ _FIELDS = {
     "messageIds": "messageId",
     "endpointName": "endpointName",
 }
+# Every query name filter_from_query reads; host and path only where a route takes them.
+FILTER_NAMES = (*_FIELDS, "state", "responseStatus", "fromDate", "toDate")
 _IN_PROGRESS = {State.ACTIVE, State.RETRY, State.ERROR}
 _STATES = {
     State.CREATED,
@@ -117,16 +126,14 @@ def _states(values: list[str]) -> set[str]:
     return states
 
 
-def filter_from_query(request: Request, *, allow_host_path: bool = True) -> Filter:
+def filter_from_query(request: Request) -> Filter:
+    """The filters of the query; a route that takes no host or path refuses them beforehand."""
     flt = Filter()
     for name, key in _FIELDS.items():
         values = multi(request, name)
         if values:
             flt.values.setdefault(key, set()).update(values)
-    hosts, paths = multi(request, "host"), multi(request, "path")
-    if (hosts or paths) and not allow_host_path:
-        raise BadRequest("invalid filter: host and path are not supported here")
-    flt.hosts, flt.paths = set(hosts), set(paths)
+    flt.hosts, flt.paths = set(multi(request, "host")), set(multi(request, "path"))
     flt.states = _states(multi(request, "state"))
     for raw in multi(request, "responseStatus"):
         if not raw.isdigit():

@@ -58,7 +58,7 @@ async def _select(
 async def list_dlq(request: Request) -> Response:
     who = caller(request)
     rt = runtime(request)
-    flt = filter_from_query(request, allow_host_path=False)
+    flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 100) or 100
     entries, cursor = await _select(rt, who.user_id, request, multi(request, "dlqIds"), flt, count)
     body: dict[str, Any] = {"messages": [_view(i, f) for i, f in entries]}
@@ -89,7 +89,7 @@ async def _bulk_selection(
 ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
     rt = runtime(request)
     ids = multi(request, "dlqIds")
-    flt = filter_from_query(request, allow_host_path=False)
+    flt = filter_from_query(request)
     body = await json_body(request, allow_empty=True)
     if body is not None:
         if not isinstance(body, dict):

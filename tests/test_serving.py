@@ -1,0 +1,60 @@
+"""``ThreadedServer``: uvicorn on a background thread, started and stopped from synchronous code."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from qstash_emulator._serving import ThreadedServer
+
+
+async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    assert scope["type"] == "http"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serves_until_stopped_and_runs_coroutines_on_its_loop() -> None:
+    server = ThreadedServer(_hello, name="hello")
+    assert server.port > 0 and server.loop is None  # the port is known before the start
+    with server:
+        assert httpx.get(f"http://127.0.0.1:{server.port}/").text == "hello"
+        loop = server.call(_running_loop())
+        assert loop is server.loop
+    assert not _accepts(server.port)
+    with pytest.raises(RuntimeError, match="hello is not running"):
+        server.call(_running_loop())
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def test_a_server_that_cannot_start_is_an_error_not_a_hang() -> None:
+    async def refuses(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no"})
+
+    server = ThreadedServer(refuses, name="refuser", lifespan="on", log_level="critical")
+    with pytest.raises(
+        RuntimeError, match="refuser did not start on port .*: uvicorn exited with status 3"
+    ):
+        server.start()
+    server.stop()
+
+
+def test_stopping_a_server_never_started_frees_its_port() -> None:
+    server = ThreadedServer(_hello)
+    server.stop()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", server.port))
