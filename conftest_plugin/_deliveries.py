@@ -181,9 +181,12 @@ class Delivery:
     # Reading ----------------------------------------------------------------------------------
 
     def describe(self) -> str:
-        """One line: which attempt went where and how it ended."""
+        """One line: which attempt went where and how it ended (an error answer's body
+        starts with why: a rejected signature, the exception a scripted function raised)."""
         if self.status is not None:
             result = f"{self.status} {self.outcome}"
+            if self.status >= 400 and self.response is not None and self.response.body:
+                result += f" {_short(self.response.body, 80)}"
         else:
             result = f"{self.error} ({self.outcome})"
         kind = "" if self.kind == "message" else f" {self.kind.replace('_', ' ')}"
@@ -213,6 +216,13 @@ class Delivery:
             else f"  signature: invalid {check.failed_claim}: {check.reason}"
         )
         return "\n".join(lines)
+
+    def result(self) -> str:
+        """How it ended, briefly: the status and the start of the body, or the error."""
+        if self.status is None:
+            return f"error {self.error}"
+        body = self.response.body if self.response is not None else b""
+        return f"status {self.status}" + (f" {_short(body, 80)}" if body else "")
 
     def __repr__(self) -> str:
         return f"<Delivery {self.describe()}>"

@@ -1,26 +1,28 @@
 """Scripted destinations: answer a sequence (500, 500, then 200), refuse, or hang past the timeout.
 
-The emulator's deliveries go through ``ScriptedTransport``, which answers for every scripted
-URL and hands everything else to the real router (mounted apps, rewrites, HTTP).
+``ScriptedResponder`` is one of the emulator router's responders: it answers for every
+scripted URL and lets everything else go on to mounted apps, rewrites and the network.
+Redirects it answers are followed like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from qstash_emulator import _json
 from qstash_emulator._records import AttemptRequest
-from qstash_emulator._transport import DeliveryError, Response, Transport
+from qstash_emulator._transport import DeliveryError, Response
 
 if TYPE_CHECKING:
     from ._deliveries import Deliveries, Delivery
 
-__all__ = ["HANG", "REFUSE", "Endpoint", "Reply", "ScriptedTransport", "reply"]
+__all__ = ["HANG", "REFUSE", "Endpoint", "Reply", "ScriptedResponder", "reply"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class _Fault:
 REFUSE = _Fault("refuse the connection")
 HANG = _Fault("hang past the timeout")
 
-Handler = Callable[[AttemptRequest], "Reply | int"]
+Handler = Callable[[AttemptRequest], "Reply | int | Awaitable[Reply | int]"]
 Step = Reply | _Fault | Handler
 
 
@@ -158,11 +160,10 @@ def _same(url: str, endpoint_url: str) -> bool:
     return _base(url) == _base(endpoint_url)
 
 
-class ScriptedTransport:
-    """Answers for scripted endpoints; sends everything else through ``inner``."""
+class ScriptedResponder:
+    """Answers for scripted endpoints; anything else goes on to the rest of the router."""
 
-    def __init__(self, inner: Transport, virtual: bool) -> None:
-        self.inner = inner
+    def __init__(self, virtual: bool) -> None:
         self.virtual = virtual
         self._endpoints: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
@@ -176,14 +177,16 @@ class ScriptedTransport:
             if self._endpoints.get(_base(endpoint.url)) is endpoint:
                 del self._endpoints[_base(endpoint.url)]
 
-    async def send(
+    async def respond(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
-    ) -> Response:
+    ) -> Response | None:
+        if not self._endpoints:
+            return None
         with self._lock:
-            endpoint = self._endpoints.get(_base(url)) if self._endpoints else None
+            endpoint = self._endpoints.get(_base(url))
         step = endpoint.take() if endpoint is not None else None
         if step is None:
-            return await self.inner.send(method, url, headers, body, timeout_s)
+            return None
         if step is REFUSE:
             host = urlsplit(url).netloc
             raise DeliveryError(
@@ -193,11 +196,40 @@ class ScriptedTransport:
             if not self.virtual:
                 await asyncio.sleep(timeout_s)
             raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True)
-        if callable(step) and not isinstance(step, Reply | _Fault):
-            answer = step(AttemptRequest(method, url, headers, body))
-            step = Reply(answer) if isinstance(answer, int) else answer
-        assert isinstance(step, Reply)
+        if not isinstance(step, Reply):
+            assert callable(step)
+            step = await _call(step, AttemptRequest(method, url, headers, body), timeout_s)
         return Response(step.status, list(step.headers.items()), step.body)
 
-    async def close(self) -> None:
-        await self.inner.close()
+
+async def _call(handler: Handler, request: AttemptRequest, timeout_s: float) -> Reply:
+    """Run a scripted function off the emulator's event loop (it may call the emulator with
+    a blocking client); an exception becomes a 500 whose body names it."""
+
+    def run() -> Reply | int:
+        answer = handler(request)
+        if inspect.isawaitable(answer):
+            answer = asyncio.run(_awaited(answer))
+        return answer
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await asyncio.to_thread(run)
+    except TimeoutError as exc:
+        raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
+    except Exception as exc:
+        name = getattr(handler, "__name__", repr(handler))
+        return Reply(500, {"Content-Type": "text/plain"}, _raised(name, exc).encode())
+    if isinstance(answer, bool) or not isinstance(answer, int | Reply):
+        name = getattr(handler, "__name__", repr(handler))
+        text = f"handler {name} returned {answer!r}: expected a status or reply(...)"
+        return Reply(500, {"Content-Type": "text/plain"}, text.encode())
+    return Reply(answer) if isinstance(answer, int) else answer
+
+
+async def _awaited(answer: Awaitable[Reply | int]) -> Reply | int:
+    return await answer
+
+
+def _raised(name: str, exc: BaseException) -> str:
+    return f"handler {name} raised {type(exc).__name__}: {exc}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import os
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -74,11 +73,13 @@ class QStashFixture:
 
     @property
     def current_signing_key(self) -> str:
-        return self.user.current_signing_key
+        """This test's current signing key, after any rotation."""
+        return self._server.emulator.runtime.known_keys(self.user.user_id)[0]
 
     @property
     def next_signing_key(self) -> str:
-        return self.user.next_signing_key
+        """This test's next signing key, after any rotation."""
+        return self._server.emulator.runtime.known_keys(self.user.user_id)[1]
 
     @property
     def env(self) -> dict[str, str]:
@@ -129,9 +130,6 @@ class QStashFixture:
 
         ``app`` is ASGI (FastAPI, Starlette) or WSGI (Flask, Django); ``wsgi=None`` guesses.
         """
-        if wsgi is None:
-            call = app if inspect.isroutine(app) else type(app).__call__
-            wsgi = not inspect.iscoroutinefunction(call)
         self._server.emulator.runtime.router.mount(url, app, wsgi=wsgi)
         self._prefixes.append(url)
         return url
@@ -328,7 +326,13 @@ class QStashFixture:
     def _report(self, leftovers: _teardown.Leftovers) -> list[str]:
         faults = self._server.emulator.runtime.faults.remaining(self.user.user_id)
         return _teardown.report(
-            self.options, self.now, leftovers, self._seen_dead_letters, self._endpoints, faults
+            self.options,
+            self.now,
+            leftovers,
+            self._seen_dead_letters,
+            self._endpoints,
+            faults,
+            self.deliveries,
         )
 
     def close(self, check: bool) -> None:
@@ -352,6 +356,9 @@ class QStashFixture:
                 f"due deliveries did not finish within {self.options.timeout:g}s\n"
                 + self._driver.pending_text()
             ]
+            # Tests run one at a time per emulator: what is still in flight is this test's,
+            # and must not hold up the next one.
+            self._server.emulator.call(self._server.emulator.runtime.engine.abort())
         finally:
             self._dispose(purged)
         if problems:

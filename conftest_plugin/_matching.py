@@ -149,6 +149,9 @@ def no_match_message(
                     lines.append(
                         f"      header {header}: expected {expected[header]!r}, got {value!r}"
                     )
+            elif name == "status" and delivery.status is not None and delivery.status < 400:
+                # An error answer's body is on the line above; show a success's here.
+                lines.append(f"      status: expected {expected!r}, got {delivery.result()}")
             else:
                 lines.append(f"      {name}: expected {expected!r}, got {actual!r}")
     if len(seen) > limit:

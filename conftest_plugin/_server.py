@@ -8,10 +8,9 @@ from collections.abc import Callable
 
 from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
 from qstash_emulator._records import Attempt
-from qstash_emulator._runtime import Caller
 
 from ._deliveries import Deliveries, Delivery
-from ._endpoints import ScriptedTransport
+from ._endpoints import ScriptedResponder
 
 __all__ = ["Recorder", "Server", "ServerPool"]
 
@@ -46,20 +45,13 @@ class Server:
         self.clock = VirtualClock() if virtual else RealClock()
         self.emulator = Emulator(settings, clock=self.clock)
         runtime = self.emulator.runtime
-        self.scripted = ScriptedTransport(runtime.engine.transport, virtual)
-        runtime.engine.transport = self.scripted
+        self.scripted = ScriptedResponder(virtual)
+        runtime.router.responders.append(self.scripted)
         runtime.engine.listeners.append(self._record)
         self._recorders: dict[str, Recorder] = {}
         # Users that called the API: a test that never did has nothing to clean up.
         self.active: set[str] = set()
-        authenticate = runtime.authenticate
-
-        def authenticate_and_note(token: str | None, write: bool) -> Caller:
-            caller = authenticate(token, write)
-            self.active.add(caller.user_id)
-            return caller
-
-        setattr(runtime, "authenticate", authenticate_and_note)  # noqa: B010 - a method
+        runtime.authenticated.append(lambda caller: self.active.add(caller.user_id))
         self.emulator.start()
 
     def _record(self, attempt: Attempt) -> None:

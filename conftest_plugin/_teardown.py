@@ -13,6 +13,7 @@ from qstash_emulator._faults import Fault
 from qstash_emulator._inspection import Inspector, Waiting
 from qstash_emulator._runtime import Runtime
 
+from ._deliveries import Deliveries
 from ._endpoints import Endpoint
 from ._options import Options
 
@@ -60,25 +61,33 @@ def report(
     seen_dead_letters: set[str],
     endpoints: Iterable[Endpoint],
     faults: Iterable[Fault],
+    deliveries: Deliveries,
 ) -> list[str]:
     """One paragraph per failed check."""
     waiting, letters = leftovers
+    last = {d.message_id: d for d in deliveries}
     problems = []
     if waiting:
+        lines = []
+        for w in waiting:
+            tried = last.get(w.message_id)
+            lines.append(
+                "  " + w.describe(now) + (f"; last attempt: {tried.result()}" if tried else "")
+            )
         problems.append(
             f"{len(waiting)} message(s) still pending (deliver them with "
-            "qstash.run_until_idle(), or cancel them):\n"
-            + "\n".join("  " + w.describe(now) for w in waiting)
+            "qstash.run_until_idle(), or cancel them):\n" + "\n".join(lines)
         )
     unseen = [e for e in letters if e["dlqId"] not in seen_dead_letters]
     if unseen:
+        lines = []
+        for entry in unseen:
+            tried = last.get(entry["messageId"])
+            ended = tried.result() if tried else f"status {entry.get('responseStatus')}"
+            lines.append(f"  {entry['messageId']} {entry.get('url', '')} (last {ended})")
         problems.append(
             f"{len(unseen)} dead letter(s) nobody looked at (check them with "
-            "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n"
-            + "\n".join(
-                f"  {e['messageId']} {e.get('url', '')} (last status {e.get('responseStatus')})"
-                for e in unseen
-            )
+            "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n" + "\n".join(lines)
         )
     if options.check("unused_responses"):
         lines = [f"  {e.url}: {', '.join(e.unused)}" for e in endpoints if e.unused]

@@ -70,11 +70,18 @@ class Driver:
         assert isinstance(clock, VirtualClock)
         clock.set(now_ms)
 
-    def waiting(self) -> list[Waiting]:
-        return self.server.emulator.call(self.inspector.waiting(self.user_id))
+    def waiting(self, timeout: float = 30) -> list[Waiting]:
+        return self.server.emulator.call(self.inspector.waiting(self.user_id), timeout)
 
-    def pending_text(self) -> str:
-        waiting = self.waiting()
+    def pending_text(self, timeout: float = 2) -> str:
+        """What is pending, for a message about a wait that gave up."""
+        try:
+            waiting = self.waiting(timeout)
+        except TimeoutError:
+            return (
+                f"The emulator did not answer within {timeout:g}s: something blocks its event "
+                "loop, so what is pending is unknown."
+            )
         if not waiting:
             return "No message is pending."
         now = self.now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._durations import parse_duration_ms
@@ -72,7 +72,6 @@ class Settings:
     log_retention: int = 10_000
     region: str = "EU-CENTRAL-1"
     strict_destinations: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def limits(self) -> Quota:

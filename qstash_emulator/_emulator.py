@@ -97,10 +97,19 @@ class Emulator:
         self.stop()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
-        """Run ``coro`` on the server's event loop and wait for its result."""
+        """Run ``coro`` on the server's event loop and wait for its result.
+
+        On ``TimeoutError`` the coroutine is cancelled, so a wait that gave up does not go on
+        moving the clock or delivering behind the caller's back.
+        """
         if self._loop is None:
             raise RuntimeError("the emulator is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     # What clients need ----------------------------------------------------------------------
 
@@ -147,9 +156,9 @@ class Emulator:
         self.call(self.runtime.reset())
         self.attempts.clear()
 
-    def create_user(self, user_id: str | None = None) -> User:
-        """An isolated user (own token and keys) on this server."""
-        return self.runtime.create_user(user_id)
+    def create_user(self, user_id: str | None = None, keys: tuple[str, str] | None = None) -> User:
+        """An isolated user (own token, and own signing keys unless ``keys``) on this server."""
+        return self.runtime.create_user(user_id, keys)
 
     def wait_idle(self, timeout: float = 10) -> None:
         """Wait (in real time) until nothing is due now and no attempt is running."""

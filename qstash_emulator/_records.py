@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from . import _json
 
 __all__ = ["Attempt", "AttemptRequest", "AttemptResponse"]
 
@@ -19,6 +22,18 @@ class AttemptRequest:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` when it is not)."""
+        return _json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        """A header, by case-insensitive name."""
+        lower = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lower:
+                return value
+        return None
 
 
 @dataclass(frozen=True)

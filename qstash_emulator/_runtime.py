@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._clock import Clock, RealClock
@@ -15,9 +16,10 @@ from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
 from ._random import choose
+from ._routing import Router
 from ._schedules import Schedules
 from ._store import Store
-from ._transport import AiohttpTransport, Router
+from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
 
@@ -76,6 +78,10 @@ class Runtime:
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
+        # Why a token that names nobody right now is refused (see ``bind_token``).
+        self._unbound: dict[str, str] = {}
+        # Called with each authenticated caller (the pytest plugin notes who used the API).
+        self.authenticated: list[Callable[[Caller], None]] = []
         for user in settings.users:
             self.add_user(user)
 
@@ -89,18 +95,23 @@ class Runtime:
             self._tokens[user.readonly_token] = Caller(user, readonly=True)
         return user
 
-    def create_user(self, user_id: str | None = None) -> User:
-        """A fresh isolated user with its own token and signing keys."""
+    def create_user(self, user_id: str | None = None, keys: tuple[str, str] | None = None) -> User:
+        """A fresh isolated user with its own token and signing keys (new ones unless given)."""
         user_id = user_id or "user_" + choose("0123456789abcdef", 12)
+        current, nxt = keys or (new_signing_key(), new_signing_key())
         return self.add_user(
-            User(
-                user_id,
-                make_token(user_id),
-                new_signing_key(),
-                new_signing_key(),
-                make_token(user_id + "-readonly"),
-            )
+            User(user_id, make_token(user_id), current, nxt, make_token(user_id + "-readonly"))
         )
+
+    def bind_token(self, token: str, user_id: str | None, unbound: str = "") -> None:
+        """Make ``token`` act for ``user_id``, or for nobody (refused with ``unbound`` as the
+        reason): a token that outlives users, such as the pytest plugin's session token,
+        which stands for whichever test is running."""
+        if user_id is None:
+            self._tokens.pop(token, None)
+            self._unbound[token] = unbound
+        else:
+            self._tokens[token] = Caller(self._users[user_id], readonly=False)
 
     def remove_user(self, user_id: str) -> None:
         user = self._users.pop(user_id, None)
@@ -125,12 +136,23 @@ class Runtime:
             )
         caller = self._tokens.get(token)
         if caller is None:
-            raise Unauthorized("Unauthorized: invalid token")
+            raise Unauthorized("Unauthorized: " + (self._unbound.get(token) or "invalid token"))
         if write and caller.readonly:
             raise Forbidden("Forbidden: this token is read-only")
+        for listener in self.authenticated:
+            listener(caller)
         return caller
 
     # Signing keys ---------------------------------------------------------------------------
+
+    def known_keys(self, user_id: str) -> tuple[str, str]:
+        """The user's (current, next) keys as this process last saw them, rotations included,
+        without a trip to the store."""
+        cached = self._keys.get(user_id)
+        if cached is not None:
+            return cached
+        user = self._users[user_id]
+        return user.current_signing_key, user.next_signing_key
 
     async def signing_keys(self, user_id: str) -> tuple[str, str]:
         """The user's (current, next) keys, after any rotation stored in Redis."""

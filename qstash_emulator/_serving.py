@@ -78,11 +78,20 @@ class ThreadedServer:
             self._sock.close()  # never started
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
-        """Run ``coro`` on the server's event loop and wait for its result."""
+        """Run ``coro`` on the server's event loop and wait for its result.
+
+        On ``TimeoutError`` the coroutine is cancelled: work the caller gave up on does not
+        go on behind its back.
+        """
         if self.loop is None or not self._thread.is_alive():
             coro.close()
             raise RuntimeError(f"{self._thread.name} is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def __enter__(self) -> ThreadedServer:
         return self.start()

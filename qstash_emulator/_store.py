@@ -181,10 +181,6 @@ class Store:
             for record, body in replies
         ]
 
-    async def save(self, msg: Message, rows: Iterable[Row] = ()) -> None:
-        """Write back a changed record (not its body), with log rows."""
-        await self._write_record(msg, rows)
-
     async def _write_record(
         self, msg: Message, rows: Iterable[Row], also: Callable[[Writes], None] | None = None
     ) -> None:
@@ -275,15 +271,6 @@ class Store:
 
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
-
-    async def due_ids(self) -> list[tuple[str, int]]:
-        return [
-            (i.decode(), int(s))
-            for i, s in await self.redis.zrangebyscore(self._due, "-inf", _WAITING, withscores=True)
-        ]
-
-    async def inflight_count(self) -> int:
-        return int(await self.redis.zcount(self._due, _CLAIMED, "+inf"))
 
     async def move_due(self, message_id: str, due_ms: int) -> bool:
         """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).

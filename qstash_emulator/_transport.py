@@ -1,19 +1,17 @@
-"""How a delivery reaches its destination: over HTTP, or into an app mounted in process."""
+"""A delivery over the network, and what every way of delivering answers or raises."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._headers import canonical
 
 if TYPE_CHECKING:
     import aiohttp
-    import httpx
 
-__all__ = ["AiohttpTransport", "DeliveryError", "Response", "Router", "Transport"]
+__all__ = ["AiohttpTransport", "DeliveryError", "Response", "Transport"]
 
 
 @dataclass
@@ -56,7 +54,10 @@ class Transport(Protocol):
 
 
 class AiohttpTransport:
-    """Real HTTP. aiohttp, because httpx's AsyncClient is several times slower here."""
+    """Real HTTP. aiohttp, because httpx's AsyncClient is several times slower here.
+
+    One request per call: redirects come back as answers, for the router to follow.
+    """
 
     def __init__(self, max_response_bytes: int = 10 << 20) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -83,7 +84,7 @@ class AiohttpTransport:
         try:
             async with asyncio.timeout(timeout_s):
                 async with client.request(
-                    method, url, headers=headers, data=body or None, allow_redirects=True
+                    method, url, headers=headers, data=body or None, allow_redirects=False
                 ) as resp:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:
@@ -106,89 +107,3 @@ class AiohttpTransport:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-@dataclass
-class _Mount:
-    prefix: str
-    transport: httpx.AsyncBaseTransport
-
-
-class Router:
-    """Rewrites destinations and routes mounted prefixes in process; the rest goes over HTTP."""
-
-    def __init__(self, fallback: Transport) -> None:
-        self.fallback = fallback
-        self._mounts: list[_Mount] = []
-        self._rewrites: list[tuple[str, str]] = []
-        self.interceptor: Callable[[str, str], Response | DeliveryError | None] | None = None
-
-    def mount(self, prefix: str, app: Any, *, wsgi: bool = False) -> None:
-        """Deliver requests whose URL starts with ``prefix`` to an ASGI (or WSGI) app."""
-        if wsgi:
-            from a2wsgi import WSGIMiddleware
-
-            app = WSGIMiddleware(app)
-        import httpx  # only in-process delivery needs it; keeps it out of start-up
-
-        self._mounts.append(_Mount(prefix.rstrip("/"), httpx.ASGITransport(app=app)))
-
-    def rewrite(self, prefix: str, replacement: str) -> None:
-        """Send requests for ``prefix...`` to ``replacement...`` instead (signature unchanged)."""
-        self._rewrites.append((prefix.rstrip("/"), replacement.rstrip("/")))
-
-    def remove(self, prefix: str) -> None:
-        """Drop the mounts and rewrites of ``prefix`` (one test's, on a shared emulator)."""
-        prefix = prefix.rstrip("/")
-        self._mounts = [m for m in self._mounts if m.prefix != prefix]
-        self._rewrites = [r for r in self._rewrites if r[0] != prefix]
-
-    def clear(self) -> None:
-        self._mounts.clear()
-        self._rewrites.clear()
-        self.interceptor = None
-
-    def resolve(self, url: str) -> str:
-        for prefix, replacement in self._rewrites:
-            if url.startswith(prefix):
-                return replacement + url[len(prefix) :]
-        return url
-
-    async def send(
-        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
-    ) -> Response:
-        if self.interceptor is not None:
-            scripted = self.interceptor(method, url)
-            if isinstance(scripted, DeliveryError):
-                raise scripted
-            if scripted is not None:
-                return scripted
-        target = self.resolve(url)
-        for mount in self._mounts:
-            if target.startswith(mount.prefix):
-                return await _send_asgi(mount.transport, method, target, headers, body, timeout_s)
-        return await self.fallback.send(method, target, headers, body, timeout_s)
-
-    async def close(self) -> None:
-        await self.fallback.close()
-
-
-async def _send_asgi(
-    transport: httpx.AsyncBaseTransport,
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    timeout_s: float,
-) -> Response:
-    import httpx
-
-    request = httpx.Request(method, url, headers=headers, content=body)
-    try:
-        response = await asyncio.wait_for(transport.handle_async_request(request), timeout_s)
-        data = await asyncio.wait_for(response.aread(), timeout_s)
-    except TimeoutError as exc:
-        raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
-    except Exception as exc:  # an app that raises is a 500 to QStash, not a crash here
-        return Response(500, [("content-type", "text/plain")], repr(exc).encode())
-    return Response(response.status_code, list(response.headers.multi_items()), data)

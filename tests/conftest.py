@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from qstash_emulator import Emulator, VirtualClock
 from qstash_emulator._serving import ThreadedServer
+from qstash_emulator._transport import Response as Answer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -106,6 +107,22 @@ class Destination:
 
     def stop(self) -> None:
         self._server.stop(5)
+
+
+class Answering:
+    """Answers every delivery in process, without a socket: the fallback of an emulator's
+    router (``emu.runtime.router.fallback = Answering(...)``) when the test is about the API."""
+
+    def __init__(self, answer: Callable[[str, str], Answer]) -> None:
+        self.answer = answer
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> Answer:
+        return self.answer(method, url)
+
+    async def close(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="session")

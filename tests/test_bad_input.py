@@ -17,7 +17,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._transport import Response as Reply
 
-from .conftest import wait_until
+from .conftest import Answering, wait_until
 
 P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
@@ -498,8 +498,10 @@ ROWS = [
 @pytest.fixture(scope="module")
 def small() -> Iterator[Emulator]:
     with Emulator(max_message_size=LIMIT) as emu:
-        emu.runtime.router.interceptor = lambda method, url: (
-            Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+        emu.runtime.router.fallback = Answering(
+            lambda method, url: (
+                Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+            )
         )
         yield emu
 

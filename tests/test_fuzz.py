@@ -2,7 +2,7 @@
 document, and hypothesis throws arbitrary header values and bodies at publish and batch.
 
 Whatever comes in, the answer is never a 5xx, every 4xx is ``{"error": "..."}``, and the
-server keeps serving. Deliveries never leave the process: an interceptor answers them all.
+server keeps serving. Deliveries never leave the process: an in-process transport answers them all.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from qstash_emulator._openapi import OPENAPI_PATH, build_document
 from qstash_emulator._transport import Response as Reply
 from qstash_emulator.api import all_routes
 
+from .conftest import Answering
+
 # Deeper local runs: QSTASH_EMULATOR_FUZZ_EXAMPLES=200 python -m pytest tests/test_fuzz.py
 EXAMPLES = int(os.environ.get("QSTASH_EMULATOR_FUZZ_EXAMPLES", "8"))
 # Deliberate 5xx answers: fault injection programs them, so it is not fuzzed here.
@@ -35,7 +37,7 @@ COUNTS = {"requests": 0}
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Emulator]:
     with Emulator(max_message_size=64 << 10) as emu:
-        emu.runtime.router.interceptor = lambda method, url: Reply(200, [], b"ok")
+        emu.runtime.router.fallback = Answering(lambda method, url: Reply(200, [], b"ok"))
         yield emu
 
 

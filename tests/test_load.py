@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import pytest
 
-from .conftest import Destination, wait_until
+from .conftest import Answering, Destination, wait_until
 from .servers import EmulatorProcess
 
 BATCHES = 40  # x 100 entries straight to URLs
@@ -272,7 +272,7 @@ def test_live_objects_return_to_baseline_after_each_burst() -> None:
     from qstash_emulator._transport import Response as Reply
 
     with Emulator(message_grace_s=GRACE_S, log_retention=100, dedup_window_s=1) as emu:
-        emu.runtime.router.interceptor = lambda method, url: Reply(200, [], b"ok")
+        emu.runtime.router.fallback = Answering(lambda method, url: Reply(200, [], b"ok"))
         emu.runtime.engine.listeners.remove(emu.attempts.append)
         http = httpx.Client(base_url=emu.url, headers={"Authorization": f"Bearer {emu.token}"})
 

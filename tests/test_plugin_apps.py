@@ -191,3 +191,161 @@ def test_api_faults_reach_the_publisher(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_redirects_are_followed_on_every_path(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from fastapi import FastAPI, Request, Response
+        from flask import Flask, request as flask_request
+        from conftest_plugin import reply
+
+        api = FastAPI()  # redirect_slashes: /hooks/restock -> 307 /hooks/restock/
+
+        @api.post("/hooks/restock/")
+        async def restock(request: Request):
+            return Response(await request.body(), status_code=201)
+
+        web = Flask(__name__)  # strict slashes: /hooks/mail -> 308 /hooks/mail/
+
+        @web.post("/hooks/mail/")
+        def mail():
+            return flask_request.get_data(), 202
+
+        class Local(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/old":
+                    self.send_response(308)
+                    self.send_header("Location", "/new")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        def signed_for(qstash, delivery, url):
+            return delivery.check_signature(url=url).ok
+
+        def test_every_path(qstash):
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Local)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            qstash.mount("https://shop.example.com", api)
+            qstash.mount("https://mail.example.com", web)
+            qstash.rewrite("https://local.example.com", f"http://127.0.0.1:{server.server_port}")
+            moved = qstash.endpoint("/moved").respond(
+                reply(307, headers={"Location": "https://shop.example.com/hooks/restock/"})
+            )
+            client = qstash.client()
+            urls = [
+                "https://shop.example.com/hooks/restock",
+                "https://mail.example.com/hooks/mail",
+                "https://local.example.com/old",
+                moved.url,
+            ]
+            for n, url in enumerate(urls):
+                client.message.publish_json(url=url, body={"n": n}, retries=0)
+            try:
+                qstash.run_until_idle()
+            finally:
+                server.shutdown()
+                server.server_close()
+            got = {d.url: (d.status, d.response.body, d.outcome) for d in qstash.deliveries}
+            assert got == {
+                urls[0]: (201, b'{"n": 0}', "delivered"),
+                urls[1]: (202, b'{"n": 1}', "delivered"),
+                urls[2]: (200, b'{"n": 2}', "delivered"),
+                urls[3]: (201, b'{"n": 3}', "delivered"),
+            }
+            # The signature names the URL that was published, whatever the hops.
+            assert all(d.check_signature(url=d.url).ok for d in qstash.deliveries)
+
+        def test_a_loop_fails_the_attempt(qstash):
+            loop = qstash.endpoint("/loop").always(reply(302, headers={"Location": "/loop"}))
+            qstash.client().message.publish_json(url=loop.url, body={}, retries=0)
+            qstash.run_until_idle()
+            assert qstash.deliveries.last.error.startswith(
+                "TooManyRedirects: stopped after 10 redirects (last to /loop)"
+            )
+            assert loop.call_count == 1  # one attempt, eleven requests
+            qstash.assert_dead_lettered(url=loop.url)
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_an_async_view_may_publish_with_the_blocking_sdk(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+        from fastapi import FastAPI
+        from qstash import QStash
+
+        app = FastAPI()
+
+        @app.post("/hooks/order")
+        async def order():
+            # Blocking on purpose, as plenty of production code does.
+            client = QStash(os.environ["QSTASH_TOKEN"])
+            try:
+                client.message.publish_json(url="https://shop.example.com/hooks/mail", body={})
+            finally:
+                client.http._client.close()
+            return {"ok": True}
+
+        @app.post("/hooks/mail")
+        async def mail():
+            return {"sent": True}
+
+        @pytest.mark.qstash(timeout=5)
+        @pytest.mark.parametrize("n", range(2))  # the second runs on the same emulator
+        def test_order_then_mail(qstash, n):
+            qstash.mount("https://shop.example.com", app)
+            qstash.client().message.publish_json(
+                url="https://shop.example.com/hooks/order", body={}
+            )
+            qstash.run_until_idle()
+            assert [d.path for d in qstash.deliveries] == ["/hooks/order", "/hooks/mail"]
+            assert [d.status for d in qstash.deliveries] == [200, 200]
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert result.duration < 20
+
+
+def test_a_wait_that_gives_up_says_what_it_waited_for(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        release = threading.Event()
+
+        def stuck(request):
+            release.wait(10)
+            return 200
+
+        @pytest.mark.qstash(timeout=0.5)
+        def test_stuck_handler(qstash):
+            hook = qstash.endpoint("/stuck", stuck)
+            res = qstash.client().message.publish_json(url=hook.url, body={})
+            with pytest.raises(AssertionError) as info:
+                qstash.run_until_idle()
+            text = str(info.value)
+            assert text.startswith("timed out after 0.5s running until no message is due")
+            assert f"  {res.message_id} POST {hook.url}: in flight" in text
+            release.set()
+            qstash.wait_for(url=hook.url)
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=1)

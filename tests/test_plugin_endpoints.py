@@ -112,3 +112,92 @@ def test_full_url_scripts_then_passes_through(pytester: pytest.Pytester) -> None
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=1)
+
+
+def test_scripted_functions(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from conftest_plugin import reply
+
+        def test_an_async_function_is_awaited(qstash):
+            async def later(request):
+                await asyncio.sleep(0)
+                return reply(201, json={"got": request.json()["n"]})
+
+            hook = qstash.endpoint("/async", later)
+            qstash.client().message.publish_json(url=hook.url, body={"n": 5})
+            delivery = qstash.wait_for(url=hook.url)
+            assert (delivery.status, delivery.response.body) == (201, b'{"got":5}')
+
+        def test_the_request_reads_like_a_delivery(qstash):
+            seen = []
+
+            def look(request):
+                seen.append((request.json(), request.header("x-trace"), request.text))
+                return 204
+
+            hook = qstash.endpoint("/look", look)
+            qstash.client().message.publish_json(
+                url=hook.url, body={"a": 1}, headers={"X-Trace": "t"}
+            )
+            qstash.wait_for(url=hook.url)
+            assert seen == [({"a": 1}, "t", '{"a": 1}')]
+
+        def test_an_exception_is_named_in_the_assertion(qstash):
+            def broken(request):
+                raise ValueError("no such order")
+
+            hook = qstash.endpoint("/broken", broken)
+            qstash.client().message.publish_json(url=hook.url, body={}, retries=0)
+            qstash.run_until_idle()
+            try:
+                qstash.assert_delivered(url=hook.url)
+            finally:
+                qstash.dead_letters()
+
+        def test_an_exception_is_named_at_teardown(qstash):
+            def broken(request):
+                raise KeyError("sku")
+
+            hook = qstash.endpoint("/again").always(broken)
+            qstash.client().message.publish_json(url=hook.url, body={}, retries=1)
+            qstash.wait_for(url=hook.url)
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_an_exception_is_named_in_the_assertion*",
+            "E *no delivery matched: outcome='delivered', url=*",
+            "E *  msg_* attempt 1: POST */broken -> 500 failed "
+            "'handler broken raised ValueError: no such order'",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_an_exception_is_named_at_teardown*",
+            "  msg_* POST */again: retrying (retried 1 of 1), next attempt in 12.182s (at *); "
+            "last attempt: status 500 \"handler broken raised KeyError: 'sku'\"",
+        ]
+    )
+
+
+def test_a_failed_status_assertion_shows_the_body(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from conftest_plugin import reply
+
+        def test_status(qstash):
+            hook = qstash.endpoint("/s").respond(reply(200, "queued for later"))
+            qstash.client().message.publish_json(url=hook.url, body={})
+            qstash.wait_for(url=hook.url, status=201)
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E *      status: expected 201, got status 200 'queued for later'"]
+    )

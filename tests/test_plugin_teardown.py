@@ -63,7 +63,7 @@ def test_checks_fail_the_test_listing_what_was_left(pytester: pytest.Pytester) -
         [
             "*ERROR at teardown of test_retrying*",
             "  msg_* POST http://*.endpoint.test/again: retrying (retried 1 of 2), "
-            "next attempt in 12.182s (at *)",
+            "next attempt in 12.182s (at *); last attempt: status 500",
         ]
     )
 

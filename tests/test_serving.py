@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from typing import Any
 
 import httpx
@@ -37,6 +38,22 @@ def test_serves_until_stopped_and_runs_coroutines_on_its_loop() -> None:
 
 async def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
+
+
+def test_a_call_that_times_out_is_cancelled() -> None:
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with ThreadedServer(_hello) as server:
+        with pytest.raises(TimeoutError):
+            server.call(forever(), timeout=0.05)
+        assert cancelled.wait(5)
 
 
 def test_a_server_that_cannot_start_is_an_error_not_a_hang() -> None:

@@ -174,26 +174,32 @@ def test_more_concurrent_requests_than_pool_connections(
 
 
 def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
-    """fakeredis keeps an expired key until something touches it; finished messages expire
-    after their grace period and nothing touches them again, so the store sweeps."""
+    """fakeredis keeps an expired key until something touches it or counts the keys; expired
+    deduplication ids are never touched again, so the store's upkeep counts them. Watched by
+    the memory the values hold (counting the keys here would drop them itself)."""
     import asyncio
+    import tracemalloc
 
     from qstash_emulator._store import Store
 
     async def scenario() -> tuple[int, int]:
         store = Store.connect(None)
         await store.start()
+        tracemalloc.start()
         try:
-            for i in range(500):
-                await store.redis.set(f"{store.prefix}m:{i}", b"x" * 100, px=20)
-            db = store.redis.connection_pool.connection_kwargs["server"].dbs[0]
-            before = len(db._dict)
+            start = tracemalloc.get_traced_memory()[0]
+            for i in range(200):
+                await store.redis.set(f"{store.prefix}d:{i}", b"x" * 50_000, px=20)
+            held = tracemalloc.get_traced_memory()[0] - start
             await asyncio.sleep(1.5)
-            return before, len(db._dict)
+            return held, tracemalloc.get_traced_memory()[0] - start
         finally:
+            tracemalloc.stop()
             await store.close()
 
-    assert asyncio.run(scenario()) == (500, 0)
+    held, left = asyncio.run(scenario())
+    assert held > 9_000_000  # the 200 values of 50 KB are in memory ...
+    assert left < 1_000_000, left  # ... and gone once expired, though nothing touched them
 
 
 def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:

@@ -23,7 +23,7 @@ from ._filters import Filter, filter_from_body, filter_from_query, parse_cursor,
 __all__ = ["routes"]
 
 
-def _entry(dlq_id: str, fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
+def _entry(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
     msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
     response = _json.loads(fields.get(b"resp", b"{}"))
     response["body"] = fields.get(b"rb", b"")
@@ -31,7 +31,7 @@ def _entry(dlq_id: str, fields: dict[bytes, bytes]) -> tuple[Message, dict[str, 
 
 
 def _view(dlq_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
-    msg, response = _entry(dlq_id, fields)
+    msg, response = _entry(fields)
     return dlq_view(msg, dlq_id, response)
 
 
@@ -116,7 +116,7 @@ async def delete_many(request: Request) -> Response:
 
 async def _retry(rt: Runtime, request: Request, dlq_id: str, fields: dict[bytes, bytes]) -> str:
     """Publish the dead letter again as a new message; headers on the request override."""
-    old, _ = _entry(dlq_id, fields)
+    old, _ = _entry(fields)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     given = {name.lower() for name, _ in items}
     opts = parse_publish(items, rt.settings)
