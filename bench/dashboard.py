@@ -1,9 +1,12 @@
-"""Scenario 6: deliveries while a dashboard is open, against the same run with none open.
+"""Scenario 6: what watching costs deliveries: a dashboard open, and the terminal feed.
 
-One emulator, one receiver. Rounds alternate without and with a headless Chromium showing
-the dashboard (Activity, then Messages: the live stream and the views it refreshes), each
-publishing and delivering the same count; the figure is the median rate with the page open
-over the median without it, so the machine's drift hits both sides alike.
+Dashboard: one emulator, one receiver. Rounds alternate without and with a headless Chromium
+showing the dashboard (Activity, then Messages: the live stream and the views it refreshes),
+each publishing and delivering the same count; the figure is the median rate with the page
+open over the median without it, so the machine's drift hits both sides alike.
+
+Feed: two emulators, one printing the live feed (the default; to its log file here) and one
+started with ``--quiet``, rounds alternating between them the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,7 +23,7 @@ from typing import Any
 
 import aiohttp
 from load import send_count
-from procs import Proc, baseline_server, running
+from procs import Proc, baseline_server, free_port, running
 from report import Figure
 from scenarios import (
     AUTH,
@@ -128,15 +132,65 @@ async def dashboard_cost(cfg: Config, backend: str) -> list[Figure]:
     ]
 
 
+async def feed_cost(cfg: Config, backend: str) -> list[Figure]:
+    count = 300 if cfg.quick else 5_000
+    rates: dict[str, list[float]] = {"feed": [], "quiet": []}
+    cpus: dict[str, list[float]] = {"feed": [], "quiet": []}
+
+    def start(*extra: str) -> Proc:
+        port = free_port()
+        argv = [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port), *extra]
+        return Proc("emulator-quiet" if extra else "emulator", argv, port)
+
+    with (
+        running(baseline_server("receiver")) as receiver,
+        running(start()) as loud,
+        running(start("--quiet")) as quiet,
+    ):
+        async with aiohttp.ClientSession() as session:
+            for emu in (loud, quiet):
+                await warm_up(cfg, session, emu, receiver)
+            for _ in range(ROUNDS):
+                for kind, emu in (("feed", loud), ("quiet", quiet)):
+                    rate, cpu = await _round(session, emu, receiver, count, cfg.connections)
+                    rates[kind].append(rate)
+                    cpus[kind].append(cpu)
+    with_feed, without = (statistics.median(rates[k]) for k in ("feed", "quiet"))
+    note = (
+        f"{ROUNDS} rounds each of {count:,}, alternating; rates printing the feed "
+        f"{_list(rates['feed'])}, with --quiet {_list(rates['quiet'])} msg/s; emulator CPU per "
+        f"message {statistics.median(cpus['feed']):.2f} ms printing, "
+        f"{statistics.median(cpus['quiet']):.2f} ms quiet"
+    )
+    return [
+        Figure(
+            "6",
+            "deliveries while the feed prints",
+            backend,
+            with_feed,
+            "msg/s",
+            without,
+            "same, --quiet",
+            ">= 0.90",
+            with_feed >= 0.9 * without,
+            note,
+        )
+    ]
+
+
+async def watching_cost(cfg: Config, backend: str) -> list[Figure]:
+    """Both figures of scenario 6."""
+    return [*await dashboard_cost(cfg, backend), *await feed_cost(cfg, backend)]
+
+
 def _list(values: list[float]) -> str:
     return "/".join(f"{v:,.0f}" for v in values)
 
 
 if __name__ == "__main__":  # python bench/dashboard.py [--quick]
-    import sys
-
     from report import table
 
-    figures = asyncio.run(dashboard_cost(Config(quick="--quick" in sys.argv), "memory"))
+    figures = asyncio.run(watching_cost(Config(quick="--quick" in sys.argv), "memory"))
     print(table(figures))
-    print(figures[0].note)
+    for figure in figures:
+        print(figure.note)
