@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,10 +71,17 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """An emulator on each backend; on Redis under a key prefix of the test's own."""
+    if request.param == "memory":
+        with Emulator() as emu:
+            yield emu
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    with Emulator(redis_url=redis_url, redis_prefix=f"qe-dash-{uuid.uuid4().hex[:8]}:") as emu:
         yield emu
+        emu.reset()
 
 
 @pytest.fixture
@@ -115,7 +123,9 @@ def open_view(driver: Any, emulator: Emulator, view: str, user: str = "defaultUs
     one(driver, f'#tabs button[data-view="{view}"][aria-current="page"]')
 
 
-def shot(driver: Any, name: str) -> None:
+def shot(driver: Any, name: str, emulator: Emulator) -> None:
+    if emulator.settings.redis_url:  # one set of pictures: the in-memory run's
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
@@ -142,7 +152,7 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     forwarded = one(page, "#detail #forwarded-headers")
     assert "X-Shop" in forwarded.text and "north" in forwarded.text
     assert '{"order": 42}' in one(page, "#detail").text
-    shot(page, "messages")
+    shot(page, "messages", emulator)
 
     one(page, '#detail button[data-action="deliver-now"]').click()
     got = destination.wait(1, "/later")
@@ -156,7 +166,7 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     open_view(page, emulator, "activity")
     until(page, "the delivered row", lambda d: "DELIVERED" in one(d, "#view table").text)
     assert one(page, '.card[data-state="delayed"] .n').text == "3"
-    shot(page, "activity")
+    shot(page, "activity", emulator)
 
 
 def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
@@ -174,7 +184,7 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     until(
         page, "the response body", lambda d: "try later" in detail.text and "X-Why" in detail.text
     )
-    shot(page, "dead-letters")
+    shot(page, "dead-letters", emulator)
 
     one(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]').click()
     retried = destination.wait(2, "/flaky")
@@ -190,7 +200,7 @@ def test_pause_a_schedule(page: Any, emulator: Emulator, destination: Destinatio
         open_view(page, emulator, "schedules")
         row = one(page, f'tr[data-id="{schedule}"]')
         assert "*/5 * * * *" in row.text and "in " in row.text  # next run times
-        shot(page, "schedules")
+        shot(page, "schedules", emulator)
         one(page, f'tr[data-id="{schedule}"] button[data-action="pause"]').click()
         one(page, f'tr[data-id="{schedule}"] button[data-action="resume"]', "the Resume button")
         assert client.schedule.get(schedule).paused is True
@@ -204,7 +214,7 @@ def test_send_from_the_publish_form_and_see_it_arrive(
     one(page, "#p-headers").send_keys("X-From-Form: yes")
     one(page, "#p-body").send_keys("hello from the form")
     one(page, "#p-retries").send_keys("2")
-    shot(page, "publish")
+    shot(page, "publish", emulator)
     one(page, "#p-send").click()
     (got,) = destination.wait(1, "/from-form")
     assert got.body == b"hello from the form"
