@@ -80,6 +80,7 @@ _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     **{name: (_STR, "filter; repeated or comma-separated values") for name in _FILTERS},
     "cursor": (_STR, "where the previous page ended"),
     "count": ({"type": "integer", "minimum": 1}, "page size"),
+    "offset": ({"type": "integer", "minimum": 0}, "how many to skip"),
     "order": ({"enum": ["latestFirst", "earliestFirst"]}, "newest (default) or oldest first"),
     "fromDate": (_INT, "Unix milliseconds, inclusive"),
     "toDate": (_INT, "Unix milliseconds, inclusive"),
@@ -226,7 +227,11 @@ _OPS: dict[tuple[str, str], Op] = {
         "GET",
         OPENAPI_PATH,
     ): Op("This document", tag="emulator"),
-    ("GET", "/_emulator/messages"): Op("Waiting messages by state", ("state",), tag="emulator"),
+    ("GET", "/_emulator/messages"): Op(
+        "Waiting messages by state; with count (and offset) a page, the total and counts",
+        ("state", "count", "offset"),
+        tag="emulator",
+    ),
     ("GET", "/_emulator/dlq"): Op("Dead letters, unpaged", tag="emulator"),
     ("GET", "/_emulator/attempts"): Op("Delivery attempts", ("messageId",), tag="emulator"),
     ("GET", "/_emulator/schedules/{scheduleId}/times"): Op(

@@ -170,6 +170,17 @@ class Store:
             return None
         return Message.from_record(_json.loads(record), body or b"")
 
+    async def get_many(self, ids: list[str]) -> list[Message | None]:
+        """Several messages in one round trip, in the order of ``ids``."""
+        pipe = self.redis.pipeline(transaction=False)
+        for message_id in ids:
+            pipe.hmget(self.prefix + "m:" + message_id, ["r", "b"])
+        replies = await pipe.execute() if ids else []
+        return [
+            Message.from_record(_json.loads(record), body or b"") if record is not None else None
+            for record, body in replies
+        ]
+
     async def _write_record(
         self, msg: Message, rows: Iterable[Row], also: Callable[[Writes], None] | None = None
     ) -> None:
