@@ -16,6 +16,7 @@ from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
 from ._feed import Feed
 from ._runtime import Runtime
+from ._serving import listen
 
 __all__ = ["main"]
 
@@ -107,8 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     host = settings.host
+    try:
+        sock = listen(host, settings.port)
+    except OSError as exc:
+        print(f"qstash-emulator: cannot listen on {host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    # The port actually bound: with --port 0 the system picks one.
+    port = sock.getsockname()[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{settings.port}"
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
     if _exposed(host):
         print(
             f"WARNING: listening on {host}: anyone who can reach this machine can use the "
@@ -126,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         feed.attach(runtime)
     config = uvicorn.Config(
         create_app(runtime),
-        host=host,
-        port=settings.port,
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         if feed is not None:
             feed.close()

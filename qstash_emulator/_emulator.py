@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -17,6 +16,7 @@ from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
 from ._records import Attempt
 from ._runtime import Runtime
+from ._serving import listen
 from ._users import User
 
 __all__ = ["Emulator"]
@@ -51,11 +51,7 @@ class Emulator:
         """Start serving; returns once the port accepts connections."""
         if self._thread is not None:
             return self
-        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and without
-        # it every response waits out the client's delayed ACK (~40 ms per request).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
+        sock = listen(self.settings.host, self.settings.port)
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.runtime), log_level="warning", lifespan="on", access_log=False

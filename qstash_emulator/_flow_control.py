@@ -134,6 +134,32 @@ class FlowControl:
                     await self._save(msg.user, msg.flow_key, state)
                     await self._pump(msg.user, msg.flow_key)
 
+    async def stored(self, messages: list[Message]) -> None:
+        """A new message due now takes its key's slot at once if the key has room, as if
+        dispatched: it counts in the rate window before the publish is answered, so a call
+        the client makes next (a reset, a read of the key) already sees it."""
+        now = self.clock.now_ms()
+        for msg in messages:
+            key = msg.flow_key
+            if key is None or msg.due > now or msg.queue_name or msg.schedule_id:
+                continue  # a queue or a schedule decides first; a delayed one waits its turn
+            slot = (msg.user, key)
+            async with self._lock:
+                if msg.id in self._active.get(slot, ()) or msg.id in self._released.get(slot, ()):
+                    continue  # the engine was quicker
+                if await self.store.redis.llen(self._wait_key(msg.user, key)):
+                    continue  # others wait: it joins them through the gate
+                state = await self.load(msg.user, key)
+                if state is None:
+                    continue
+                state.roll(now)
+                if self._blocked(msg.user, key, state):
+                    continue
+                state.rate_count += 1
+                await self._save(msg.user, key, state)
+                self._released[slot].add(msg.id)
+                self._global[msg.user].add(msg.id)
+
     # Gate -----------------------------------------------------------------------------------
 
     async def admit(self, msg: Message) -> bool:

@@ -43,6 +43,8 @@ class Publisher:
         self.checks: list[Callable[[str, PublishOptions, int], Awaitable[None]]] = []
         # Hear of new messages just before they are stored (flow-control keys).
         self.accepting: list[Callable[[list[Message]], Awaitable[None]]] = []
+        # Hear of new messages once stored, before the publish is answered (flow control).
+        self.stored: list[Callable[[list[Message]], Awaitable[None]]] = []
         # Queues take their new messages, stored off the due list, and decide when each is due.
         self.queue_intake: Callable[[list[Message]], Awaitable[None]] | None = None
 
@@ -163,5 +165,7 @@ class Publisher:
             await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh])
             if queued is not None:
                 await queued(fresh)
+            for hook in self.stored:
+                await hook(fresh)
             self.engine.notify()
         return results

@@ -64,6 +64,7 @@ class Runtime:
         self.schedules = Schedules(self.store, settings, self.clock, self.publisher)
         self.flow_control = FlowControl(self.store, settings, self.clock, self.engine.notify)
         self.publisher.accepting.append(self.flow_control.accepting)
+        self.publisher.stored.append(self.flow_control.stored)
         self.engine.timers.extend([self.schedules, self.flow_control])
         # Flow control must stay the LAST gate: a message it admits is attempted at once, so a
         # gate after it (a queue) could hold a message that occupies a flow-control slot.

@@ -11,9 +11,24 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-__all__ = ["ThreadedServer"]
+__all__ = ["ThreadedServer", "listen"]
 
 T = TypeVar("T")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free one); OSError if it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and without
+    # it every response waits out the client's delayed ACK (~40 ms per request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class ThreadedServer:
@@ -32,11 +47,7 @@ class ThreadedServer:
         name: str = "asgi-server",
         **config: Any,
     ) -> None:
-        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and without
-        # it every response waits out the client's delayed ACK (~40 ms per request).
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = listen(host, port)
         self.port: int = self._sock.getsockname()[1]
         options = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
         self.server = uvicorn.Server(uvicorn.Config(app, **options))

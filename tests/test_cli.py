@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
 import httpx
 
+from qstash_emulator import DEFAULT_USERS
 from qstash_emulator._cli import banner
 from qstash_emulator._config import OPTIONS, Settings, settings_from
 
@@ -114,3 +116,51 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/v2/keys").status_code == 401
     except httpx.TransportError:
         return False
+
+
+def test_port_0_prints_the_port_actually_bound() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:  # the banner comes first; readline ends when the process does
+            if line.startswith("QSTASH_URL="):
+                url = line.strip().removeprefix("QSTASH_URL=")
+                break
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0"), url
+        token = DEFAULT_USERS[0].token
+        wait_until(
+            lambda: _answers_with(url, token), timeout=15, what=f"the server to answer on {url}"
+        )
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def _answers_with(url: str, token: str) -> bool:
+    try:
+        r = httpx.get(f"{url}/v2/keys", headers={"Authorization": f"Bearer {token}"})
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "QSTASH_URL" not in done.stdout

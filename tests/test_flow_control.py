@@ -274,6 +274,45 @@ def test_reset_rate_releases_waiters_now(
     assert _key(virtual, "reset")["waitListSize"] == 0
 
 
+def test_a_message_due_now_counts_before_the_publish_is_answered(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """The official SDK resets a key right after publishing to it and expects rateCount 0: the
+    message counts in the window it was published in, however late the engine picks it up."""
+    from qstash_emulator._models import Message
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowEngine:  # holds the attempt before flow control sees it, as a busy engine would
+        async def admit(self, msg: Message) -> bool:
+            entered.set()
+            await asyncio.to_thread(release.wait, 10)
+            return True
+
+        async def attempt_done(self, msg: Message) -> None:
+            return None
+
+        async def finished(self, msg: Message) -> None:
+            return None
+
+    gate = SlowEngine()
+    engine = emulator.runtime.engine
+    engine.gates.insert(0, gate)
+    try:
+        _publish(emulator, destination.url + "/now", "counted", "parallelism=5,rate=10,period=1m")
+        assert _key(emulator, "counted")["rateCount"] == 1
+        with sdk(emulator) as client:
+            client.flow_control.reset_rate("counted")
+        assert entered.wait(10)
+        release.set()
+        destination.wait(1, "/now")
+    finally:
+        release.set()
+        engine.gates.remove(gate)
+    state = _key(emulator, "counted")
+    assert (state["rateCount"], state["waitListSize"]) == (0, 0)
+
+
 def test_cancelled_waiting_message_leaves_the_wait_list(
     virtual: Emulator, vclient: QStash, destination: Destination
 ) -> None:

@@ -11,7 +11,7 @@ from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, sdk
+from .conftest import Destination, sdk, wait_until
 
 
 def _auth(emu: Emulator) -> dict[str, str]:
@@ -268,3 +268,47 @@ def test_a_mistyped_cancel_filter_cancels_nothing(vclient: QStash, virtual: Emul
         f"{virtual.url}/v2/messages", params={"messageIds": ids}, headers=_auth(virtual)
     )
     assert r.json() == {"cancelled": 3}  # all three were still pending
+
+
+def test_a_message_in_flight_is_cancelled_once(
+    emulator: Emulator, destination: Destination
+) -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> tuple[int, dict[str, str], bytes]:
+        entered.set()
+        release.wait(10)
+        return 500, {}, b"retry me"
+
+    destination.script("/slow", slow)
+    r = httpx.post(
+        f"{emulator.url}/v2/publish/{destination.url}/slow",
+        headers={**_auth(emulator), "Upstash-Retries": "3"},
+    )
+    message_id = r.json()["messageId"]
+    try:
+        assert entered.wait(10)
+        one = f"{emulator.url}/v2/messages/{message_id}"
+        assert httpx.delete(one, headers=_auth(emulator)).json() == {"cancelled": 1}
+        again = httpx.delete(one, headers=_auth(emulator))
+        assert again.status_code == 404, again.text
+        assert "being cancelled" in again.json()["error"]
+        bulk = f"{emulator.url}/v2/messages"
+        assert httpx.delete(bulk, headers=_auth(emulator)).json() == {"cancelled": 0}
+        by_id = httpx.delete(bulk, params={"messageIds": message_id}, headers=_auth(emulator))
+        assert by_id.json() == {"cancelled": 0}
+    finally:
+        release.set()
+
+    def states() -> list[str]:
+        events = httpx.get(
+            f"{emulator.url}/v2/events", params={"messageId": message_id}, headers=_auth(emulator)
+        ).json()["events"]
+        return [e["state"] for e in reversed(events)]
+
+    wait_until(lambda: "CANCELED" in states(), what="the cancel to finish")
+    assert states().count("CANCEL_REQUESTED") == 1
+    assert states()[-1] == "CANCELED"
+    assert len(destination.wait(1, "/slow")) == 1

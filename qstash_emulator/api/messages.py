@@ -29,8 +29,12 @@ async def load_visible(rt: Runtime, user: str, message_id: str) -> Message:
 
 
 async def cancel(rt: Runtime, msg: Message) -> bool:
-    """Cancel a message that is not final. One in flight finishes its attempt, then stops."""
-    if msg.state in FINAL_STATES:
+    """Cancel a message that is not final. One in flight finishes its attempt, then stops.
+
+    False when there is nothing left to cancel: the message is final, or its cancel was
+    already asked for while it is in flight (one message is cancelled once).
+    """
+    if msg.state in FINAL_STATES or msg.id in rt.engine.cancel_requested:
         return False
     now = rt.clock.now_ms()
     if rt.engine.is_in_flight(msg.id):
@@ -52,7 +56,8 @@ async def cancel_one(request: Request) -> Response:
     rt = runtime(request)
     msg = await load_visible(rt, who.user_id, request.path_params["messageId"])
     if not await cancel(rt, msg):
-        raise NotFound(f"message {msg.id!r} not found: it is already {msg.state}")
+        already = "being cancelled" if msg.id in rt.engine.cancel_requested else msg.state
+        raise NotFound(f"message {msg.id!r} not found: it is already {already}")
     return json({"cancelled": 1})
 
 
