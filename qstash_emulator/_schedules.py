@@ -244,14 +244,16 @@ class Schedules:
                 await self._save(sched)
             return True
 
-    async def trigger(self, user: str, schedule_id: str) -> list[str] | None:
-        """Move a schedule's next run to now (never a copy of it): the run after is the
-        cron's time after the one it replaces. Returns the new message ids."""
+    async def trigger(self, user: str, schedule_id: str, moved: bool = False) -> list[str] | None:
+        """Run a schedule now; returns the new message ids. By default its next cron time
+        stays as it is; ``moved`` makes this run *be* the next one (never a copy), so the run
+        after is the cron's time after the one it replaces."""
         async with self._lock:
             sched = await self.get(user, schedule_id)
             if sched is None:
                 return None
-            await self._run(sched, self.clock.now_ms(), replaces=sched.next_time)
+            replaces = sched.next_time if moved else None
+            await self._run(sched, self.clock.now_ms(), replaces=replaces)
             return list(sched.last_states)
 
     # Timer ----------------------------------------------------------------------------------
