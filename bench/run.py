@@ -6,8 +6,9 @@
     python bench/run.py --profile -s 1  # py-spy on the emulator, summaries in bench/profiles/
 
 Scenarios: 1 publish acceptance, 2 sustained delivery, 3 latency at 200 msg/s, 4 fixture
-cost, 5 memory per pending message. Servers run in their own processes on loopback ports;
-the table is printed and, unless profiling or --no-write, written to bench/RESULTS.md.
+cost, 5 memory per pending message, 6 deliveries with the dashboard open or the feed
+printing. Servers run in their own processes on loopback ports; the table is printed and,
+unless profiling or --no-write, written to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+from dashboard import watching_cost
 from fixture_cost import fixture_cost
 from load import wrk_path
 from memory import pending_memory
@@ -34,6 +36,7 @@ SCENARIOS: dict[str, tuple[str, Scenario | None]] = {
     "3": ("latency at a steady rate", latency),
     "4": ("fixture cost", None),
     "5": ("memory per pending message", pending_memory),
+    "6": ("deliveries while watching: dashboard open, feed printing", watching_cost),
 }
 ON_REDIS = {"1", "2", "3", "5"}
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from . import _json
+from . import _json, dashboard
 from ._errors import EmulatorError
 from ._faults import FaultMiddleware
 from ._runtime import Runtime
@@ -58,7 +58,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         finally:
             await runtime.stop()
 
-    routes = [*all_routes(), *(extra_routes or [])]
+    routes = [*all_routes(), *dashboard.routes(runtime), *(extra_routes or [])]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

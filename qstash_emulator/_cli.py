@@ -73,6 +73,7 @@ def banner(settings: Settings, url: str) -> str:
     return "\n".join(
         [
             f"Upstash QStash development server is running at {url}",
+            f"Dashboard: {url}/ (open it in a browser)",
             f"State: {store}",
             "A default user has been created for you to authorize your requests.",
             f"QSTASH_URL={url}",

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import _json
+from ._headers import H
 from ._models import Message, State
 from ._records import Attempt
+from ._signing import check_signature
 from ._views import dlq_view
 
 if TYPE_CHECKING:
@@ -135,8 +137,9 @@ class History:
                 self._by_user.pop(user, None)
 
 
-def attempt_view(attempt: Attempt) -> dict[str, Any]:
-    """An attempt as JSON for ``/_emulator/attempts``."""
+def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[str, Any]:
+    """An attempt as JSON for ``/_emulator/attempts``; with the user's (current, next)
+    signing keys, also whether its signature verifies as a receiver would check it then."""
     out: dict[str, Any] = {
         "messageId": attempt.message_id,
         "kind": attempt.kind,
@@ -167,7 +170,27 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         out["error"] = attempt.error
     if attempt.source_message_id:
         out["sourceMessageId"] = attempt.source_message_id
+    if keys is not None:
+        out["signature"] = _signature_view(attempt, keys)
     return out
+
+
+def _signature_view(attempt: Attempt, keys: tuple[str, str]) -> dict[str, Any]:
+    request = attempt.request
+    check = check_signature(
+        request.headers.get(H.SIGNATURE),
+        keys,
+        request.url,
+        request.body,
+        int(attempt.wall_started),
+    )
+    view: dict[str, Any] = {"valid": check.ok}
+    if check.key is not None:
+        view["key"] = "current" if check.key == keys[0] else "next"
+    if not check.ok:
+        view["failedClaim"] = check.failed_claim
+        view["reason"] = check.reason
+    return view
 
 
 class Inspector:
@@ -197,6 +220,44 @@ class Inspector:
             if states is None or state in states:
                 found.append(Waiting(msg, state, due))
         return found
+
+    async def page(
+        self, user: str, states: set[str] | None, offset: int, count: int
+    ) -> tuple[list[Waiting], int, dict[str, int]]:
+        """One page of ``waiting``, the number of messages the filter matches, and how many
+        are in each state: for a dashboard over 10,000 messages, in three round trips."""
+        store, engine = self.runtime.store, self.runtime.engine
+        ids = await store.pending_ids(user)
+        dues = await store.due_times(ids)
+        now = self.runtime.clock.now_ms()
+        # Retrying or not is in the record: read only the ones that are due somewhen.
+        timed = [i for i, due in zip(ids, dues, strict=True) if due is not None]
+        records = dict(zip(timed, await store.get_many(timed), strict=True))
+        counts = dict.fromkeys(STATES, 0)
+        matched: list[tuple[str, str, int | None]] = []
+        for message_id, due in zip(ids, dues, strict=True):
+            if due is None:
+                state = "in_flight" if engine.is_in_flight(message_id) else "queued"
+            else:
+                msg = records[message_id]
+                if msg is None:
+                    continue
+                if msg.state == State.RETRY:
+                    state = "retrying"
+                else:
+                    state = "delayed" if due > now else "pending"
+            counts[state] += 1
+            if states is None or state in states:
+                matched.append((message_id, state, due))
+        chosen = matched[offset : offset + count]
+        untimed = [i for i, _, due in chosen if due is None]
+        records.update(zip(untimed, await store.get_many(untimed), strict=True))
+        found = []
+        for message_id, state, due in chosen:
+            msg = records.get(message_id)
+            if msg is not None and msg.user == user:
+                found.append(Waiting(msg, state, due))
+        return found, len(matched), counts
 
     async def dead_letters(self, user: str) -> list[dict[str, Any]]:
         """Every DLQ entry of the user, oldest first, in the ``/v2/dlq`` shape."""

@@ -21,7 +21,8 @@ __all__ = ["routes"]
 
 
 async def list_messages(request: Request) -> Response:
-    """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued."""
+    """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued;
+    with ``count`` (and ``offset``) one page of them, their total and the counts by state."""
     who = caller(request)
     states = set(multi(request, "state"))
     unknown = states - set(STATES)
@@ -29,8 +30,14 @@ async def list_messages(request: Request) -> Response:
         raise BadRequest(
             f"invalid state: {', '.join(sorted(unknown))}; expected any of {', '.join(STATES)}"
         )
-    waiting = await Inspector(runtime(request)).waiting(who.user_id, states or None)
-    return json({"messages": [w.view() for w in waiting]})
+    count = int_param(request, "count", None, 1, 1_000)
+    inspector = Inspector(runtime(request))
+    if count is None:
+        waiting = await inspector.waiting(who.user_id, states or None)
+        return json({"messages": [w.view() for w in waiting]})
+    offset = int_param(request, "offset", 0, 0, 10_000_000) or 0
+    page, total, counts = await inspector.page(who.user_id, states or None, offset, count)
+    return json({"messages": [w.view() for w in page], "total": total, "counts": counts})
 
 
 async def list_dead_letters(request: Request) -> Response:
@@ -41,8 +48,10 @@ async def list_dead_letters(request: Request) -> Response:
 async def list_attempts(request: Request) -> Response:
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
-    attempts = Inspector(runtime(request)).attempts(who.user_id, message_id)
-    return json({"attempts": [attempt_view(a) for a in attempts]})
+    rt = runtime(request)
+    attempts = Inspector(rt).attempts(who.user_id, message_id)
+    keys = await rt.signing_keys(who.user_id)
+    return json({"attempts": [attempt_view(a, keys) for a in attempts]})
 
 
 async def schedule_times(request: Request) -> Response:

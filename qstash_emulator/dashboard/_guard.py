@@ -1,0 +1,115 @@
+"""What keeps other web pages out of the dashboard: a Host check and strict response headers.
+
+A page on another origin cannot read the dashboard's answers (no CORS headers are ever sent,
+so the browser withholds them) and cannot send its token (no cookie carries authority; the
+page keeps the token in memory and sends it as ``Authorization``, which a cross-origin request
+can only send after a CORS preflight that fails). What is left is DNS rebinding: a hostile
+name that starts resolving to 127.0.0.1 makes the browser treat the dashboard as that name's
+own origin. Its requests carry that name in ``Host``, so only names the emulator serves on
+are accepted: loopback names, IP literals the bind covers, and the bind name itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import _json
+
+__all__ = ["Guard", "host_allowed", "is_loopback"]
+
+# The page loads only its own files and talks only to its own origin; nothing may frame it.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(header: str) -> str:
+    """The name in a ``Host`` header, without its port: ``[::1]:8080`` -> ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    if header.count(":") == 1:
+        return header.partition(":")[0]
+    return header
+
+
+def host_allowed(header: str, bind: str) -> bool:
+    """Whether a request naming ``header`` as its Host may reach a server bound to ``bind``."""
+    host, bind = _hostname(header), bind.strip("[]").lower()
+    if not host:
+        return False
+    if host == "localhost" or host == bind:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name other than the bind name: what DNS rebinding looks like
+    # An IP literal cannot be rebound; accept those the bind listens on.
+    if address.is_loopback or bind in ("0.0.0.0", "::", ""):
+        return True
+    try:
+        return address == ipaddress.ip_address(bind)
+    except ValueError:
+        return False
+
+
+class Guard:
+    """Refuses requests with a foreign ``Host``; adds ``HEADERS`` to every answer."""
+
+    def __init__(self, app: ASGIApp, bind: str) -> None:
+        self.app = app
+        self.bind = bind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        if not host_allowed(host, self.bind):
+            error = (
+                f"the dashboard answers only on the addresses it serves on, not Host {host!r} "
+                "(a web page may be trying DNS rebinding); open it at http://127.0.0.1:<port>/"
+            )
+            await _send_error(send, 403, error)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _send_error(send: Send, status: int, error: str) -> None:
+    body = _json.dumps({"error": error})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in HEADERS.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

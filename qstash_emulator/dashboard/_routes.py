@@ -1,0 +1,88 @@
+"""The dashboard's few routes of its own: the page, its files, the user list and live rows.
+
+Everything else the page shows or does goes through the emulator's API (``/v2/...`` and
+``/_emulator/...``) with the chosen user's token, like any other client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from .. import _json
+from .._runtime import Runtime
+from ..api._common import caller, json
+from ._guard import Guard, is_loopback
+from ._live import LiveRows
+
+__all__ = ["routes"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Dashboard:
+    """The endpoints, sharing one runtime and one live-row hub."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.live = LiveRows(runtime.store)
+
+    async def index(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            error = {"error": f"method {scope['method']} not allowed on /"}
+            response: Response = Response(_json.dumps(error), 405, media_type="application/json")
+        else:
+            response = FileResponse(STATIC / "index.html", media_type="text/html")
+        await response(scope, receive, send)
+
+    async def users(self, request: Request) -> Response:
+        """The users and their tokens, for the picker; only while bound to loopback."""
+        bind = self.runtime.settings.host
+        if not is_loopback(bind):
+            # An answer, not an error: the page then asks for a token.
+            message = (
+                f"The emulator listens on {bind}, beyond this machine, so the dashboard does "
+                "not list users and their tokens: enter a token."
+            )
+            return json({"users": None, "message": message})
+        users = [{"userId": u.user_id, "token": u.token} for u in self.runtime.users]
+        return json({"users": users})
+
+    async def me(self, request: Request) -> Response:
+        """Who a token belongs to, for a page that was given a token instead of a user."""
+        who = caller(request)
+        return json({"userId": who.user_id, "readonly": who.readonly})
+
+    async def stream(self, request: Request) -> Response:
+        """Server-sent events: the caller's log rows as they are written."""
+        who = caller(request)
+        subscriber = self.live.subscribe(who.user_id)
+
+        async def events() -> AsyncIterator[bytes]:
+            async for batch in self.live.stream(subscriber):
+                yield b"data: " + _json.dumps(batch) + b"\n\n"
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+        )
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    """``/`` (the page) and ``/_dashboard/...``, behind the Host check."""
+    dashboard = Dashboard(runtime)
+    bind = runtime.settings.host
+    inner = Router(
+        routes=[
+            Route("/api/users", dashboard.users, methods=["GET"]),
+            Route("/api/me", dashboard.me, methods=["GET"]),
+            Route("/api/stream", dashboard.stream, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC)),
+        ]
+    )
+    return [Route("/", Guard(dashboard.index, bind)), Mount("/_dashboard", Guard(inner, bind))]

@@ -1,0 +1,301 @@
+"""The dashboard in a real browser (Debian's headless Chromium through Selenium), used as a
+person would: things appear without a reload, clicks act, and the page logs no errors.
+
+Screenshots land in docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from qstash_emulator import DEFAULT_USERS, Emulator
+
+from .conftest import Destination, sdk
+from .test_dashboard import add_delayed
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+REBOUND = "rebound.test"  # resolves to 127.0.0.1 inside the browser, like a rebinding attack
+
+pytestmark = [
+    pytest.mark.browser,
+    # Skipped where Chromium is missing, except in CI (.ci/run installs it), where they must run.
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not os.environ.get("CI"),
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+        "chromium-driver; .ci/run installs them)",
+    ),
+]
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="qe-chromium-")
+    for flag in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1000",
+        f"--user-data-dir={profile}",
+        f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """An emulator on each backend; on Redis under a key prefix of the test's own."""
+    if request.param == "memory":
+        with Emulator() as emu:
+            yield emu
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    with Emulator(redis_url=redis_url, redis_prefix=f"qe-dash-{uuid.uuid4().hex[:8]}:") as emu:
+        yield emu
+        emu.reset()
+
+
+@pytest.fixture
+def page(browser: Any, emulator: Emulator) -> Iterator[Any]:
+    """The browser, with its console checked for errors after the test."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield browser
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    browser.get("about:blank")  # close the live stream before the emulator stops
+    assert errors == []
+
+
+def until(driver: Any, what: str, check: Callable[[Any], T], timeout: float = 10) -> T:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def attempt(d: Any) -> T | None:
+        try:
+            return check(d)
+        except StaleElementReferenceException:  # the view re-rendered under us: look again
+            return None
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(attempt, f"waited for {what}")
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def one(driver: Any, selector: str, what: str | None = None) -> Any:
+    return until(driver, what or selector, lambda d: (css(d, selector) or [None])[0])
+
+
+def open_view(driver: Any, emulator: Emulator, view: str, user: str = "defaultUser") -> None:
+    driver.get(f"{emulator.url}/#view={view}&user={user}")
+    until(driver, "the live stream", lambda d: one(d, "#live").text == "live")
+    one(driver, f'#tabs button[data-view="{view}"][aria-current="page"]')
+
+
+def shot(driver: Any, name: str, emulator: Emulator) -> None:
+    if emulator.settings.redis_url:  # one set of pictures: the in-memory run's
+        return
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_published_message_appears_live_and_its_detail_shows_the_forwarded_header(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    open_view(page, emulator, "messages")
+    page.execute_script("window.notReloaded = true")
+    with sdk(emulator) as client:
+        sent = client.message.publish(
+            url=f"{destination.url}/later",
+            body='{"order": 42}',
+            headers={"X-Shop": "north"},
+            delay=600,
+        )
+        for n in range(3):
+            client.message.publish(url=f"{destination.url}/more/{n}", body="x", delay=900)
+    row = one(page, f'tr[data-id="{sent.message_id}"]', "the published message's row")
+    assert "delayed" in row.text and "/later" in row.text
+    assert page.execute_script("return window.notReloaded") is True
+
+    row.click()
+    forwarded = one(page, "#detail #forwarded-headers")
+    assert "X-Shop" in forwarded.text and "north" in forwarded.text
+    assert '{"order": 42}' in one(page, "#detail").text
+    shot(page, "messages", emulator)
+
+    one(page, '#detail button[data-action="deliver-now"]').click()
+    got = destination.wait(1, "/later")
+    assert got[0].headers["x-shop"] == "north"
+    attempt = one(page, '#detail .attempt[data-outcome="delivered"]', "the attempt in the detail")
+    assert "signature valid (current key)" in attempt.text
+    until(
+        page, "the row to leave the list", lambda d: not css(d, f'tr[data-id="{sent.message_id}"]')
+    )
+
+    open_view(page, emulator, "activity")
+    until(page, "the delivered row", lambda d: "DELIVERED" in one(d, "#view table").text)
+    assert one(page, '.card[data-state="delayed"] .n').text == "3"
+    shot(page, "activity", emulator)
+
+
+def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    destination.script("/flaky", (500, {"X-Why": "down"}, b"try later"))
+    with sdk(emulator) as client:
+        sent = client.message.publish(url=f"{destination.url}/flaky", body="payload", retries=0)
+        until(page, "the dead letter", lambda d: client.dlq.list().messages)
+    open_view(page, emulator, "dlq")
+    row = one(page, f'tr[data-id="{sent.message_id}"]')
+    assert "500" in row.text
+    row.click()
+    detail = one(page, "#detail")
+    until(
+        page, "the response body", lambda d: "try later" in detail.text and "X-Why" in detail.text
+    )
+    shot(page, "dead-letters", emulator)
+
+    one(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]').click()
+    retried = destination.wait(2, "/flaky")
+    assert retried[1].body == b"payload"
+    until(page, "the dead letter to go", lambda d: not css(d, f'tr[data-id="{sent.message_id}"]'))
+    open_view(page, emulator, "activity")
+    until(page, "the retried copy delivered", lambda d: "DELIVERED" in one(d, "#view table").text)
+
+
+def test_pause_a_schedule(page: Any, emulator: Emulator, destination: Destination) -> None:
+    with sdk(emulator) as client:
+        schedule = client.schedule.create(destination=f"{destination.url}/cron", cron="*/5 * * * *")
+        open_view(page, emulator, "schedules")
+        row = one(page, f'tr[data-id="{schedule}"]')
+        assert "*/5 * * * *" in row.text and "in " in row.text  # next run times
+        shot(page, "schedules", emulator)
+        one(page, f'tr[data-id="{schedule}"] button[data-action="pause"]').click()
+        one(page, f'tr[data-id="{schedule}"] button[data-action="resume"]', "the Resume button")
+        assert client.schedule.get(schedule).paused is True
+
+
+def test_send_from_the_publish_form_and_see_it_arrive(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    open_view(page, emulator, "publish")
+    one(page, "#p-destination").send_keys(f"{destination.url}/from-form")
+    one(page, "#p-headers").send_keys("X-From-Form: yes")
+    one(page, "#p-body").send_keys("hello from the form")
+    one(page, "#p-retries").send_keys("2")
+    shot(page, "publish", emulator)
+    one(page, "#p-send").click()
+    (got,) = destination.wait(1, "/from-form")
+    assert got.body == b"hello from the form"
+    assert got.headers["x-from-form"] == "yes"
+    link = one(page, "#p-result a[data-id]")
+    one(page, '#detail .attempt[data-outcome="delivered"]', "the delivered attempt, live")
+    assert link.get_attribute("data-id") == got.headers["upstash-message-id"]
+
+
+def test_switch_users_and_see_only_that_users_things(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    other = DEFAULT_USERS[1]
+    with sdk(emulator) as mine, sdk(emulator, other.token) as theirs:
+        my_id = mine.message.publish(url=f"{destination.url}/mine", body="x", delay=600).message_id
+        their_id = theirs.message.publish(
+            url=f"{destination.url}/theirs", body="x", delay=600
+        ).message_id
+        mine.queue.upsert("my-queue")
+        theirs.queue.upsert("their-queue")
+    open_view(page, emulator, "messages")
+    one(page, f'tr[data-id="{my_id}"]')
+    assert not css(page, f'tr[data-id="{their_id}"]')
+
+    from selenium.webdriver.support.ui import Select
+
+    Select(one(page, "select#user")).select_by_value(other.user_id)
+    one(page, f'tr[data-id="{their_id}"]', "the other user's message")
+    assert not css(page, f'tr[data-id="{my_id}"]')
+    one(page, '#tabs button[data-view="queues"]').click()
+    one(page, 'tr[data-id="their-queue"]')
+    assert not css(page, 'tr[data-id="my-queue"]')
+    assert f"user={other.user_id}" in page.current_url
+
+
+def test_ten_thousand_messages_are_paged(page: Any, emulator: Emulator) -> None:
+    emulator.call(add_delayed(emulator, 10_000))
+    open_view(page, emulator, "messages")
+    until(page, "the pager", lambda d: one(d, "#page-info").text == "1–50 of 10000")
+    assert len(css(page, "#view tbody tr")) == 50
+    assert one(page, '.chips button[data-state="delayed"]').text == "delayed 10000"
+    one(page, ".pager button:last-child").click()
+    until(page, "page 2", lambda d: one(d, "#page-info").text == "51–100 of 10000")
+    assert len(css(page, "#view tbody tr")) == 50
+
+
+def test_a_rebound_name_gets_no_page_and_other_origins_cannot_act(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    # DNS rebinding: the browser resolves the attacker's name to the emulator.
+    page.get(f"http://{REBOUND}:{emulator.port}/_dashboard/api/users")
+    assert "the dashboard answers only on the addresses it serves on" in page.page_source
+    assert emulator.token not in page.page_source
+    page.get_log("browser")  # the 403 above is logged by the browser, as it should be
+
+    # Another origin (another port) tries to read the token list and to retry a dead letter.
+    destination.script("/fails", (500, {}, b"no"))
+    with sdk(emulator) as client:
+        client.message.publish(url=f"{destination.url}/fails", body="x", retries=0)
+        until(page, "the dead letter", lambda d: client.dlq.list().messages)
+        dlq_id = client.dlq.list().messages[0].dlq_id
+    evil = f"""<!doctype html><title>waiting</title><script>
+    const base = "{emulator.url}";
+    const out = {{}};
+    async function attempt(name, f) {{
+      try {{ const r = await f(); out[name] = "read " + (await r.text()).slice(0, 80); }}
+      catch (e) {{ out[name] = "blocked"; }}
+    }}
+    (async () => {{
+      await attempt("users", () => fetch(base + "/_dashboard/api/users"));
+      await attempt("retry", () => fetch(base + "/v2/dlq/retry/{dlq_id}", {{
+        method: "POST", headers: {{Authorization: "Bearer {emulator.token}"}} }}));
+      document.title = JSON.stringify(out);
+    }})();
+    </script>"""
+    destination.script("/evil.html", (200, {"Content-Type": "text/html"}, evil.encode()))
+    page.get(f"{destination.url}/evil.html")
+    title = until(
+        page, "the attacker page's verdict", lambda d: d.title if "{" in d.title else None
+    )
+    assert json.loads(title) == {"users": "blocked", "retry": "blocked"}
+    with sdk(emulator) as client:
+        assert [m.dlq_id for m in client.dlq.list().messages] == [dlq_id]  # not retried
+    page.get_log("browser")  # the blocked requests are logged as CORS errors: expected here
