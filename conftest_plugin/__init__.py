@@ -14,14 +14,25 @@ if TYPE_CHECKING:
     from ._endpoints import Endpoint, Reply, reply
     from ._fixture import QStashFixture
     from ._options import Options
+    from ._pending import PendingMessage
 
-__all__ = ["Deliveries", "Delivery", "Endpoint", "Options", "QStashFixture", "Reply", "reply"]
+__all__ = [
+    "Deliveries",
+    "Delivery",
+    "Endpoint",
+    "Options",
+    "PendingMessage",
+    "QStashFixture",
+    "Reply",
+    "reply",
+]
 
 _HOMES = {
     "Deliveries": "._deliveries",
     "Delivery": "._deliveries",
     "Endpoint": "._endpoints",
     "Options": "._options",
+    "PendingMessage": "._pending",
     "QStashFixture": "._fixture",
     "Reply": "._endpoints",
     "reply": "._endpoints",

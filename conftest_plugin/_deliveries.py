@@ -19,7 +19,7 @@ class Delivery:
     """One delivery attempt: the request, the response or network error, and the retry decision.
 
     ``url`` is the URL that was published (and signed as ``sub``); ``destination_url`` is where
-    the request went after rewriting, which is the URL a receiver sees.
+    the request went after rewriting (a local server standing in for the public URL).
     """
 
     __slots__ = ("__dict__", "attempt", "destination_url", "keys")
@@ -160,7 +160,8 @@ class Delivery:
 
     @functools.cached_property
     def signature(self) -> SignatureCheck:
-        """What a receiver holding the test's keys, checking the URL it was called on, concludes.
+        """What the app's receiver concludes: it holds the keys set for the test and checks
+        the URL the message was published to (its public URL, also when rewritten).
 
         ``failed_claim`` names what is wrong: "sub" (URL), "body" (hash), "exp", "key", ...
         """
@@ -169,11 +170,11 @@ class Delivery:
     def check_signature(
         self, url: str | None = None, keys: tuple[str, str] | None = None
     ) -> SignatureCheck:
-        """Check ``Upstash-Signature`` against ``url`` (default: where it was delivered)."""
+        """Check ``Upstash-Signature`` against ``url`` (default: the published URL)."""
         return check_signature(
             self.header("Upstash-Signature"),
             keys or self.keys,
-            url or self.destination_url,
+            url or self.url,
             self.body,
             int(self.attempt.wall_started),
         )

@@ -9,15 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pytest
 
-from qstash_emulator import Emulator, User
+from qstash_emulator import Emulator, User, VirtualClock
 from qstash_emulator._faults import Fault
-from qstash_emulator._inspection import Inspector, Waiting
+from qstash_emulator._inspection import STATES, Inspector
 from qstash_emulator._random import seed_ids
 
 from . import _teardown
@@ -25,6 +26,7 @@ from ._deliveries import Deliveries, Delivery
 from ._endpoints import Endpoint, Reply
 from ._matching import Criteria, count_message, no_match_message
 from ._options import Options
+from ._pending import PendingMessage
 from ._time import Driver
 
 if TYPE_CHECKING:
@@ -32,7 +34,10 @@ if TYPE_CHECKING:
 
     from ._server import Server
 
-__all__ = ["QStashFixture"]
+__all__ = ["SEEDED_EPOCH_MS", "QStashFixture"]
+
+# Where a seeded test's virtual clock starts: 2026-01-01T00:00:00Z.
+SEEDED_EPOCH_MS = 1_767_225_600_000
 
 
 class QStashFixture:
@@ -45,6 +50,10 @@ class QStashFixture:
         user_id = "pytest_" + digest.hexdigest()[:12]
         if options.seed is not None:
             seed_ids(f"{options.seed}|{test_id}")
+        if isinstance(server.clock, VirtualClock):
+            # Every test starts at the same point, whatever earlier tests did to the clock.
+            start = SEEDED_EPOCH_MS if options.seed is not None else time.time_ns() // 1_000_000
+            server.clock.restart(start)
         self.user: User = server.emulator.create_user(user_id)
         keys = (self.user.current_signing_key, self.user.next_signing_key)
         self._recorder = server.recorder(user_id, keys)
@@ -55,6 +64,8 @@ class QStashFixture:
         self._cleanups: list[Callable[[], None]] = []
         self._clients: list[Any] = []
         server.emulator.attempts.clear()
+        if options.network:
+            server.allow_network(True)
 
     # What application code needs --------------------------------------------------------------
 
@@ -204,14 +215,30 @@ class QStashFixture:
         __tracebackhide__ = True
         self._driver.run_until_idle(timeout or self.options.timeout, max_seconds)
 
+    @overload
     def wait_for(
-        self, *, count: int = 1, timeout: float | None = None, **criteria: Any
-    ) -> Delivery:
-        """Wait for a delivery attempt matching ``criteria`` (see ``assert_delivered``); returns
-        the ``count``-th match. A virtual clock auto-advances to each next due time."""
+        self, *, count: None = None, timeout: float | None = None, **criteria: Any
+    ) -> Delivery: ...
+
+    @overload
+    def wait_for(
+        self, *, count: int, timeout: float | None = None, **criteria: Any
+    ) -> Deliveries: ...
+
+    def wait_for(
+        self, *, count: int | None = None, timeout: float | None = None, **criteria: Any
+    ) -> Delivery | Deliveries:
+        """Wait for a delivery attempt matching ``criteria`` (see ``assert_delivered``) and
+        return it; with ``count=N``, wait for N and return them (a ``Deliveries``).
+
+        A virtual clock auto-advances to each next due time.
+        """
         __tracebackhide__ = True
-        found = self._driver.wait_for(Criteria(criteria), count, timeout or self.options.timeout)
-        return found[-1]
+        wanted = 1 if count is None else count
+        if wanted < 1:
+            raise ValueError(f"invalid count {count!r}: expected 1 or more")
+        found = self._driver.wait_for(Criteria(criteria), wanted, timeout or self.options.timeout)
+        return found[0] if count is None else Deliveries(found)
 
     def run_now(self, message_or_schedule_id: str) -> None:
         """Make a delayed message, a pending retry or a schedule's next run due now (moved,
@@ -231,10 +258,16 @@ class QStashFixture:
         """Every delivery attempt of this test, in the order they finished."""
         return self._recorder.deliveries
 
-    def messages(self, state: str | None = None) -> list[Waiting]:
+    def messages(self, state: str | None = None) -> list[PendingMessage]:
         """Messages not final yet: pending, delayed, retrying, in_flight or queued."""
-        waiting = self._driver.waiting()
-        return waiting if state is None else [w for w in waiting if w.state == state]
+        if state is not None and state not in STATES:
+            raise ValueError(f"invalid state {state!r}: expected one of {', '.join(STATES)}")
+        now = self.now
+        return [
+            PendingMessage.of(w, now)
+            for w in self._driver.waiting()
+            if state is None or w.state == state
+        ]
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
@@ -373,6 +406,8 @@ class QStashFixture:
             server.scripted.remove(endpoint)
         for prefix in self._prefixes:
             runtime.router.remove(prefix)
+        if self.options.network:
+            server.allow_network(False)
         user_id = self.user.user_id
         server.drop_recorder(user_id)
         server.active.discard(user_id)

@@ -20,7 +20,8 @@ CHECKS = ("pending", "dead_letters", "unused_responses")
 
 MARKER_HELP = (
     "qstash(clock='virtual'|'real', auto_advance=True, checks=True, seed=None, "
-    "intercept_production=False, timeout=10): configure the qstash fixture for a test "
+    "intercept_production=False, network=False, timeout=10): configure the qstash fixture "
+    "for a test "
     "(also injects the fixture, so the test's environment points at the emulator)"
 )
 
@@ -34,6 +35,7 @@ class Options:
     checks: bool | tuple[str, ...] = True
     seed: int | str | None = None
     intercept_production: bool = False
+    network: bool = False
     timeout: float = 10.0
 
     def __post_init__(self) -> None:

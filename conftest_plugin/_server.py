@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
 from qstash_emulator._records import Attempt
@@ -12,7 +13,7 @@ from qstash_emulator._records import Attempt
 from ._deliveries import Deliveries, Delivery
 from ._endpoints import ScriptedResponder
 
-__all__ = ["Recorder", "Server", "ServerPool"]
+__all__ = ["Recorder", "Server", "ServerPool", "offline"]
 
 
 class Recorder:
@@ -36,6 +37,18 @@ class Recorder:
             return self._cond.wait_for(lambda: len(self.deliveries) > seen, timeout)
 
 
+def offline(url: str) -> str:
+    """Why a delivery to ``url`` was not sent, and the ways to fix it."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        f"not sent: {parts.hostname} is not on this machine, and the qstash fixture keeps "
+        f"deliveries here: qstash.mount({origin!r}, app) delivers into your app, "
+        f"qstash.rewrite({origin!r}, 'http://127.0.0.1:PORT') to a local server; "
+        "@pytest.mark.qstash(network=True) lets it go out"
+    )
+
+
 class Server:
     """One emulator shared by the tests of a session (or xdist worker), each as its own user."""
 
@@ -52,7 +65,12 @@ class Server:
         # Users that called the API: a test that never did has nothing to clean up.
         self.active: set[str] = set()
         runtime.authenticated.append(lambda caller: self.active.add(caller.user_id))
+        runtime.router.offline = offline
         self.emulator.start()
+
+    def allow_network(self, allowed: bool) -> None:
+        """Let deliveries reach hosts that are not on this machine (one test's choice)."""
+        self.emulator.runtime.router.offline = None if allowed else offline
 
     def _record(self, attempt: Attempt) -> None:
         recorder = self._recorders.get(attempt.user)

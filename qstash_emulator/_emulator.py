@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-import uvicorn
 
 from ._app import create_app
 from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
 from ._records import Attempt
 from ._runtime import Runtime
-from ._serving import listen
+from ._serving import ThreadedServer
 from ._users import User
 
 __all__ = ["Emulator"]
 
 T = TypeVar("T")
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        """The server runs in a thread; signals belong to the main one."""
 
 
 class Emulator:
@@ -40,51 +31,35 @@ class Emulator:
         self.runtime = Runtime(self.settings, self.clock)
         self.attempts: list[Attempt] = []
         self.runtime.engine.listeners.append(self.attempts.append)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: ThreadedServer | None = None
         self._port = self.settings.port
 
     # Life cycle -----------------------------------------------------------------------------
 
     def start(self) -> Emulator:
         """Start serving; returns once the port accepts connections."""
-        if self._thread is not None:
+        if self._server is not None:
             return self
-        sock = listen(self.settings.host, self.settings.port)
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.runtime), log_level="warning", lifespan="on", access_log=False
+        server = ThreadedServer(
+            create_app(self.runtime),
+            self.settings.host,
+            self.settings.port,
+            name="qstash-emulator",
+            lifespan="on",
         )
-        self._server = _Server(config)
-        server = self._server
-        started = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            started.set()
-            loop.run_until_complete(server.serve(sockets=[sock]))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="qstash-emulator", daemon=True)
-        self._thread.start()
-        started.wait()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start")
-            time.sleep(0.001)
+        self._port = server.port
+        try:
+            server.start()
+        except RuntimeError as exc:
+            server.stop()
+            raise RuntimeError(f"the emulator did not start: {exc}") from exc
+        self._server = server
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._server = None
-        self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -98,14 +73,10 @@ class Emulator:
         On ``TimeoutError`` the coroutine is cancelled, so a wait that gave up does not go on
         moving the clock or delivering behind the caller's back.
         """
-        if self._loop is None:
+        if self._server is None:
+            coro.close()
             raise RuntimeError("the emulator is not running")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
+        return self._server.call(coro, timeout)
 
     # What clients need ----------------------------------------------------------------------
 

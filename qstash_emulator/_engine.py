@@ -10,13 +10,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import _json
 from ._clock import Clock
 from ._config import Settings
-from ._headers import on_the_wire
-from ._models import Message, State, new_id
+from ._headers import CallbackConfig, on_the_wire
+from ._models import FINAL_STATES, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
 from ._signing import sign
@@ -24,7 +25,15 @@ from ._store import Store
 from ._transport import DeliveryError, Response, Transport
 from ._views import callback_payload, log_row
 
-__all__ = ["Engine", "Gate", "Timer", "make_row"]
+__all__ = [
+    "Engine",
+    "Gate",
+    "RunDelivery",
+    "RunHooks",
+    "Timer",
+    "callback_message",
+    "make_row",
+]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -54,6 +63,39 @@ class Timer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RunDelivery:
+    """How a workflow run's message goes out: its body and the run's headers."""
+
+    body: bytes
+    underlay: dict[str, str] = field(default_factory=dict)  # the message's own headers win
+    overlay: dict[str, str] = field(default_factory=dict)  # win over the message's
+
+
+class RunHooks(Protocol):
+    """What Upstash Workflow adds to the life of a run's messages (``msg.run_id`` set)."""
+
+    async def outgoing(self, msg: Message) -> RunDelivery:
+        """The body and headers of the next attempt."""
+        ...
+
+    def verdict(self, msg: Message, response: Response | None, decision: Decision) -> Decision:
+        """The decision after the run's own checks of the answer."""
+        ...
+
+    async def attempted(
+        self, msg: Message, decision: Decision, result: dict[str, Any], now: int
+    ) -> None: ...
+
+    async def failed(self, msg: Message, result: dict[str, Any], now: int) -> list[Message]:
+        """The message failed for good: what its run makes of that (the failure call)."""
+        ...
+
+    async def adopt(self, made: list[tuple[Message, CallbackConfig]]) -> list[Message]:
+        """Callbacks that belong to runs, recorded in them; those to store and deliver."""
+        ...
+
+
 class Engine:
     """Runs deliveries on the emulator's clock."""
 
@@ -73,6 +115,8 @@ class Engine:
         self.gates: list[Gate] = []
         self.timers: list[Timer] = []
         self.listeners: list[Callable[[Attempt], None]] = []
+        # Upstash Workflow plugs in here (``workflows.Runs``).
+        self.runs: RunHooks | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -251,6 +295,22 @@ class Engine:
             self._attempting.discard(msg.id)
             self.cancel_requested.discard(msg.id)
 
+    async def cancel(self, msg: Message) -> bool:
+        """Cancel a message that is not final. One in flight finishes its attempt, then stops.
+
+        False when there is nothing left to cancel: the message is final, or its cancel was
+        already asked for while it is in flight (one message is cancelled once).
+        """
+        if msg.state in FINAL_STATES or msg.id in self.cancel_requested:
+            return False
+        now = self.clock.now_ms()
+        if self.is_in_flight(msg.id):
+            self.cancel_requested.add(msg.id)
+            await self.store.append_rows([make_row(msg, State.CANCEL_REQUESTED, now)])
+            return True
+        await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
+        return True
+
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
         await self.finish_canceled(msg, [], self.clock.now_ms())
@@ -270,32 +330,40 @@ class Engine:
     async def _send(self, msg: Message) -> None:
         started, wall_started = self.clock.now_ms(), time.time()
         current_key = (await self._keys(msg.user))[0]
-        headers = self._request_headers(msg, current_key)
+        run = await self.runs.outgoing(msg) if msg.run_id and self.runs else None
+        body = run.body if run is not None else msg.body
+        headers = self._request_headers(msg, current_key, body, run)
         timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
         response: Response | None = None
         error: str | None = None
         try:
-            response = await self.transport.send(msg.method, msg.url, headers, msg.body, timeout_s)
+            response = await self.transport.send(msg.method, msg.url, headers, body, timeout_s)
         except DeliveryError as exc:
             error = exc.reason
         except Exception as exc:  # any other failure to send is a failed attempt, not a crash
             error = f"{type(exc).__name__}: {exc}"
         now = self.clock.now_ms()
         decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
+        if run is not None and self.runs is not None:
+            decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await gate.attempt_done(msg)
-        self._emit(msg, headers, response, error, decision, started, wall_started)
+        self._emit(msg, headers, body, response, error, decision, started, wall_started)
         await self._settle(msg, response, error, decision, started)
 
-    def _request_headers(self, msg: Message, key: str) -> dict[str, str]:
+    def _request_headers(
+        self, msg: Message, key: str, body: bytes, run: RunDelivery | None = None
+    ) -> dict[str, str]:
         # The filter also covers messages stored by an older version that kept framing headers.
         headers = {
             name: ", ".join(values) for name, values in msg.header.items() if on_the_wire(name)
         }
+        if run is not None:
+            headers = {**run.underlay, **headers, **run.overlay}
         headers["User-Agent"] = "Upstash-QStash"
         # Wall time, not the emulator's clock: receivers check iat/exp against their own clock,
         # and a virtual clock that ran ahead would make PyJWT reject "iat in the future".
-        headers["Upstash-Signature"] = sign(key, msg.url, msg.body, int(time.time()))
+        headers["Upstash-Signature"] = sign(key, msg.url, body, int(time.time()))
         headers["Upstash-Message-Id"] = msg.id
         headers["Upstash-Retried"] = str(msg.retried)
         headers["Upstash-Region"] = self.settings.region
@@ -311,6 +379,7 @@ class Engine:
         self,
         msg: Message,
         headers: dict[str, str],
+        body: bytes,
         response: Response | None,
         error: str | None,
         decision: Decision,
@@ -325,7 +394,7 @@ class Engine:
             kind=msg.kind,
             retried=msg.retried,
             max_retries=msg.max_retries,
-            request=AttemptRequest(msg.method, msg.url, headers, msg.body),
+            request=AttemptRequest(msg.method, msg.url, headers, body),
             response=AttemptResponse(response.status, response.header_map(), response.body)
             if response is not None
             else None,
@@ -365,8 +434,11 @@ class Engine:
             result["body"] = response.body
         if error:
             result["error"] = error
+        if msg.run_id and self.runs is not None:
+            await self.runs.attempted(msg, decision, result, now)
         rows = [make_row(msg, State.ACTIVE, started)]
-        callbacks: list[Message] = []
+        callbacks: list[tuple[Message, CallbackConfig]] = []
+        ready: list[Message] = []
         if decision.outcome == "delivered":
             msg.state, msg.final_at = State.DELIVERED, now
             rows.append(make_row(msg, State.DELIVERED, now, responseStatus=result["status"]))
@@ -386,7 +458,9 @@ class Engine:
                 )
             )
         if msg.callback and msg.kind == "message":
-            callbacks.append(self._callback(msg, "callback", result, None, now))
+            callbacks.append(
+                (callback_message(msg, "callback", msg.callback, result, None, now), msg.callback)
+            )
         # Callbacks are stored before the message's own write: a crash in between sends a
         # callback twice (the attempt is made again), never loses it.
         if decision.outcome == "retry" and msg.id in self.cancel_requested:
@@ -412,47 +486,82 @@ class Engine:
                         responseStatus=result["status"],
                     )
                 )
-                if msg.kind == "message":
+                if msg.run_id and self.runs is not None:
+                    ready = await self.runs.failed(msg, result, now)
+                elif msg.kind == "message":
                     msg.dlq_id = await self.store.dlq_add(msg, result)
                     if msg.failure_callback:
+                        config = msg.failure_callback
                         callbacks.append(
-                            self._callback(msg, "failure_callback", result, msg.dlq_id, now)
+                            (
+                                callback_message(
+                                    msg, "failure_callback", config, result, msg.dlq_id, now
+                                ),
+                                config,
+                            )
                         )
-            await self._add_callbacks(callbacks, now)
+            await self._add_callbacks(callbacks, now, ready)
             await self._finish(msg, rows)
 
-    async def _add_callbacks(self, callbacks: list[Message], now: int) -> None:
+    async def _add_callbacks(
+        self,
+        made: list[tuple[Message, CallbackConfig]],
+        now: int,
+        ready: list[Message] | None = None,
+    ) -> None:
+        callbacks = list(ready or [])
+        if any(c.run_id for c, _ in made) and self.runs is not None:
+            callbacks.extend(await self.runs.adopt(made))
+        else:
+            callbacks.extend(c for c, _ in made)
         if callbacks:
             await self.store.add(callbacks, [make_row(c, State.CREATED, now) for c in callbacks])
             self.notify()
 
-    def _callback(
-        self, msg: Message, kind: str, result: dict[str, Any], dlq_id: str | None, now: int
-    ) -> Message:
-        config = msg.callback if kind == "callback" else msg.failure_callback
-        assert config is not None
-        header = {"Content-Type": ["application/json"], **config["header"]}
-        due = now + config["delay_ms"]
-        return Message(
-            id=new_id("msg_"),
-            user=msg.user,
-            url=config["url"],
-            method=config["method"],
-            header=header,
-            body=_json.dumps(callback_payload(msg, result, dlq_id)),
-            created_at=now,
-            not_before=due,
-            due=due,
-            max_retries=config["retries"] if config["retries"] is not None else msg.max_retries,
-            retry_delay=config["retry_delay"] or msg.retry_delay,
-            timeout_ms=config["timeout_ms"],
-            caller_ip=msg.caller_ip,
-            kind=kind,
-            source_message_id=msg.id,
-            queue_name=msg.queue_name,
-            schedule_id=msg.schedule_id,
-            topic_name=msg.topic_name,
-        )
+
+def callback_message(
+    msg: Message,
+    kind: str,
+    config: CallbackConfig,
+    result: dict[str, Any],
+    dlq_id: str | None,
+    now: int,
+    extra: dict[str, Any] | None = None,
+) -> Message:
+    """The callback (``kind`` "callback") or failure callback of ``msg`` after ``result``;
+    ``extra`` adds to its JSON body. What follows the callback's prefix in the publish
+    headers configures it as ``Upstash-*`` would configure a message."""
+    header = {"Content-Type": ["application/json"], **config["header"]}
+    due = now + config["delay_ms"]
+    payload = callback_payload(msg, result, dlq_id)
+    if extra:
+        payload.update(extra)
+    run = config.get("workflow")
+    return Message(
+        id=new_id("msg_"),
+        user=msg.user,
+        url=config["url"],
+        method=config["method"],
+        header=header,
+        body=_json.dumps(payload),
+        created_at=now,
+        not_before=due,
+        due=due,
+        max_retries=config["retries"] if config["retries"] is not None else msg.max_retries,
+        retry_delay=config["retry_delay"] or msg.retry_delay,
+        timeout_ms=config["timeout_ms"],
+        failure_callback=config.get("failure_callback"),
+        caller_ip=msg.caller_ip,
+        kind=kind,
+        source_message_id=msg.id,
+        queue_name=msg.queue_name,
+        schedule_id=msg.schedule_id,
+        topic_name=msg.topic_name,
+        **flow_fields(config.get("flow")),
+        run_id=run["run_id"] if run else None,
+        run_created_at=msg.run_created_at if run and run["run_id"] == msg.run_id else None,
+        call_type=run["call_type"] if run else None,
+    )
 
 
 def make_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, Any]:

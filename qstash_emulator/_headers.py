@@ -9,7 +9,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from ._config import Quota, Settings
 from ._destination import validate_name, validate_url
@@ -21,6 +21,7 @@ __all__ = [
     "CallbackConfig",
     "FlowControl",
     "PublishOptions",
+    "RunHeaders",
     "canonical",
     "on_the_wire",
     "parse_bool",
@@ -53,6 +54,15 @@ class H:
     SCHEDULE_ID = "upstash-schedule-id"
     CALLBACK = "upstash-callback"
     FAILURE_CALLBACK = "upstash-failure-callback"
+    # Upstash Workflow, on publishes (also after an Upstash-Callback- or -Failure-Callback-).
+    RUN_ID = "upstash-workflow-runid"
+    RUN_INIT = "upstash-workflow-init"
+    RUN_URL = "upstash-workflow-url"
+    CALL_TYPE = "upstash-workflow-calltype"
+    INVOKE = "upstash-workflow-invoke"
+    FEATURE_SET = "upstash-feature-set"
+    UNKNOWN_SDK = "upstash-workflow-unknown-sdk"
+    WORKFLOW_PREFIX = "upstash-workflow-"
     # Sent on deliveries.
     SIGNATURE = "Upstash-Signature"
     MESSAGE_ID = "Upstash-Message-Id"
@@ -62,8 +72,13 @@ class H:
     CALLER_IP = "Upstash-Caller-Ip"
     REGION = "Upstash-Region"
     USER_AGENT = "User-Agent"
+    OUT_RUN_ID = "Upstash-Workflow-Runid"
+    OUT_RUN_CREATED_AT = "Upstash-Workflow-Createdat"
+    OUT_UNKNOWN_SDK = "Upstash-Workflow-Unknown-Sdk"
     # Read on responses.
     NON_RETRYABLE = "upstash-nonretryable-error"
+    SDK_VERSION = "upstash-workflow-sdk-version"
+    SDK_NAME = "upstash-workflow-sdk"
     RETRY_AFTER = (
         "retry-after",
         "x-ratelimit-reset",
@@ -95,6 +110,18 @@ _REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _WEEK_MS = 7 * 86_400_000
+_CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
+
+
+class RunHeaders(TypedDict):
+    """The Upstash Workflow headers of one message: which run it belongs to, and how."""
+
+    run_id: str
+    init: bool
+    url: str | None
+    call_type: str  # one of _CALL_TYPES
+    invoke: bool
+    features: list[str]
 
 
 class CallbackConfig(TypedDict):
@@ -105,6 +132,11 @@ class CallbackConfig(TypedDict):
     retry_delay: str | None
     delay_ms: int
     header: dict[str, list[str]]
+    # The prefix rule: Upstash-Callback-X is header Upstash-X of the callback message, so
+    # Workflow headers, flow control and a failure callback of its own can be given too.
+    workflow: NotRequired[RunHeaders]
+    flow: NotRequired[FlowControl]
+    failure_callback: NotRequired[CallbackConfig]
 
 
 class FlowControl(TypedDict):
@@ -135,6 +167,7 @@ class PublishOptions:
     queue_name: str | None = None
     cron: str | None = None
     schedule_id: str | None = None
+    workflow: RunHeaders | None = None
 
     def dedup_key(self, destination: str, body: bytes) -> str | None:
         """The id that makes two publishes duplicates, if deduplication was asked for."""
@@ -259,6 +292,7 @@ def parse_publish(
     if (redact := headers.get(H.REDACT)) is not None:
         opts.redact = _parse_redact(redact)
     opts.flow = _parse_flow(headers)
+    opts.workflow = _parse_run(headers, "Upstash-")
     opts.callback = _parse_callback(headers, "upstash-callback", "Upstash-Callback", limits)
     opts.failure_callback = _parse_callback(
         headers, "upstash-failure-callback", "Upstash-Failure-Callback", limits
@@ -307,17 +341,17 @@ def _parse_redact(value: str) -> list[str]:
     return fields
 
 
-def _parse_flow(headers: _Headers) -> FlowControl | None:
+def _parse_flow(headers: _Headers, label: str = "Upstash-") -> FlowControl | None:
     key, value = headers.get(H.FLOW_KEY), headers.get(H.FLOW_VALUE)
     if key is None and value is None:
         return None
     if not key or not key.strip():
         raise BadRequest(
-            "invalid Upstash-Flow-Control-Key: required with Upstash-Flow-Control-Value"
+            f"invalid {label}Flow-Control-Key: required with {label}Flow-Control-Value"
         )
-    parsed = parse_flow_value(value or "")
+    parsed = parse_flow_value(value or "", f"{label}Flow-Control-Value")
     if "parallelism" not in parsed and "rate" not in parsed:
-        raise BadRequest("invalid Upstash-Flow-Control-Value: give parallelism or rate")
+        raise BadRequest(f"invalid {label}Flow-Control-Value: give parallelism or rate")
     return FlowControl(
         key=key.strip(),
         parallelism=parsed.get("parallelism"),
@@ -364,10 +398,55 @@ def _parse_callback(
         delay_ms=parse_duration_ms(delay, f"{label}-Delay") if delay else 0,
         header=forwarded,
     )
+    # The prefix rule: what follows the prefix configures the callback message itself.
+    sub = _Headers(
+        ("upstash-" + n[len(prefix) + 1 :], v)
+        for n, vs in headers.values.items()
+        if n.startswith(prefix + "-")
+        for v in vs
+    )
+    if (run := _parse_run(sub, label + "-")) is not None:
+        config["workflow"] = run
+    if (flow := _parse_flow(sub, label + "-")) is not None:
+        config["flow"] = flow
+    nested = _parse_callback(sub, "upstash-failure-callback", label + "-Failure-Callback", limits)
+    if nested is not None:
+        config["failure_callback"] = nested
     if url is None:
         return None
     config["url"] = validate_url(url.strip(), label)
     return config
+
+
+def _parse_run(headers: _Headers, label: str) -> RunHeaders | None:
+    """The Workflow headers (``label`` names them in errors: ``Upstash-`` or a prefix)."""
+    run_id = headers.get(H.RUN_ID)
+    init = headers.get(H.RUN_INIT)
+    if run_id is None:
+        if init is not None:
+            raise BadRequest(f"invalid {label}Workflow-RunId: required with {label}Workflow-Init")
+        return None
+    run_id = run_id.strip()
+    if not run_id or len(run_id) > 256 or any(c in run_id for c in "/ \t\r\n"):
+        raise BadRequest(
+            f"invalid {label}Workflow-RunId: {run_id!r} must be 1-256 characters without "
+            "'/' or whitespace"
+        )
+    call_type = (headers.get(H.CALL_TYPE) or "step").strip()
+    if call_type not in _CALL_TYPES:
+        raise BadRequest(
+            f"invalid {label}Workflow-CallType: {call_type!r}, want one of {', '.join(_CALL_TYPES)}"
+        )
+    url = headers.get(H.RUN_URL)
+    invoke = headers.get(H.INVOKE)
+    return RunHeaders(
+        run_id=run_id,
+        init=parse_bool(init, f"{label}Workflow-Init") if init is not None else False,
+        url=validate_url(url.strip(), f"{label}Workflow-Url") if url is not None else None,
+        call_type=call_type,
+        invoke=parse_bool(invoke, f"{label}Workflow-Invoke") if invoke is not None else False,
+        features=[f.strip() for f in (headers.get(H.FEATURE_SET) or "").split(",") if f.strip()],
+    )
 
 
 def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:

@@ -310,7 +310,7 @@ class Inspector:
         if sched is not None:
             if sched.paused:
                 raise LookupError(f"schedule {item_id} is paused")
-            await schedules.trigger(user, item_id)
+            await schedules.trigger(user, item_id, moved=True)
             self.runtime.engine.notify()
             return "schedule"
         raise LookupError(f"no message or schedule {item_id!r} for this user")

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._headers import CallbackConfig
+from ._headers import CallbackConfig, FlowControl
 from ._random import choose
 
-__all__ = ["FINAL_STATES", "Message", "State", "new_id"]
+__all__ = ["FINAL_STATES", "Message", "State", "flow_fields", "new_id"]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -71,6 +71,11 @@ class Message:
     kind: str = "message"
     source_message_id: str | None = None
     dlq_id: str | None = None
+    # A message of an Upstash Workflow run: the run (id and creation time, since an id can be
+    # used again once its run ended) and how the run records it.
+    run_id: str | None = None
+    run_created_at: int | None = None
+    call_type: str | None = None
 
     def record(self) -> dict[str, Any]:
         """Everything but the body, for storage as JSON."""
@@ -85,6 +90,16 @@ class Message:
     @classmethod
     def from_record(cls, record: dict[str, Any], body: bytes) -> Message:
         return cls(**record, body=body)
+
+
+def flow_fields(flow: FlowControl | None) -> dict[str, Any]:
+    """A message's flow-control fields for ``flow`` (all None without one)."""
+    return {
+        "flow_key": flow["key"] if flow else None,
+        "flow_parallelism": flow["parallelism"] if flow else None,
+        "flow_rate": flow["rate"] if flow else None,
+        "flow_period": flow["period"] if flow else None,
+    }
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Message) if f.name != "body")

@@ -61,6 +61,13 @@ _PUBLISH_HEADERS: dict[str, tuple[str, str]] = {
     H.HEADER_FORWARD: ("forward every incoming header, not only Upstash-Forward-*", "false"),
     H.CALLBACK: ("URL told about every attempt", "http://127.0.0.1:3000/cb"),
     H.FAILURE_CALLBACK: ("URL told once the message has failed", "http://127.0.0.1:3000/f"),
+    # Upstash Workflow: the SDKs send these on every message of a run.
+    H.RUN_ID: ("the Upstash Workflow run the message belongs to", "wfr_example"),
+    H.RUN_INIT: ("true: the message starts its run; false: it joins a running one", "true"),
+    H.RUN_URL: ("the run's workflow endpoint", "http://127.0.0.1:3000/workflow"),
+    H.CALL_TYPE: ("step, toCallback, fromCallback or failureCall", "step"),
+    H.INVOKE: ("true: the body is a context.invoke envelope", "false"),
+    H.FEATURE_SET: ("the SDK's capabilities, comma-separated", "LazyFetch,InitialBody"),
 }
 _CALLBACK_OPTIONS = {
     "method": ("HTTP method of the callback", "POST"),
@@ -93,7 +100,26 @@ _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "parallelism": (_STR, "pin: an integer; unpin: true or false"),
     "rate": (_STR, "pin: an integer; unpin: true or false"),
     "period": ({"type": "integer", "minimum": 1}, "rate period in seconds"),
+    "cancel": ({"type": "boolean"}, "false: the run returned (the SDK's end of a run)"),
+    "workflowRunId": (_STR, "a run id"),
+    "workflowRunIds": (_STR, "run ids, repeated or comma-separated"),
+    "workflowUrl": (_STR, "the workflow endpoint (a prefix for bulk cancel)"),
+    "workflowUrlExactMatch": ({"type": "boolean"}, "bulk cancel: the URL must match exactly"),
+    "workflowCreatedAt": (_INT, "Unix milliseconds: one run of a reused id"),
+    "workflowRuns": (_STR, "runs as workflowRunId@workflowCreatedAt, comma-separated"),
+    "trimBody": (_INT, "cut bodies to this many bytes; -1 leaves them out"),
+    "groupBy": ({"enum": ["workflowRunId"]}, "runs with their steps"),
 }
+_RUN_FILTERS = (
+    "workflowRunId",
+    "workflowUrl",
+    "workflowCreatedAt",
+    "label",
+    "fromDate",
+    "toDate",
+    "flowControlKey",
+    "callerIp",
+)
 
 _MESSAGE_ID = {"type": "object", "properties": {"messageId": _STR, "url": _STR}}
 _PUBLISHED = {"oneOf": [_MESSAGE_ID, {"type": "array", "items": _MESSAGE_ID}]}
@@ -211,6 +237,31 @@ _OPS: dict[tuple[str, str], Op] = {
     ("GET", "/v2/Schedules/{scheduleId}"): Op("One schedule (the Go SDK's spelling)"),
     ("POST", "/v2/Schedules/{destination}"): Op(
         "Create a schedule (the Go SDK's spelling)", publish=True, schedule=True
+    ),
+    ("DELETE", "/v2/workflows/runs/{workflowRunId}"): Op(
+        "Cancel a workflow run, or end it with its result (cancel=false)", query=("cancel",)
+    ),
+    ("GET", "/v2/workflows/runs/{workflowRunId}"): Op("A running workflow run's messages"),
+    ("DELETE", "/v2/workflows/runs"): Op(
+        "Cancel workflow runs by id or filter",
+        query=("workflowRunIds", "workflowUrlExactMatch", "count", *_RUN_FILTERS),
+    ),
+    ("GET", "/v2/workflows/logs"): Op(
+        "Workflow runs with their steps, newest first",
+        query=("cursor", "count", "state", "workflowRuns", "messageId", "trimBody", *_RUN_FILTERS),
+    ),
+    ("GET", "/v2/workflows/events"): Op(
+        "Workflow runs with their steps (groupBy=workflowRunId, as the JS client asks)",
+        query=(
+            "groupBy",
+            "cursor",
+            "count",
+            "state",
+            "workflowRuns",
+            "messageId",
+            "trimBody",
+            *_RUN_FILTERS,
+        ),
     ),
     ("GET", "/v2/flowControl"): Op("Flow-control keys", query=("search",)),
     ("GET", "/v2/globalParallelism"): Op("Parallelism in use across all keys"),

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from ._batching import Fill
 from ._clock import Clock
 from ._config import Settings
 from ._destination import is_url, refuse_private
 from ._engine import Engine, make_row
-from ._errors import NotFound
+from ._errors import BadRequest, NotFound
 from ._headers import PublishOptions
-from ._models import Message, State, new_id
+from ._models import Message, State, flow_fields, new_id
 from ._store import Store
 
-__all__ = ["Endpoint", "Publisher"]
+__all__ = ["Admission", "Endpoint", "Publisher", "RunIntake"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,32 @@ class Endpoint:
 
     url: str
     name: str | None = None
+
+
+class Admission(Protocol):
+    """A workflow run's answer to one of its messages, while the run is held for it."""
+
+    duplicate: str | None  # the id of the message that started the run, if it is running
+    opts: PublishOptions  # the message's options, with what the run adds
+    body: bytes
+
+    def record(self, msg: Message) -> Fill:
+        """The writes that start the run with ``msg`` or record it in the run."""
+        ...
+
+
+class RunIntake(Protocol):
+    """Upstash Workflow's check of a message that carries a run id (``workflows.Runs``)."""
+
+    def admit(
+        self,
+        user: str,
+        url: str,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        now: int,
+    ) -> contextlib.AbstractAsyncContextManager[Admission]: ...
 
 
 GroupResolver = Callable[[str, str], Awaitable[tuple[list[Endpoint], dict[str, list[str]]] | None]]
@@ -47,6 +75,8 @@ class Publisher:
         self.stored: list[Callable[[list[Message]], Awaitable[None]]] = []
         # Queues take their new messages, stored off the due list, and decide when each is due.
         self.queue_intake: Callable[[list[Message]], Awaitable[None]] | None = None
+        # Upstash Workflow: a message with a run id starts or joins its run.
+        self.runs: RunIntake | None = None
 
     async def publish(
         self,
@@ -105,7 +135,12 @@ class Publisher:
         for check in self.checks:
             await check(user, opts, len(endpoints))
         now = self.clock.now_ms()
-        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        if opts.workflow is not None and self.runs is not None:
+            if topic is not None:
+                raise BadRequest(
+                    "invalid destination: a workflow message goes to a URL, not a URL group"
+                )
+            return [await self._accept_run(user, endpoints[0], opts, body, caller_ip, now)]
         results: list[dict[str, Any]] = []
         fresh: list[Message] = []
         for endpoint in endpoints:
@@ -121,51 +156,112 @@ class Publisher:
                         {"messageId": earlier, "url": endpoint.url, "deduplicated": True}
                     )
                     continue
-            flow = opts.flow
             fresh.append(
-                Message(
-                    id=message_id,
-                    user=user,
-                    url=endpoint.url,
-                    created_at=now,
-                    not_before=due,
-                    due=due,
-                    max_retries=opts.retries
-                    if opts.retries is not None
-                    else settings.default_retries,
-                    method=opts.method,
-                    header=opts.header,
-                    body=body,
-                    timeout_ms=opts.timeout_ms,
-                    retry_delay=opts.retry_delay,
-                    callback=opts.callback,
-                    failure_callback=opts.failure_callback,
-                    dedup_key=dedup,
-                    labels=opts.labels,
-                    redact=opts.redact,
-                    topic_name=topic,
-                    endpoint_name=endpoint.name,
-                    queue_name=queue_name,
-                    schedule_id=schedule_id,
-                    caller_ip=caller_ip,
-                    flow_key=flow["key"] if flow else None,
-                    flow_parallelism=flow["parallelism"] if flow else None,
-                    flow_rate=flow["rate"] if flow else None,
-                    flow_period=flow["period"] if flow else None,
+                self._message(
+                    message_id,
+                    user,
+                    endpoint,
+                    topic,
+                    opts,
+                    body,
+                    caller_ip,
+                    now,
+                    queue_name,
+                    schedule_id,
+                    dedup,
                 )
             )
             results.append({"messageId": message_id, "url": endpoint.url})
         if fresh:
-            for hook in self.accepting:
-                await hook(fresh)
-            queued = self.queue_intake if queue_name is not None else None
-            if queued is not None:
-                for msg in fresh:
-                    msg.due = -1
-            await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh])
-            if queued is not None:
-                await queued(fresh)
-            for hook in self.stored:
-                await hook(fresh)
-            self.engine.notify()
+            await self._store(fresh, queue_name, now)
         return results
+
+    async def _accept_run(
+        self,
+        user: str,
+        endpoint: Endpoint,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        now: int,
+    ) -> dict[str, Any]:
+        """A message of an Upstash Workflow run: it starts the run or is recorded in it."""
+        assert self.runs is not None
+        async with self.runs.admit(user, endpoint.url, opts, body, caller_ip, now) as admitted:
+            if admitted.duplicate is not None:
+                return {"messageId": admitted.duplicate, "url": endpoint.url, "deduplicated": True}
+            msg = self._message(
+                new_id("msg_"),
+                user,
+                endpoint,
+                None,
+                admitted.opts,
+                admitted.body,
+                caller_ip,
+                now,
+                None,
+                None,
+                None,
+            )
+            await self._store([msg], None, now, admitted.record(msg))
+        return {"messageId": msg.id, "url": endpoint.url}
+
+    def _message(
+        self,
+        message_id: str,
+        user: str,
+        endpoint: Endpoint,
+        topic: str | None,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        now: int,
+        queue_name: str | None,
+        schedule_id: str | None,
+        dedup: str | None,
+    ) -> Message:
+        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        run = opts.workflow
+        return Message(
+            id=message_id,
+            user=user,
+            url=endpoint.url,
+            created_at=now,
+            not_before=due,
+            due=due,
+            max_retries=opts.retries if opts.retries is not None else self.settings.default_retries,
+            method=opts.method,
+            header=opts.header,
+            body=body,
+            timeout_ms=opts.timeout_ms,
+            retry_delay=opts.retry_delay,
+            callback=opts.callback,
+            failure_callback=opts.failure_callback,
+            dedup_key=dedup,
+            labels=opts.labels,
+            redact=opts.redact,
+            topic_name=topic,
+            endpoint_name=endpoint.name,
+            queue_name=queue_name,
+            schedule_id=schedule_id,
+            caller_ip=caller_ip,
+            **flow_fields(opts.flow),
+            run_id=run["run_id"] if run else None,
+            call_type=run["call_type"] if run else None,
+        )
+
+    async def _store(
+        self, fresh: list[Message], queue_name: str | None, now: int, also: Fill | None = None
+    ) -> None:
+        for hook in self.accepting:
+            await hook(fresh)
+        queued = self.queue_intake if queue_name is not None else None
+        if queued is not None:
+            for msg in fresh:
+                msg.due = -1
+        await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh], also)
+        if queued is not None:
+            await queued(fresh)
+        for hook in self.stored:
+            await hook(fresh)
+        self.engine.notify()

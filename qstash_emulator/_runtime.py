@@ -11,6 +11,7 @@ from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
+from ._headers import parse_publish
 from ._inspection import History
 from ._publisher import Publisher
 from ._queues import Queues
@@ -22,6 +23,7 @@ from ._store import Store
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
+from .workflows import Runs, RunStore
 
 __all__ = ["Caller", "Runtime"]
 
@@ -76,6 +78,10 @@ class Runtime:
         self.publisher.queue_intake = self.queues.accept
         self.engine.gates.insert(0, self.queues)
         self.engine.timers.append(self.queues)
+        self.runs = Runs(RunStore(self.store), settings, self.clock, self.engine)
+        self.engine.runs = self.runs
+        self.publisher.runs = self.runs
+        self.runs.publish = self._publish_items
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
@@ -143,6 +149,13 @@ class Runtime:
         for listener in self.authenticated:
             listener(caller)
         return caller
+
+    async def _publish_items(
+        self, user: str, destination: str, items: list[tuple[str, str]], body: bytes, ip: str
+    ) -> object:
+        """Publish as if a client had sent these headers (messages the server makes)."""
+        opts = parse_publish(items, self.settings)
+        return await self.publisher.publish(user, destination, opts, body, ip)
 
     # Signing keys ---------------------------------------------------------------------------
 

@@ -244,13 +244,16 @@ class Schedules:
                 await self._save(sched)
             return True
 
-    async def trigger(self, user: str, schedule_id: str) -> list[str] | None:
-        """Run a schedule now (its next cron time stays as it is); the new message ids."""
+    async def trigger(self, user: str, schedule_id: str, moved: bool = False) -> list[str] | None:
+        """Run a schedule now; returns the new message ids. By default its next cron time
+        stays as it is; ``moved`` makes this run *be* the next one (never a copy), so the run
+        after is the cron's time after the one it replaces."""
         async with self._lock:
             sched = await self.get(user, schedule_id)
             if sched is None:
                 return None
-            await self._run(sched, self.clock.now_ms())
+            replaces = sched.next_time if moved else None
+            await self._run(sched, self.clock.now_ms(), replaces=replaces)
             return list(sched.last_states)
 
     # Timer ----------------------------------------------------------------------------------
@@ -278,8 +281,9 @@ class Schedules:
                     continue  # replaced or resumed meanwhile
                 await self._run(sched, now_ms)
 
-    async def _run(self, sched: Schedule, now: int) -> None:
-        """Publish one run, record it, and set the next run time from ``now``."""
+    async def _run(self, sched: Schedule, now: int, replaces: int | None = None) -> None:
+        """Publish one run, record it, and set the next run time from ``now`` (or from the
+        run time it ``replaces``, when that is later)."""
         opts = sched.opts
         try:
             result = await self.publisher.publish(
@@ -300,7 +304,7 @@ class Schedules:
         sched.last_time = now
         if not sched.paused:
             try:
-                sched.next_time = parse_cron(sched.cron).next_after(now)
+                sched.next_time = parse_cron(sched.cron).next_after(max(now, replaces or now))
             except Exception as exc:  # a cron with no later match must not wedge the engine
                 sched.next_time, sched.error = None, f"cron has no later run time: {exc}"
         await self._save(sched)

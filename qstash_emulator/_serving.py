@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+# Only the standard library and uvicorn: bench/fixture_cost.py loads this file by path for its
+# bare-uvicorn baseline, which must not import the emulator.
+
 __all__ = ["ThreadedServer", "listen"]
 
 T = TypeVar("T")

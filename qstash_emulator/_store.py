@@ -10,6 +10,7 @@ Layout (every key under one prefix):
     u:{user}:logs     stream of state changes, several rows an entry (``_streams``)
     u:{user}:dlq      stream, one entry per dead letter (its id is the dlqId)
     u:{user}:keys     hash  current / next signing key after a rotation
+    u:{user}:run...   Upstash Workflow runs, waiters and events (``workflows._store``)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import _json
-from ._batching import Batcher, Writes
+from ._batching import Batcher, Fill, Writes
 from ._models import Message
 from ._streams import LogWriter
 
@@ -140,8 +141,16 @@ class Store:
 
     # Messages ------------------------------------------------------------------------------
 
-    async def add(self, messages: Iterable[Message], rows: Iterable[Row]) -> None:
-        """Store new messages, make them due, and log them."""
+    async def write(self, fill: Fill) -> list[Any]:
+        """Apply ``fill``'s writes in one transaction (for the store's companions, such as
+        the workflow run store); the replies to its pipeline commands."""
+        return await self._batch.run(fill)
+
+    async def add(
+        self, messages: Iterable[Message], rows: Iterable[Row], also: Fill | None = None
+    ) -> None:
+        """Store new messages, make them due, and log them; ``also``'s writes in the same
+        transaction."""
         batch = [(msg, _json.dumps(msg.record())) for msg in messages]
         logged = self._encode_rows(rows)
         fresh = self._fresh
@@ -152,6 +161,8 @@ class Store:
                 if msg.due >= 0:
                     w.zadd(self._due, msg.id, msg.due)
                 w.zadd(self.key(msg.user, "pending"), msg.id, msg.created_at)
+            if also is not None:
+                also(w)
             _log(w, logged)
 
         # Known before the write lands: the claim that finds them on the due list comes after.

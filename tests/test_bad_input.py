@@ -23,6 +23,7 @@ P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
 S = "/v2/schedules/http://127.0.0.1:9/x"
 CRON = {"Upstash-Cron": "*/5 * * * *"}
+RUN, INIT = "Upstash-Workflow-RunId", "Upstash-Workflow-Init"
 LIMIT = 1024
 
 
@@ -477,6 +478,54 @@ ROWS = [
     row("flow-pin-rate", "POST", "/v2/flowControl/k/pin?rate=abc", 400, "rate"),
     row("flow-pin-period", "POST", "/v2/flowControl/k/pin?period=0", 400, "period"),
     row("flow-unpin", "POST", "/v2/flowControl/k/unpin?parallelism=maybe", 400, "parallelism"),
+    # Upstash Workflow ----------------------------------------------------------------------
+    row("run-id-slash", "POST", P, 400, "Upstash-Workflow-RunId", headers={RUN: "a/b"}),
+    row("run-init-alone", "POST", P, 400, "Upstash-Workflow-RunId", headers={INIT: "true"}),
+    row("run-init", "POST", P, 400, "Upstash-Workflow-Init", headers={RUN: "r", INIT: "maybe"}),
+    row(
+        "run-call-type",
+        "POST",
+        P,
+        400,
+        "Upstash-Workflow-CallType",
+        headers={RUN: "r", "Upstash-Workflow-CallType": "sideways"},
+    ),
+    row(
+        "run-url",
+        "POST",
+        P,
+        400,
+        "Upstash-Workflow-Url",
+        headers={RUN: "r", "Upstash-Workflow-Url": "ftp://x"},
+    ),
+    row(
+        "callback-run-init",
+        "POST",
+        P,
+        400,
+        "Upstash-Callback-Workflow-Init",
+        headers={"Upstash-Callback-Workflow-RunId": "r", "Upstash-Callback-Workflow-Init": "x"},
+    ),
+    row("run-unknown", "POST", P, 400, "wfr_none", headers={RUN: "wfr_none", INIT: "false"}),
+    row(
+        "run-invoke-body",
+        "POST",
+        P,
+        400,
+        "body",
+        headers={RUN: "r", INIT: "true", "Upstash-Workflow-Invoke": "true"},
+        content=b"not an envelope",
+    ),
+    row("run-end-cancel", "DELETE", "/v2/workflows/runs/r?cancel=maybe", 400, "cancel"),
+    row("run-end-unknown", "DELETE", "/v2/workflows/runs/wfr_none", 404, "wfr_none"),
+    row("run-get-unknown", "GET", "/v2/workflows/runs/wfr_none", 404, "wfr_none"),
+    row("runs-cancel-count", "DELETE", "/v2/workflows/runs?count=0", 400, "count"),
+    row("wf-logs-count", "GET", "/v2/workflows/logs?count=x", 400, "count"),
+    row("wf-logs-state", "GET", "/v2/workflows/logs?state=NOPE", 400, "state"),
+    row("wf-logs-runs", "GET", "/v2/workflows/logs?workflowRuns=nope", 400, "workflowRuns"),
+    row("wf-logs-cursor", "GET", "/v2/workflows/logs?cursor=x@1", 400, "cursor"),
+    row("wf-events-group", "GET", "/v2/workflows/events?groupBy=x", 400, "groupBy"),
+    row("wf-events-cursor", "GET", "/v2/workflows/events?cursor=x", 400, "cursor"),
     # The emulator's own endpoints ----------------------------------------------------------
     row("inspect-state", "GET", "/_emulator/messages?state=bogus", 400, "state"),
     row("inspect-times-count", "GET", "/_emulator/schedules/x/times?count=0", 400, "count"),

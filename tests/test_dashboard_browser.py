@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator
@@ -117,6 +118,19 @@ def one(driver: Any, selector: str, what: str | None = None) -> Any:
     return until(driver, what or selector, lambda d: (css(d, selector) or [None])[0])
 
 
+def click(driver: Any, selector: str, what: str | None = None) -> None:
+    """Click the element, looking it up again if a live refresh replaced it meanwhile."""
+
+    def clicked(d: Any) -> bool:
+        found = css(d, selector)
+        if not found:
+            return False
+        found[0].click()
+        return True
+
+    until(driver, what or selector, clicked)
+
+
 def open_view(driver: Any, emulator: Emulator, view: str, user: str = "defaultUser") -> None:
     driver.get(f"{emulator.url}/#view={view}&user={user}")
     until(driver, "the live stream", lambda d: one(d, "#live").text == "live")
@@ -154,7 +168,7 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     assert '{"order": 42}' in one(page, "#detail").text
     shot(page, "messages", emulator)
 
-    one(page, '#detail button[data-action="deliver-now"]').click()
+    click(page, '#detail button[data-action="deliver-now"]')
     got = destination.wait(1, "/later")
     assert got[0].headers["x-shop"] == "north"
     attempt = one(page, '#detail .attempt[data-outcome="delivered"]', "the attempt in the detail")
@@ -186,7 +200,7 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     )
     shot(page, "dead-letters", emulator)
 
-    one(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]').click()
+    click(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]')
     retried = destination.wait(2, "/flaky")
     assert retried[1].body == b"payload"
     until(page, "the dead letter to go", lambda d: not css(d, f'tr[data-id="{sent.message_id}"]'))
@@ -201,7 +215,7 @@ def test_pause_a_schedule(page: Any, emulator: Emulator, destination: Destinatio
         row = one(page, f'tr[data-id="{schedule}"]')
         assert "*/5 * * * *" in row.text and "in " in row.text  # next run times
         shot(page, "schedules", emulator)
-        one(page, f'tr[data-id="{schedule}"] button[data-action="pause"]').click()
+        click(page, f'tr[data-id="{schedule}"] button[data-action="pause"]')
         one(page, f'tr[data-id="{schedule}"] button[data-action="resume"]', "the Resume button")
         assert client.schedule.get(schedule).paused is True
 
@@ -299,3 +313,49 @@ def test_a_rebound_name_gets_no_page_and_other_origins_cannot_act(
     with sdk(emulator) as client:
         assert [m.dlq_id for m in client.dlq.list().messages] == [dlq_id]  # not retried
     page.get_log("browser")  # the blocked requests are logged as CORS errors: expected here
+
+
+def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
+    page: Any, emulator: Emulator
+) -> None:
+    from upstash_workflow import AsyncWorkflowContext
+
+    from .workflow_app import WorkflowApp
+
+    app = WorkflowApp(emulator)
+    try:
+
+        @app.route("/order")
+        async def order(context: AsyncWorkflowContext[dict[str, int]]) -> str:
+            async def reserve() -> str:
+                return f"reserved {context.request_payload['items']}"
+
+            await context.run("reserve", reserve)
+            await context.sleep("cool-off", 600)
+            return "shipped"
+
+        with sdk(emulator) as client:
+            client.message.publish_json(url=f"{app.url}/order", body={"items": 3})
+        open_view(page, emulator, "workflows")
+        run_id = until(
+            page,
+            "the run's row",
+            lambda d: one(d, "#view tbody tr[data-id]").get_attribute("data-id"),
+        )
+        click(page, f'tr[data-id="{run_id}"]')
+        until(page, "the reserve step", lambda d: css(d, '#run-steps [data-step="reserve"]'))
+        until(page, "the sleep waiting", lambda d: "sleep 600 s" in one(d, "#run-steps").text)
+        assert "reserved 3" in one(page, "#run-steps").text
+        shot(page, "workflow-runs", emulator)
+
+        click(page, '#detail button[data-action="cancel-run"]')
+        until(page, "the run cancelled", lambda d: "RUN CANCELED" in one(d, "#detail").text)
+        with httpx.Client(base_url=emulator.url) as http:
+            runs = http.get(
+                "/v2/workflows/logs",
+                params={"workflowRunId": run_id},
+                headers={"Authorization": f"Bearer {emulator.token}"},
+            ).json()["runs"]
+        assert runs[0]["workflowState"] == "RUN_CANCELED"
+    finally:
+        app.stop()

@@ -86,3 +86,89 @@ def test_one_content_type_and_no_framing_headers() -> None:
     assert opts.header == {"Content-Type": ["text/plain"], "X-A": ["a"]}
     own = parse_publish([("content-type", "application/json")], Settings())
     assert own.header == {"Content-Type": ["application/json"]}
+
+
+def test_workflow_headers_tie_a_message_to_its_run() -> None:
+    opts = parse_publish(
+        [
+            ("Upstash-Workflow-RunId", "wfr_1"),
+            ("Upstash-Workflow-Init", "true"),
+            ("Upstash-Workflow-Url", "http://127.0.0.1:3000/wf"),
+            ("Upstash-Feature-Set", "LazyFetch, InitialBody,WF_DetectTrigger"),
+        ],
+        Settings(),
+    )
+    assert opts.workflow == {
+        "run_id": "wfr_1",
+        "init": True,
+        "url": "http://127.0.0.1:3000/wf",
+        "call_type": "step",
+        "invoke": False,
+        "features": ["LazyFetch", "InitialBody", "WF_DetectTrigger"],
+    }
+    assert parse_publish([("x-other", "1")], Settings()).workflow is None
+
+
+def test_callback_and_failure_callback_prefixes_configure_their_own_messages() -> None:
+    """``Upstash-Callback-X`` is ``Upstash-X`` of the callback, ``Upstash-Failure-Callback-X``
+    of the failure callback, and so on down (a callback's own failure callback)."""
+    opts = parse_publish(
+        [
+            ("Upstash-Callback", "http://127.0.0.1:3000/wf"),
+            ("Upstash-Callback-Workflow-RunId", "wfr_1"),
+            ("Upstash-Callback-Workflow-CallType", "fromCallback"),
+            ("Upstash-Callback-Workflow-Init", "false"),
+            ("Upstash-Callback-Feature-Set", "LazyFetch"),
+            ("Upstash-Callback-Forward-Upstash-Workflow-StepId", "3"),
+            ("Upstash-Callback-Failure-Callback", "http://127.0.0.1:3000/failed"),
+            ("Upstash-Callback-Failure-Callback-Workflow-Runid", "wfr_1"),
+            ("Upstash-Callback-Failure-Callback-Workflow-Calltype", "failureCall"),
+            ("Upstash-Failure-Callback", "http://127.0.0.1:3000/wf"),
+            ("Upstash-Failure-Callback-Flow-Control-Key", "k"),
+            ("Upstash-Failure-Callback-Flow-Control-Value", "parallelism=2"),
+        ],
+        Settings(),
+    )
+    callback = opts.callback
+    assert callback is not None
+    assert callback["header"] == {"Upstash-Workflow-Stepid": ["3"]}
+    assert callback.get("workflow") == {
+        "run_id": "wfr_1",
+        "init": False,
+        "url": None,
+        "call_type": "fromCallback",
+        "invoke": False,
+        "features": ["LazyFetch"],
+    }
+    nested = callback.get("failure_callback")
+    assert nested is not None and nested["url"] == "http://127.0.0.1:3000/failed"
+    assert nested.get("workflow", {}).get("call_type") == "failureCall"
+    failure = opts.failure_callback
+    assert failure is not None and failure.get("flow") == {
+        "key": "k",
+        "parallelism": 2,
+        "rate": None,
+        "period": 1,
+    }
+    assert "workflow" not in failure
+    assert opts.workflow is None
+
+
+@pytest.mark.parametrize(
+    ("items", "field"),
+    [
+        ([("Upstash-Workflow-RunId", "")], "Upstash-Workflow-RunId"),
+        ([("Upstash-Workflow-Init", "true")], "Upstash-Workflow-RunId"),
+        ([("Upstash-Workflow-RunId", "r"), ("Upstash-Workflow-Invoke", "x")], "Invoke"),
+        (
+            [
+                ("Upstash-Failure-Callback-Workflow-RunId", "r"),
+                ("Upstash-Failure-Callback-Workflow-CallType", "x"),
+            ],
+            "Upstash-Failure-Callback-Workflow-CallType",
+        ),
+    ],
+)
+def test_bad_workflow_headers_name_the_header(items: list[tuple[str, str]], field: str) -> None:
+    with pytest.raises(BadRequest, match=field):
+        parse_publish(items, Settings())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -268,3 +270,17 @@ def test_real_redis_keeps_workers_apart_and_is_left_clean(
         assert client.keys("qe:pytest:*") == []  # each worker removed its own prefix
     finally:
         client.close()
+
+
+def test_the_pytest_extra_brings_what_a_test_suite_needs() -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    names = sorted(re.split(r"[<>=;\[ ]", req, maxsplit=1)[0] for req in extras["pytest"])
+    assert names == ["pytest", "qstash"]  # not the project's own dev tools
+    section = (root / "README.md").read_text().split("## Testing your app\n", 1)[1]
+    assert section.lstrip().startswith("```sh\npip install 'qstash-emulator[pytest]'")

@@ -349,3 +349,40 @@ def test_a_wait_that_gives_up_says_what_it_waited_for(pytester: pytest.Pytester)
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=1)
+
+
+def test_nothing_leaves_the_machine_by_accident(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_an_unknown_host_is_not_contacted(qstash):
+            url = "https://shop.example.com/hooks/restock"
+            qstash.client().message.publish_json(url=url, body={}, retries=0)
+            qstash.run_until_idle()
+            assert qstash.deliveries.last.error == (
+                "not sent: shop.example.com is not on this machine, and the qstash fixture "
+                "keeps deliveries here: qstash.mount('https://shop.example.com', app) delivers "
+                "into your app, qstash.rewrite('https://shop.example.com', "
+                "'http://127.0.0.1:PORT') to a local server; "
+                "@pytest.mark.qstash(network=True) lets it go out"
+            )
+            qstash.assert_dead_lettered(url=url)
+
+        @pytest.mark.qstash(network=True)
+        def test_a_test_may_allow_the_network(qstash):
+            url = "http://shop.invalid/hooks/restock"  # RFC 6761: never resolves
+            qstash.client().message.publish_json(url=url, body={}, retries=0)
+            qstash.run_until_idle()
+            assert not qstash.deliveries.last.error.startswith("not sent")
+            qstash.assert_dead_lettered(url=url)
+
+        def test_the_next_test_is_offline_again(qstash):
+            url = "http://shop.invalid/hooks/restock"
+            qstash.client().message.publish_json(url=url, body={}, retries=0)
+            qstash.run_until_idle()
+            assert qstash.deliveries.last.error.startswith("not sent: shop.invalid ")
+            qstash.assert_dead_lettered(url=url)
+        """
+    )
+    pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=3)

@@ -69,6 +69,7 @@ def test_records_carry_request_response_and_decision(pytester: pytest.Pytester) 
 def test_signature_check_names_the_failing_claim(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
+        import os
         from starlette.applications import Starlette
         from starlette.responses import PlainTextResponse
         from starlette.routing import Route
@@ -78,7 +79,7 @@ def test_signature_check_names_the_failing_claim(pytester: pytest.Pytester) -> N
 
         app = Starlette(routes=[Route("/jobs", ok, methods=["POST"])])
 
-        def test_rewritten_url_is_not_the_signed_one(qstash):
+        def test_a_rewritten_delivery_is_signed_for_the_public_url(qstash):
             qstash.mount("http://internal.test", app)
             qstash.rewrite("https://api.example.com", "http://internal.test")
             qstash.client().message.publish_json(url="https://api.example.com/jobs", body={})
@@ -86,15 +87,15 @@ def test_signature_check_names_the_failing_claim(pytester: pytest.Pytester) -> N
             assert delivery.url == "https://api.example.com/jobs"
             assert delivery.destination_url == "http://internal.test/jobs"
             assert delivery.status == 200
-            # A receiver checking the URL it was called on would reject it, and says why...
-            assert not delivery.signature.ok
-            assert delivery.signature.failed_claim == "sub"
-            assert delivery.signature.reason == (
+            # The app's receiver checks its public URL, the one that was published...
+            assert delivery.signature.ok
+            assert "signature: valid" in delivery.explain()
+            # ...and one checking the address it was called on would reject it, saying why.
+            local = delivery.check_signature(url=delivery.destination_url)
+            assert (local.ok, local.failed_claim) == (False, "sub")
+            assert local.reason == (
                 "sub is 'https://api.example.com/jobs', want 'http://internal.test/jobs'"
             )
-            # ...while one checking its public URL accepts it.
-            assert delivery.check_signature(url="https://api.example.com/jobs").ok
-            assert "signature: invalid sub" in delivery.explain()
 
         def test_rotated_keys_fail_on_the_key(qstash):
             hook = qstash.endpoint("/k")
@@ -108,6 +109,17 @@ def test_signature_check_names_the_failing_claim(pytester: pytest.Pytester) -> N
             assert check.reason == "signed with neither the current nor the next key"
             current = client.signing_key.get()
             assert delivery.check_signature(keys=(current.current, current.next)).ok
+            # The fixture follows the rotations; the environment keeps what was set.
+            assert (qstash.current_signing_key, qstash.next_signing_key) == (
+                current.current,
+                current.next,
+            )
+            assert os.environ["QSTASH_CURRENT_SIGNING_KEY"] == qstash.env[
+                "QSTASH_CURRENT_SIGNING_KEY"
+            ] != current.current
+            qstash.receiver().verify(
+                signature=delivery.header("Upstash-Signature"), body=delivery.text, url=hook.url
+            )
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=2)
@@ -229,3 +241,42 @@ def test_dead_letter_assertion(pytester: pytest.Pytester) -> None:
             "E *      outcome: expected 'failed', got 'delivered'",
         ]
     )
+
+
+def test_return_shapes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from conftest_plugin import Deliveries, Delivery, PendingMessage
+
+        def test_shapes(qstash):
+            hook = qstash.endpoint("/n")
+            client = qstash.client()
+            for n in range(3):
+                client.message.publish_json(url=hook.url, body={"n": n})
+            got = qstash.wait_for(url=hook.url, count=3)
+            assert isinstance(got, Deliveries)
+            assert sorted(d.json()["n"] for d in got) == [0, 1, 2]
+            assert isinstance(qstash.wait_for(url=hook.url), Delivery)
+            res = client.message.publish_json(
+                url=hook.url, body={"late": True}, delay=60, headers={"X-Tenant": "a"}
+            )
+            [pending] = qstash.messages()
+            assert isinstance(pending, PendingMessage)
+            assert (pending.message_id, pending.state, pending.due) == (
+                res.message_id, "delayed", qstash.now + 60_000
+            )
+            assert (pending.url, pending.method, pending.kind) == (hook.url, "POST", "message")
+            assert (pending.retried, pending.max_retries) == (0, 3)
+            assert pending.json() == {"late": True}
+            assert pending.headers["X-Tenant"] == "a"
+            assert pending.describe().startswith(f"{res.message_id} POST {hook.url}: delayed")
+            assert qstash.messages("retrying") == []
+            with pytest.raises(ValueError, match="invalid state 'late': expected one of pending"):
+                qstash.messages("late")
+            with pytest.raises(ValueError, match="invalid count 0"):
+                qstash.wait_for(url=hook.url, count=0)
+            qstash.run_until_idle()
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=1)

@@ -149,9 +149,15 @@ def test_schedules_fire_on_the_virtual_clock(pytester: pytest.Pytester) -> None:
             # run_until_idle never spins on a schedule: it is always due again.
             qstash.run_until_idle()
             assert hook.call_count == 6
+            nightly = qstash.schedule_times(schedule_id, count=2)
+            assert nightly[0] == times[-1] + 600_000
             qstash.run_now(schedule_id)
             assert hook.call_count == 7
-            assert qstash.schedule_times(schedule_id, count=1) == [times[-1] + 600_000]
+            assert hook.last.started_at == qstash.now  # the next run happened now...
+            # ...instead of at its time (moved, never copied): the cron's following time is next.
+            assert qstash.schedule_times(schedule_id, count=1) == nightly[1:]
+            qstash.advance((nightly[1] - qstash.now) / 1000 - 1)
+            assert hook.call_count == 7
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=1)
@@ -190,3 +196,24 @@ def test_real_time_is_an_option(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_each_test_starts_at_wall_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_three_days(qstash, n):
+            assert abs(qstash.now - time.time() * 1000) < 5_000
+            qstash.advance(3 * 86_400)
+
+        @pytest.mark.qstash(seed=1)
+        @pytest.mark.parametrize("n", range(2))
+        def test_seeded(qstash, n):
+            assert qstash.now == 1_767_225_600_000  # 2026-01-01T00:00:00Z
+            qstash.advance(60)
+        """
+    )
+    pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=4)

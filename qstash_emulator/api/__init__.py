@@ -17,6 +17,7 @@ from . import (
     queues,
     schedules,
     topics,
+    workflows,
 )
 
 __all__ = ["all_routes"]
@@ -35,6 +36,7 @@ def all_routes() -> list[BaseRoute]:
         *topics.routes,
         *schedules.routes,
         *flow_control.routes,
+        *workflows.routes,
         *inspect.routes,
         *openapi.routes,
     ]

@@ -6,9 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._engine import make_row
 from .._errors import BadRequest, NotFound
-from .._models import FINAL_STATES, Message, State
+from .._models import Message
 from .._runtime import Runtime
 from .._views import message_view
 from ._common import caller, int_param, json, json_body, multi, runtime
@@ -29,20 +28,8 @@ async def load_visible(rt: Runtime, user: str, message_id: str) -> Message:
 
 
 async def cancel(rt: Runtime, msg: Message) -> bool:
-    """Cancel a message that is not final. One in flight finishes its attempt, then stops.
-
-    False when there is nothing left to cancel: the message is final, or its cancel was
-    already asked for while it is in flight (one message is cancelled once).
-    """
-    if msg.state in FINAL_STATES or msg.id in rt.engine.cancel_requested:
-        return False
-    now = rt.clock.now_ms()
-    if rt.engine.is_in_flight(msg.id):
-        rt.engine.cancel_requested.add(msg.id)
-        await rt.store.append_rows([make_row(msg, State.CANCEL_REQUESTED, now)])
-        return True
-    await rt.engine.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
-    return True
+    """Cancel a message that is not final. One in flight finishes its attempt, then stops."""
+    return await rt.engine.cancel(msg)
 
 
 async def get_message(request: Request) -> Response:

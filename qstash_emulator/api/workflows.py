@@ -1,0 +1,128 @@
+"""``/v2/workflows/runs`` and ``/v2/workflows/logs``: end, cancel, read and list runs."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._errors import BadRequest
+from .._headers import parse_bool
+from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
+from ._common import caller, empty, int_param, json, multi, runtime
+
+__all__ = ["run_filter", "routes"]
+
+
+async def end_run(request: Request) -> Response:
+    """``?cancel=false`` is the SDK saying the run returned (the body is its result);
+    otherwise the run is cancelled."""
+    who = caller(request, write=True)
+    runs = runtime(request).runs
+    run_id = request.path_params["workflowRunId"]
+    raw = request.query_params.get("cancel")
+    if raw is not None and not parse_bool(raw, "cancel"):
+        result = (await request.body()).decode("utf-8", "replace")
+        await runs.finish(who.user_id, run_id, result)
+    else:
+        await runs.cancel(who.user_id, run_id)
+    return empty()
+
+
+async def cancel_runs(request: Request) -> Response:
+    """Bulk cancel: the runs named by ``workflowRunIds``, else those the filters match."""
+    who = caller(request, write=True)
+    rt = runtime(request)
+    ids = multi(request, "workflowRunIds")
+    count = int_param(request, "count", 100, 1, 10_000) or 100
+    flt = run_filter(request, prefix_url=True)
+    flt.state = "RUN_STARTED"
+    cancelled = await rt.runs.cancel_many(who.user_id, ids, flt, count)
+    return json({"cancelled": cancelled})
+
+
+async def get_run(request: Request) -> Response:
+    """The run's messages so far: how an SDK reads a history too large to be delivered."""
+    who = caller(request)
+    history = await runtime(request).runs.history(who.user_id, request.path_params["workflowRunId"])
+    return json(history)
+
+
+async def list_runs(request: Request) -> Response:
+    """Runs with their steps, newest first: ``/v2/workflows/logs``, and
+    ``/v2/workflows/events?groupBy=workflowRunId`` (how the JS client asks)."""
+    who = caller(request)
+    rt = runtime(request)
+    group = request.query_params.get("groupBy")
+    if group not in (None, "workflowRunId"):
+        raise BadRequest(f"invalid groupBy: {group!r}, only workflowRunId is supported")
+    trim = int_param(request, "trimBody", None, -1, 2**31)
+    flt = run_filter(request)
+    cursor = request.query_params.get("cursor") or None
+    if group is None and request.url.path.endswith("/events"):
+        return await _list_events(request, who.user_id, flt, cursor, trim)
+    count = min(int_param(request, "count", 10, 1, 1_000) or 10, 10)
+    found, after = await select_runs(rt.runs.store, who.user_id, flt, cursor, count)
+    views = [await run_log(rt.runs.store, run, trim) for run in found]
+    return json({"cursor": after or "", "runs": views})
+
+
+async def _list_events(
+    request: Request, user: str, flt: RunFilter, cursor: str | None, trim: int | None
+) -> Response:
+    """Every event of the matching runs, newest first; the cursor is an offset."""
+    store = runtime(request).runs.store
+    count = int_param(request, "count", 1_000, 1, 1_000) or 1_000
+    if cursor is not None and not cursor.isdigit():
+        raise BadRequest(f"invalid cursor: {cursor!r} is not a cursor this server returned")
+    start = int(cursor or 0)
+    state, flt.state = flt.state, None
+    runs, _ = await select_runs(store, user, flt, None, 100_000)
+    events = [e for run in runs for e in run_events(await run_log(store, run, trim))]
+    if state is not None:
+        events = [e for e in events if e["state"] == state]
+    events.sort(key=lambda e: e["time"], reverse=True)
+    page = events[start : start + count]
+    after = str(start + count) if start + count < len(events) else ""
+    return json({"cursor": after, "events": page})
+
+
+def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
+    """The run filters of a query string (logs, bulk cancel)."""
+    query = request.query_params
+    flt = RunFilter(
+        run_id=query.get("workflowRunId") or None,
+        url=query.get("workflowUrl") or None,
+        created_at=int_param(request, "workflowCreatedAt", None, 0, 2**63),
+        label=query.get("label") or None,
+        from_date=int_param(request, "fromDate", None, 0, 2**63),
+        to_date=int_param(request, "toDate", None, 0, 2**63),
+        flow_keys=multi(request, "flowControlKey"),
+        caller_ip=query.get("callerIp") or query.get("callerIP") or None,
+        message_id=query.get("messageId") or None,
+    )
+    if prefix_url:
+        exact = query.get("workflowUrlExactMatch")
+        flt.url_prefix = not (exact is not None and parse_bool(exact, "workflowUrlExactMatch"))
+    for item in multi(request, "workflowRuns"):
+        run_id, _, created = item.rpartition("@")
+        if not run_id or not created.isdigit():
+            raise BadRequest(
+                f"invalid workflowRuns: {item!r}, want workflowRunId@workflowCreatedAt"
+            )
+        flt.runs.append((run_id, int(created)))
+    state = query.get("state")
+    if state:
+        if state not in STATES:
+            raise BadRequest(f"invalid state: {state!r}, want one of {', '.join(STATES)}")
+        flt.state = state
+    return flt
+
+
+routes = [
+    Route("/v2/workflows/runs", cancel_runs, methods=["DELETE"]),
+    Route("/v2/workflows/runs/{workflowRunId}", end_run, methods=["DELETE"]),
+    Route("/v2/workflows/runs/{workflowRunId}", get_run, methods=["GET"]),
+    Route("/v2/workflows/logs", list_runs, methods=["GET"]),
+    Route("/v2/workflows/events", list_runs, methods=["GET"]),
+]

@@ -1,0 +1,481 @@
+"""Workflow runs: started and extended by publishes, delivered with their history, ended.
+
+A run is the ordered list of the messages published for it (``docs/workflow.md``). Each
+delivery of a step carries that list up to and including the delivered message; the endpoint
+(the official SDK) replays it, runs one more step and publishes its result, until it ends the
+run with ``DELETE /v2/workflows/runs/{id}``. The engine calls the hooks here for the messages
+of a run, and the publisher asks ``admit`` before it stores one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _json
+from .._batching import Fill
+from .._clock import Clock
+from .._config import Settings
+from .._engine import Engine, RunDelivery, callback_message
+from .._errors import BadRequest, NotFound
+from .._headers import CallbackConfig, H, PublishOptions, canonical
+from .._models import Message, flow_fields
+from .._retry import Decision
+from .._transport import Response
+from ._logs import RunFilter, select_runs
+from ._model import CallType, Run, RunState, RunStep
+from ._store import RunStore
+
+__all__ = ["Runs"]
+
+log = logging.getLogger("qstash_emulator")
+
+NON_WORKFLOW = (
+    "detected a non-workflow destination for trigger/invoke. "
+    "make sure you are sending the request to the correct endpoint"
+)
+# Publishes a message: (user, destination, headers as items, body, caller ip).
+Publish = Callable[[str, str, list[tuple[str, str]], bytes, str], Awaitable[Any]]
+
+
+@dataclass
+class _Admission:
+    """What ``Runs.admit`` tells the publisher about one message of a run."""
+
+    opts: PublishOptions
+    body: bytes
+    duplicate: str | None = None
+    run: Run | None = None
+    create: bool = False
+    store: RunStore | None = None
+
+    def record(self, msg: Message) -> Fill:
+        assert self.run is not None and self.store is not None and msg.run_id is not None
+        run = self.run
+        msg.run_created_at = run.created_at
+        step = RunStep.of(msg, msg.call_type or CallType.STEP)
+        if self.create:
+            run.init_message_id = msg.id
+            return self.store.created(run, step)
+        return self.store.appended(run, [step])
+
+
+class Runs:
+    """Every run of every user; the engine's and the publisher's hooks for run messages."""
+
+    def __init__(self, store: RunStore, settings: Settings, clock: Clock, engine: Engine) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine
+        # Set by the runtime: how a run publishes the messages it makes (invoke results).
+        self.publish: Publish | None = None
+        # Told when a run ends, so that its waiters go with it.
+        self.on_end: list[Callable[[Run], Awaitable[None]]] = []
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._detect: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def locked(self, user: str, run_id: str) -> AsyncIterator[None]:
+        """Hold the run id of ``user``: starts, appends and ends of one run never interleave."""
+        key = (user, run_id)
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    # Publishing ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def admit(
+        self,
+        user: str,
+        url: str,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        now: int,
+    ) -> AsyncIterator[_Admission]:
+        """Check a message of a run while the run is held: a new run, a duplicate start, or
+        a message of a running run (400 once the run has ended, which the SDKs read as "the
+        run is over")."""
+        tag = opts.workflow
+        assert tag is not None
+        async with self.locked(user, tag["run_id"]):
+            if tag["init"]:
+                running = await self.store.active(user, tag["run_id"])
+                if running is not None:
+                    yield _Admission(opts, body, duplicate=running.init_message_id)
+                    return
+                invoker = None
+                if tag["invoke"]:
+                    body, invoker = _unwrap_invoke(body)
+                run = Run(
+                    user=user,
+                    run_id=tag["run_id"],
+                    url=tag["url"] or url,
+                    created_at=now,
+                    init_message_id="",
+                    headers=_user_headers(opts.header),
+                    retries=opts.retries,
+                    retry_delay=opts.retry_delay,
+                    flow=opts.flow,
+                    failure_callback=opts.failure_callback,
+                    labels=opts.labels,
+                    features=tag["features"],
+                    caller_ip=caller_ip,
+                    invoker=invoker,
+                )
+                yield _Admission(opts, body, run=run, create=True, store=self.store)
+                return
+            running = await self.store.active(user, tag["run_id"])
+            if running is None:
+                raise BadRequest(
+                    f"workflow run {tag['run_id']!r} does not exist or has already ended"
+                )
+            if tag["call_type"] == CallType.STEP:
+                opts = _with_run_config(opts, running)
+            yield _Admission(opts, body, run=running, store=self.store)
+
+    # Delivery (the engine's hooks) --------------------------------------------------------
+
+    async def run_of(self, msg: Message) -> Run | None:
+        if msg.run_id is None:
+            return None
+        if msg.run_created_at is None:
+            return await self.store.active(msg.user, msg.run_id)
+        return await self.store.get(msg.user, msg.run_id, msg.run_created_at)
+
+    async def outgoing(self, msg: Message) -> RunDelivery:
+        """A step goes out with the run's history up to and including itself; every message
+        of a run with the run's id, and those to the workflow with the trigger's headers."""
+        if msg.call_type == CallType.TO_CALLBACK:  # a third party's request is its own
+            return RunDelivery(msg.body)
+        run = await self.run_of(msg)
+        assert msg.run_id is not None
+        overlay = {H.OUT_RUN_ID: msg.run_id}
+        if run is None:
+            return RunDelivery(msg.body, {}, overlay)
+        overlay[H.OUT_RUN_CREATED_AT] = str(run.created_at)
+        underlay: dict[str, str] = {}
+        body = msg.body
+        if msg.call_type in (CallType.STEP, CallType.FROM_CALLBACK):
+            underlay = {name: ", ".join(values) for name, values in run.headers.items()}
+        if msg.call_type == CallType.STEP:
+            steps = await self.store.steps(run)
+            end = next((i for i, s in enumerate(steps) if s.message_id == msg.id), len(steps) - 1)
+            body = _json.dumps([s.raw() for s in steps[: end + 1]])
+            # Past the size limit the SDK fetches the history itself (GET .../runs/{id}).
+            if len(body) > self.settings.message_size_limit and "LazyFetch" in run.features:
+                body = b""
+            if msg.id == run.init_message_id and "WF_DetectTrigger" in run.features:
+                self._detect.add(msg.id)
+        return RunDelivery(body, underlay, overlay)
+
+    def verdict(self, msg: Message, response: Response | None, decision: Decision) -> Decision:
+        """A run's first step must be answered by a workflow SDK (it says which protocol it
+        speaks); anything else fails the run at once."""
+        if msg.id not in self._detect:
+            return decision
+        self._detect.discard(msg.id)
+        if (
+            decision.outcome == "delivered"
+            and response is not None
+            and response.header(H.SDK_VERSION) is None
+        ):
+            return Decision("failed", NON_WORKFLOW)
+        return decision
+
+    async def attempted(
+        self, msg: Message, decision: Decision, result: dict[str, Any], now: int
+    ) -> None:
+        """Keep what the logs show of the attempt: the state of a step's delivery, errors."""
+        run = await self.run_of(msg)
+        if run is None:
+            return
+        if msg.call_type == CallType.FAILURE_CALL:
+            await self._failure_call_attempted(run, msg, decision, result, now)
+            return
+        if decision.outcome == "delivered":
+            await self.store.set_status(run, msg.id, {"state": "delivered"})
+            return
+        status = (await self.store.statuses(run)).get(msg.id) or {"errors": []}
+        status["errors"].append(_error(result, decision, now))
+        status["state"] = "STEP_FAILED" if decision.outcome == "failed" else "STEP_RETRY"
+        status["retries"] = msg.retried + (1 if decision.outcome == "retry" else 0)
+        if msg.retry_delay:
+            status["retryDelay"] = msg.retry_delay
+        await self.store.set_status(run, msg.id, status)
+
+    async def _failure_call_attempted(
+        self, run: Run, msg: Message, decision: Decision, result: dict[str, Any], now: int
+    ) -> None:
+        async with self.locked(run.user, run.run_id):
+            fresh = await self.store.get(run.user, run.run_id, run.created_at)
+            if fresh is None or fresh.failure is None:
+                return
+            failure = fresh.failure
+            if decision.outcome == "delivered":
+                failure["state"] = "CALLBACK_SUCCESS"
+            elif decision.outcome == "failed":
+                failure["state"] = "CALLBACK_FAIL"
+            if decision.outcome != "delivered":
+                failure.setdefault("errors", []).append(_error(result, decision, now))
+            failure["responseStatus"] = result["status"]
+            failure["responseHeaders"] = result.get("header", {})
+            failure["responseBody"] = result.get("body", b"").decode("utf-8", "replace")
+            await self.store.save(fresh)
+
+    async def failed(self, msg: Message, result: dict[str, Any], now: int) -> list[Message]:
+        """A message of a run used up its retries (or was refused for good): the run fails,
+        with a dead letter and the failure function's call. A call to a third party does not
+        fail the run: its callback carries the final answer to the workflow."""
+        if msg.call_type in (CallType.TO_CALLBACK, CallType.FAILURE_CALL):
+            return []
+        run = await self.run_of(msg)
+        if run is None:
+            return []
+        async with self.locked(run.user, run.run_id):
+            fresh = await self.store.get(run.user, run.run_id, run.created_at)
+            if fresh is None or fresh.ended:
+                return []
+            run = fresh
+            msg.dlq_id = await self.engine.store.dlq_add(msg, result)
+            run.dlq_id = msg.dlq_id
+            calls = []
+            config = msg.failure_callback or run.failure_callback
+            if config is not None:
+                initial = await self._initial_payload(run)
+                call = callback_message(
+                    msg,
+                    "failure_callback",
+                    config,
+                    result,
+                    msg.dlq_id,
+                    now,
+                    {
+                        "workflowRunId": run.run_id,
+                        "workflowCreatedAt": run.created_at,
+                        "sourceBody": _json.b64(initial),
+                        "url": run.url,
+                    },
+                )
+                call.run_id, call.run_created_at = run.run_id, run.created_at
+                call.call_type = CallType.FAILURE_CALL
+                calls.append(call)
+                run.failure = {
+                    "messageId": call.id,
+                    "url": call.url,
+                    "state": "CALLBACK_INPROGRESS",
+                    "failStatus": result["status"],
+                    "failResponse": result.get("body", b"").decode("utf-8", "replace"),
+                    "failHeaders": result.get("header", {}),
+                    "dlqId": msg.dlq_id,
+                }
+            await self._end(run, RunState.FAILED, now, skip=msg.id)
+        return calls
+
+    async def adopt(self, made: list[tuple[Message, CallbackConfig]]) -> list[Message]:
+        """Callbacks of a run's messages (a context.call's answer) are messages of the run:
+        recorded in it while it runs, dropped once it has ended, and configured by the run's
+        trigger where their own headers say nothing."""
+        kept: list[Message] = []
+        for callback, config in made:
+            if callback.run_id is None:
+                kept.append(callback)
+                continue
+            async with self.locked(callback.user, callback.run_id):
+                run = await self.store.active(callback.user, callback.run_id)
+                if run is None:
+                    continue
+                callback.run_created_at = run.created_at
+                if config["retries"] is None:
+                    callback.max_retries = _retries(run, self.settings)
+                callback.retry_delay = config["retry_delay"] or run.retry_delay
+                if callback.failure_callback is None:
+                    callback.failure_callback = run.failure_callback
+                if callback.flow_key is None and run.flow is not None:
+                    for name, value in flow_fields(run.flow).items():
+                        setattr(callback, name, value)
+                step = RunStep.of(callback, callback.call_type or CallType.FROM_CALLBACK)
+                await self.store.append(run, [step])
+            kept.append(callback)
+        return kept
+
+    # Ends ---------------------------------------------------------------------------------
+
+    async def finish(self, user: str, run_id: str, response: str) -> None:
+        """The SDK's ``DELETE ...?cancel=false``: the function returned ``response``."""
+        async with self.locked(user, run_id):
+            run = await self._running(user, run_id)
+            run.response = response
+            await self._end(run, RunState.SUCCESS, self.clock.now_ms())
+
+    async def cancel(self, user: str, run_id: str) -> None:
+        """``DELETE ...?cancel=true``, from the client or from inside the run."""
+        async with self.locked(user, run_id):
+            run = await self._running(user, run_id)
+            await self._end(run, RunState.CANCELED, self.clock.now_ms())
+
+    async def cancel_many(self, user: str, ids: list[str], flt: RunFilter, count: int) -> int:
+        """Bulk cancel: the running runs named by ``ids``, else those ``flt`` matches."""
+        candidates: list[tuple[str, int | None]]
+        if ids:
+            candidates = [(run_id, None) for run_id in dict.fromkeys(ids)]
+        else:
+            candidates = [(r.run_id, r.created_at) for r in await self._matching(user, flt)]
+        cancelled = 0
+        for run_id, created_at in candidates:
+            if cancelled >= count:
+                break
+            async with self.locked(user, run_id):
+                run = await self.store.active(user, run_id)
+                if run is None or (created_at is not None and run.created_at != created_at):
+                    continue
+                await self._end(run, RunState.CANCELED, self.clock.now_ms())
+                cancelled += 1
+        return cancelled
+
+    async def _matching(self, user: str, flt: RunFilter) -> list[Run]:
+        found, _ = await select_runs(self.store, user, flt, None, 10_000)
+        return found
+
+    async def _running(self, user: str, run_id: str) -> Run:
+        run = await self.store.active(user, run_id)
+        if run is None:
+            raise NotFound(f"workflow run {run_id!r} not found or already ended")
+        return run
+
+    async def _end(self, run: Run, state: str, now: int, skip: str | None = None) -> None:
+        """End ``run`` (held by the caller): later messages are refused, waiting ones
+        dropped (not the one being delivered when the run succeeds, nor ``skip``), waiters
+        removed and an invoking run told."""
+        run.state, run.completed_at = state, now
+        await self.store.save(run)
+        statuses = await self.store.statuses(run)
+        for step in await self.store.steps(run):
+            if step.message_id == skip:
+                continue
+            msg = await self.engine.store.get(step.message_id)
+            if msg is None or msg.user != run.user:
+                continue
+            if state == RunState.SUCCESS and (
+                self.engine.is_in_flight(msg.id) or msg.call_type == CallType.TO_CALLBACK
+            ):
+                continue
+            if await self.engine.cancel(msg):
+                status = statuses.get(msg.id) or {"retries": msg.retried}
+                await self.store.set_status(run, msg.id, {**status, "state": "STEP_CANCELED"})
+        for hook in self.on_end:
+            await hook(run)
+        if run.invoker is not None:
+            await self._tell_invoker(run)
+
+    async def _tell_invoker(self, run: Run) -> None:
+        """The child run ended: its result is the parent's Invoke step."""
+        invoker = run.invoker
+        assert invoker is not None and self.publish is not None
+        out = {
+            "body": run.response,
+            "isFailed": run.state == RunState.FAILED,
+            "isCanceled": run.state == RunState.CANCELED,
+        }
+        step = {**invoker["step"], "stepType": "Invoke", "out": _json.dumps(out).decode()}
+        items = [(name, v) for name, values in invoker["headers"].items() for v in values]
+        try:
+            await self.publish(
+                run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
+            )
+        except (BadRequest, NotFound) as exc:  # the parent ended meanwhile
+            log.info("invoke result of %s not delivered: %s", run.run_id, exc.message)
+
+    # Reading ------------------------------------------------------------------------------
+
+    async def history(self, user: str, run_id: str) -> list[dict[str, Any]]:
+        """``GET /v2/workflows/runs/{id}``: every message of a running run (404 once ended)."""
+        run = await self._running(user, run_id)
+        return [s.raw() for s in await self.store.steps(run)]
+
+    async def _initial_payload(self, run: Run) -> bytes:
+        steps = await self.store.steps(run)
+        return steps[0].body if steps else b""
+
+
+def _user_headers(header: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The trigger's forwarded headers a run sends again: not the SDK's own workflow ones."""
+    return {
+        name: values
+        for name, values in header.items()
+        if not name.lower().startswith(H.WORKFLOW_PREFIX) and name.lower() != H.CONTENT_TYPE
+    }
+
+
+def _with_run_config(opts: PublishOptions, run: Run) -> PublishOptions:
+    """A step with no retries, retry delay, flow control or failure callback of its own takes
+    the trigger's: newer SDKs send them with the trigger only."""
+    return dataclasses.replace(
+        opts,
+        retries=opts.retries if opts.retries is not None else run.retries,
+        retry_delay=opts.retry_delay or run.retry_delay,
+        flow=opts.flow or run.flow,
+        failure_callback=opts.failure_callback or run.failure_callback,
+        labels=opts.labels or run.labels,
+    )
+
+
+def _retries(run: Run, settings: Settings) -> int:
+    return run.retries if run.retries is not None else settings.default_retries
+
+
+def _error(result: dict[str, Any], decision: Decision, now: int) -> dict[str, Any]:
+    return {
+        "error": result.get("error") or decision.reason,
+        "body": result.get("body", b"").decode("utf-8", "replace"),
+        "headers": result.get("header", {}),
+        "status": result["status"],
+        "time": now,
+    }
+
+
+def _unwrap_invoke(body: bytes) -> tuple[bytes, dict[str, Any]]:
+    """A child run's start carries an envelope: the payload and how to answer the parent."""
+    try:
+        envelope = _json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"invalid body: an invoke envelope must be JSON ({exc})") from exc
+    if not isinstance(envelope, dict):
+        raise BadRequest("invalid body: an invoke envelope must be a JSON object")
+    for name, kind in (
+        ("workflowRunId", str),
+        ("workflowUrl", str),
+        ("headers", dict),
+        ("step", dict),
+    ):
+        if not isinstance(envelope.get(name), kind):
+            raise BadRequest(f"invalid body.{name}: required in an invoke envelope")
+    payload = envelope.get("body")
+    headers = {
+        canonical(name): [str(v) for v in (values if isinstance(values, list) else [values])]
+        for name, values in envelope["headers"].items()
+    }
+    invoker = {
+        "workflowRunId": envelope["workflowRunId"],
+        "workflowUrl": envelope["workflowUrl"],
+        "workflowRunCreatedAt": envelope.get("workflowRunCreatedAt"),
+        "headers": headers,
+        "step": envelope["step"],
+    }
+    text = payload if isinstance(payload, str) else _json.dumps(payload).decode()
+    return (text.encode() if payload is not None else b""), invoker

@@ -1,0 +1,171 @@
+"""Workflow state in the store: runs, the messages recorded in them, waiters and events.
+
+Layout (under the user's key, ``Store.key(user, ...)``; a run's ``ref`` is ``{runId}@{createdAt}``,
+since a run id may start a new run once its run ended):
+    run:{ref}           hash   r = run record (JSON)
+    run:{ref}:steps     list   the run's messages in the order they were accepted (JSON each)
+    run:{ref}:status    hash   message id -> its delivery state for the logs (JSON)
+    run:{ref}:waits     set    the run's waiters, as ``{eventId}\\n{waiterId}``
+    runs                zset   ref -> created at, every run (the logs list them newest first)
+    active              hash   run id -> created at of its run while that run has not ended
+    wait:{eventId}      hash   waiter id -> waiter (JSON)
+    lookback:{runId}    hash   event id -> data notified to the run before it waited (base64)
+and one key shared by all users, ``waits``: zset ``{user}\\n{eventId}\\n{waiterId}`` ->
+deadline (ms, emulator clock), so the timeouts of every user are found with one read.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .. import _json
+from .._batching import Fill, Writes
+from .._store import Store
+from ._model import Run, RunStep
+
+__all__ = ["RunStore", "Waiter", "ref"]
+
+Waiter = dict[str, Any]
+
+
+def ref(run_id: str, created_at: int) -> str:
+    """The name of one run: its id and creation time."""
+    return f"{run_id}@{created_at}"
+
+
+def _step(raw: bytes) -> RunStep:
+    data = _json.loads(raw)
+    return RunStep(
+        data["m"],
+        data["c"],
+        base64.b64decode(data["b"]),
+        data["t"],
+        data.get("h", {}),
+        data.get("r", 0),
+        data.get("u", ""),
+        data.get("v", "POST"),
+    )
+
+
+class RunStore:
+    """Reads and writes of workflow state; nothing else in ``workflows`` touches Redis."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis: Any = store.redis
+        self._waits = store.prefix + "waits"
+
+    def _run_key(self, user: str, run_id: str, created_at: int, *parts: str) -> str:
+        return self.store.key(user, "run", ref(run_id, created_at), *parts)
+
+    # Runs ---------------------------------------------------------------------------------
+
+    async def get(self, user: str, run_id: str, created_at: int) -> Run | None:
+        raw = await self.redis.hget(self._run_key(user, run_id, created_at), "r")
+        return Run.from_record(_json.loads(raw)) if raw is not None else None
+
+    async def active(self, user: str, run_id: str) -> Run | None:
+        """The run with this id that has not ended, if any."""
+        created = await self.redis.hget(self.store.key(user, "active"), run_id)
+        if created is None:
+            return None
+        run = await self.get(user, run_id, int(created))
+        return run if run is not None and not run.ended else None
+
+    async def latest(self, user: str, run_id: str) -> Run | None:
+        """The newest run with this id, ended or not."""
+        run = await self.active(user, run_id)
+        if run is not None:
+            return run
+        found = await self.redis.zrevrangebyscore(
+            self.store.key(user, "runs"), "+inf", "-inf", start=0, num=10_000
+        )
+        for member in found:
+            name, _, created = member.decode().rpartition("@")
+            if name == run_id:
+                return await self.get(user, run_id, int(created))
+        return None
+
+    def created(self, run: Run, first: RunStep) -> Fill:
+        """The writes that start ``run`` with its first message (to go with the message's)."""
+        record, step = _json.dumps(run.record()), self._encode(first)
+        key = self._run_key(run.user, run.run_id, run.created_at)
+
+        def fill(w: Writes) -> None:
+            w.pipe.hset(key, "r", record)
+            w.pipe.rpush(key + ":steps", step)
+            w.pipe.hset(self.store.key(run.user, "active"), run.run_id, str(run.created_at))
+            w.pipe.zadd(
+                self.store.key(run.user, "runs"), {ref(run.run_id, run.created_at): run.created_at}
+            )
+
+        return fill
+
+    def appended(self, run: Run, steps: list[RunStep]) -> Fill:
+        """The writes that record ``steps`` in ``run``, after its earlier messages."""
+        key = self._run_key(run.user, run.run_id, run.created_at, "steps")
+        encoded = [self._encode(s) for s in steps]
+
+        def fill(w: Writes) -> None:
+            w.pipe.rpush(key, *encoded)
+
+        return fill
+
+    async def append(self, run: Run, steps: list[RunStep]) -> None:
+        await self.store.write(self.appended(run, steps))
+
+    async def save(self, run: Run) -> None:
+        """Write back the run's record; an ended run is no longer the active one of its id."""
+        record = _json.dumps(run.record())
+        key = self._run_key(run.user, run.run_id, run.created_at)
+        active = self.store.key(run.user, "active")
+        ended = run.ended
+
+        def fill(w: Writes) -> None:
+            w.pipe.hset(key, "r", record)
+            if ended:
+                w.pipe.hdel(active, run.run_id)
+                w.pipe.delete(self.store.key(run.user, "lookback", run.run_id))
+
+        await self.store.write(fill)
+
+    async def steps(self, run: Run) -> list[RunStep]:
+        raw = await self.redis.lrange(
+            self._run_key(run.user, run.run_id, run.created_at, "steps"), 0, -1
+        )
+        return [_step(r) for r in raw]
+
+    async def set_status(self, run: Run, message_id: str, status: dict[str, Any]) -> None:
+        key = self._run_key(run.user, run.run_id, run.created_at, "status")
+        await self.store.write(lambda w: w.pipe.hset(key, message_id, _json.dumps(status)))
+
+    async def statuses(self, run: Run) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(
+            self._run_key(run.user, run.run_id, run.created_at, "status")
+        )
+        return {k.decode(): _json.loads(v) for k, v in raw.items()}
+
+    async def refs(self, user: str) -> list[tuple[str, int]]:
+        """Every run of ``user``, newest first, as (run id, created at)."""
+        found = await self.redis.zrevrange(self.store.key(user, "runs"), 0, -1)
+        out = []
+        for member in found:
+            name, _, created = member.decode().rpartition("@")
+            out.append((name, int(created)))
+        return out
+
+    @staticmethod
+    def _encode(step: RunStep) -> bytes:
+        return _json.dumps(
+            {
+                "m": step.message_id,
+                "c": step.call_type,
+                "b": _json.b64(step.body),
+                "t": step.at,
+                "h": step.header,
+                "r": step.retries,
+                "u": step.url,
+                "v": step.method,
+            }
+        )
