@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
 from qstash_emulator._records import Attempt
 
-from ._deliveries import Deliveries, Delivery
+from ._deliveries import Delivery
 from ._endpoints import ScriptedResponder
+from ._matching import Deliveries
 
 __all__ = ["Recorder", "Server", "ServerPool", "offline"]
 
