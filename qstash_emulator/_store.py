@@ -398,14 +398,22 @@ class Store:
             return None
         return entries[0][1] if entries else None
 
-    async def dlq_delete(self, user: str, dlq_ids: Iterable[str]) -> int:
-        ids = list(dlq_ids)
+    async def dlq_take(self, user: str, dlq_ids: Iterable[str]) -> list[str]:
+        """Remove entries, answering the ids this call removed: of calls racing for one
+        entry (a retry and a delete, two retries), exactly one gets it."""
+        # An id Redis would refuse fails the whole transaction it shares: such an id names
+        # no entry, so it is left out.
+        ids = [i for i in dict.fromkeys(dlq_ids) if _is_stream_id(i)]
         if not ids:
-            return 0
-        try:
-            return int(await self.redis.xdel(self.key(user, "dlq"), *ids))
-        except aioredis.ResponseError:
-            return 0
+            return []
+        key = self.key(user, "dlq")
+
+        def fill(w: Writes) -> None:
+            for dlq_id in ids:
+                w.pipe.xdel(key, dlq_id)
+
+        removed = await self._batch.run(fill)
+        return [dlq_id for dlq_id, n in zip(ids, removed, strict=True) if n]
 
     # Signing keys -------------------------------------------------------------------------
 
@@ -422,3 +430,11 @@ class Store:
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:
     for key, data in logged:
         w.log(key, data)
+
+
+def _is_stream_id(text: str) -> bool:
+    """``<ms>-<seq>`` or ``<ms>`` with both parts below 2**64, as XDEL takes them."""
+    parts = text.split("-")
+    return 1 <= len(parts) <= 2 and all(
+        p.isdigit() and p.isascii() and int(p) < 2**64 for p in parts
+    )

@@ -1,7 +1,10 @@
 """The dashboard in a real browser (Debian's headless Chromium through Selenium), used as a
 person would: things appear without a reload, clicks act, and the page logs no errors.
 
-Screenshots land in docs/screenshots/ (the README shows them).
+Screenshots go to a folder under pytest's temporary directory, or where
+QSTASH_EMULATOR_SCREENSHOTS says: the README's pictures are made with
+
+    QSTASH_EMULATOR_SCREENSHOTS=docs/screenshots python -m pytest tests/test_dashboard_browser.py
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator
@@ -24,7 +28,6 @@ from .test_dashboard import add_delayed
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 REBOUND = "rebound.test"  # resolves to 127.0.0.1 inside the browser, like a rebinding attack
 
 pytestmark = [
@@ -117,21 +120,48 @@ def one(driver: Any, selector: str, what: str | None = None) -> Any:
     return until(driver, what or selector, lambda d: (css(d, selector) or [None])[0])
 
 
+def click(driver: Any, selector: str, what: str | None = None) -> None:
+    """Click the element, looking it up again if a live refresh replaced it meanwhile."""
+
+    def clicked(d: Any) -> bool:
+        found = css(d, selector)
+        if not found:
+            return False
+        found[0].click()
+        return True
+
+    until(driver, what or selector, clicked)
+
+
 def open_view(driver: Any, emulator: Emulator, view: str, user: str = "defaultUser") -> None:
     driver.get(f"{emulator.url}/#view={view}&user={user}")
     until(driver, "the live stream", lambda d: one(d, "#live").text == "live")
     one(driver, f'#tabs button[data-view="{view}"][aria-current="page"]')
 
 
-def shot(driver: Any, name: str, emulator: Emulator) -> None:
-    if emulator.settings.redis_url:  # one set of pictures: the in-memory run's
-        return
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: never into the work tree unless asked (a test run must not
+    change tracked files)."""
+    chosen = os.environ.get("QSTASH_EMULATOR_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def shot(page: Any, emulator: Emulator, shots: Path) -> Callable[[str], None]:
+    """Save what the browser shows as ``name``.png (the in-memory run's only: one set)."""
+
+    def save(name: str) -> None:
+        if not emulator.settings.redis_url:
+            page.save_screenshot(str(shots / f"{name}.png"))
+
+    return save
 
 
 def test_published_message_appears_live_and_its_detail_shows_the_forwarded_header(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     open_view(page, emulator, "messages")
     page.execute_script("window.notReloaded = true")
@@ -152,9 +182,9 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     forwarded = one(page, "#detail #forwarded-headers")
     assert "X-Shop" in forwarded.text and "north" in forwarded.text
     assert '{"order": 42}' in one(page, "#detail").text
-    shot(page, "messages", emulator)
+    shot("messages")
 
-    one(page, '#detail button[data-action="deliver-now"]').click()
+    click(page, '#detail button[data-action="deliver-now"]')
     got = destination.wait(1, "/later")
     assert got[0].headers["x-shop"] == "north"
     attempt = one(page, '#detail .attempt[data-outcome="delivered"]', "the attempt in the detail")
@@ -166,11 +196,11 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     open_view(page, emulator, "activity")
     until(page, "the delivered row", lambda d: "DELIVERED" in one(d, "#view table").text)
     assert one(page, '.card[data-state="delayed"] .n').text == "3"
-    shot(page, "activity", emulator)
+    shot("activity")
 
 
 def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     destination.script("/flaky", (500, {"X-Why": "down"}, b"try later"))
     with sdk(emulator) as client:
@@ -184,9 +214,9 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     until(
         page, "the response body", lambda d: "try later" in detail.text and "X-Why" in detail.text
     )
-    shot(page, "dead-letters", emulator)
+    shot("dead-letters")
 
-    one(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]').click()
+    click(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]')
     retried = destination.wait(2, "/flaky")
     assert retried[1].body == b"payload"
     until(page, "the dead letter to go", lambda d: not css(d, f'tr[data-id="{sent.message_id}"]'))
@@ -194,27 +224,29 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     until(page, "the retried copy delivered", lambda d: "DELIVERED" in one(d, "#view table").text)
 
 
-def test_pause_a_schedule(page: Any, emulator: Emulator, destination: Destination) -> None:
+def test_pause_a_schedule(
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
+) -> None:
     with sdk(emulator) as client:
         schedule = client.schedule.create(destination=f"{destination.url}/cron", cron="*/5 * * * *")
         open_view(page, emulator, "schedules")
         row = one(page, f'tr[data-id="{schedule}"]')
         assert "*/5 * * * *" in row.text and "in " in row.text  # next run times
-        shot(page, "schedules", emulator)
-        one(page, f'tr[data-id="{schedule}"] button[data-action="pause"]').click()
+        shot("schedules")
+        click(page, f'tr[data-id="{schedule}"] button[data-action="pause"]')
         one(page, f'tr[data-id="{schedule}"] button[data-action="resume"]', "the Resume button")
         assert client.schedule.get(schedule).paused is True
 
 
 def test_send_from_the_publish_form_and_see_it_arrive(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     open_view(page, emulator, "publish")
     one(page, "#p-destination").send_keys(f"{destination.url}/from-form")
     one(page, "#p-headers").send_keys("X-From-Form: yes")
     one(page, "#p-body").send_keys("hello from the form")
     one(page, "#p-retries").send_keys("2")
-    shot(page, "publish", emulator)
+    shot("publish")
     one(page, "#p-send").click()
     (got,) = destination.wait(1, "/from-form")
     assert got.body == b"hello from the form"
@@ -299,3 +331,49 @@ def test_a_rebound_name_gets_no_page_and_other_origins_cannot_act(
     with sdk(emulator) as client:
         assert [m.dlq_id for m in client.dlq.list().messages] == [dlq_id]  # not retried
     page.get_log("browser")  # the blocked requests are logged as CORS errors: expected here
+
+
+def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
+    shot: Callable[[str], None], page: Any, emulator: Emulator
+) -> None:
+    from upstash_workflow import AsyncWorkflowContext
+
+    from .workflow_app import WorkflowApp
+
+    app = WorkflowApp(emulator)
+    try:
+
+        @app.route("/order")
+        async def order(context: AsyncWorkflowContext[dict[str, int]]) -> str:
+            async def reserve() -> str:
+                return f"reserved {context.request_payload['items']}"
+
+            await context.run("reserve", reserve)
+            await context.sleep("cool-off", 600)
+            return "shipped"
+
+        with sdk(emulator) as client:
+            client.message.publish_json(url=f"{app.url}/order", body={"items": 3})
+        open_view(page, emulator, "workflows")
+        run_id = until(
+            page,
+            "the run's row",
+            lambda d: one(d, "#view tbody tr[data-id]").get_attribute("data-id"),
+        )
+        click(page, f'tr[data-id="{run_id}"]')
+        until(page, "the reserve step", lambda d: css(d, '#run-steps [data-step="reserve"]'))
+        until(page, "the sleep waiting", lambda d: "sleep 600 s" in one(d, "#run-steps").text)
+        assert "reserved 3" in one(page, "#run-steps").text
+        shot("workflow-runs")
+
+        click(page, '#detail button[data-action="cancel-run"]')
+        until(page, "the run cancelled", lambda d: "RUN CANCELED" in one(d, "#detail").text)
+        with httpx.Client(base_url=emulator.url) as http:
+            runs = http.get(
+                "/v2/workflows/logs",
+                params={"workflowRunId": run_id},
+                headers={"Authorization": f"Bearer {emulator.token}"},
+            ).json()["runs"]
+        assert runs[0]["workflowState"] == "RUN_CANCELED"
+    finally:
+        app.stop()

@@ -5,6 +5,12 @@ The rules: docs/behaviour.md#dead-letters.
 
 from __future__ import annotations
 
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 from qstash import QStash
@@ -12,7 +18,7 @@ from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .conftest import Answer, Answering, Destination, sdk, wait_until
 
 
 def _auth(emu: Emulator) -> dict[str, str]:
@@ -133,3 +139,80 @@ def test_a_mistyped_filter_changes_nothing(
     virtual.run_until_idle()
     assert sorted(m.dlq_id for m in vclient.dlq.list().messages) == before
     assert len(destination.received) == delivered
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """An emulator on each store, whose deliveries fail until the test says otherwise."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    with Emulator(redis_url=url) as emu:
+        yield emu
+
+
+def test_retry_and_delete_race_has_one_winner_per_entry(backend: Emulator) -> None:
+    failing = True
+    delivered: list[str] = []
+
+    def answer(method: str, url: str) -> Answer:
+        if failing:
+            return Answer(500, [], b"down")
+        delivered.append(url)
+        return Answer(200, [], b"ok")
+
+    backend.runtime.router.fallback = Answering(answer)
+    label = f"race{uuid.uuid4().hex[:8]}"
+    count = 60
+    with httpx.Client(base_url=backend.url, headers=_auth(backend)) as http:
+        for i in range(count):
+            r = http.post(
+                f"/v2/publish/https://example.com/{i}",
+                headers={"Upstash-Retries": "0", "Upstash-Label": label},
+            )
+            assert r.status_code == 200, r.text
+    with sdk(backend) as client:
+        wait_until(
+            lambda: len(client.dlq.list(filter={"label": label}, count=100).messages) == count,
+            what="the dead letters",
+        )
+        dead = [m.dlq_id for m in client.dlq.list(filter={"label": label}, count=100).messages]
+    failing = False
+    # Each entry: a retry against a delete, and (for every third) a second retry.
+    calls = [("POST", f"/v2/dlq/retry/{d}", d) for d in dead]
+    calls += [("DELETE", f"/v2/dlq/{d}", d) for d in dead]
+    calls += [("POST", f"/v2/dlq/retry/{d}", d) for d in dead[::3]]
+    random.Random(7).shuffle(calls)
+    with httpx.Client(base_url=backend.url, headers=_auth(backend)) as http:
+        barrier = threading.Barrier(8)
+
+        def call(item: tuple[str, str, str]) -> tuple[str, str, int]:
+            method, path, dlq_id = item
+            return dlq_id, method, http.request(method, path).status_code
+
+        def first(item: tuple[str, str, str]) -> tuple[str, str, int]:
+            barrier.wait(10)
+            return call(item)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(first, calls[:8])) + list(pool.map(call, calls[8:]))
+    wins: dict[str, list[str]] = {d: [] for d in dead}
+    for dlq_id, method, status in results:
+        assert status in (200, 201, 404), (method, status)
+        if status != 404:
+            wins[dlq_id].append(method)
+    assert {d: w for d, w in wins.items() if len(w) != 1} == {}  # exactly one winner each
+    retried = sum(w == ["POST"] for w in wins.values())
+    wait_until(lambda: len(delivered) >= retried, what=f"{retried} re-published deliveries")
+    backend.wait_idle()  # a second publish of one entry would have been delivered by now
+    assert len(delivered) == retried
+    with sdk(backend) as client:
+        assert client.dlq.list(filter={"label": label}).messages == []
+
+
+@pytest.mark.parametrize("dlq_id", ["x", "1-0", "18446744073709551616-0", "1-2-3", "١-0"])
+def test_ids_that_name_no_entry_take_nothing(virtual: Emulator, dlq_id: str) -> None:
+    auth = _auth(virtual)
+    r = httpx.request("DELETE", f"{virtual.url}/v2/dlq", params={"dlqIds": dlq_id}, headers=auth)
+    assert r.json() == {"deleted": 0}
+    assert httpx.delete(f"{virtual.url}/v2/dlq/{dlq_id}", headers=auth).status_code == 404
+    r = httpx.post(f"{virtual.url}/v2/dlq/retry/{dlq_id}", headers=auth)
+    assert r.status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -70,7 +71,77 @@ def test_replies_match_the_resp_connection() -> None:
 def test_the_in_memory_store_uses_the_direct_connection() -> None:
     assert _fakeredis.direct_supported()
     store = Store.connect(None)
-    assert store.redis.connection_pool.connection_class is _fakeredis.DirectConnection
+    direct = _fakeredis.direct_connection_class()
+    assert store.redis.connection_pool.connection_class is direct
+
+
+@pytest.fixture
+def fresh_lookup() -> Iterator[None]:
+    """The lookup of fakeredis's internals is cached: each test here makes its own."""
+    _fakeredis.direct_connection_class.cache_clear()
+    yield
+    _fakeredis.direct_connection_class.cache_clear()
+
+
+def _works_as_a_store() -> Any:
+    async def main() -> Any:
+        store = Store.connect(None)
+        try:
+            await store.redis.set("k", "v")
+            return store.redis.connection_pool.connection_class, await store.redis.get("k")
+        finally:
+            await store.redis.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "module", ["fakeredis._socket._base", "fakeredis._socket", "fakeredis.aioredis"]
+)
+def test_a_moved_internal_module_falls_back_to_the_plain_connection(
+    fresh_lookup: None, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "fakeredis._socket._base", raising=False)
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` then refuses
+    assert not _fakeredis.direct_supported()
+    connection_class, value = _works_as_a_store()
+    assert value == b"v"
+    assert connection_class.__name__ != "DirectConnection"
+
+
+@pytest.mark.parametrize("index", range(len(_fakeredis._CLASSES)))
+def test_a_missing_class_attribute_falls_back_to_the_plain_connection(
+    fresh_lookup: None, monkeypatch: pytest.MonkeyPatch, index: int
+) -> None:
+    classes = list(_fakeredis._CLASSES)
+    module, name, attributes = classes[index]
+    classes[index] = (module, name, (*attributes, "_renamed_in_a_later_release"))
+    monkeypatch.setattr(_fakeredis, "_CLASSES", tuple(classes))
+    assert not _fakeredis.direct_supported()
+    connection_class, value = _works_as_a_store()
+    assert value == b"v" and connection_class.__name__ != "DirectConnection"
+
+
+def test_a_connection_whose_socket_lacks_an_internal_sends_resp(
+    fresh_lookup: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attributes = (*_fakeredis._SOCKET_ATTRIBUTES, "_renamed_in_a_later_release")
+    monkeypatch.setattr(_fakeredis, "_SOCKET_ATTRIBUTES", attributes)
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        degraded = _fakeredis.connect(4)
+        plain = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        try:
+            assert degraded.connection_pool.connection_class.__name__ == "DirectConnection"
+            return await _script(degraded), await _script(plain)
+        finally:
+            await degraded.aclose()
+            await plain.aclose()
+
+    degraded, plain = asyncio.run(main())
+    assert degraded == plain
 
 
 def test_a_blocking_command_waits_and_answers() -> None:

@@ -219,3 +219,41 @@ def test_quiet_prints_no_feed(destination: Destination) -> None:
         out = server.stop()
     assert "QSTASH_TOKEN=" in out
     assert not re.search(rf"^{STAMP}", out, flags=re.M), out
+
+
+@pytest.mark.slow
+def test_output_nobody_reads_never_holds_up_the_server(destination: Destination) -> None:
+    # A pipe holds 64 KiB and the feed keeps 10,000 lines waiting: 6,000 messages print
+    # 12,000 lines of ~120 bytes, so the feed must drop some rather than wait.
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        wait_until(lambda: _answers(url, auth), 15, "the dev server to answer")
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
+            for start in range(0, 6_000, 500):
+                batch = [
+                    {"destination": f"{destination.url}/unread/{n}", "body": "x"}
+                    for n in range(start, start + 500)
+                ]
+                http.post("/v2/batch", json=batch).raise_for_status()
+        destination.wait(6_000, timeout=90)
+        assert httpx.get(f"{url}/v2/keys", headers=auth).status_code == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    text = out.decode()
+    assert re.search(r"^\.\.\. \d+ lines dropped: the output is read too slowly$", text, re.M)
+
+
+def _answers(url: str, auth: dict[str, str]) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/keys", headers=auth).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -79,7 +79,7 @@ async def get_entry(request: Request) -> Response:
 async def delete_entry(request: Request) -> Response:
     who = caller(request, write=True)
     dlq_id = request.path_params["dlqId"]
-    if not await runtime(request).store.dlq_delete(who.user_id, [dlq_id]):
+    if not await runtime(request).store.dlq_take(who.user_id, [dlq_id]):
         raise NotFound(f"dlq entry {dlq_id!r} not found")
     return json({"deleted": 1})
 
@@ -107,39 +107,48 @@ async def _bulk_selection(
 async def delete_many(request: Request) -> Response:
     who = caller(request, write=True)
     entries, cursor = await _bulk_selection(request, who.user_id)
-    deleted = await runtime(request).store.dlq_delete(who.user_id, [i for i, _ in entries])
-    body: dict[str, Any] = {"deleted": deleted}
+    deleted = await runtime(request).store.dlq_take(who.user_id, [i for i, _ in entries])
+    body: dict[str, Any] = {"deleted": len(deleted)}
     if cursor:
         body["cursor"] = cursor
     return json(body)
 
 
-async def _retry(rt: Runtime, request: Request, dlq_id: str, fields: dict[bytes, bytes]) -> str:
-    """Publish the dead letter again as a new message; headers on the request override."""
-    old, _ = _entry(fields)
+async def _retry(
+    rt: Runtime, request: Request, user: str, entries: list[tuple[str, dict[bytes, bytes]]]
+) -> list[str]:
+    """Publish dead letters again as new messages; headers on the request override.
+
+    Each entry is removed first, and only the entries this call removed are published: of a
+    retry racing a delete or another retry of the same entry, exactly one wins.
+    """
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     given = {name.lower() for name, _ in items}
-    opts = parse_publish(items, rt.settings)
+    opts = parse_publish(items, rt.settings)  # refused before any entry is taken
+    taken = set(await rt.store.dlq_take(user, [dlq_id for dlq_id, _ in entries]))
     now = rt.clock.now_ms()
-    msg = replace(
-        old,
-        id=new_id("msg_"),
-        created_at=now,
-        retried=0,
-        state=State.CREATED,
-        final_at=None,
-        dlq_id=None,
-        **_overrides(opts, given),
-    )
-    if opts.not_before_ms is not None:
-        msg.due = opts.not_before_ms
-    else:
-        msg.due = now + opts.delay_ms
-    msg.not_before = msg.due
-    await rt.store.add([msg], [make_row(msg, State.CREATED, now)])
-    await rt.store.dlq_delete(msg.user, [dlq_id])
-    rt.engine.notify()
-    return msg.id
+    fresh: list[Message] = []
+    for dlq_id, fields in entries:
+        if dlq_id not in taken:
+            continue
+        old, _ = _entry(fields)
+        msg = replace(
+            old,
+            id=new_id("msg_"),
+            created_at=now,
+            retried=0,
+            state=State.CREATED,
+            final_at=None,
+            dlq_id=None,
+            **_overrides(opts, given),
+        )
+        msg.due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        msg.not_before = msg.due
+        fresh.append(msg)
+    if fresh:
+        await rt.store.add(fresh, [make_row(msg, State.CREATED, now) for msg in fresh])
+        rt.engine.notify()
+    return [msg.id for msg in fresh]
 
 
 def _overrides(opts: PublishOptions, given: set[str]) -> dict[str, Any]:
@@ -168,7 +177,10 @@ async def retry_one(request: Request) -> Response:
     fields = await rt.store.dlq_get(who.user_id, dlq_id)
     if fields is None:
         raise NotFound(f"dlq entry {dlq_id!r} not found")
-    return json({"messageId": await _retry(rt, request, dlq_id, fields)}, 201)
+    retried = await _retry(rt, request, who.user_id, [(dlq_id, fields)])
+    if not retried:  # a delete or another retry took it since it was read
+        raise NotFound(f"dlq entry {dlq_id!r} not found")
+    return json({"messageId": retried[0]}, 201)
 
 
 async def retry_many(request: Request) -> Response:
@@ -179,7 +191,10 @@ async def retry_many(request: Request) -> Response:
     if requested and len(entries) < len(set(requested)):
         missing = sorted(set(requested) - {i for i, _ in entries})
         raise NotFound(f"dlq entries not found: {', '.join(missing)}")
-    responses = [{"messageId": await _retry(rt, request, i, f)} for i, f in entries]
+    retried = await _retry(rt, request, who.user_id, entries)
+    if requested and not retried:  # others took every one of them since they were read
+        raise NotFound(f"dlq entries not found: {', '.join(sorted(set(requested)))}")
+    responses = [{"messageId": message_id} for message_id in retried]
     return json({"cursor": cursor or "", "responses": responses}, 201)
 
 

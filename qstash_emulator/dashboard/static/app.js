@@ -16,6 +16,7 @@ const VIEWS = [
   ["groups", "URL groups"],
   ["flow", "Flow control"],
   ["keys", "Signing keys"],
+  ["workflows", "Workflow runs"],
 ];
 
 const state = {
@@ -30,6 +31,7 @@ const state = {
   detail: null, // {kind: "message" | "dlq", id}
   messages: { states: [], offset: 0 },
   dlq: { cursors: [null], page: 0, filters: {}, selected: new Set() },
+  runs: { cursors: [null], page: 0 },
   dirty: false,
   refreshing: false,
 };
@@ -229,6 +231,7 @@ function switchedUser() {
   state.detail = null;
   state.messages = { states: [], offset: 0 };
   state.dlq = { cursors: [null], page: 0, filters: {}, selected: new Set() };
+  state.runs = { cursors: [null], page: 0 };
   closeDetail();
   connect();
   show(state.view);
@@ -281,7 +284,9 @@ function received(batch) {
   }
   state.rows.length = Math.min(state.rows.length, ACTIVITY_KEPT);
   if (batch.missed) state.missedRows = (state.missedRows || 0) + batch.missed;
-  const detailHit = state.detail && batch.rows.some((r) => r.messageId === state.detail.id);
+  // A run's detail follows every row: its steps are messages with ids of their own.
+  const detailHit =
+    state.detail && (state.detail.kind === "run" || batch.rows.some((r) => r.messageId === state.detail.id));
   refreshSoon(detailHit);
 }
 
@@ -615,6 +620,90 @@ const RENDER = {
   },
 };
 
+RENDER.workflows = async () => {
+  const r = state.runs;
+  const result = await api("GET", "/v2/workflows/logs", { query: { cursor: r.cursors[r.page], trimBody: 200 } });
+  const rows = result.runs.map((run) =>
+    h(
+      "tr",
+      {
+        class: "clickable" + (state.detail && state.detail.id === run.workflowRunId ? " selected" : ""),
+        dataset: { id: run.workflowRunId },
+        onclick: () => openDetail("run", run.workflowRunId),
+      },
+      h("td", { class: "id" }, run.workflowRunId),
+      h("td", { class: "url" }, run.workflowUrl),
+      h("td", {}, badge(run.workflowState.replace("RUN_", "").toLowerCase(), runKind(run.workflowState))),
+      h("td", {}, String(run.steps.reduce((n, g) => n + (g.type === "next" ? 0 : g.steps.length), 0))),
+      h("td", {}, time(run.workflowRunCreatedAt)),
+      h("td", {}, run.workflowRunCompletedAt ? time(run.workflowRunCompletedAt) : "–"),
+    ),
+  );
+  const pages = h(
+    "div",
+    { class: "pager" },
+    h("button", { disabled: r.page === 0, onclick: () => { r.page -= 1; show("workflows"); } }, "← Newer"),
+    h("span", { class: "muted" }, `page ${r.page + 1}`),
+    h("button", { disabled: !result.cursor, onclick: () => { r.cursors[r.page + 1] = result.cursor; r.page += 1; show("workflows"); } }, "Older →"),
+  );
+  return [h("h2", {}, "Workflow runs"), table(["Run", "Workflow", "State", "Steps", "Started", "Ended"], rows, "No workflow runs."), pages];
+};
+
+function runKind(runState) {
+  return { RUN_SUCCESS: "ok", RUN_FAILED: "bad", RUN_CANCELED: "warn", RUN_STARTED: "info" }[runState] || "";
+}
+
+function stepKind(stepState) {
+  return { STEP_SUCCESS: "ok", STEP_FAILED: "bad", STEP_RETRY: "warn", STEP_CANCELED: "warn", STEP_PROGRESS: "info" }[stepState] || "info";
+}
+
+async function runDetail(runId) {
+  const result = await api("GET", "/v2/workflows/logs", { query: { workflowRunId: runId, trimBody: 2000 } });
+  const run = result.runs[0];
+  if (!run) return [h("p", { class: "muted" }, `Run ${runId} is not known.`)];
+  const running = run.workflowState === "RUN_STARTED";
+  const out = [
+    h("div", { class: "toolbar" }, h("h3", {}, run.workflowRunId), h("button", { onclick: closeDetail, "aria-label": "close" }, "Close")),
+    h("p", {}, badge(run.workflowState, runKind(run.workflowState)), " ", h("span", { class: "url" }, run.workflowUrl)),
+    running
+      ? h("div", { class: "actions" }, h("button", { class: "danger", "data-action": "cancel-run", onclick: () => act("Run cancelled", () => api("DELETE", `/v2/workflows/runs/${encodeURIComponent(runId)}`)) }, "Cancel run"))
+      : null,
+    kv([
+      ["started", time(run.workflowRunCreatedAt)],
+      ["ended", run.workflowRunCompletedAt ? time(run.workflowRunCompletedAt) : "–"],
+      ...(run.workflowRunResponse !== undefined ? [["result", String(run.workflowRunResponse)]] : []),
+      ...(run.dlqId ? [["dead letter", run.dlqId]] : []),
+      ...(run.failureFunction ? [["failure function", run.failureFunction.state || JSON.stringify(run.failureFunction)]] : []),
+    ]),
+    h("h4", {}, "Steps"),
+  ];
+  const timeline = h("div", { class: "timeline", id: "run-steps" });
+  for (const group of run.steps) {
+    const label = group.type === "next" ? "next (not delivered yet)" : group.type === "parallel" ? "in parallel" : null;
+    const box = h("div", { class: "step", dataset: { group: group.type } }, label ? h("div", { class: "muted" }, label) : null);
+    for (const step of group.steps) {
+      const name = step.stepName || step.callType || "step";
+      const extra = [];
+      if (step.sleepFor !== undefined) extra.push(`sleep ${step.sleepFor} s`);
+      if (step.sleepUntil !== undefined) extra.push(`sleep until ${time(step.sleepUntil * 1000)}`);
+      if (step.waitEventId) extra.push(`waits for ${step.waitEventId}`);
+      box.append(
+        h(
+          "div",
+          { class: "attempt", dataset: { step: name, state: step.state } },
+          h("div", { class: "head" }, h("strong", {}, name), step.stepType ? h("span", { class: "muted" }, step.stepType) : null, badge(step.state, stepKind(step.state)), h("span", { class: "mono" }, time(step.createdAt)), extra.length ? h("span", { class: "muted" }, extra.join(", ")) : null),
+          step.out !== undefined && step.out !== null ? h("pre", {}, typeof step.out === "string" ? step.out : JSON.stringify(step.out)) : null,
+          ...(step.errors || []).map((e) => h("div", { class: "muted" }, `${time(e.time)} ${e.status || ""} ${e.error || ""}`)),
+          step.messageId ? h("div", { class: "muted mono" }, step.messageId) : null,
+        ),
+      );
+    }
+    timeline.append(box);
+  }
+  out.push(run.steps.length ? timeline : h("p", { class: "muted" }, "No step yet."));
+  return out;
+}
+
 function resultOf(row) {
   if (row.error) return h("span", { class: "muted" }, `${row.responseStatus ? row.responseStatus + " " : ""}${row.error}`);
   if (row.responseStatus) return String(row.responseStatus);
@@ -730,7 +819,7 @@ function closeDetail() {
 async function openDetail(kind, id, quiet = false) {
   state.detail = { kind, id };
   const aside = $("#detail");
-  const content = kind === "dlq" ? await dlqDetail(id) : await messageDetail(id);
+  const content = kind === "dlq" ? await dlqDetail(id) : kind === "run" ? await runDetail(id) : await messageDetail(id);
   if (!state.detail || state.detail.id !== id) return;
   const scroll = aside.scrollTop;
   aside.replaceChildren(...content.filter((x) => x !== null && x !== undefined));
