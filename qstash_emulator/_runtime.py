@@ -12,7 +12,7 @@ from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
-from ._inspection import History
+from ._inspection import History, Inspector
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
@@ -23,7 +23,7 @@ from ._store import Store
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
-from .workflows import Runs, RunStore
+from .workflows import Runs, RunStore, Waits
 
 __all__ = ["Caller", "Runtime"]
 
@@ -78,10 +78,16 @@ class Runtime:
         self.publisher.queue_intake = self.queues.accept
         self.engine.gates.insert(0, self.queues)
         self.engine.timers.append(self.queues)
+        self.inspector = Inspector(
+            self.store, self.clock, self.engine, self.history, self.schedules
+        )
         self.runs = Runs(RunStore(self.store), settings, self.clock, self.engine)
         self.engine.runs = self.runs
         self.publisher.runs = self.runs
         self.runs.publish = self._publish_items
+        self.waits = Waits(self.runs.store, self.runs, settings, self.clock)
+        self.waits.publish = self._publish_items
+        self.engine.timers.append(self.waits)
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}

@@ -526,6 +526,37 @@ ROWS = [
     row("wf-logs-cursor", "GET", "/v2/workflows/logs?cursor=x@1", 400, "cursor"),
     row("wf-events-group", "GET", "/v2/workflows/events?groupBy=x", 400, "groupBy"),
     row("wf-events-cursor", "GET", "/v2/workflows/events?cursor=x", 400, "cursor"),
+    row("wait-body", "POST", "/v2/wait/e", 400, "body", json=[1]),
+    row("wait-url", "POST", "/v2/wait/e", 400, "body.url", json={"step": {"stepName": "s"}}),
+    row(
+        "wait-timeout",
+        "POST",
+        "/v2/wait/e",
+        400,
+        "body.timeout",
+        json={"url": "http://127.0.0.1:9/x", "timeout": "soon", "step": {"stepName": "s"}},
+    ),
+    row(
+        "wait-step",
+        "POST",
+        "/v2/wait/e",
+        400,
+        "body.step",
+        json={"url": "http://127.0.0.1:9/x", "step": 3},
+    ),
+    row(
+        "wait-no-run",
+        "POST",
+        "/v2/wait/e",
+        400,
+        "Upstash-Workflow-RunId",
+        json={"url": "http://127.0.0.1:9/x", "step": {"stepName": "s"}},
+    ),
+    row("notify-run-unknown", "POST", "/v2/notify/wfr_none/e", 404, "wfr_none"),
+    *(
+        row(f"hook-user-{m}", m, "/v2/workflows/hooks/nobody/r/e", 404, "nobody")
+        for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ),
     # The emulator's own endpoints ----------------------------------------------------------
     row("inspect-state", "GET", "/_emulator/messages?state=bogus", 400, "state"),
     row("inspect-times-count", "GET", "/_emulator/schedules/x/times?count=0", 400, "count"),
@@ -589,8 +620,8 @@ def test_table_covers_every_route() -> None:
     """Each route (but the read-only lists, which take no input) has a bad-input row."""
     from starlette.routing import Route
 
-    from qstash_emulator._openapi import operation_key
     from qstash_emulator.api import all_routes
+    from qstash_emulator.api._operations import operation_key
 
     tried = {(p.values[0], p.values[1].split("?")[0]) for p in ROWS}
     untried = []
@@ -615,6 +646,8 @@ def _matches(route: Any, path: str) -> bool:
 
 # Routes whose only input is the token (tested in test_security.py).
 _INPUTLESS = {
+    ("POST", "/v2/notify/{eventId}"),
+    ("GET", "/v2/waiters/{eventId}"),
     ("GET", "/v2/keys"),
     ("POST", "/v2/keys/rotate"),
     ("GET", "/v2/topics"),
@@ -710,15 +743,16 @@ def test_retry_delay_that_overflows_or_fails_later_never_wedges_the_message(
 def _every_operation() -> list[tuple[str, str]]:
     from starlette.routing import Route
 
-    from qstash_emulator._openapi import _OPS, operation_key
     from qstash_emulator.api import all_routes
+    from qstash_emulator.api._operations import _OPS, operation_key
 
     ops = []
     for route in all_routes():
         if isinstance(route, Route) and route.methods:
             for method in sorted(route.methods - {"HEAD"}):
                 key = operation_key(route, method)
-                if not _OPS[key].publish:  # a publish's query is its destination's own
+                # A publish's query is its destination's own, a webhook's its caller's.
+                if not (_OPS[key].publish or _OPS[key].open_query):
                     ops.append(key)
     return ops
 

@@ -1,7 +1,10 @@
 """The dashboard in a real browser (Debian's headless Chromium through Selenium), used as a
 person would: things appear without a reload, clicks act, and the page logs no errors.
 
-Screenshots land in docs/screenshots/ (the README shows them).
+Screenshots go to a folder under pytest's temporary directory, or where
+QSTASH_EMULATOR_SCREENSHOTS says: the README's pictures are made with
+
+    QSTASH_EMULATOR_SCREENSHOTS=docs/screenshots python -m pytest tests/test_dashboard_browser.py
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from .test_dashboard import add_delayed
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 REBOUND = "rebound.test"  # resolves to 127.0.0.1 inside the browser, like a rebinding attack
 
 pytestmark = [
@@ -137,15 +139,29 @@ def open_view(driver: Any, emulator: Emulator, view: str, user: str = "defaultUs
     one(driver, f'#tabs button[data-view="{view}"][aria-current="page"]')
 
 
-def shot(driver: Any, name: str, emulator: Emulator) -> None:
-    if emulator.settings.redis_url:  # one set of pictures: the in-memory run's
-        return
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: never into the work tree unless asked (a test run must not
+    change tracked files)."""
+    chosen = os.environ.get("QSTASH_EMULATOR_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def shot(page: Any, emulator: Emulator, shots: Path) -> Callable[[str], None]:
+    """Save what the browser shows as ``name``.png (the in-memory run's only: one set)."""
+
+    def save(name: str) -> None:
+        if not emulator.settings.redis_url:
+            page.save_screenshot(str(shots / f"{name}.png"))
+
+    return save
 
 
 def test_published_message_appears_live_and_its_detail_shows_the_forwarded_header(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     open_view(page, emulator, "messages")
     page.execute_script("window.notReloaded = true")
@@ -166,7 +182,7 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     forwarded = one(page, "#detail #forwarded-headers")
     assert "X-Shop" in forwarded.text and "north" in forwarded.text
     assert '{"order": 42}' in one(page, "#detail").text
-    shot(page, "messages", emulator)
+    shot("messages")
 
     click(page, '#detail button[data-action="deliver-now"]')
     got = destination.wait(1, "/later")
@@ -180,11 +196,11 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     open_view(page, emulator, "activity")
     until(page, "the delivered row", lambda d: "DELIVERED" in one(d, "#view table").text)
     assert one(page, '.card[data-state="delayed"] .n').text == "3"
-    shot(page, "activity", emulator)
+    shot("activity")
 
 
 def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     destination.script("/flaky", (500, {"X-Why": "down"}, b"try later"))
     with sdk(emulator) as client:
@@ -198,7 +214,7 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     until(
         page, "the response body", lambda d: "try later" in detail.text and "X-Why" in detail.text
     )
-    shot(page, "dead-letters", emulator)
+    shot("dead-letters")
 
     click(page, f'tr[data-id="{sent.message_id}"] button[data-action="retry"]')
     retried = destination.wait(2, "/flaky")
@@ -208,27 +224,29 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     until(page, "the retried copy delivered", lambda d: "DELIVERED" in one(d, "#view table").text)
 
 
-def test_pause_a_schedule(page: Any, emulator: Emulator, destination: Destination) -> None:
+def test_pause_a_schedule(
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
+) -> None:
     with sdk(emulator) as client:
         schedule = client.schedule.create(destination=f"{destination.url}/cron", cron="*/5 * * * *")
         open_view(page, emulator, "schedules")
         row = one(page, f'tr[data-id="{schedule}"]')
         assert "*/5 * * * *" in row.text and "in " in row.text  # next run times
-        shot(page, "schedules", emulator)
+        shot("schedules")
         click(page, f'tr[data-id="{schedule}"] button[data-action="pause"]')
         one(page, f'tr[data-id="{schedule}"] button[data-action="resume"]', "the Resume button")
         assert client.schedule.get(schedule).paused is True
 
 
 def test_send_from_the_publish_form_and_see_it_arrive(
-    page: Any, emulator: Emulator, destination: Destination
+    shot: Callable[[str], None], page: Any, emulator: Emulator, destination: Destination
 ) -> None:
     open_view(page, emulator, "publish")
     one(page, "#p-destination").send_keys(f"{destination.url}/from-form")
     one(page, "#p-headers").send_keys("X-From-Form: yes")
     one(page, "#p-body").send_keys("hello from the form")
     one(page, "#p-retries").send_keys("2")
-    shot(page, "publish", emulator)
+    shot("publish")
     one(page, "#p-send").click()
     (got,) = destination.wait(1, "/from-form")
     assert got.body == b"hello from the form"
@@ -316,7 +334,7 @@ def test_a_rebound_name_gets_no_page_and_other_origins_cannot_act(
 
 
 def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
-    page: Any, emulator: Emulator
+    shot: Callable[[str], None], page: Any, emulator: Emulator
 ) -> None:
     from upstash_workflow import AsyncWorkflowContext
 
@@ -346,7 +364,7 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
         until(page, "the reserve step", lambda d: css(d, '#run-steps [data-step="reserve"]'))
         until(page, "the sleep waiting", lambda d: "sleep 600 s" in one(d, "#run-steps").text)
         assert "reserved 3" in one(page, "#run-steps").text
-        shot(page, "workflow-runs", emulator)
+        shot("workflow-runs")
 
         click(page, '#detail button[data-action="cancel-run"]')
         until(page, "the run cancelled", lambda d: "RUN CANCELED" in one(d, "#detail").text)

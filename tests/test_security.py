@@ -26,12 +26,14 @@ from .servers import EmulatorProcess, free_port
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
+# Called without a token by design: a run's webhook URL (its path names the user and run).
+_TOKENLESS = ("/v2/workflows/hooks/",)
 
 
 def _operations() -> list[tuple[str, str]]:
     ops = []
     for route in all_routes():
-        if isinstance(route, Route) and route.methods:
+        if isinstance(route, Route) and route.methods and not route.path.startswith(_TOKENLESS):
             path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), route.path)
             ops.extend((method, path) for method in sorted(route.methods - {"HEAD"}))
     return ops
@@ -189,6 +191,47 @@ def test_users_see_and_touch_only_their_own_data(
     bob = Client(emulator, emulator.create_user())
     try:
         _isolated(alice, bob, destination)
+    finally:
+        alice.http.close()
+        bob.http.close()
+
+
+def test_workflow_runs_waiters_and_webhooks_are_per_user(
+    emulator: Emulator, destination: Destination
+) -> None:
+    alice = Client(emulator, emulator.create_user())
+    bob = Client(emulator, emulator.create_user())
+    run = {"Upstash-Workflow-RunId": "wfr_shared", "Upstash-Workflow-Init": "true"}
+    wait = {"url": destination.url + "/wf", "step": {"stepId": 1, "stepName": "w"}}
+    try:
+        # Alice's run waits a day before its first delivery, and waits for an event.
+        r = alice(
+            "POST", f"/v2/publish/{destination.url}/wf", headers={**run, "Upstash-Delay": "1d"}
+        )
+        assert r.status_code == 200
+        assert alice("POST", "/v2/wait/evt", headers=run, json=wait).status_code == 200
+
+        assert bob("GET", "/v2/workflows/logs").json() == {"cursor": "", "runs": []}
+        assert bob("GET", "/v2/workflows/runs/wfr_shared").status_code == 404
+        assert bob("DELETE", "/v2/workflows/runs/wfr_shared").status_code == 404
+        assert bob("DELETE", "/v2/workflows/runs").json() == {"cancelled": 0}
+        assert bob("GET", "/v2/waiters/evt").json() == []
+        assert bob("POST", "/v2/notify/evt").json() == []
+        assert bob("POST", "/v2/notify/wfr_shared/evt").status_code == 404
+        assert (
+            bob(
+                "POST", "/v2/wait/evt", headers=run | {"Upstash-Workflow-Init": "false"}, json=wait
+            ).status_code
+            == 400
+        )
+        append = {**run, "Upstash-Workflow-Init": "false"}
+        assert bob("POST", f"/v2/publish/{destination.url}/wf", headers=append).status_code == 400
+        hook = f"/v2/workflows/hooks/{bob.user.user_id}/wfr_shared/evt"
+        assert httpx.post(emulator.url + hook).status_code == 404
+
+        (alice_run,) = alice("GET", "/v2/workflows/logs").json()["runs"]
+        assert alice_run["workflowState"] == "RUN_STARTED"
+        assert len(alice("GET", "/v2/waiters/evt").json()) == 1
     finally:
         alice.http.close()
         bob.http.close()

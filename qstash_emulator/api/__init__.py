@@ -17,6 +17,7 @@ from . import (
     queues,
     schedules,
     topics,
+    waits,
     workflows,
 )
 
@@ -37,6 +38,7 @@ def all_routes() -> list[BaseRoute]:
         *schedules.routes,
         *flow_control.routes,
         *workflows.routes,
+        *waits.routes,
         *inspect.routes,
         *openapi.routes,
     ]

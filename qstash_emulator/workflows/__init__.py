@@ -6,6 +6,7 @@ from ._logs import STATES, RunFilter, run_events, run_log, select_runs
 from ._model import CallType, Run, RunState, RunStep
 from ._runs import Runs
 from ._store import RunStore
+from ._waits import Waits
 
 __all__ = [
     "STATES",
@@ -16,6 +17,7 @@ __all__ = [
     "RunStep",
     "RunStore",
     "Runs",
+    "Waits",
     "run_events",
     "run_log",
     "select_runs",

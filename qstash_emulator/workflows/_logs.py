@@ -103,13 +103,14 @@ async def run_log(store: RunStore, run: Run, trim: int | None = None) -> dict[st
     """The run as the logs show it (``trim``: bodies cut to that many bytes, -1 none)."""
     steps = await store.steps(run)
     statuses = await store.statuses(run)
+    invoked = await store.invoked(run)
     view: dict[str, Any] = {
         "workflowRunId": run.run_id,
         "workflowUrl": run.url,
         "workflowState": run.state,
         "workflowRunCreatedAt": run.created_at,
         "workflowRunCallerIp": run.caller_ip,
-        "steps": _groups(steps, statuses, run, trim),
+        "steps": _groups(steps, statuses, invoked, run, trim),
     }
     if run.completed_at is not None:
         view["workflowRunCompletedAt"] = run.completed_at
@@ -194,7 +195,11 @@ def run_events(log: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _groups(
-    steps: list[RunStep], statuses: dict[str, dict[str, Any]], run: Run, trim: int | None
+    steps: list[RunStep],
+    statuses: dict[str, dict[str, Any]],
+    invoked: dict[str, dict[str, Any]],
+    run: Run,
+    trim: int | None,
 ) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     if not steps:
@@ -214,7 +219,8 @@ def _groups(
             continue
         if body.get("stepId") == 0 and body.get("targetStep") is not None:
             continue  # a parallel block's plan: its result is what the logs show
-        entry = _step_log(step, body, trim, statuses.get(step.message_id, {}))
+        entry = _step_log(step, body, trim)
+        entry.update(invoked.get(step.message_id, {}))
         if body.get("stepType") == "Call" and last_call is not None:
             entry.update(_call(last_call, entry.get("out"), trim))
         concurrent = int(body.get("concurrent") or 1)
@@ -241,9 +247,7 @@ def _base(step: RunStep) -> dict[str, Any]:
     }
 
 
-def _step_log(
-    step: RunStep, body: dict[str, Any], trim: int | None, status: dict[str, Any]
-) -> dict[str, Any]:
+def _step_log(step: RunStep, body: dict[str, Any], trim: int | None) -> dict[str, Any]:
     entry = _base(step)
     entry.update(
         stepId=body.get("stepId"),
@@ -260,9 +264,6 @@ def _step_log(
         entry["waitEventId"] = body["waitEventId"]
         entry["waitTimeoutDuration"] = body.get("timeout")
         entry["waitTimeout"] = bool(body.get("waitTimeout"))
-        if "deadline" in status:
-            entry["waitTimeoutDeadline"] = status["deadline"]
-    entry.update(status.get("invoked") or {})
     return entry
 
 

@@ -122,11 +122,15 @@ class Runs:
                 invoker = None
                 if tag["invoke"]:
                     body, invoker = _unwrap_invoke(body)
+                created_at = now
+                # An id used again within one millisecond (a clock that stands still).
+                while await self.store.exists(user, tag["run_id"], created_at):
+                    created_at += 1
                 run = Run(
                     user=user,
                     run_id=tag["run_id"],
                     url=tag["url"] or url,
-                    created_at=now,
+                    created_at=created_at,
                     init_message_id="",
                     headers=_user_headers(opts.header),
                     retries=opts.retries,
@@ -395,11 +399,29 @@ class Runs:
         step = {**invoker["step"], "stepType": "Invoke", "out": _json.dumps(out).decode()}
         items = [(name, v) for name, values in invoker["headers"].items() for v in values]
         try:
-            await self.publish(
+            published = await self.publish(
                 run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
             )
         except (BadRequest, NotFound) as exc:  # the parent ended meanwhile
             log.info("invoke result of %s not delivered: %s", run.run_id, exc.message)
+            return
+        parent = await self.store.get(
+            run.user, invoker["workflowRunId"], invoker.get("workflowRunCreatedAt") or 0
+        ) or await self.store.active(run.user, invoker["workflowRunId"])
+        if parent is not None:
+            await self.store.set_invoked(
+                parent,
+                published["messageId"],
+                {
+                    "invokedWorkflowRunId": run.run_id,
+                    "invokedWorkflowUrl": run.url,
+                    "invokedWorkflowCreatedAt": run.created_at,
+                    "invokedWorkflowRunBody": (await self._initial_payload(run)).decode(
+                        "utf-8", "replace"
+                    ),
+                    "invokedWorkflowRunHeaders": run.headers,
+                },
+            )
 
     # Reading ------------------------------------------------------------------------------
 

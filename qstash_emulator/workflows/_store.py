@@ -6,6 +6,7 @@ since a run id may start a new run once its run ended):
     run:{ref}:steps     list   the run's messages in the order they were accepted (JSON each)
     run:{ref}:status    hash   message id -> its delivery state for the logs (JSON)
     run:{ref}:waits     set    the run's waiters, as ``{eventId}\\n{waiterId}``
+    run:{ref}:invoked   hash   message id of an Invoke step's result -> the child run (JSON)
     runs                zset   ref -> created at, every run (the logs list them newest first)
     active              hash   run id -> created at of its run while that run has not ended
     wait:{eventId}      hash   waiter id -> waiter (JSON)
@@ -64,6 +65,9 @@ class RunStore:
     async def get(self, user: str, run_id: str, created_at: int) -> Run | None:
         raw = await self.redis.hget(self._run_key(user, run_id, created_at), "r")
         return Run.from_record(_json.loads(raw)) if raw is not None else None
+
+    async def exists(self, user: str, run_id: str, created_at: int) -> bool:
+        return bool(await self.redis.exists(self._run_key(user, run_id, created_at)))
 
     async def active(self, user: str, run_id: str) -> Run | None:
         """The run with this id that has not ended, if any."""
@@ -146,6 +150,17 @@ class RunStore:
         )
         return {k.decode(): _json.loads(v) for k, v in raw.items()}
 
+    async def set_invoked(self, run: Run, message_id: str, info: dict[str, Any]) -> None:
+        """What the logs show of the child run behind an Invoke step's result."""
+        key = self._run_key(run.user, run.run_id, run.created_at, "invoked")
+        await self.store.write(lambda w: w.pipe.hset(key, message_id, _json.dumps(info)))
+
+    async def invoked(self, run: Run) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(
+            self._run_key(run.user, run.run_id, run.created_at, "invoked")
+        )
+        return {k.decode(): _json.loads(v) for k, v in raw.items()}
+
     async def refs(self, user: str) -> list[tuple[str, int]]:
         """Every run of ``user``, newest first, as (run id, created at)."""
         found = await self.redis.zrevrange(self.store.key(user, "runs"), 0, -1)
@@ -154,6 +169,83 @@ class RunStore:
             name, _, created = member.decode().rpartition("@")
             out.append((name, int(created)))
         return out
+
+    # Waiters and events ----------------------------------------------------------------
+
+    async def add_waiter(self, run: Run, waiter: Waiter) -> None:
+        """Register ``waiter`` (``id``, ``eventId``, ``deadline`` ms ...) for ``run``."""
+        event_id, waiter_id = waiter["eventId"], waiter["id"]
+        data = _json.dumps(waiter)
+        member = f"{run.user}\n{event_id}\n{waiter_id}"
+
+        def fill(w: Writes) -> None:
+            w.pipe.hset(self.store.key(run.user, "wait", event_id), waiter_id, data)
+            w.pipe.sadd(
+                self._run_key(run.user, run.run_id, run.created_at, "waits"),
+                f"{event_id}\n{waiter_id}",
+            )
+            w.pipe.zadd(self._waits, {member: waiter["deadline"]})
+
+        await self.store.write(fill)
+
+    async def waiters(self, user: str, event_id: str) -> list[Waiter]:
+        raw = await self.redis.hgetall(self.store.key(user, "wait", event_id))
+        found = [_json.loads(v) for v in raw.values()]
+        found.sort(key=lambda w: (w["createdAt"], w["id"]))
+        return found
+
+    async def take_waiter(self, user: str, event_id: str, waiter_id: str) -> Waiter | None:
+        """Remove a waiter and return it, or None when another caller took it first."""
+        key = self.store.key(user, "wait", event_id)
+        raw = await self.redis.hget(key, waiter_id)
+        if raw is None or not await self.redis.hdel(key, waiter_id):
+            return None
+        waiter: Waiter = _json.loads(raw)
+        run_key = self._run_key(user, waiter["runId"], waiter["runCreatedAt"], "waits")
+        member = f"{user}\n{event_id}\n{waiter_id}"
+
+        def fill(w: Writes) -> None:
+            w.pipe.srem(run_key, f"{event_id}\n{waiter_id}")
+            w.pipe.zrem(self._waits, member)
+
+        await self.store.write(fill)
+        return waiter
+
+    async def run_waiters(self, run: Run) -> list[tuple[str, str]]:
+        """The run's waiters as (event id, waiter id)."""
+        raw = await self.redis.smembers(
+            self._run_key(run.user, run.run_id, run.created_at, "waits")
+        )
+        pairs = [m.decode().split("\n", 1) for m in raw]
+        return [(event_id, waiter_id) for event_id, waiter_id in pairs]
+
+    async def next_deadline(self) -> int | None:
+        first = await self.redis.zrange(self._waits, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    async def due_waiters(self, now_ms: int, limit: int = 1_000) -> list[tuple[str, str, str]]:
+        """Waiters whose deadline has passed, as (user, event id, waiter id)."""
+        found = await self.redis.zrangebyscore(self._waits, "-inf", now_ms, 0, limit)
+        out = []
+        for member in found:
+            user, event_id, waiter_id = member.decode().split("\n", 2)
+            out.append((user, event_id, waiter_id))
+        return out
+
+    async def forget_deadline(self, user: str, event_id: str, waiter_id: str) -> None:
+        await self.redis.zrem(self._waits, f"{user}\n{event_id}\n{waiter_id}")
+
+    async def keep_event(self, user: str, run_id: str, event_id: str, data: bytes) -> None:
+        """An event notified to a run that does not wait for it yet (lookback)."""
+        key = self.store.key(user, "lookback", run_id)
+        await self.store.write(lambda w: w.pipe.hset(key, event_id, data))
+
+    async def take_event(self, user: str, run_id: str, event_id: str) -> bytes | None:
+        key = self.store.key(user, "lookback", run_id)
+        raw: bytes | None = await self.redis.hget(key, event_id)
+        if raw is None or not await self.redis.hdel(key, event_id):
+            return None
+        return raw
 
     @staticmethod
     def _encode(step: RunStep) -> bytes:

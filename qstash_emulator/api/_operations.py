@@ -15,12 +15,12 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from ._headers import H, canonical
-from .api._filters import FILTER_NAMES
-from .api.openapi import OPENAPI_PATH
+from .._headers import H, canonical
+from ._filters import FILTER_NAMES
 
 __all__ = ["OPENAPI_PATH", "Op", "accepted_query", "build_document", "operation_key"]
 
+OPENAPI_PATH = "/v2/openapi.json"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _NAME = re.compile(r"\{(\w+)\}")
 _STR: dict[str, Any] = {"type": "string"}
@@ -41,6 +41,7 @@ class Op:
     status: int = 200
     response: dict[str, Any] | None = None
     tag: str = "qstash"
+    open_query: bool = False  # any query: it belongs to the request the route captures
 
 
 # Publish-family headers: (description, example). Names from the one header table.
@@ -176,6 +177,18 @@ _FAULT = {
     },
 }
 _LISTING = ("cursor", "count", "order", *_FILTERS)
+_WAIT = {
+    "type": "object",
+    "required": ["url", "step"],
+    "properties": {
+        "url": _STR,
+        "timeout": _STR,
+        "timeoutUrl": _STR,
+        "timeoutBody": _STR,
+        "timeoutHeaders": {"type": "object", "additionalProperties": _STRINGS},
+        "step": {"type": "object", "properties": {"stepId": _INT, "stepName": _STR}},
+    },
+}
 
 _OPS: dict[tuple[str, str], Op] = {
     ("POST", "/v2/publish/{destination}"): Op(
@@ -263,6 +276,22 @@ _OPS: dict[tuple[str, str], Op] = {
             *_RUN_FILTERS,
         ),
     ),
+    ("POST", "/v2/wait/{eventId}"): Op(
+        "A workflow step waits for an event (its headers configure the result's publish)",
+        body=_WAIT,
+    ),
+    ("POST", "/v2/notify/{eventId}"): Op("Notify every waiter of an event (the body is the data)"),
+    ("POST", "/v2/notify/{workflowRunId}/{eventId}"): Op(
+        "Notify one run; kept for it if it does not wait yet"
+    ),
+    ("GET", "/v2/waiters/{eventId}"): Op("The waiters of an event"),
+    **{
+        (method, "/v2/workflows/hooks/{userId}/{workflowRunId}/{eventId}"): Op(
+            "A run's webhook URL (no token): the request is the waiting step's event",
+            open_query=True,
+        )
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    },
     ("GET", "/v2/flowControl"): Op("Flow-control keys", query=("search",)),
     ("GET", "/v2/globalParallelism"): Op("Parallelism in use across all keys"),
     ("GET", "/v2/flowControl/{key}"): Op("One flow-control key"),
@@ -313,7 +342,8 @@ def accepted_query(routes: Iterable[BaseRoute]) -> dict[tuple[Any, str], frozens
         for method in route.methods:
             op = _OPS.get(operation_key(route, "GET" if method == "HEAD" else method))
             if op is not None:
-                names = None if op.publish else frozenset(op.query) | {"qstash_token"}
+                open_query = op.publish or op.open_query
+                names = None if open_query else frozenset(op.query) | {"qstash_token"}
                 accepted[(route.endpoint, method)] = names
     return accepted
 

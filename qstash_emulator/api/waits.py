@@ -1,0 +1,76 @@
+"""Waits of Upstash Workflow runs: ``/v2/wait``, ``/v2/notify``, ``/v2/waiters`` and the
+webhook URLs runs hand out (``/v2/workflows/hooks/...``, called without a token)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import _json
+from .._errors import NotFound
+from ._common import caller, json, json_body, runtime
+
+__all__ = ["routes"]
+
+
+async def wait(request: Request) -> Response:
+    """A step waits for an event; the headers are those its result will be published with."""
+    who = caller(request, write=True)
+    body = await json_body(request)
+    items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    await runtime(request).waits.wait(who.user_id, request.path_params["eventId"], items, body)
+    return json({})
+
+
+async def notify(request: Request) -> Response:
+    """The raw body is the event's data, handed to every waiter (of one run, with its id)."""
+    who = caller(request, write=True)
+    answers = await runtime(request).waits.notify(
+        who.user_id,
+        request.path_params["eventId"],
+        await request.body(),
+        request.path_params.get("workflowRunId"),
+    )
+    return json(answers)
+
+
+async def waiters(request: Request) -> Response:
+    who = caller(request)
+    return json(await runtime(request).waits.waiters(who.user_id, request.path_params["eventId"]))
+
+
+async def webhook(request: Request) -> Response:
+    """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
+    rt = runtime(request)
+    user = request.path_params["userId"]
+    if user not in {u.user_id for u in rt.users}:
+        raise NotFound(f"user {user!r} not found")
+    header: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        header.setdefault(name, []).append(value)
+    capture = {
+        "method": request.method,
+        "header": header,
+        "body": _json.b64(await request.body()),
+        "proto": request.url.scheme,
+        "host": request.headers.get("host", request.url.netloc),
+        "url": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+    }
+    await rt.waits.webhook(
+        user, request.path_params["workflowRunId"], request.path_params["eventId"], capture
+    )
+    return json({})
+
+
+routes = [
+    Route("/v2/wait/{eventId}", wait, methods=["POST"]),
+    Route("/v2/notify/{eventId}", notify, methods=["POST"]),
+    Route("/v2/notify/{workflowRunId}/{eventId}", notify, methods=["POST"]),
+    Route("/v2/waiters/{eventId}", waiters, methods=["GET"]),
+    Route(
+        "/v2/workflows/hooks/{userId}/{workflowRunId}/{eventId}",
+        webhook,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    ),
+]

@@ -1,0 +1,391 @@
+"""Upstash Workflow runs with the official JS SDK (``@upstash/workflow``, pinned in tests/js):
+workflows and the SDK's Client in tests/js/workflow_app.mjs, driven from here on the virtual
+clock, every delivery's signature verified by the SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qstash_emulator import Emulator
+
+from .conftest import Destination
+
+JS = Path(__file__).parent / "js"
+DAY = 86_400
+
+pytestmark = [
+    pytest.mark.node,
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    pytest.mark.skipif(
+        not (JS / "node_modules" / "@upstash" / "workflow").is_dir(),
+        reason="tests/js/node_modules is missing: run `npm install` in tests/js",
+    ),
+]
+
+
+class JsApp:
+    """The node process: its workflows' URL, and calls into its ``Client``."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "UPSTASH_"))}
+        env.update(emulator.env(), UPSTASH_DISABLE_TELEMETRY="1")
+        # The SDK warns on stderr (retried calls, duplicate steps): a file, never a full pipe.
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            ["node", "workflow_app.mjs"],
+            cwd=JS,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, f"workflow_app.mjs did not start: {self.stderr()}"
+        self.url: str = json.loads(line)["url"]
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def do(self, method: str, *args: Any, target: str = "client") -> Any:
+        """Call ``client.<method>(*args)`` (``client.dlq.<method>`` with target="dlq")."""
+        response = self.http.post("/_do", json={"target": target, "method": method, "args": args})
+        if response.status_code != 200:
+            raise JsError(response.json())
+        return response.json()
+
+    def results(self, name: str) -> list[Any]:
+        found: list[Any] = self.http.get("/_do/results").json().get(name, [])
+        return found
+
+    def clear(self) -> None:
+        self.http.delete("/_do/results")
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+class JsError(Exception):
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["error"])
+        self.status = body.get("status")
+
+
+@pytest.fixture(scope="module")
+def js_app(virtual_session: Emulator) -> Iterator[JsApp]:
+    app = JsApp(virtual_session)
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def js(js_app: JsApp, virtual: Emulator) -> JsApp:
+    js_app.clear()
+    return js_app
+
+
+def api(emulator: Emulator, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {emulator.token}", **kwargs.pop("headers", {})}
+    return httpx.request(method, emulator.url + path, headers=headers, **kwargs)
+
+
+def logged(js: JsApp, run_id: str) -> dict[str, Any]:
+    """The run as the JS client's ``logs`` shows it."""
+    page = js.do("logs", {"workflowRunId": run_id})
+    assert [r["workflowRunId"] for r in page["runs"]] == [run_id]
+    run: dict[str, Any] = page["runs"][0]
+    return run
+
+
+def step_names(run: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(g["type"], [s.get("stepName", s["state"]) for s in g["steps"]]) for g in run["steps"]]
+
+
+def test_trigger_runs_the_steps_with_the_trigger_headers_and_label(
+    js: JsApp, virtual: Emulator
+) -> None:
+    started = js.do(
+        "trigger",
+        {
+            "url": js.url + "/steps",
+            "body": {"n": 20},
+            "headers": {"X-Tenant": "acme"},
+            "workflowRunId": "steps-1",
+            "label": "nightly",
+        },
+    )
+    assert started == {"workflowRunId": "wfr_steps-1"}
+    virtual.run_until_idle()
+
+    assert js.results("steps") == [
+        {"runId": "wfr_steps-1", "a": 21, "b": 42, "header": "acme", "label": "nightly"}
+    ]
+    run = logged(js, "wfr_steps-1")
+    assert run["workflowState"] == "RUN_SUCCESS"
+    assert run["workflowRunResponse"] == '{"total":42}'
+    assert run["label"] == "nightly"
+    assert step_names(run) == [
+        ("sequential", ["init"]),
+        ("sequential", ["add"]),
+        ("sequential", ["double"]),
+    ]
+    # A second trigger with the id of a running run starts nothing; an ended one's id may.
+    again = js.do(
+        "trigger", {"url": js.url + "/steps", "body": {"n": 1}, "workflowRunId": "steps-1"}
+    )
+    assert again == {"workflowRunId": "wfr_steps-1"}
+    virtual.run_until_idle()
+    page = js.do("logs", {"workflowRunId": "wfr_steps-1"})
+    assert [r["workflowState"] for r in page["runs"]] == ["RUN_SUCCESS", "RUN_SUCCESS"]
+
+
+def test_sleep_and_sleep_until_take_no_wall_time(js: JsApp, virtual: Emulator) -> None:
+    until = virtual.clock.now_ms() // 1_000 + 30 * DAY
+    run_id = js.do("trigger", {"url": js.url + "/sleep", "body": {"until": until}})["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("sleep") == [{"runId": run_id}]
+    runs = [a for a in virtual.attempts if a.url == js.url + "/sleep"]
+    starts = [a.started_at for a in runs]
+    # before, a week later, and at `until`: the deliveries that ran each step.
+    assert starts[-1] >= until * 1_000
+    assert max(starts) - min(starts) >= 30 * DAY * 1_000 - 1_000
+    run = logged(js, run_id)
+    assert run["workflowState"] == "RUN_SUCCESS"
+    logged_steps = {s["stepName"]: s for g in run["steps"] for s in g["steps"]}
+    assert logged_steps["a week"]["sleepFor"] == "7d"
+    assert logged_steps["until"]["sleepUntil"] == until
+
+
+def test_parallel_steps_run_each_branch_once_and_continue_after_the_block(
+    js: JsApp, virtual: Emulator
+) -> None:
+    run_id = js.do("trigger", {"url": js.url + "/parallel", "body": {}})["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("parallel") == [{"runId": run_id, "d": "AB"}]
+    run = logged(js, run_id)
+    assert run["workflowState"] == "RUN_SUCCESS"
+    assert step_names(run) == [
+        ("sequential", ["init"]),
+        ("parallel", ["a", "b", "c"]),
+        ("sequential", ["after"]),
+    ]
+
+
+def test_call_goes_to_the_third_party_and_its_answer_is_the_step_result(
+    js: JsApp, virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/api", (200, {"Content-Type": "application/json"}, b'{"answer": 42}'))
+    run_id = js.do("trigger", {"url": js.url + "/call", "body": {"url": destination.url + "/api"}})[
+        "workflowRunId"
+    ]
+    virtual.run_until_idle()
+
+    assert js.results("call") == [
+        {"runId": run_id, "status": 200, "body": {"answer": 42}, "type": ["application/json"]}
+    ]
+    (request,) = destination.received
+    assert (request.method, request.body) == ("POST", b'{"question":42}')
+    assert request.headers["x-call"] == "yes"
+    run = logged(js, run_id)
+    (call,) = [s for g in run["steps"] for s in g["steps"] if s["stepName"] == "third party"]
+    assert (call["callUrl"], call["callMethod"], call["callResponseStatus"]) == (
+        destination.url + "/api",
+        "POST",
+        200,
+    )
+
+
+def test_failure_function_gets_the_error_after_the_retries(js: JsApp, virtual: Emulator) -> None:
+    run_id = js.do("trigger", {"url": js.url + "/failing", "body": {"order": 7}, "retries": 1})[
+        "workflowRunId"
+    ]
+    virtual.run_until_idle()
+
+    assert js.results("failing") == [
+        {"runId": run_id, "payload": {"order": 7}, "failStatus": 500, "failResponse": "boom in js"}
+    ]
+    run = logged(js, run_id)
+    assert run["workflowState"] == "RUN_FAILED"
+    assert run["failureFunction"]["state"] == "CALLBACK_SUCCESS"
+    (failed,) = run["steps"][-1]["steps"]
+    assert (failed["state"], len(failed["errors"])) == ("STEP_FAILED", 2)
+
+
+def test_non_retryable_error_fails_the_run_at_once_with_489(js: JsApp, virtual: Emulator) -> None:
+    run_id = js.do("trigger", {"url": js.url + "/nonretryable", "body": {}})["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("nonretryable") == [
+        {"runId": run_id, "payload": {}, "failStatus": 489, "failResponse": "do not retry me"}
+    ]
+    (failed,) = logged(js, run_id)["steps"][-1]["steps"]
+    assert [e["status"] for e in failed["errors"]] == [489]
+
+
+def test_retry_settings_given_on_the_trigger_apply_to_later_steps(
+    js: JsApp, virtual: Emulator
+) -> None:
+    js.do(
+        "trigger",
+        {"url": js.url + "/flaky", "body": {}, "retries": 2, "retryDelay": "5000 * (1 + retried)"},
+    )
+    virtual.run_until_idle()
+
+    flaky = [a for a in virtual.attempts if a.url == js.url + "/flaky" and a.status == 500]
+    assert [a.retried for a in flaky] == [0, 1, 2]
+    gaps = [b.started_at - a.started_at for a, b in zip(flaky, flaky[1:], strict=False)]
+    assert gaps == [5_000, 10_000]
+    assert len(js.results("flaky")) == 1
+
+
+def test_cancel_from_the_client_and_from_inside_the_run(js: JsApp, virtual: Emulator) -> None:
+    sleeper = js.do("trigger", {"url": js.url + "/sleep", "body": {"until": 0}})["workflowRunId"]
+    virtual.wait_idle()
+    assert js.do("cancel", {"ids": sleeper}) == {"cancelled": 1}
+    inside = js.do("trigger", {"url": js.url + "/cancel-inside", "body": {}})["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("sleep") == []
+    assert logged(js, sleeper)["workflowState"] == "RUN_CANCELED"
+    assert js.results("cancel-inside") == [{"runId": inside}]
+    assert js.results("cancel-inside-never") == []
+    assert logged(js, inside)["workflowState"] == "RUN_CANCELED"
+    assert js.do("cancel", [sleeper, inside]) == {"cancelled": 0}
+
+
+def test_wait_for_event_is_resolved_by_notify(js: JsApp, virtual: Emulator) -> None:
+    run_id = js.do("trigger", {"url": js.url + "/waiting", "body": {"eventId": "order-paid"}})[
+        "workflowRunId"
+    ]
+    virtual.wait_idle()
+    (waiter,) = js.do("getWaiters", {"eventId": "order-paid"})
+    assert waiter["url"] == js.url + "/waiting"
+    assert waiter["timeoutUrl"] == js.url + "/waiting"
+    assert waiter["deadline"] == virtual.clock.now_ms() // 1_000 + DAY
+    assert waiter["headers"]["Upstash-Workflow-Runid"] == [run_id]
+
+    answers = js.do("notify", {"eventId": "order-paid", "eventData": {"amount": 5}})
+    assert [(a["workflowRunId"], a["waiter"]["url"]) for a in answers] == [
+        (run_id, js.url + "/waiting")
+    ]
+    assert answers[0]["messageId"].startswith("msg_")
+    virtual.run_until_idle()
+
+    assert js.results("waiting") == [
+        {"runId": run_id, "eventData": {"amount": 5}, "timeout": False}
+    ]
+    assert js.do("getWaiters", {"eventId": "order-paid"}) == []
+    assert js.do("notify", {"eventId": "order-paid", "eventData": "late"}) == []
+    (wait,) = [
+        s for g in logged(js, run_id)["steps"] for s in g["steps"] if s["stepName"] == "wait"
+    ]
+    assert (wait["stepType"], wait["waitEventId"], wait["waitTimeout"]) == (
+        "Wait",
+        "order-paid",
+        False,
+    )
+
+
+def test_notify_with_a_run_id_is_kept_until_the_run_waits(js: JsApp, virtual: Emulator) -> None:
+    """Lookback: the event comes before the run reaches its wait, and is not lost."""
+    run_id = js.do(
+        "trigger",
+        {"url": js.url + "/waiting", "body": {"eventId": "early"}, "delay": "10s"},
+    )["workflowRunId"]
+    assert (
+        js.do("notify", {"eventId": "early", "eventData": "first", "workflowRunId": run_id}) == []
+    )
+    virtual.run_until_idle()
+
+    assert js.results("waiting") == [{"runId": run_id, "eventData": "first", "timeout": False}]
+
+
+def test_wait_for_event_times_out_on_the_virtual_clock(js: JsApp, virtual: Emulator) -> None:
+    run_id = js.do(
+        "trigger", {"url": js.url + "/waiting", "body": {"eventId": "never", "timeout": "1d"}}
+    )["workflowRunId"]
+    start = virtual.clock.now_ms()
+    virtual.run_until_idle()
+
+    assert js.results("waiting") == [{"runId": run_id, "timeout": True}]
+    assert virtual.clock.now_ms() - start >= DAY * 1_000
+    assert js.do("getWaiters", {"eventId": "never"}) == []
+
+
+def test_context_notify_resolves_another_runs_wait(js: JsApp, virtual: Emulator) -> None:
+    waiting = js.do("trigger", {"url": js.url + "/waiting", "body": {"eventId": "handoff"}})[
+        "workflowRunId"
+    ]
+    virtual.wait_idle()
+    notifier = js.do(
+        "trigger", {"url": js.url + "/notifier", "body": {"eventId": "handoff", "data": [1, 2]}}
+    )["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("notifier") == [{"runId": notifier, "notified": 1}]
+    assert js.results("waiting") == [{"runId": waiting, "eventData": [1, 2], "timeout": False}]
+
+
+def test_a_webhook_call_is_the_waiting_steps_request(js: JsApp, virtual: Emulator) -> None:
+    js.do("trigger", {"url": js.url + "/webhook", "body": {}})
+    virtual.wait_idle()
+    ((hook,),) = [js.results("webhook-url")]
+    assert hook["webhookUrl"].startswith(virtual.url + "/v2/workflows/hooks/defaultUser/wfr_")
+    called = httpx.post(hook["webhookUrl"], content=b"hello hook", headers={"X-Hook": "h1"})
+    assert called.status_code == 200
+    virtual.run_until_idle()
+
+    assert js.results("webhook") == [
+        {"timeout": False, "method": "POST", "body": "hello hook", "header": "h1"}
+    ]
+
+
+def test_invoke_runs_a_child_workflow_and_returns_its_result(js: JsApp, virtual: Emulator) -> None:
+    parent = js.do("trigger", {"url": js.url + "/many/parent", "body": {"value": 3}})
+    virtual.run_until_idle()
+    failing = js.do("trigger", {"url": js.url + "/many/parent", "body": {"fail": True}})
+    virtual.run_until_idle()
+
+    ok, failed = js.results("invoke")
+    assert ok == {
+        "runId": parent["workflowRunId"],
+        "body": {"out": "child got 3"},
+        "isFailed": False,
+        "isCanceled": False,
+    }
+    assert (failed["runId"], failed["isFailed"], failed["isCanceled"]) == (
+        failing["workflowRunId"],
+        True,
+        False,
+    )
+    children = [r for r in js.do("logs", {"workflowUrl": js.url + "/many/child"})["runs"]]
+    assert sorted(c["workflowState"] for c in children) == ["RUN_FAILED", "RUN_SUCCESS"]
+    assert {c["invoker"]["workflowRunId"] for c in children} == {
+        parent["workflowRunId"],
+        failing["workflowRunId"],
+    }
+    parent_log = logged(js, parent["workflowRunId"])
+    (step,) = [s for g in parent_log["steps"] for s in g["steps"] if s["stepType"] == "Invoke"]
+    child = next(c for c in children if c["invoker"]["workflowRunId"] == parent["workflowRunId"])
+    assert step["invokedWorkflowRunId"] == child["workflowRunId"]
+    assert step["invokedWorkflowUrl"] == js.url + "/many/child"
+    assert step["invokedWorkflowRunBody"] == '{"value":3}'
