@@ -4,6 +4,11 @@ Start-up is timed in fresh interpreters (``python bench/fixture_cost.py startup 
 imports included, against the same start of a bare Starlette app under uvicorn. The
 per-test overhead comes from a generated pytest session that interleaves N tests using the
 fixture with N identical tests without it, and from timing ``Emulator.reset()`` directly.
+
+The typical test (``python bench/fixture_cost.py typical N``) is what a suite does: a
+scripted endpoint, ``qstash.client()``, one publish and ``wait_for``. The fixture's own cost
+in it is the test's time (set-up, call, teardown) less the publish and the delivery (timed
+inside the test) and less what pytest spends on an empty test.
 """
 
 from __future__ import annotations
@@ -103,6 +108,85 @@ def pytest_session(tests: int, use_plugin: bool) -> dict[str, float]:
         return found
 
 
+# The conftest's additions: the time each test spent publishing and waiting for delivery.
+TYPICAL_CONFTEST = """
+CORE = {}
+
+
+def pytest_unconfigure(config):
+    with open(os.environ["BENCH_CORE"], "w") as out:
+        json.dump(CORE, out)
+"""
+
+TYPICAL_TEST = """
+def test_{i:04d}_typical(qstash):
+    jobs = qstash.endpoint("/jobs")
+    client = qstash.client()
+    started = time.perf_counter()
+    client.message.publish_json(url=jobs.url, body={{"n": {i}}})
+    qstash.wait_for(url=jobs.url)
+    CORE["test_{i:04d}_typical"] = time.perf_counter() - started
+
+
+def test_{i:04d}_empty():
+    pass
+"""
+
+
+def typical_costs(tests: int) -> dict[str, float]:
+    """Medians (ms) over ``tests`` typical tests: whole test, publish + delivery, the
+    fixture's own cost, and an empty test; the first typical test starts the emulator and is
+    left out."""
+    with tempfile.TemporaryDirectory(prefix="qe-bench-typical-") as tmp:
+        root = Path(tmp)
+        (root / "conftest.py").write_text(TIMER + TYPICAL_CONFTEST)
+        body = "".join(TYPICAL_TEST.format(i=i) for i in range(tests + 1))
+        (root / "test_typical.py").write_text("import time\n\nfrom conftest import CORE\n" + body)
+        times, core = root / "times.json", root / "core.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            capture_output=True,
+            cwd=root,
+            env={**os.environ, "BENCH_TIMES": str(times), "BENCH_CORE": str(core)},
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0 or not times.exists():
+            raise RuntimeError(f"generated pytest session failed: {done.stdout.decode()[-2000:]}")
+        whole: dict[str, float] = json.loads(times.read_text())
+        inside: dict[str, float] = json.loads(core.read_text())
+    names = [f"test_{i:04d}_typical" for i in range(1, tests + 1)]
+    empty = statistics.median(whole[f"test_{i:04d}_empty"] for i in range(1, tests + 1))
+    return {
+        "total_ms": statistics.median(whole[n] for n in names) * 1_000,
+        "publish_and_delivery_ms": statistics.median(inside[n] for n in names) * 1_000,
+        "fixture_ms": statistics.median(whole[n] - inside[n] - empty for n in names) * 1_000,
+        "empty_test_ms": empty * 1_000,
+    }
+
+
+def _typical_figure(tests: int) -> Figure:
+    from procs import python_child
+    from report import Figure
+
+    costs = json.loads(python_child("fixture_cost.py", "typical", str(tests)))
+    return Figure(
+        "4",
+        "fixture's own cost in a typical test",
+        "memory",
+        costs["fixture_ms"],
+        "ms",
+        costs["total_ms"],
+        "the whole test",
+        "< 5 ms",
+        costs["fixture_ms"] < 5,
+        f"{tests} tests, each a scripted endpoint, qstash.client(), one publish and wait_for; "
+        f"medians: the test {costs['total_ms']:.2f} ms, of which the publish and its delivery "
+        f"{costs['publish_and_delivery_ms']:.2f} ms; an empty test {costs['empty_test_ms']:.2f} "
+        "ms (pytest's own, not counted)",
+    )
+
+
 def _startup(kind: str) -> float:
     """Seconds from interpreter start-up (after ``site``) to a server accepting connections."""
     if kind == "emulator":
@@ -198,7 +282,10 @@ def fixture_cost(runs: int, tests: int, fixture: str, quick: bool = False) -> li
             + ", ".join(f"{t:.0f}" for t in starts["emulator"])
             + " ms",
         ),
-    ] + [_per_test(tests, variant == "plugin", resets) for variant in variants]
+    ] + [
+        *(_per_test(tests, variant == "plugin", resets) for variant in variants),
+        *([_typical_figure(max(20, tests // 5))] if "plugin" in variants else []),
+    ]
 
 
 def _per_test(tests: int, use_plugin: bool, resets: dict[str, float]) -> Figure:
@@ -239,5 +326,7 @@ if __name__ == "__main__":
         print(_startup(sys.argv[2]))
     elif len(sys.argv) == 3 and sys.argv[1] == "reset":
         print(json.dumps(_reset_costs(int(sys.argv[2]))))
+    elif len(sys.argv) == 3 and sys.argv[1] == "typical":
+        print(json.dumps(typical_costs(int(sys.argv[2]))))
     else:
-        sys.exit("usage: fixture_cost.py startup emulator|bare | reset N")
+        sys.exit("usage: fixture_cost.py startup emulator|bare | reset N | typical N")

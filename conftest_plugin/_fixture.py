@@ -18,15 +18,16 @@ import pytest
 
 from qstash_emulator import Emulator, User, VirtualClock
 from qstash_emulator._faults import Fault
-from qstash_emulator._inspection import STATES, Inspector
+from qstash_emulator._inspection import STATES
 from qstash_emulator._random import seed_ids
 
 from . import _teardown
-from ._deliveries import Deliveries, Delivery
+from ._deliveries import Delivery
 from ._endpoints import Endpoint, Reply
-from ._matching import Criteria, count_message, no_match_message
+from ._matching import Criteria, Deliveries, count_message, no_match_message
 from ._options import Options
 from ._pending import PendingMessage
+from ._server import UNBOUND
 from ._time import Driver
 
 if TYPE_CHECKING:
@@ -54,7 +55,12 @@ class QStashFixture:
             # Every test starts at the same point, whatever earlier tests did to the clock.
             start = SEEDED_EPOCH_MS if options.seed is not None else time.time_ns() // 1_000_000
             server.clock.restart(start)
-        self.user: User = server.emulator.create_user(user_id)
+        identity = server.identity
+        shared = identity.keys if server.session_env else None
+        self.user: User = server.emulator.create_user(user_id, shared)
+        server.emulator.runtime.bind_token(identity.token, user_id)
+        # With the environment set for the session, the test's token is the session's.
+        self._token = identity.token if server.session_env else self.user.token
         keys = (self.user.current_signing_key, self.user.next_signing_key)
         self._recorder = server.recorder(user_id, keys)
         self._driver = Driver(server, user_id, self._recorder, options.auto_advance)
@@ -80,7 +86,8 @@ class QStashFixture:
 
     @property
     def token(self) -> str:
-        return self.user.token
+        """The token set in ``QSTASH_TOKEN`` for this test."""
+        return self._token
 
     @property
     def current_signing_key(self) -> str:
@@ -95,13 +102,21 @@ class QStashFixture:
     @property
     def env(self) -> dict[str, str]:
         """``QSTASH_URL``, ``QSTASH_TOKEN`` and both signing keys, as the test sees them."""
-        return self._server.emulator.env(self.user)
+        return {**self._server.emulator.env(self.user), "QSTASH_TOKEN": self._token}
 
     def client(self, **kwargs: Any) -> QStash:
-        """The official SDK's client for this test's user (closed at teardown)."""
+        """The official SDK's client, acting for this test's user.
+
+        Kept for the session (its token stands for whichever test runs), since building one
+        costs a TLS context; ``kwargs`` that are not plain values get a client of their own,
+        closed at teardown.
+        """
+        kept = self._server.client(**kwargs)
+        if kept is not None:
+            return kept
         from qstash import QStash
 
-        client = QStash(self.token, base_url=self.url, **kwargs)
+        client = QStash(self._token, base_url=self.url, **kwargs)
         self._clients.append(client.http._client)
         return client
 
@@ -244,7 +259,7 @@ class QStashFixture:
         """Make a delayed message, a pending retry or a schedule's next run due now (moved,
         never copied), then let it be delivered."""
         __tracebackhide__ = True
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         try:
             self._server.emulator.call(inspector.run_now(self.user.user_id, message_or_schedule_id))
         except LookupError as exc:
@@ -271,14 +286,14 @@ class QStashFixture:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         entries = self._server.emulator.call(inspector.dead_letters(self.user.user_id))
         self._seen_dead_letters.update(e["dlqId"] for e in entries)
         return entries
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
         """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         times = self._server.emulator.call(
             inspector.schedule_times(self.user.user_id, schedule_id, count)
         )
@@ -409,6 +424,7 @@ class QStashFixture:
         if self.options.network:
             server.allow_network(False)
         user_id = self.user.user_id
+        runtime.bind_token(server.identity.token, None, UNBOUND)
         server.drop_recorder(user_id)
         server.active.discard(user_id)
         if not purged:

@@ -1,19 +1,38 @@
-"""The emulators behind the fixture: started on first use, one per clock kind, per xdist worker."""
+"""The emulators behind the fixture: started on first use, one per clock kind, per xdist worker.
+
+Each has a session token that stands for whichever test is running (bound to that test's
+user at set-up, unbound at teardown). The SDK clients ``qstash.client()`` hands out are
+built once on it, since building one costs a TLS context (~25 ms); and an app that built
+its client at import time, before any test, reaches the running test through it.
+"""
 
 from __future__ import annotations
 
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
 from qstash_emulator._records import Attempt
+from qstash_emulator._runtime import new_signing_key
+from qstash_emulator._users import make_token
 
-from ._deliveries import Deliveries, Delivery
+if TYPE_CHECKING:
+    from qstash import QStash
+
+from ._deliveries import Delivery
 from ._endpoints import ScriptedResponder
+from ._matching import Deliveries
 
-__all__ = ["Recorder", "Server", "ServerPool", "offline"]
+__all__ = ["UNBOUND", "Identity", "Recorder", "Server", "ServerPool", "offline"]
+
+UNBOUND = (
+    "this is the pytest session's token, which stands for the running test, and no test using "
+    "the qstash fixture is running on this emulator"
+)
 
 
 class Recorder:
@@ -49,11 +68,34 @@ def offline(url: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The session's own credentials: a token for whichever test runs, and signing keys that
+    every test's user shares when the environment is set for the whole session."""
+
+    token: str
+    keys: tuple[str, str]
+
+    @classmethod
+    def new(cls) -> Identity:
+        return cls(make_token("pytest-session"), (new_signing_key(), new_signing_key()))
+
+
 class Server:
     """One emulator shared by the tests of a session (or xdist worker), each as its own user."""
 
-    def __init__(self, virtual: bool, redis_url: str | None, prefix: str) -> None:
+    def __init__(
+        self,
+        virtual: bool,
+        redis_url: str | None,
+        prefix: str,
+        identity: Identity,
+        session_env: bool = False,
+    ) -> None:
         settings = Settings(port=0, redis_url=redis_url, redis_prefix=prefix)
+        self.identity = identity
+        self.session_env = session_env
+        self._clients: dict[str, QStash] = {}
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else RealClock()
         self.emulator = Emulator(settings, clock=self.clock)
@@ -66,7 +108,30 @@ class Server:
         self.active: set[str] = set()
         runtime.authenticated.append(lambda caller: self.active.add(caller.user_id))
         runtime.router.offline = offline
+        runtime.bind_token(identity.token, None, UNBOUND)
         self.emulator.start()
+
+    def env(self) -> dict[str, str]:
+        """The session's QSTASH_* variables: its token and keys, this emulator's URL."""
+        return {
+            "QSTASH_URL": self.emulator.url,
+            "QSTASH_TOKEN": self.identity.token,
+            "QSTASH_CURRENT_SIGNING_KEY": self.identity.keys[0],
+            "QSTASH_NEXT_SIGNING_KEY": self.identity.keys[1],
+        }
+
+    def client(self, **kwargs: Any) -> QStash | None:
+        """A kept SDK client on the session token, or None when ``kwargs`` cannot be a key."""
+        if not all(v is None or isinstance(v, bool | int | float | str) for v in kwargs.values()):
+            return None
+        key = repr(sorted(kwargs.items()))
+        client = self._clients.get(key)
+        if client is None or client.http._client.is_closed:  # a test may have closed it
+            from qstash import QStash
+
+            client = QStash(self.identity.token, base_url=self.emulator.url, **kwargs)
+            self._clients[key] = client
+        return client
 
     def allow_network(self, allowed: bool) -> None:
         """Let deliveries reach hosts that are not on this machine (one test's choice)."""
@@ -86,6 +151,8 @@ class Server:
         self._recorders.pop(user_id, None)
 
     def close(self) -> None:
+        for client in self._clients.values():
+            client.http._client.close()
         if self.emulator.settings.redis_url is not None:
             self.emulator.call(self.emulator.runtime.store.flush())
         self.emulator.stop()
@@ -94,8 +161,10 @@ class Server:
 class ServerPool:
     """Starts each kind of server the first time a test asks for it."""
 
-    def __init__(self, redis_url: str | None, worker: str) -> None:
+    def __init__(self, redis_url: str | None, worker: str, session_env: bool = False) -> None:
         self.redis_url = redis_url
+        self.session_env = session_env
+        self.identity = Identity.new()
         # A fresh prefix per run keeps workers (and old runs) apart on a shared Redis.
         self.prefix = f"qe:pytest:{worker}:{uuid.uuid4().hex[:8]}:"
         self._servers: dict[bool, Server] = {}
@@ -106,7 +175,13 @@ class ServerPool:
             server = self._servers.get(virtual)
             if server is None:
                 kind = "virtual" if virtual else "real"
-                server = Server(virtual, self.redis_url, f"{self.prefix}{kind}:")
+                server = Server(
+                    virtual,
+                    self.redis_url,
+                    f"{self.prefix}{kind}:",
+                    self.identity,
+                    self.session_env,
+                )
                 self._servers[virtual] = server
             return server
 

@@ -284,3 +284,45 @@ def test_the_pytest_extra_brings_what_a_test_suite_needs() -> None:
     assert names == ["pytest", "qstash"]  # not the project's own dev tools
     section = (root / "README.md").read_text().split("## Testing your app\n", 1)[1]
     assert section.lstrip().startswith("```sh\npip install 'qstash-emulator[pytest]'")
+
+
+def test_the_sdk_client_is_built_once_and_acts_for_each_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+
+        kept = []
+
+        def test_first(qstash):
+            client = qstash.client()
+            kept.append((client, qstash.url))
+            hook = qstash.endpoint("/a")
+            client.message.publish_json(url=hook.url, body={})
+            qstash.wait_for(url=hook.url)
+            assert qstash.client() is client  # no new TLS context (~25 ms) per call
+
+        def test_second(qstash):
+            client = qstash.client()
+            assert client is kept[0][0]  # nor per test,
+            assert qstash.messages() == [] and client.dlq.list().messages == []
+            hook = qstash.endpoint("/b")  # yet it acts for this test's user
+            res = client.message.publish_json(url=hook.url, body={})
+            assert qstash.wait_for(url=hook.url).message_id == res.message_id
+            assert qstash.client(retry=False) is not client
+
+        def test_a_closed_client_is_built_again(qstash):
+            kept[0][0].http._client.close()
+            assert not qstash.client().http._client.is_closed
+
+        def test_its_token_acts_for_nobody_between_tests():
+            client, url = kept[0]
+            answer = httpx.get(url + "/v2/queues", headers={"Authorization": client.http._token})
+            assert answer.status_code == 401
+            assert answer.json() == {
+                "error": "Unauthorized: this is the pytest session's token, which stands for "
+                "the running test, and no test using the qstash fixture is running on this "
+                "emulator"
+            }
+        """
+    )
+    pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=4)
