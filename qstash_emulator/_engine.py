@@ -17,7 +17,7 @@ from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._headers import CallbackConfig, on_the_wire
-from ._models import FINAL_STATES, Message, State, flow_fields, new_id
+from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
 from ._signing import sign
@@ -521,7 +521,7 @@ class Engine:
 
 def callback_message(
     msg: Message,
-    kind: str,
+    kind: Kind,
     config: CallbackConfig,
     result: dict[str, Any],
     dlq_id: str | None,
@@ -564,7 +564,7 @@ def callback_message(
     )
 
 
-def make_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, Any]:
+def make_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[str, Any]:
     row = log_row(msg, state, time_ms, **extra)
     row["_user"] = msg.user
     return row
