@@ -10,9 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._deliveries import Deliveries, Delivery
+    from ._deliveries import Delivery
     from ._endpoints import Endpoint, Reply, reply
     from ._fixture import QStashFixture
+    from ._matching import Deliveries
     from ._options import Options
     from ._pending import PendingMessage
 
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Deliveries": "._deliveries",
+    "Deliveries": "._matching",
     "Delivery": "._deliveries",
     "Endpoint": "._endpoints",
     "Options": "._options",

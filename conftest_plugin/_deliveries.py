@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
-from typing import Any, SupportsIndex, overload
+from typing import Any
 from urllib.parse import urlsplit
 
 from qstash_emulator import _json
@@ -12,7 +11,7 @@ from qstash_emulator._inspection import format_ms
 from qstash_emulator._records import Attempt, AttemptResponse
 from qstash_emulator._signing import SignatureCheck, check_signature
 
-__all__ = ["Deliveries", "Delivery"]
+__all__ = ["Delivery"]
 
 
 class Delivery:
@@ -232,62 +231,3 @@ class Delivery:
 def _short(data: bytes, limit: int = 200) -> str:
     text = data.decode("utf-8", "replace")
     return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-class Deliveries(list[Delivery]):
-    """Delivery records in the order the attempts finished, with respx-style helpers."""
-
-    @property
-    def called(self) -> bool:
-        return bool(self)
-
-    @property
-    def call_count(self) -> int:
-        return len(self)
-
-    @property
-    def last(self) -> Delivery:
-        if not self:
-            raise IndexError("no delivery was attempted")
-        return self[-1]
-
-    def filter(self, **criteria: Any) -> Deliveries:
-        """The records matching every criterion (see ``assert_delivered`` for the names)."""
-        from ._matching import Criteria
-
-        wanted = Criteria(criteria)
-        return Deliveries(d for d in self if wanted.matches(d))
-
-    def of(self, message_id: str) -> Deliveries:
-        """Every attempt of one message, first to last."""
-        return Deliveries(d for d in self if d.message_id == message_id)
-
-    def by_message(self) -> dict[str, Deliveries]:
-        grouped: dict[str, Deliveries] = {}
-        for delivery in self:
-            grouped.setdefault(delivery.message_id, Deliveries()).append(delivery)
-        return grouped
-
-    @overload
-    def __getitem__(self, index: SupportsIndex) -> Delivery: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Deliveries: ...
-
-    def __getitem__(self, index: SupportsIndex | slice) -> Delivery | Deliveries:
-        if isinstance(index, slice):
-            return Deliveries(super().__getitem__(index))
-        return super().__getitem__(index)
-
-
-def describe_all(deliveries: Iterable[Delivery], indent: str = "  ") -> str:
-    return "\n".join(indent + d.describe() for d in deliveries) or indent + "(none)"
-
-
-def header_subset(expected: Mapping[str, str], delivery: Delivery) -> dict[str, str | None]:
-    """The expected headers whose value differs, mapped to what was actually sent."""
-    return {
-        name: delivery.header(name)
-        for name, value in expected.items()
-        if delivery.header(name) != value
-    }

@@ -20,7 +20,8 @@ from qstash_emulator._records import AttemptRequest
 from qstash_emulator._transport import DeliveryError, Response
 
 if TYPE_CHECKING:
-    from ._deliveries import Deliveries, Delivery
+    from ._deliveries import Delivery
+    from ._matching import Deliveries
 
 __all__ = ["HANG", "REFUSE", "Endpoint", "Reply", "ScriptedResponder", "reply"]
 

@@ -18,13 +18,13 @@ import pytest
 
 from qstash_emulator import Emulator, User, VirtualClock
 from qstash_emulator._faults import Fault
-from qstash_emulator._inspection import STATES, Inspector
+from qstash_emulator._inspection import STATES
 from qstash_emulator._random import seed_ids
 
 from . import _teardown
-from ._deliveries import Deliveries, Delivery
+from ._deliveries import Delivery
 from ._endpoints import Endpoint, Reply
-from ._matching import Criteria, count_message, no_match_message
+from ._matching import Criteria, Deliveries, count_message, no_match_message
 from ._options import Options
 from ._pending import PendingMessage
 from ._server import UNBOUND
@@ -259,7 +259,7 @@ class QStashFixture:
         """Make a delayed message, a pending retry or a schedule's next run due now (moved,
         never copied), then let it be delivered."""
         __tracebackhide__ = True
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         try:
             self._server.emulator.call(inspector.run_now(self.user.user_id, message_or_schedule_id))
         except LookupError as exc:
@@ -286,14 +286,14 @@ class QStashFixture:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         entries = self._server.emulator.call(inspector.dead_letters(self.user.user_id))
         self._seen_dead_letters.update(e["dlqId"] for e in entries)
         return entries
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
         """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
-        inspector = Inspector(self._server.emulator.runtime)
+        inspector = self._server.emulator.runtime.inspector
         times = self._server.emulator.call(
             inspector.schedule_times(self.user.user_id, schedule_id, count)
         )

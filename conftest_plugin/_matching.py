@@ -1,14 +1,15 @@
-"""Matching deliveries against criteria, and failure messages that show the near misses."""
+"""Matching deliveries against criteria, the list that filters by them, and failure messages
+that show the near misses."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, SupportsIndex, overload
 
-from ._deliveries import Delivery, describe_all, header_subset
+from ._deliveries import Delivery
 
-__all__ = ["FIELDS", "Criteria", "no_match_message"]
+__all__ = ["FIELDS", "Criteria", "Deliveries", "no_match_message"]
 
 FIELDS = (
     "url",
@@ -164,3 +165,60 @@ def count_message(criteria: Criteria, expected: int, matched: list[Delivery], wh
         f"expected {expected} {what} matching {criteria.describe()}, got {len(matched)}:\n"
         + describe_all(matched)
     )
+
+
+class Deliveries(list[Delivery]):
+    """Delivery records in the order the attempts finished, with respx-style helpers."""
+
+    @property
+    def called(self) -> bool:
+        return bool(self)
+
+    @property
+    def call_count(self) -> int:
+        return len(self)
+
+    @property
+    def last(self) -> Delivery:
+        if not self:
+            raise IndexError("no delivery was attempted")
+        return self[-1]
+
+    def filter(self, **criteria: Any) -> Deliveries:
+        """The records matching every criterion (see ``assert_delivered`` for the names)."""
+        wanted = Criteria(criteria)
+        return Deliveries(d for d in self if wanted.matches(d))
+
+    def of(self, message_id: str) -> Deliveries:
+        """Every attempt of one message, first to last."""
+        return Deliveries(d for d in self if d.message_id == message_id)
+
+    def by_message(self) -> dict[str, Deliveries]:
+        grouped: dict[str, Deliveries] = {}
+        for delivery in self:
+            grouped.setdefault(delivery.message_id, Deliveries()).append(delivery)
+        return grouped
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Delivery: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Deliveries: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> Delivery | Deliveries:
+        if isinstance(index, slice):
+            return Deliveries(super().__getitem__(index))
+        return super().__getitem__(index)
+
+
+def describe_all(deliveries: Iterable[Delivery], indent: str = "  ") -> str:
+    return "\n".join(indent + d.describe() for d in deliveries) or indent + "(none)"
+
+
+def header_subset(expected: Mapping[str, str], delivery: Delivery) -> dict[str, str | None]:
+    """The expected headers whose value differs, mapped to what was actually sent."""
+    return {
+        name: delivery.header(name)
+        for name, value in expected.items()
+        if delivery.header(name) != value
+    }

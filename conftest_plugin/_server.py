@@ -23,8 +23,9 @@ from qstash_emulator._users import make_token
 if TYPE_CHECKING:
     from qstash import QStash
 
-from ._deliveries import Deliveries, Delivery
+from ._deliveries import Delivery
 from ._endpoints import ScriptedResponder
+from ._matching import Deliveries
 
 __all__ = ["UNBOUND", "Identity", "Recorder", "Server", "ServerPool", "offline"]
 

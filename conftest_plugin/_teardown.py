@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from qstash_emulator._faults import Fault
-from qstash_emulator._inspection import Inspector, Waiting
+from qstash_emulator._inspection import Waiting
 from qstash_emulator._runtime import Runtime
 
-from ._deliveries import Deliveries
 from ._endpoints import Endpoint
+from ._matching import Deliveries
 from ._options import Options
 
 __all__ = ["Leftovers", "failure_text", "gather", "purge", "report"]
@@ -29,7 +29,7 @@ async def gather(
 ) -> Leftovers:
     """Let due work finish, read what the checks need, and purge the user if asked."""
     store, engine = runtime.store, runtime.engine
-    inspector = Inspector(runtime)
+    inspector = runtime.inspector
     waiting: list[Waiting] = []
     letters: list[dict[str, Any]] = []
     if options.checks:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from qstash_emulator._clock import VirtualClock
 from qstash_emulator._engine import Engine
-from qstash_emulator._inspection import Inspector, Waiting
+from qstash_emulator._inspection import Waiting
 
 from ._deliveries import Delivery
 from ._matching import Criteria, no_match_message
@@ -51,7 +51,7 @@ class Driver:
         self.recorder = recorder
         self.auto_advance = auto
         self.engine = server.emulator.runtime.engine
-        self.inspector = Inspector(server.emulator.runtime)
+        self.inspector = server.emulator.runtime.inspector
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
         __tracebackhide__ = True

@@ -15,9 +15,9 @@ from starlette.routing import BaseRoute
 
 from . import _json, dashboard
 from ._errors import EmulatorError
-from ._faults import FaultMiddleware
 from ._runtime import Runtime
 from .api import all_routes
+from .api._middleware import FaultMiddleware
 
 __all__ = ["create_app"]
 

@@ -11,17 +11,18 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _json
+from ._clock import Clock
+from ._engine import Engine
 from ._headers import H
 from ._models import Message, State
 from ._records import Attempt
+from ._schedules import Schedules, parse_cron
 from ._signing import check_signature
+from ._store import Store
 from ._views import dlq_view
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 __all__ = ["STATES", "History", "Inspector", "Waiting", "format_ms"]
 
@@ -196,15 +197,21 @@ def _signature_view(attempt: Attempt, keys: tuple[str, str]) -> dict[str, Any]:
 class Inspector:
     """Read-only views of one user's messages, dead letters, attempts and schedules."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self, store: Store, clock: Clock, engine: Engine, history: History, schedules: Schedules
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.engine = engine
+        self.history = history
+        self.schedules = schedules
 
     async def waiting(self, user: str, states: set[str] | None = None) -> list[Waiting]:
         """The user's messages that are not final, oldest first, optionally by state."""
-        store = self.runtime.store
+        store = self.store
         ids = await store.pending_ids(user)
         dues = await store.due_times(ids)
-        now = self.runtime.clock.now_ms()
+        now = self.clock.now_ms()
         found = []
         for message_id, due in zip(ids, dues, strict=True):
             msg = await store.get(message_id)
@@ -226,10 +233,10 @@ class Inspector:
     ) -> tuple[list[Waiting], int, dict[str, int]]:
         """One page of ``waiting``, the number of messages the filter matches, and how many
         are in each state: for a dashboard over 10,000 messages, in three round trips."""
-        store, engine = self.runtime.store, self.runtime.engine
+        store, engine = self.store, self.engine
         ids = await store.pending_ids(user)
         dues = await store.due_times(ids)
-        now = self.runtime.clock.now_ms()
+        now = self.clock.now_ms()
         # Retrying or not is in the record: read only the ones that are due somewhen.
         timed = [i for i, due in zip(ids, dues, strict=True) if due is not None]
         records = dict(zip(timed, await store.get_many(timed), strict=True))
@@ -261,8 +268,8 @@ class Inspector:
 
     async def dead_letters(self, user: str) -> list[dict[str, Any]]:
         """Every DLQ entry of the user, oldest first, in the ``/v2/dlq`` shape."""
-        redis = self.runtime.store.redis
-        entries = await redis.xrange(self.runtime.store.key(user, "dlq"), "-", "+")
+        redis = self.store.redis
+        entries = await redis.xrange(self.store.key(user, "dlq"), "-", "+")
         views = []
         for entry_id, fields in entries:
             msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
@@ -272,19 +279,17 @@ class Inspector:
         return views
 
     def attempts(self, user: str, message_id: str | None = None) -> list[Attempt]:
-        return self.runtime.history.of(user, message_id)
+        return self.history.of(user, message_id)
 
     async def schedule_times(self, user: str, schedule_id: str, count: int) -> list[int] | None:
         """The next ``count`` run times of a schedule on the emulator's clock; None if unknown."""
-        from ._schedules import parse_cron
-
-        sched = await self.runtime.schedules.get(user, schedule_id)
+        sched = await self.schedules.get(user, schedule_id)
         if sched is None:
             return None
         if sched.paused:
             return []
         cron = parse_cron(sched.cron)
-        times = [sched.next_time or cron.next_after(self.runtime.clock.now_ms())]
+        times = [sched.next_time or cron.next_after(self.clock.now_ms())]
         while len(times) < count:
             times.append(cron.next_after(times[-1]))
         return times[:count]
@@ -294,8 +299,8 @@ class Inspector:
 
         Returns what moved ("message" or "schedule"); raises ``LookupError`` saying why not.
         """
-        store = self.runtime.store
-        now = self.runtime.clock.now_ms()
+        store = self.store
+        now = self.clock.now_ms()
         msg = await store.get(item_id)
         if msg is not None and msg.user == user:
             if not await store.move_due(item_id, now):
@@ -303,14 +308,14 @@ class Inspector:
                     f"message {item_id} is not waiting for a delivery time "
                     f"(it is {msg.state.lower()}, in flight or held by a queue)"
                 )
-            self.runtime.engine.notify()
+            self.engine.notify()
             return "message"
-        schedules = self.runtime.schedules
+        schedules = self.schedules
         sched = await schedules.get(user, item_id)
         if sched is not None:
             if sched.paused:
                 raise LookupError(f"schedule {item_id} is paused")
             await schedules.trigger(user, item_id, moved=True)
-            self.runtime.engine.notify()
+            self.engine.notify()
             return "schedule"
         raise LookupError(f"no message or schedule {item_id!r} for this user")

@@ -12,7 +12,7 @@ from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
-from ._inspection import History
+from ._inspection import History, Inspector
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
@@ -78,6 +78,9 @@ class Runtime:
         self.publisher.queue_intake = self.queues.accept
         self.engine.gates.insert(0, self.queues)
         self.engine.timers.append(self.queues)
+        self.inspector = Inspector(
+            self.store, self.clock, self.engine, self.history, self.schedules
+        )
         self.runs = Runs(RunStore(self.store), settings, self.clock, self.engine)
         self.engine.runs = self.runs
         self.publisher.runs = self.runs

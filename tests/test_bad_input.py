@@ -620,8 +620,8 @@ def test_table_covers_every_route() -> None:
     """Each route (but the read-only lists, which take no input) has a bad-input row."""
     from starlette.routing import Route
 
-    from qstash_emulator._openapi import operation_key
     from qstash_emulator.api import all_routes
+    from qstash_emulator.api._operations import operation_key
 
     tried = {(p.values[0], p.values[1].split("?")[0]) for p in ROWS}
     untried = []
@@ -743,8 +743,8 @@ def test_retry_delay_that_overflows_or_fails_later_never_wedges_the_message(
 def _every_operation() -> list[tuple[str, str]]:
     from starlette.routing import Route
 
-    from qstash_emulator._openapi import _OPS, operation_key
     from qstash_emulator.api import all_routes
+    from qstash_emulator.api._operations import _OPS, operation_key
 
     ops = []
     for route in all_routes():

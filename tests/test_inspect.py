@@ -201,11 +201,11 @@ def test_every_get_route_answers_json(virtual: Emulator, path: str) -> None:
 
 
 def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
-    from qstash_emulator._inspection import Inspector, format_ms
+    from qstash_emulator._inspection import format_ms
 
     with sdk(virtual) as client:
         res = client.message.publish_json(url="https://example.com/x", body={}, delay=90)
-    waiting = virtual.call(Inspector(virtual.runtime).waiting(virtual.user.user_id))
+    waiting = virtual.call(virtual.runtime.inspector.waiting(virtual.user.user_id))
     assert [(w.message_id, w.state) for w in waiting] == [(res.message_id, "delayed")]
     due = virtual.clock.now_ms() + 90_000
     assert waiting[0].describe(virtual.clock.now_ms()) == (

@@ -6,8 +6,8 @@ import httpx
 from starlette.routing import Route
 
 from qstash_emulator import Emulator
-from qstash_emulator._openapi import _OPS, OPENAPI_PATH, operation_key
 from qstash_emulator.api import all_routes
+from qstash_emulator.api._operations import _OPS, OPENAPI_PATH, operation_key
 
 
 def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
@@ -29,7 +29,7 @@ def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
 
 
 def test_every_route_is_described_in_the_table() -> None:
-    """A new route without an entry in ``_openapi._OPS`` would be fuzzed without its inputs."""
+    """A new route without an entry in ``_operations._OPS`` would be fuzzed without its inputs."""
     missing = [
         operation_key(route, method)
         for route in all_routes()

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from .. import _json
 from .._errors import BadRequest
 from .._runtime import Caller, Runtime
+from ._operations import accepted_query
+from ._query import int_param, multi
 
 __all__ = [
     "caller",
@@ -52,8 +54,6 @@ def _check_query(request: Request) -> None:
     if table is None:
         # The route table lives with the OpenAPI document, so the two cannot disagree; it is
         # built on the first request with a query, keeping it out of start-up.
-        from .._openapi import accepted_query
-
         table = state.accepted_query = accepted_query(request.app.routes)
     accepted = table.get((request.scope.get("endpoint"), request.method))
     if accepted is None:
@@ -89,25 +89,3 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
         return _json.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"invalid body: not valid JSON ({exc})") from exc
-
-
-def multi(request: Request, *names: str) -> list[str]:
-    """A multi-value query filter: repeated (``a=1&a=2``) or comma-separated (``a=1,2``)."""
-    values: list[str] = []
-    for name in names:
-        for raw in request.query_params.getlist(name):
-            values.extend(v.strip() for v in raw.split(",") if v.strip())
-    return values
-
-
-def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"invalid {name}: {raw!r} is not an integer") from exc
-    if not low <= value <= high:
-        raise BadRequest(f"invalid {name}: {value} is out of range [{low}, {high}]")
-    return value

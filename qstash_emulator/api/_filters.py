@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from .._errors import BadRequest
 from .._models import State
-from ._common import multi
+from ._query import multi
 
 __all__ = [
     "FILTER_NAMES",

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from .._errors import BadRequest, NotFound
 from .._faults import Fault
-from .._inspection import STATES, Inspector, attempt_view
+from .._inspection import STATES, attempt_view
 from ._common import caller, int_param, json, json_body, multi, runtime
 
 __all__ = ["routes"]
@@ -31,7 +31,7 @@ async def list_messages(request: Request) -> Response:
             f"invalid state: {', '.join(sorted(unknown))}; expected any of {', '.join(STATES)}"
         )
     count = int_param(request, "count", None, 1, 1_000)
-    inspector = Inspector(runtime(request))
+    inspector = runtime(request).inspector
     if count is None:
         waiting = await inspector.waiting(who.user_id, states or None)
         return json({"messages": [w.view() for w in waiting]})
@@ -42,14 +42,14 @@ async def list_messages(request: Request) -> Response:
 
 async def list_dead_letters(request: Request) -> Response:
     who = caller(request)
-    return json({"messages": await Inspector(runtime(request)).dead_letters(who.user_id)})
+    return json({"messages": await runtime(request).inspector.dead_letters(who.user_id)})
 
 
 async def list_attempts(request: Request) -> Response:
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
     rt = runtime(request)
-    attempts = Inspector(rt).attempts(who.user_id, message_id)
+    attempts = rt.inspector.attempts(who.user_id, message_id)
     keys = await rt.signing_keys(who.user_id)
     return json({"attempts": [attempt_view(a, keys) for a in attempts]})
 
@@ -58,7 +58,7 @@ async def schedule_times(request: Request) -> Response:
     who = caller(request)
     schedule_id = request.path_params["scheduleId"]
     count = int_param(request, "count", 5, 1, 1_000) or 5
-    times = await Inspector(runtime(request)).schedule_times(who.user_id, schedule_id, count)
+    times = await runtime(request).inspector.schedule_times(who.user_id, schedule_id, count)
     if times is None:
         raise NotFound(f"schedule {schedule_id!r} not found")
     return json({"scheduleId": schedule_id, "times": times})
@@ -68,7 +68,7 @@ async def run_now(request: Request) -> Response:
     who = caller(request, write=True)
     item_id = request.path_params["id"]
     try:
-        moved = await Inspector(runtime(request)).run_now(who.user_id, item_id)
+        moved = await runtime(request).inspector.run_now(who.user_id, item_id)
     except LookupError as exc:
         raise NotFound(str(exc)) from exc
     return json({"moved": moved, "id": item_id})

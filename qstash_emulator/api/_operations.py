@@ -15,12 +15,12 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from ._headers import H, canonical
-from .api._filters import FILTER_NAMES
-from .api.openapi import OPENAPI_PATH
+from .._headers import H, canonical
+from ._filters import FILTER_NAMES
 
 __all__ = ["OPENAPI_PATH", "Op", "accepted_query", "build_document", "operation_key"]
 
+OPENAPI_PATH = "/v2/openapi.json"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _NAME = re.compile(r"\{(\w+)\}")
 _STR: dict[str, Any] = {"type": "string"}

@@ -1,0 +1,135 @@
+"""The package's shape: imports flow one way (no cycles), so each module can be read alone."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+PACKAGES = ("qstash_emulator", "conftest_plugin")
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the packages by dotted name (a package by its ``__init__``)."""
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def _known(name: str, modules: dict[str, Path]) -> str | None:
+    """The module that importing ``name`` loads last: itself, or its nearest package."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imported(name: str, path: Path, modules: dict[str, Path]) -> Iterator[str]:
+    """The package modules ``name`` imports anywhere in its text: at the top, in a function
+    (a lazy import is still a dependency) and under ``TYPE_CHECKING`` (so is a type)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if (target := _known(alias.name, modules)) is not None:
+                    yield target
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                # ``from . import _json`` names a module; ``from ._x import f`` a member of one.
+                target = _known(f"{source}.{alias.name}", modules)
+                if target is not None and target != _known(source, modules):
+                    yield target
+                elif (target := _known(source, modules)) is not None:
+                    yield target
+
+
+def _packages_entered(importer: str, target: str, modules: dict[str, Path]) -> Iterator[str]:
+    """The packages whose ``__init__`` runs first when ``importer`` imports ``target``: those
+    around ``target`` that ``importer`` is not inside (``qstash_emulator.api`` imports every
+    route module, so a module outside it that reaches into it depends on all of them)."""
+    parts = target.split(".")
+    for end in range(1, len(parts)):
+        package = ".".join(parts[:end])
+        if package in modules and not (importer + ".").startswith(package + "."):
+            yield package
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set(_imported(name, path, modules))
+        for target in list(targets):
+            targets.update(_packages_entered(name, target, modules))
+        graph[name] = targets - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or around a loop (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    graph = import_graph()
+    # Top level, a lazy import in a function, and one under TYPE_CHECKING.
+    assert "qstash_emulator._store" in graph["qstash_emulator._engine"]
+    assert "qstash_emulator._fakeredis" in graph["qstash_emulator._store"]
+    assert "qstash_emulator._expressions" in graph["qstash_emulator._retry"]
+    assert "conftest_plugin._server" in graph["conftest_plugin._time"]
+    # Reaching into a package from outside runs its __init__ first; from inside it does not.
+    assert "qstash_emulator.api" in graph["qstash_emulator.dashboard._routes"]
+    assert "qstash_emulator.api" not in graph["qstash_emulator.api.dlq"]
+
+
+def test_cycles_are_found() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set()}
+    assert cycles(graph) == [["a", "b", "c"], ["d", "e"]]
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph()
+    loops = [
+        ", ".join(group)
+        + ":\n    "
+        + "\n    ".join(f"{m} imports {', '.join(sorted(graph[m] & set(group)))}" for m in group)
+        for group in cycles(graph)
+    ]
+    assert not loops, "modules in an import loop:\n" + "\n".join(loops)
