@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 from qstash_emulator import _json
 from qstash_emulator._inspection import format_ms
+from qstash_emulator._models import Kind
 from qstash_emulator._records import Attempt, AttemptResponse
+from qstash_emulator._retry import Outcome
 from qstash_emulator._signing import SignatureCheck, check_signature
 
 __all__ = ["Delivery"]
@@ -35,7 +37,7 @@ class Delivery:
         return self.attempt.message_id
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         """ "message", "callback" or "failure_callback"."""
         return self.attempt.kind
 
@@ -101,7 +103,7 @@ class Delivery:
         return self.attempt.error
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """ "delivered", "retry" or "failed" (dead-lettered, or a callback given up)."""
         return self.attempt.outcome
 

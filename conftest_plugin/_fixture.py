@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 import pytest
 
 from qstash_emulator import Emulator, User, VirtualClock
-from qstash_emulator._faults import Fault
+from qstash_emulator._faults import Fault, FaultKind
 from qstash_emulator._inspection import STATES
 from qstash_emulator._random import seed_ids
 
@@ -184,7 +184,7 @@ class QStashFixture:
 
     def fail_api(
         self,
-        kind: str = "error",
+        kind: FaultKind = "error",
         *,
         status: int = 500,
         path: str = "/",

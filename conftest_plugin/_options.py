@@ -10,13 +10,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pytest
 
-__all__ = ["CHECKS", "MARKER_HELP", "Options", "resolve"]
+__all__ = ["CHECKS", "MARKER_HELP", "Check", "ClockMode", "Options", "resolve"]
 
-CHECKS = ("pending", "dead_letters", "unused_responses")
+# What the teardown looks at: messages left waiting, dead letters, scripted replies not used.
+Check = Literal["pending", "dead_letters", "unused_responses"]
+CHECKS: tuple[Check, ...] = get_args(Check)
+# A virtual clock the test drives, or the wall clock.
+ClockMode = Literal["virtual", "real"]
+_CLOCKS: tuple[ClockMode, ...] = get_args(ClockMode)
 
 MARKER_HELP = (
     "qstash(clock='virtual'|'real', auto_advance=True, checks=True, seed=None, "
@@ -30,17 +35,19 @@ MARKER_HELP = (
 class Options:
     """The settings of one test's ``qstash`` fixture."""
 
-    clock: str = "virtual"
+    clock: ClockMode = "virtual"
     auto_advance: bool = True
-    checks: bool | tuple[str, ...] = True
+    checks: bool | tuple[Check, ...] = True
     seed: int | str | None = None
     intercept_production: bool = False
     network: bool = False
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.clock not in ("virtual", "real"):
-            raise ValueError(f"invalid clock {self.clock!r}: expected 'virtual' or 'real'")
+        if self.clock not in _CLOCKS:
+            raise ValueError(
+                f"invalid clock {self.clock!r}: expected {' or '.join(map(repr, _CLOCKS))}"
+            )
         if not isinstance(self.checks, bool):
             names = tuple(self.checks)
             unknown = sorted(set(names) - set(CHECKS))
@@ -57,7 +64,7 @@ class Options:
     def virtual(self) -> bool:
         return self.clock == "virtual"
 
-    def check(self, name: str) -> bool:
+    def check(self, name: Check) -> bool:
         return self.checks if isinstance(self.checks, bool) else name in self.checks
 
     def merge(self, values: Mapping[str, Any], source: str) -> Options:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qstash_emulator import _json
-from qstash_emulator._inspection import Waiting
+from qstash_emulator._inspection import Waiting, WaitingState
+from qstash_emulator._models import Kind
 
 __all__ = ["PendingMessage"]
 
@@ -15,11 +16,11 @@ class PendingMessage:
     """A message still to be delivered, and when it is next due."""
 
     message_id: str
-    state: str  # "pending", "delayed", "retrying", "in_flight" or "queued"
+    state: WaitingState  # "pending", "delayed", "retrying", "in_flight" or "queued"
     due: int | None  # emulator-clock ms; None while in flight or held by a queue
     url: str
     method: str
-    kind: str  # "message", "callback" or "failure_callback"
+    kind: Kind  # "message", "callback" or "failure_callback"
     retried: int
     max_retries: int
     queue_name: str | None

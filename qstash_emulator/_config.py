@@ -6,12 +6,15 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ._durations import parse_duration_ms
 from ._users import DEFAULT_USERS, User
 
-__all__ = ["OPTIONS", "QUOTAS", "Option", "Quota", "Settings"]
+__all__ = ["OPTIONS", "QUOTAS", "Option", "OptionKind", "Quota", "Settings"]
+
+# How an option's text is read: as is, an integer, a duration, a byte size or a flag.
+OptionKind = Literal["str", "int", "seconds", "size", "bool"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Option:
     flag: str
     env: str
     dest: str
-    kind: str
+    kind: OptionKind
     help: str
     aliases: tuple[str, ...] = ()
 

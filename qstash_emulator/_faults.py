@@ -11,21 +11,23 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from . import _json
 from ._quotas import burst_limit_error, daily_limit_error
 
-__all__ = ["Fault", "Faults"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultKind", "Faults"]
 
-_KINDS = ("error", "daily", "burst", "drop")
+# An error status, a plan's daily or burst limit (429 with the SDKs' headers), or a drop.
+FaultKind = Literal["error", "daily", "burst", "drop"]
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 
 @dataclass
 class Fault:
     """One programmed failure. ``kind``: "error" (``status``), "daily", "burst" or "drop"."""
 
-    kind: str = "error"
+    kind: FaultKind = "error"
     status: int = 500
     path: str = "/"
     method: str | None = None
@@ -37,8 +39,10 @@ class Fault:
     hits: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"invalid kind {self.kind!r}: expected one of {', '.join(_KINDS)}")
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"invalid kind {self.kind!r}: expected one of {', '.join(FAULT_KINDS)}"
+            )
         if self.kind in ("daily", "burst"):
             self.status = 429
         elif self.kind == "error" and not 400 <= self.status <= 599:

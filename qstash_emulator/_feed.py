@@ -92,7 +92,7 @@ class Feed:
         result = f"status {attempt.status}" if attempt.response else (attempt.error or "")
         number = f"attempt {attempt.retried + 1} of {attempt.max_retries + 1}"
         what = attempt.message_id
-        event = attempt.outcome
+        event: str = attempt.outcome
         if attempt.kind != "message":
             # "callback msg_b of msg_a" (or "failure callback ..."); delivered ones get the
             # label "callback" and leave the word out.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from . import _json
 from ._clock import Clock
@@ -24,10 +25,11 @@ from ._signing import check_signature
 from ._store import Store
 from ._views import dlq_view
 
-__all__ = ["STATES", "History", "Inspector", "Waiting", "format_ms"]
+__all__ = ["STATES", "History", "Inspector", "Waiting", "WaitingState", "format_ms"]
 
 # The states a message that is not final can be in, as the inspection API names them.
-STATES = ("pending", "delayed", "retrying", "in_flight", "queued")
+WaitingState = Literal["pending", "delayed", "retrying", "in_flight", "queued"]
+STATES: tuple[WaitingState, ...] = get_args(WaitingState)
 
 
 def format_ms(ms: int | None) -> str:
@@ -57,7 +59,7 @@ class Waiting:
     """A message that is not final yet, with when it is next due."""
 
     message: Message
-    state: str  # one of STATES
+    state: WaitingState
     due: int | None  # emulator clock, ms; None while in flight or held by a queue
 
     @property
@@ -106,6 +108,16 @@ class Waiting:
             if value:
                 out[key] = value
         return out
+
+
+def _state(due: int | None, retrying: bool, in_flight: bool, now: int) -> WaitingState:
+    """Where a message that is not final stands: off the due list it is in flight or held by
+    a queue; on it, a retry or a first attempt, due now or later."""
+    if due is None:
+        return "in_flight" if in_flight else "queued"
+    if retrying:
+        return "retrying"
+    return "delayed" if due > now else "pending"
 
 
 class History:
@@ -206,7 +218,7 @@ class Inspector:
         self.history = history
         self.schedules = schedules
 
-    async def waiting(self, user: str, states: set[str] | None = None) -> list[Waiting]:
+    async def waiting(self, user: str, states: Collection[str] | None = None) -> list[Waiting]:
         """The user's messages that are not final, oldest first, optionally by state."""
         store = self.store
         ids = await store.pending_ids(user)
@@ -217,20 +229,15 @@ class Inspector:
             msg = await store.get(message_id)
             if msg is None or msg.user != user:
                 continue
-            if due is None:
-                in_flight = await store.is_in_flight(message_id)
-                state = "in_flight" if in_flight else "queued"
-            elif msg.state == State.RETRY:
-                state = "retrying"
-            else:
-                state = "delayed" if due > now else "pending"
+            in_flight = due is None and await store.is_in_flight(message_id)
+            state = _state(due, msg.state == State.RETRY, in_flight, now)
             if states is None or state in states:
                 found.append(Waiting(msg, state, due))
         return found
 
     async def page(
-        self, user: str, states: set[str] | None, offset: int, count: int
-    ) -> tuple[list[Waiting], int, dict[str, int]]:
+        self, user: str, states: Collection[str] | None, offset: int, count: int
+    ) -> tuple[list[Waiting], int, dict[WaitingState, int]]:
         """One page of ``waiting``, the number of messages the filter matches, and how many
         are in each state: for a dashboard over 10,000 messages, in three round trips."""
         store, engine = self.store, self.engine
@@ -241,18 +248,13 @@ class Inspector:
         timed = [i for i, due in zip(ids, dues, strict=True) if due is not None]
         records = dict(zip(timed, await store.get_many(timed), strict=True))
         counts = dict.fromkeys(STATES, 0)
-        matched: list[tuple[str, str, int | None]] = []
+        matched: list[tuple[str, WaitingState, int | None]] = []
         for message_id, due in zip(ids, dues, strict=True):
-            if due is None:
-                state = "in_flight" if engine.is_in_flight(message_id) else "queued"
-            else:
-                msg = records[message_id]
-                if msg is None:
-                    continue
-                if msg.state == State.RETRY:
-                    state = "retrying"
-                else:
-                    state = "delayed" if due > now else "pending"
+            msg = records.get(message_id)
+            if due is not None and msg is None:
+                continue
+            retrying = msg is not None and msg.state == State.RETRY
+            state = _state(due, retrying, due is None and engine.is_in_flight(message_id), now)
             counts[state] += 1
             if states is None or state in states:
                 matched.append((message_id, state, due))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 from ._headers import CallbackConfig, FlowControl
 from ._random import choose
 
-__all__ = ["FINAL_STATES", "Message", "State", "flow_fields", "new_id"]
+__all__ = ["FINAL_STATES", "Kind", "LogState", "Message", "State", "flow_fields", "new_id"]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -18,21 +18,36 @@ def new_id(prefix: str, length: int = 22) -> str:
     return prefix + choose(_ALPHABET, length)
 
 
+# What a message is: one published, or a callback or failure callback another one caused.
+Kind = Literal["message", "callback", "failure_callback"]
+LogState = Literal[
+    "CREATED",
+    "ACTIVE",
+    "RETRY",
+    "ERROR",
+    "DELIVERED",
+    "FAILED",
+    "CANCEL_REQUESTED",
+    "CANCELED",
+    "IN_PROGRESS",
+]
+
+
 class State:
     """Log states (docs/behaviour.md#logs): ``CANCELED`` is the spelling every SDK parses."""
 
-    CREATED = "CREATED"
-    ACTIVE = "ACTIVE"
-    RETRY = "RETRY"
-    ERROR = "ERROR"
-    DELIVERED = "DELIVERED"
-    FAILED = "FAILED"
-    CANCEL_REQUESTED = "CANCEL_REQUESTED"
-    CANCELED = "CANCELED"
-    IN_PROGRESS = "IN_PROGRESS"
+    CREATED: Final = "CREATED"
+    ACTIVE: Final = "ACTIVE"
+    RETRY: Final = "RETRY"
+    ERROR: Final = "ERROR"
+    DELIVERED: Final = "DELIVERED"
+    FAILED: Final = "FAILED"
+    CANCEL_REQUESTED: Final = "CANCEL_REQUESTED"
+    CANCELED: Final = "CANCELED"
+    IN_PROGRESS: Final = "IN_PROGRESS"
 
 
-FINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.CANCELED})
+FINAL_STATES: frozenset[LogState] = frozenset({State.DELIVERED, State.FAILED, State.CANCELED})
 
 
 @dataclass
@@ -49,7 +64,7 @@ class Message:
     header: dict[str, list[str]] = field(default_factory=dict)
     body: bytes = field(default=b"", repr=False)
     retried: int = 0
-    state: str = State.CREATED
+    state: LogState = State.CREATED
     due: int = 0
     final_at: int | None = None
     timeout_ms: int | None = None
@@ -68,7 +83,7 @@ class Message:
     flow_parallelism: int | None = None
     flow_rate: int | None = None
     flow_period: int | None = None
-    kind: str = "message"
+    kind: Kind = "message"
     source_message_id: str | None = None
     dlq_id: str | None = None
     # A message of an Upstash Workflow run: the run (id and creation time, since an id can be

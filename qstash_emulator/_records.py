@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _json
+from ._models import Kind
+from ._retry import Outcome
 
 __all__ = ["Attempt", "AttemptRequest", "AttemptResponse"]
 
@@ -53,13 +55,13 @@ class Attempt:
 
     message_id: str
     user: str
-    kind: str  # "message", "callback" or "failure_callback"
+    kind: Kind
     retried: int
     max_retries: int
     request: AttemptRequest
     response: AttemptResponse | None
     error: str | None
-    outcome: str  # "delivered", "retry" or "failed"
+    outcome: Outcome
     reason: str
     next_delay_ms: int | None
     delay_source: str | None

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from ._durations import parse_retry_after_ms
 from ._errors import BadRequest
 from ._headers import H
 from ._transport import Response
 
-__all__ = ["Decision", "decide", "default_backoff_ms"]
+__all__ = ["Decision", "Outcome", "decide", "default_backoff_ms"]
+
+# What follows an attempt: done, another attempt later, or no more attempts.
+Outcome = Literal["delivered", "retry", "failed"]
 
 _DAY_MS = 86_400_000
 
@@ -27,7 +31,7 @@ def default_backoff_ms(retry_number: int) -> int:
 class Decision:
     """What happens after an attempt, and the reason a test can assert on."""
 
-    outcome: str  # "delivered", "retry" or "failed"
+    outcome: Outcome
     reason: str
     delay_ms: int | None = None
     delay_source: str | None = None  # "default backoff e^(2.5*k)", "Retry-After", expression

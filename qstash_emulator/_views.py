@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from ._json import b64, text_or_base64
-from ._models import Message
+from ._models import LogState, Message
 
 __all__ = ["callback_payload", "dlq_view", "log_row", "message_view"]
 
@@ -102,7 +102,7 @@ def dlq_view(msg: Message, dlq_id: str, response: dict[str, Any]) -> dict[str, A
     return view
 
 
-def log_row(msg: Message, state: str, time_ms: int, **extra: Any) -> dict[str, Any]:
+def log_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[str, Any]:
     """One log entry, with both spellings where SDKs and docs differ (docs/behaviour.md#logs)."""
     row: dict[str, Any] = {
         "time": time_ms,

@@ -1,10 +1,14 @@
-"""The package's shape: imports flow one way (no cycles), so each module can be read alone."""
+"""The package's shape: imports flow one way (no cycles), so each module can be read alone;
+states and kinds are types that mypy checks."""
 
 from __future__ import annotations
 
 import ast
+import typing
 from collections.abc import Iterator
 from pathlib import Path
+
+from qstash_emulator._models import State
 
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("qstash_emulator", "conftest_plugin")
@@ -133,3 +137,45 @@ def test_no_import_cycles() -> None:
         for group in cycles(graph)
     ]
     assert not loops, "modules in an import loop:\n" + "\n".join(loops)
+
+
+def _states() -> list[tuple[type, str, set[str]]]:
+    from conftest_plugin._deliveries import Delivery
+    from conftest_plugin._options import Options
+    from conftest_plugin._pending import PendingMessage
+    from qstash_emulator._config import Option
+    from qstash_emulator._faults import Fault
+    from qstash_emulator._inspection import Waiting
+    from qstash_emulator._models import Message
+    from qstash_emulator._records import Attempt
+    from qstash_emulator._retry import Decision
+
+    outcomes = {"delivered", "retry", "failed"}
+    kinds = {"message", "callback", "failure_callback"}
+    waiting = {"pending", "delayed", "retrying", "in_flight", "queued"}
+    return [
+        (Message, "state", {v for k, v in vars(State).items() if k.isupper()}),
+        (Message, "kind", kinds),
+        (Attempt, "kind", kinds),
+        (Attempt, "outcome", outcomes),
+        (Decision, "outcome", outcomes),
+        (Fault, "kind", {"error", "daily", "burst", "drop"}),
+        (Option, "kind", {"str", "int", "seconds", "size", "bool"}),
+        (Waiting, "state", waiting),
+        (PendingMessage, "state", waiting),
+        (PendingMessage, "kind", kinds),
+        (Options, "clock", {"virtual", "real"}),
+        (Delivery.outcome.fget, "return", outcomes),  # type: ignore[attr-defined]
+        (Delivery.kind.fget, "return", kinds),  # type: ignore[attr-defined]
+    ]
+
+
+def test_states_are_literal_types() -> None:
+    """Outcomes, kinds and states are ``Literal`` types, so mypy refuses a misspelt one in a
+    comparison or an assignment; each lists exactly the values the emulator uses."""
+    wrong = []
+    for owner, name, values in _states():
+        hint = typing.get_type_hints(owner)[name]
+        if typing.get_origin(hint) is not typing.Literal or set(typing.get_args(hint)) != values:
+            wrong.append(f"{getattr(owner, '__qualname__', owner)}.{name}: {hint}")
+    assert not wrong, "not the Literal type of their values:\n" + "\n".join(wrong)

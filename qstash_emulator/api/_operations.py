@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
+from .._faults import FAULT_KINDS
 from .._headers import H, canonical
 from ._filters import FILTER_NAMES
 
@@ -166,7 +167,7 @@ _GROUP_HEADERS = {
 _FAULT = {
     "type": "object",
     "properties": {
-        "kind": {"enum": ["error", "daily", "burst", "drop"]},
+        "kind": {"enum": list(FAULT_KINDS)},
         "status": _INT,
         "path": _STR,
         "method": _STR,

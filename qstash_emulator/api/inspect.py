@@ -125,7 +125,7 @@ async def add_fault(request: Request) -> Response:
             raise BadRequest(f"invalid {name}: {value!r}")
     try:
         fault = Fault(
-            kind=str(body.get("kind", "error")),
+            kind=body.get("kind", "error"),  # checked as a str above, and by Fault
             status=int(body.get("status", 500)),
             path=str(body.get("path", "/")),
             method=body.get("method"),
