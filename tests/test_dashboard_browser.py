@@ -377,3 +377,37 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
         assert runs[0]["workflowState"] == "RUN_CANCELED"
     finally:
         app.stop()
+
+
+@pytest.mark.node
+@pytest.mark.skipif(
+    not (Path(__file__).parent / "js" / "node_modules" / "@upstash" / "workflow").is_dir(),
+    reason="tests/js/node_modules is missing: run `npm install` in tests/js",
+)
+def test_find_the_runs_waiting_for_an_event_and_notify_them(
+    shot: Callable[[str], None], page: Any, emulator: Emulator
+) -> None:
+    from .test_workflows_js import JsApp
+
+    js = JsApp(emulator)  # the official JS SDK: its waitForEvent
+    try:
+        run_id = js.do("trigger", {"url": js.url + "/waiting", "body": {"eventId": "order-paid"}})[
+            "workflowRunId"
+        ]
+        until(page, "the run to wait", lambda d: js.do("getWaiters", {"eventId": "order-paid"}))
+        open_view(page, emulator, "workflows")
+        one(page, "#w-event").send_keys("order-paid")
+        click(page, 'button[data-action="find-waiters"]')
+        one(page, f'#waits tr[data-waiter="{run_id}"]', "the waiting run")
+        one(page, "#w-data").send_keys('{"amount": 5}')
+        shot("workflow-waits")
+        click(page, 'button[data-action="notify"]')
+        until(page, "the answer", lambda d: one(d, "#w-answer").text == "notified 1")
+        until(page, "the run to get the event", lambda d: js.results("waiting"))
+        assert js.results("waiting") == [
+            {"runId": run_id, "eventData": {"amount": 5}, "timeout": False}
+        ]
+        click(page, f'#view tr[data-id="{run_id}"]')
+        until(page, "the run to succeed", lambda d: "RUN SUCCESS" in one(d, "#detail").text)
+    finally:
+        js.stop()

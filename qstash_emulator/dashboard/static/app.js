@@ -232,6 +232,7 @@ function switchedUser() {
   state.messages = { states: [], offset: 0 };
   state.dlq = { cursors: [null], page: 0, filters: {}, selected: new Set() };
   state.runs = { cursors: [null], page: 0 };
+  state.waits = null;
   closeDetail();
   connect();
   show(state.view);
@@ -338,6 +339,11 @@ async function show(view, quiet = false) {
   if (state.users) hash.set("user", state.userId);
   history.replaceState(null, "", `#${hash}`);
   if (quiet && view === "publish") return; // keep what is being typed
+  const typing = document.activeElement && document.activeElement.closest("#view input, #view textarea, #view select");
+  if (quiet && typing) {
+    state.dirty = true; // not under someone's cursor: once they leave the field
+    return;
+  }
   const main = $("#view");
   try {
     const content = await RENDER[view]();
@@ -646,8 +652,69 @@ RENDER.workflows = async () => {
     h("span", { class: "muted" }, `page ${r.page + 1}`),
     h("button", { disabled: !result.cursor, onclick: () => { r.cursors[r.page + 1] = result.cursor; r.page += 1; show("workflows"); } }, "Older →"),
   );
-  return [h("h2", {}, "Workflow runs"), table(["Run", "Workflow", "State", "Steps", "Started", "Ended"], rows, "No workflow runs."), pages];
+  return [h("h2", {}, "Workflow runs"), table(["Run", "Workflow", "State", "Steps", "Started", "Ended"], rows, "No workflow runs."), pages, waitersBox()];
 };
+
+// Waits: the runs waiting for an event id, and notifying them (what a notify call does).
+function waitersBox() {
+  const w = state.waits || (state.waits = { eventId: "", found: null, answer: null });
+  const eventId = h("input", { id: "w-event", placeholder: "event id", value: w.eventId, "aria-label": "event id", oninput: (e) => (w.eventId = e.target.value) });
+  const data = h("textarea", { id: "w-data", placeholder: "event data (the notify body)", "aria-label": "event data", oninput: (e) => (w.data = e.target.value) });
+  data.value = w.data || "";
+  const find = async () => {
+    w.eventId = eventId.value.trim();
+    if (!w.eventId) return;
+    try {
+      w.found = await api("GET", `/v2/waiters/${encodeURIComponent(w.eventId)}`);
+      w.answer = null;
+      show("workflows");
+    } catch (error) {
+      toast(error.message, true);
+    }
+  };
+  const notify = async () => {
+    w.eventId = eventId.value.trim();
+    if (!w.eventId) return;
+    try {
+      const answers = await api("POST", `/v2/notify/${encodeURIComponent(w.eventId)}`, { body: data.value });
+      w.answer = answers.length;
+      w.found = await api("GET", `/v2/waiters/${encodeURIComponent(w.eventId)}`);
+      toast(`Notified ${answers.length} waiter${answers.length === 1 ? "" : "s"}`);
+      refreshSoon(true);
+    } catch (error) {
+      toast(`Notify failed: ${error.message}`, true);
+    }
+  };
+  const runOf = (waiter) => ((waiter.headers || {})["Upstash-Workflow-Runid"] || [])[0] || "";
+  const found = w.found
+    ? table(
+        ["Run", "Workflow", "Times out"],
+        w.found.map((waiter) =>
+          h(
+            "tr",
+            { class: "clickable", dataset: { waiter: runOf(waiter) }, onclick: () => runOf(waiter) && openDetail("run", runOf(waiter)) },
+            h("td", { class: "id" }, runOf(waiter)),
+            h("td", { class: "url" }, waiter.url),
+            h("td", {}, waiter.deadline ? when(waiter.deadline * 1000) : "–"),
+          ),
+        ),
+        `No run waits for ${w.eventId}.`,
+      )
+    : null;
+  return h(
+    "section",
+    { id: "waits" },
+    h("h2", {}, "Waiting for events"),
+    h(
+      "form",
+      { class: "toolbar", onsubmit: (e) => { e.preventDefault(); find(); } },
+      eventId,
+      h("button", { type: "submit", "data-action": "find-waiters" }, "Find waiters"),
+    ),
+    found,
+    h("div", { class: "toolbar" }, data, h("button", { "data-action": "notify", onclick: notify }, "Notify"), w.answer !== null ? h("span", { id: "w-answer", class: "muted" }, `notified ${w.answer}`) : null),
+  );
+}
 
 function runKind(runState) {
   return { RUN_SUCCESS: "ok", RUN_FAILED: "bad", RUN_CANCELED: "warn", RUN_STARTED: "info" }[runState] || "";
