@@ -24,7 +24,8 @@ Each user's, under ``u:{user}:`` (a user's purge deletes them all):
     logs                    stream  state changes, several rows an entry (``_streams``)
     dlq                     stream  one entry per dead letter; its id is the dlqId
     keys                    hash    current / next signing key after a rotation
-    daily:{YYYY-MM-DD}      string  messages published that UTC day (the plan's daily quota)
+    daily:{day}             string  messages published that day (days since 1970, emulator
+                                    clock, UTC): the plan's daily quota
     groups                  hash    url group name -> group (JSON: endpoints, headers)
     queues                  hash    queue name -> config (JSON: parallelism, paused)
     qseq                    string  the last place in line given to a queue message

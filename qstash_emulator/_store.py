@@ -140,7 +140,6 @@ class Store:
         ]
         for start in range(0, len(keys), 1_000):
             await self.redis.delete(*keys[start : start + 1_000])
-        await self.redis.set(self.keyspace.schema, SCHEMA)  # what is written next has this layout
 
     # Messages ------------------------------------------------------------------------------
 

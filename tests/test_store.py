@@ -52,7 +52,6 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
         prefix = old.runtime.store.keyspace.prefix
     direct = redis.Redis.from_url(redis_url)
     try:
-        assert direct.get(prefix + "schema") == b"2"
         # What the older layout held for a message in flight when the process died.
         direct.delete(prefix + "schema")
         direct.zrem(prefix + "due", message_id)
