@@ -51,10 +51,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="skip the fixture's teardown checks (pending messages, unread dead letters, "
         "unused scripted responses)",
     )
+    parser.addini(
+        "qstash_env",
+        "when the QSTASH_* variables point at the emulator: 'test' (for each test using the "
+        "qstash fixture) or 'session' (for the whole run, set before conftest.py files and "
+        "apps are imported, for apps that build their QStash client at import time)",
+        default="test",
+    )
+
+
+_SESSION = pytest.StashKey["tuple[ServerPool, dict[str, str | None]]"]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """With ``qstash_env = session``, start the emulator and set QSTASH_* before anything
+    (a conftest.py, pytest-django's settings) imports the application."""
+    mode = early_config.getini("qstash_env")
+    if mode not in ("test", "session"):
+        raise pytest.UsageError(f"invalid qstash_env {mode!r}: expected 'test' or 'session'")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    options = early_config.known_args_namespace
+    if mode == "test" or (worker is None and getattr(options, "numprocesses", None)):
+        return  # per test; or the xdist controller, which runs no test
+    from ._server import ServerPool
+
+    pool = ServerPool(getattr(options, "qstash_redis_url", None), worker or "main", True)
+    env = pool.get(virtual=True).env()
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    early_config.stash[_SESSION] = (pool, saved)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is None:
+        return
+    pool, saved = session
+    pool.close()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,6 +113,10 @@ def qstash_servers(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
     """The emulators shared by this session (or xdist worker), started on first use."""
     from ._server import ServerPool
 
+    session = request.config.stash.get(_SESSION, None)
+    if session is not None:
+        yield session[0]  # started before collection; closed at unconfigure
+        return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     pool = ServerPool(request.config.getoption("qstash_redis_url"), worker)
     yield pool

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from . import _json, dashboard
 from ._errors import EmulatorError
 from ._runtime import Runtime
+from ._store import StoreUnavailable
 from .api import all_routes
 from .api._middleware import FaultMiddleware
 
@@ -42,6 +43,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error(str(exc.detail), exc.status_code)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis is down or restarting: the client should try again, and nothing is logged per
+    request (the engine logs the outage once)."""
+    return _error(f"store unavailable: {exc}", 503, {"Retry-After": "1"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return _error(f"internal error: {type(exc).__name__}", 500)
@@ -66,6 +73,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         exception_handlers={
             EmulatorError: _emulator_error,
             HTTPException: _http_error,
+            **dict.fromkeys(StoreUnavailable, _store_unavailable),
             Exception: _unexpected,
         },
     )

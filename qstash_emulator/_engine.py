@@ -7,11 +7,12 @@ as gates that may hold a message back before an attempt and hear when it is done
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import _json
 from ._clock import Clock
@@ -21,7 +22,7 @@ from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, 
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
 from ._signing import sign
-from ._store import Store
+from ._store import Store, StoreUnavailable
 from ._transport import DeliveryError, Response, Transport
 from ._views import callback_payload, log_row
 
@@ -36,8 +37,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("qstash_emulator")
+T = TypeVar("T")
 
 _BATCH = 256
+_SWEEP_S = 1.0
 _MAX_IN_FLIGHT = 1_024
 
 
@@ -125,6 +128,8 @@ class Engine:
         self._attempting: set[str] = set()
         self._claiming = False
         self.cancel_requested: set[str] = set()
+        self._store_down = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -136,12 +141,14 @@ class Engine:
             log.info("recovered %d in-flight messages; they will be delivered again", recovered)
         self.clock.subscribe(self.notify)
         self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
+        self._sweeper = asyncio.create_task(self._sweep(), name="qstash-emulator-orphans")
 
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+        for task in (self._runner, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -246,7 +253,12 @@ class Engine:
                 await self.clock.wait(nxt, self._wake)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store hiccuped (a Redis restart): retry, never die
+            except StoreUnavailable as exc:  # a Redis restart: retry, never die
+                if not self._store_down:
+                    self._store_down = True
+                    log.warning("store unavailable (%s): retrying", exc)
+                await asyncio.sleep(0.5)
+            except Exception:
                 log.exception("engine loop error; retrying in 0.5s")
                 await asyncio.sleep(0.5)
 
@@ -269,10 +281,40 @@ class Engine:
         self.cancel_requested.difference_update(gone)
         return claimed, after
 
+    async def _sweep(self) -> None:
+        """Every second, return to due the claims no running attempt holds: left by a claim
+        or an attempt whose store write failed (a Redis outage), they would otherwise stay
+        in flight until a restart."""
+        while True:
+            await asyncio.sleep(_SWEEP_S)
+            try:
+                await self.return_orphans()
+            except StoreUnavailable:
+                continue
+
+    async def return_orphans(self) -> int:
+        """Make due again each claim no attempt of this engine holds; how many there were."""
+        # A claim made after this instant may belong to an attempt starting now: only older
+        # claims count, and of those the ones whose attempt was running at this instant are
+        # held (an attempt is marked before its claim is written and unmarked after its
+        # outcome is).
+        now = self.clock.now_ms()
+        running = set(self._attempting)
+        orphans = [i for i in await self.store.claimed_before(now) if i not in running]
+        if orphans:
+            await self.store.unclaim(orphans, now)
+            log.warning("%d claimed messages had no running attempt: due again", len(orphans))
+            self.notify()
+        return len(orphans)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, StoreUnavailable):
+            # Its message stays claimed; the sweep makes it due again once the store answers.
+            log.debug("attempt stopped: store unavailable (%s)", exc)
+        elif exc is not None:
+            log.error("delivery task failed", exc_info=exc)
         if not self._tasks:
             self._idle.set()
         self._wake.set()
@@ -313,19 +355,43 @@ class Engine:
 
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
-        await self.finish_canceled(msg, [], self.clock.now_ms())
+        await self.finish_canceled(msg, [], self.clock.now_ms(), durable=True)
 
-    async def finish_canceled(self, msg: Message, rows: list[dict[str, Any]], now: int) -> None:
+    async def finish_canceled(
+        self, msg: Message, rows: list[dict[str, Any]], now: int, durable: bool = False
+    ) -> None:
         """Make ``msg`` CANCELED after ``rows``: the one way every cancel path ends."""
         msg.state, msg.final_at = State.CANCELED, now
         rows.append(make_row(msg, State.CANCELED, now))
-        await self._finish(msg, rows)
+        await self._finish(msg, rows, durable)
 
-    async def _finish(self, msg: Message, rows: list[dict[str, Any]]) -> None:
-        """Store a final state (readable for the grace period) and tell the gates."""
-        await self.store.finish(msg, rows, int(self.settings.message_grace_s * 1_000))
+    async def _finish(self, msg: Message, rows: list[dict[str, Any]], durable: bool) -> None:
+        """Store a final state (readable for the grace period) and tell the gates; with
+        ``durable`` (an attempt's outcome) through a store outage."""
+        grace_ms = int(self.settings.message_grace_s * 1_000)
+        write = self._durably if durable else _now
+        await write(lambda: self.store.finish(msg, rows, grace_ms))
         for gate in self.gates:
-            await gate.finished(msg)
+            await write(functools.partial(gate.finished, msg))
+
+    async def _durably(self, write: Callable[[], Awaitable[T]]) -> T:
+        """``write()``, tried again until the store answers: an attempt's outcome is stored
+        once it can be, and its message stays claimed by the running task meanwhile."""
+        delay = 0.05
+        while True:
+            try:
+                result = await write()
+            except StoreUnavailable as exc:
+                if not self._store_down:
+                    self._store_down = True
+                    log.warning("store unavailable (%s): outcomes wait until it answers", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if self._store_down:
+                self._store_down = False
+                log.warning("store answers again")
+            return result
 
     async def _send(self, msg: Message) -> None:
         started, wall_started = self.clock.now_ms(), time.time()
@@ -347,7 +413,7 @@ class Engine:
         if run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
-            await gate.attempt_done(msg)
+            await self._durably(functools.partial(gate.attempt_done, msg))
         self._emit(msg, headers, body, response, error, decision, started, wall_started)
         await self._settle(msg, response, error, decision, started)
 
@@ -435,7 +501,8 @@ class Engine:
         if error:
             result["error"] = error
         if msg.run_id and self.runs is not None:
-            await self.runs.attempted(msg, decision, result, now)
+            runs = self.runs
+            await self._durably(lambda: runs.attempted(msg, decision, result, now))
         rows = [make_row(msg, State.ACTIVE, started)]
         callbacks: list[tuple[Message, CallbackConfig]] = []
         ready: list[Message] = []
@@ -465,7 +532,7 @@ class Engine:
         # callback twice (the attempt is made again), never loses it.
         if decision.outcome == "retry" and msg.id in self.cancel_requested:
             await self._add_callbacks(callbacks, now)
-            await self.finish_canceled(msg, rows, now)
+            await self.finish_canceled(msg, rows, now, durable=True)
         elif decision.outcome == "retry":
             assert decision.delay_ms is not None
             msg.retried += 1
@@ -473,7 +540,7 @@ class Engine:
             msg.due = now + decision.delay_ms
             rows.append(make_row(msg, State.RETRY, now, nextDeliveryTime=msg.due))
             await self._add_callbacks(callbacks, now)
-            await self.store.reschedule(msg, rows)
+            await self._durably(lambda: self.store.reschedule(msg, rows))
         else:
             if decision.outcome == "failed":
                 msg.state, msg.final_at = State.FAILED, now
@@ -487,9 +554,10 @@ class Engine:
                     )
                 )
                 if msg.run_id and self.runs is not None:
-                    ready = await self.runs.failed(msg, result, now)
+                    runs = self.runs
+                    ready = await self._durably(lambda: runs.failed(msg, result, now))
                 elif msg.kind == "message":
-                    msg.dlq_id = await self.store.dlq_add(msg, result)
+                    msg.dlq_id = await self._durably(lambda: self.store.dlq_add(msg, result))
                     if msg.failure_callback:
                         config = msg.failure_callback
                         callbacks.append(
@@ -501,7 +569,7 @@ class Engine:
                             )
                         )
             await self._add_callbacks(callbacks, now, ready)
-            await self._finish(msg, rows)
+            await self._finish(msg, rows, durable=True)
 
     async def _add_callbacks(
         self,
@@ -510,12 +578,14 @@ class Engine:
         ready: list[Message] | None = None,
     ) -> None:
         callbacks = list(ready or [])
-        if any(c.run_id for c, _ in made) and self.runs is not None:
-            callbacks.extend(await self.runs.adopt(made))
+        runs = self.runs
+        if any(c.run_id for c, _ in made) and runs is not None:
+            callbacks.extend(await self._durably(lambda: runs.adopt(made)))
         else:
             callbacks.extend(c for c, _ in made)
         if callbacks:
-            await self.store.add(callbacks, [make_row(c, State.CREATED, now) for c in callbacks])
+            rows = [make_row(c, State.CREATED, now) for c in callbacks]
+            await self._durably(lambda: self.store.add(callbacks, rows))
             self.notify()
 
 
@@ -572,3 +642,8 @@ def make_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[
 
 def _status_text(response: Response | None) -> str:
     return f"status {response.status}" if response is not None else "no response"
+
+
+async def _now(write: Callable[[], Awaitable[T]]) -> T:
+    """``write()`` once: its failure is the caller's (an API request answers 503)."""
+    return await write()

@@ -23,17 +23,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
 from ._models import Message
 from ._streams import LogWriter
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreUnavailable"]
 
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
+# The errors of a store that does not answer (down, restarting, unreachable), as opposed to
+# one that refuses a command: the caller may try again once it answers.
+StoreUnavailable = (aioredis.ConnectionError, aioredis.TimeoutError)
 _POOL_SIZE = 64
 # In-flight messages stay on the due list, scored past any delivery time (2**52 ms is
 # 140,000 years, and CLAIMED + now is still an exact double): claiming and finishing are a
@@ -79,8 +84,14 @@ class Store:
         else:
             # A blocking pool: past the limit, a request waits for a connection instead of
             # failing with "Too many connections" (redis-py's default pool raises at 100).
+            # One retry on a fresh connection: after a Redis restart every pooled connection
+            # is dead, and each would otherwise fail one request before it is replaced.
             pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=_POOL_SIZE, timeout=None
+                url,
+                max_connections=_POOL_SIZE,
+                timeout=None,
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[aioredis.ConnectionError],
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, sweep_expired=url is None)
@@ -324,6 +335,16 @@ class Store:
         if keys:
             pipe.delete(*keys)
         await pipe.execute()
+
+    async def claimed_before(self, when_ms: int) -> list[str]:
+        """Ids claimed (in flight) by a claim made before ``when_ms``."""
+        found = await self.redis.zrangebyscore(self._due, _CLAIMED, f"({_CLAIMED + when_ms}")
+        return [i.decode() for i in found]
+
+    async def unclaim(self, ids: list[str], due_ms: int) -> None:
+        """Make claimed messages due again at ``due_ms`` (a claim no attempt holds)."""
+        if ids:
+            await self.redis.zadd(self._due, dict.fromkeys(ids, due_ms), xx=True, lt=True)
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""

@@ -35,33 +35,47 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: flo
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port."""
+    """A throwaway ``redis-server`` on a free loopback port.
 
-    def __init__(self) -> None:
+    With ``durable``, every write is in its append-only file before it is answered
+    (``appendfsync always``), so ``kill()`` then ``start()`` brings the same data back on the
+    same port, as a Redis restart does.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="qe-redis-")
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
+        self._command = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *persistence,
+            "--dir",
+            self.dir,
+        ]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         _wait_port(self.port, self.proc, "redis-server")
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL: clients see refused connections until ``start()``."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from typing import Any
 
 import httpx
 from qstash import Receiver
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .conftest import Destination, wait_until
 
 
 def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
@@ -304,3 +307,89 @@ def test_a_cancel_that_races_the_claim_is_honoured(
         headers={"Authorization": f"Bearer {virtual.token}"},
     ).json()["logs"]
     assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
+
+
+def _auth(emu: Emulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.token}"}
+
+
+def _fake_server(emu: Emulator) -> Any:
+    """The in-memory store's fakeredis server: ``connected = False`` is a Redis outage."""
+    return emu.runtime.store.redis.connection_pool.connection_kwargs["server"]
+
+
+def test_an_outcome_is_stored_once_the_store_answers_again(
+    emulator: Emulator, destination: Destination
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held() -> tuple[int, dict[str, str], bytes]:
+        entered.set()
+        release.wait(10)
+        return 200, {}, b"ok"
+
+    destination.script("/held", held)
+    message_id = _post(emulator, destination.url + "/held", {})
+    server = _fake_server(emulator)
+    try:
+        assert entered.wait(10)
+        server.connected = False  # the outcome's write will fail
+        release.set()
+        destination.wait(1, "/held")
+        engine = emulator.runtime.engine
+        wait_until(
+            lambda: getattr(engine, "_store_down", False), what="the outcome's write refused"
+        )
+        r = httpx.get(f"{emulator.url}/v2/logs", headers=_auth(emulator))
+        assert r.status_code == 503
+    finally:
+        release.set()
+        server.connected = True
+
+    def states() -> list[str]:
+        r = httpx.get(
+            f"{emulator.url}/v2/logs",
+            params={"messageId": message_id},
+            headers=_auth(emulator),
+        )
+        return [row["state"] for row in r.json()["logs"]]
+
+    wait_until(lambda: "DELIVERED" in states(), what="the outcome to be stored")
+    emulator.wait_idle()
+    assert len(destination.received) == 1
+
+
+def test_a_claim_no_attempt_holds_is_due_again_without_a_restart(
+    emulator: Emulator, destination: Destination
+) -> None:
+    from qstash_emulator._store import _CLAIMED
+
+    message_id = _post(emulator, destination.url + "/orphan", {"Upstash-Delay": "1h"})
+    store = emulator.runtime.store
+    # As if a claim was written but its attempt died with the store (a Redis outage).
+    claimed = _CLAIMED + emulator.clock.now_ms() - 1
+    emulator.call(store.redis.zadd(store.prefix + "due", {message_id: claimed}))
+    (got,) = destination.wait(1, "/orphan", timeout=5)  # the sweep runs every second
+    assert got.headers["upstash-message-id"] == message_id
+
+
+def test_the_sweep_leaves_running_attempts_alone(
+    emulator: Emulator, destination: Destination
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held() -> tuple[int, dict[str, str], bytes]:
+        entered.set()
+        release.wait(10)
+        return 200, {}, b"ok"
+
+    destination.script("/running", held)
+    _post(emulator, destination.url + "/running", {})
+    try:
+        assert entered.wait(10)
+        time.sleep(0.01)  # the claim is older than the sweep's instant
+        assert emulator.call(emulator.runtime.engine.return_orphans()) == 0
+    finally:
+        release.set()
+    emulator.wait_idle()
+    assert len(destination.wait(1, "/running")) == 1

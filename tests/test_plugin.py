@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -326,3 +327,90 @@ def test_the_sdk_client_is_built_once_and_acts_for_each_test(pytester: pytest.Py
         """
     )
     pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=4)
+
+
+IMPORT_TIME_APP = """
+import os
+from qstash import QStash, Receiver
+
+# Built when imported, before any fixture runs, as django-qstash builds its client.
+CLIENT = QStash(os.environ["QSTASH_TOKEN"], base_url=os.environ.get("QSTASH_URL"))
+RECEIVER = Receiver(
+    os.environ["QSTASH_CURRENT_SIGNING_KEY"], os.environ["QSTASH_NEXT_SIGNING_KEY"]
+)
+"""
+
+
+def test_session_env_serves_apps_that_build_their_client_at_import(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nqstash_env = session\n")
+    pytester.makepyfile(shop=IMPORT_TIME_APP)
+    pytester.makeconftest("import shop  # the app, imported before collection\n")
+    pytester.makepyfile(
+        test_shop="""
+        import os
+        import pytest
+        from shop import CLIENT, RECEIVER
+
+        def test_publish_and_verify(qstash):
+            hook = qstash.endpoint("/hook")
+            res = CLIENT.message.publish_json(url=hook.url, body={"n": 1})
+            delivery = qstash.wait_for(url=hook.url)
+            assert delivery.message_id == res.message_id
+            RECEIVER.verify(
+                signature=delivery.header("Upstash-Signature"), body=delivery.text, url=hook.url
+            )
+            assert delivery.signature.ok
+            CLIENT.queue.upsert("mine", parallelism=1)
+            assert os.environ["QSTASH_TOKEN"] == qstash.token
+
+        def test_each_test_is_still_its_own_user(qstash):
+            assert CLIENT.queue.list() == []
+            assert qstash.deliveries == []
+
+        def test_between_tests_the_token_stands_for_nobody():
+            with pytest.raises(Exception, match="no test using the qstash fixture is running"):
+                CLIENT.queue.list()
+        """
+    )
+    # Exported for the developer's own dev server or production: the run overrides them.
+    monkeypatch.setenv("QSTASH_URL", "https://qstash.upstash.io")
+    monkeypatch.setenv("QSTASH_TOKEN", "a-real-token")
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", "sig_real")
+    monkeypatch.setenv("QSTASH_NEXT_SIGNING_KEY", "sig_real_next")
+    result = pytester.runpytest("-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    assert os.environ["QSTASH_URL"] == "https://qstash.upstash.io"  # restored after the run
+    assert os.environ["QSTASH_TOKEN"] == "a-real-token"
+
+
+def test_session_env_under_xdist(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nqstash_env = session\n")
+    pytester.makepyfile(shop=IMPORT_TIME_APP)
+    pytester.makepyfile(
+        test_shop="""
+        import pytest
+        from shop import CLIENT
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_publish(qstash, n):
+            hook = qstash.endpoint("/hook")
+            CLIENT.message.publish_json(url=hook.url, body={"n": n})
+            assert qstash.wait_for(url=hook.url).json() == {"n": n}
+        """
+    )
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess(
+        "-q", "-n", "2", "-p", "xdist", "-p", "conftest_plugin.plugin", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_a_bad_qstash_env_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nqstash_env = always\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid qstash_env 'always': expected 'test' or 'session'"])

@@ -1,0 +1,1 @@
+"""A Django shop whose orders restock through a QStash job."""
