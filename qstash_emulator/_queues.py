@@ -19,8 +19,9 @@ CANCELED, as a bulk cancel would); active ones finish. Enqueuing to it again re-
 
 Stored (``store.queues``): each user's queue configs; per queue its members and ready line
 (by place in line), the active ones and their holds; and an index of delayed members by the
-time they become ready. Everything is in the store, so a restart on a real Redis resumes where it stopped; a message
-the store recovers from in-flight is already active and is simply admitted again.
+time they become ready. Everything is in the store, so a restart on a real Redis resumes
+where it stopped; a message the store recovers from in-flight is already active and is simply
+admitted again.
 """
 
 from __future__ import annotations
