@@ -62,7 +62,7 @@ class Runtime:
         )
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         # A shared Redis serves one emulator at a time (see _lease); memory is private.
-        self.lease = Lease(settings.redis_prefix + "lease") if settings.redis_url else None
+        self.lease = Lease(self.store.keyspace.lease) if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
@@ -208,10 +208,14 @@ class Runtime:
     # Life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.lease is not None:
-            await self.lease.acquire(self.store.redis)
-            self._keeper = asyncio.create_task(self._keep_lease(self.lease))
-        await self.engine.start()
+        try:
+            if self.lease is not None:
+                await self.lease.acquire(self.store.redis)
+                self._keeper = asyncio.create_task(self._keep_lease(self.lease))
+            await self.engine.start()
+        except BaseException:
+            await self.stop()  # a refused start (a store it cannot use) leaves nothing open
+            raise
 
     async def _keep_lease(self, lease: Lease) -> None:
         """Renew the lease; if another emulator took the store meanwhile, stop delivering."""

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from qstash_emulator import DEFAULT_USERS, Emulator
+from qstash_emulator import DEFAULT_USERS, Emulator, VirtualClock
 
 from .conftest import Destination, sdk
 from .test_dashboard import add_delayed
@@ -88,13 +88,19 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def page(browser: Any, emulator: Emulator) -> Iterator[Any]:
+def checked(browser: Any) -> Iterator[Any]:
     """The browser, with its console checked for errors after the test."""
     browser.get_log("browser")  # drop what earlier tests left
     yield browser
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     browser.get("about:blank")  # close the live stream before the emulator stops
     assert errors == []
+
+
+@pytest.fixture
+def page(emulator: Emulator, checked: Any) -> Any:
+    """``checked``, for a test on the ``emulator`` fixture (which outlives it)."""
+    return checked
 
 
 def until(driver: Any, what: str, check: Callable[[Any], T], timeout: float = 10) -> T:
@@ -411,3 +417,15 @@ def test_find_the_runs_waiting_for_an_event_and_notify_them(
         until(page, "the run to succeed", lambda d: "RUN SUCCESS" in one(d, "#detail").text)
     finally:
         js.stop()
+
+
+def test_next_delivery_is_counted_on_the_emulators_clock(checked: Any) -> None:
+    page = checked
+    with Emulator(clock=VirtualClock()) as emulator:
+        with sdk(emulator) as client:
+            sent = client.message.publish(url="http://127.0.0.1:9/x", body="x", delay=600)
+        emulator.clock.advance(540)  # a virtual clock 9 minutes ahead of this browser's
+        open_view(page, emulator, "messages")
+        row = one(page, f'tr[data-id="{sent.message_id}"]')
+        assert "in 1 min 0 s" in row.text, row.text
+        page.get("about:blank")
