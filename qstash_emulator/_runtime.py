@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from ._clock import Clock, RealClock
 from ._config import Settings
+from ._dead_letters import DeadLetters
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
 from ._inspection import History, Inspector
+from ._logs import Logs
+from ._messages import Messages
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
@@ -73,8 +76,13 @@ class Runtime:
         self.engine.gates.extend([self.schedules, self.flow_control])
         self.url_groups = UrlGroups(self.store, settings, self.clock)
         self.publisher.resolve_group = self.url_groups.resolve
+        self.messages = Messages(self.store, settings, self.clock, self.engine)
+        self.dead_letters = DeadLetters(self.store, settings, self.clock, self.publisher)
+        self.logs = Logs(self.store)
         # Queues come first: a message waits for its place in line before anything else.
-        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
+        self.queues = Queues(
+            self.store, settings, self.clock, self.engine.notify, self.messages.cancel_many
+        )
         self.publisher.queue_intake = self.queues.accept
         self.engine.gates.insert(0, self.queues)
         self.engine.timers.append(self.queues)
