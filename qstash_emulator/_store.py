@@ -23,6 +23,7 @@ from ._batching import Batcher, Fill, Writes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
+from ._lease_store import Lease
 from ._models import DeadLetter, Message
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
@@ -99,6 +100,10 @@ class Store:
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, sweep_expired=url is None)
+
+    def lease(self) -> Lease:
+        """This emulator's claim on the store (see ``_lease_store``)."""
+        return Lease(self.redis, self.keyspace.lease)
 
     async def start(self) -> None:
         """Begin upkeep: forget finished messages once their grace is over, and in memory
