@@ -79,7 +79,7 @@ class FlowControl:
         self.clock = clock
         self._notify = notify
         self._lock = asyncio.Lock()
-        self._wake = store.prefix + "flow-wake"
+        self._wake = store.keyspace.flow_wake
         # (user, key) -> ids attempting now; ids released from the wait list, not yet started.
         self._active: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._released: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
@@ -104,19 +104,19 @@ class FlowControl:
     # Storage --------------------------------------------------------------------------------
 
     def _wait_key(self, user: str, key: str) -> str:
-        return self.store.key(user, "flow-wait", key)
+        return self.store.keyspace.flow_wait(user, key)
 
     async def load(self, user: str, key: str) -> KeyState | None:
-        raw = await self.store.redis.hget(self.store.key(user, "flow"), key)
+        raw = await self.store.redis.hget(self.store.keyspace.flow(user), key)
         return KeyState(**_json.loads(raw)) if raw is not None else None
 
     async def _save(self, user: str, key: str, state: KeyState) -> None:
         await self.store.redis.hset(
-            self.store.key(user, "flow"), key, _json.dumps(dataclasses.asdict(state))
+            self.store.keyspace.flow(user), key, _json.dumps(dataclasses.asdict(state))
         )
 
     async def keys(self, user: str) -> dict[str, KeyState]:
-        raw = await self.store.redis.hgetall(self.store.key(user, "flow"))
+        raw = await self.store.redis.hgetall(self.store.keyspace.flow(user))
         return {k.decode(): KeyState(**_json.loads(v)) for k, v in raw.items()}
 
     # Publisher hook: the latest message's config updates the key ----------------------------
@@ -177,7 +177,7 @@ class FlowControl:
                 self._active[slot].add(msg.id)
                 return True
             pipe = self.store.redis.pipeline(transaction=False)
-            pipe.hget(self.store.key(msg.user, "flow"), key)
+            pipe.hget(self.store.keyspace.flow(msg.user), key)
             pipe.llen(self._wait_key(msg.user, key))
             raw, waiting = await pipe.execute()
             state = KeyState(**_json.loads(raw)) if raw is not None else None

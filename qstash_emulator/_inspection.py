@@ -271,7 +271,7 @@ class Inspector:
     async def dead_letters(self, user: str) -> list[dict[str, Any]]:
         """Every DLQ entry of the user, oldest first, in the ``/v2/dlq`` shape."""
         redis = self.store.redis
-        entries = await redis.xrange(self.store.key(user, "dlq"), "-", "+")
+        entries = await redis.xrange(self.store.keyspace.dlq(user), "-", "+")
         views = []
         for entry_id, fields in entries:
             msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))

@@ -35,6 +35,7 @@ from ._clock import Clock
 from ._config import Settings
 from ._destination import validate_name
 from ._errors import BadRequest, NotFound, QuotaExceeded
+from ._keyspace import QueuePart
 from ._models import FINAL_STATES, Message, State
 from ._quotas import require_room
 from ._store import Store
@@ -52,7 +53,7 @@ class Queues:
         self.settings = settings
         self.clock = clock
         self._notify = notify
-        self._wake = store.prefix + "qwake"
+        self._wake = store.keyspace.queue_wake
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_in: asyncio.AbstractEventLoop | None = None
@@ -63,10 +64,10 @@ class Queues:
     # Keys ----------------------------------------------------------------------------------
 
     def _configs(self, user: str) -> str:
-        return self.store.key(user, "queues")
+        return self.store.keyspace.queues(user)
 
-    def _k(self, user: str, queue: str, part: str) -> str:
-        return self.store.key(user, "q", queue, part)
+    def _k(self, user: str, queue: str, part: QueuePart) -> str:
+        return self.store.keyspace.queue(user, queue, part)
 
     def _lock(self, user: str, queue: str) -> asyncio.Lock:
         """One lock per queue, per event loop (an Emulator restarted in a new loop keeps us)."""
@@ -221,7 +222,7 @@ class Queues:
         for msg in msgs:
             seq = await redis.zscore(self._k(user, queue, "members"), msg.id)
             if seq is None:
-                seq = int(await redis.incr(self.store.key(user, "qseq")))
+                seq = int(await redis.incr(self.store.keyspace.queue_seq(user)))
             pipe = redis.pipeline(transaction=True)
             pipe.zadd(self._k(user, queue, "members"), {msg.id: seq}, nx=True)
             if ready or msg.not_before <= now:
@@ -374,9 +375,9 @@ class Queues:
 
     async def _all_queues(self) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
-        head, tail = self.store.prefix + "u:", ":queues"
-        async for key in self.store.redis.scan_iter(match=head + "*" + tail, count=1_000):
-            user = key.decode()[len(head) : -len(tail)]
+        keys = self.store.keyspace
+        async for key in self.store.redis.scan_iter(match=keys.all_queue_configs(), count=1_000):
+            user = keys.user_of_queue_configs(key.decode())
             for name in await self.store.redis.hkeys(key):
                 found.add((user, name.decode()))
         return found

@@ -85,7 +85,7 @@ class Quotas:
 
     async def daily_used(self, user: str) -> int:
         day, _ = self._day()
-        raw = await self.store.redis.get(self.store.key(user, "daily", day))
+        raw = await self.store.redis.get(self.store.keyspace.daily(user, day))
         return int(raw) if raw is not None else 0
 
     async def check_daily(self, user: str, count: int) -> None:
@@ -104,7 +104,7 @@ class Quotas:
         if limit is None or count <= 0:
             return
         day, reset = self._day()
-        key = self.store.key(user, "daily", day)
+        key = self.store.keyspace.daily(user, day)
         used = int(await self.store.redis.incrby(key, count))
         if used == count:
             await self.store.redis.expire(key, 2 * 86_400)

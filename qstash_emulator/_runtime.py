@@ -200,7 +200,11 @@ class Runtime:
     # Life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.engine.start()
+        try:
+            await self.engine.start()
+        except BaseException:
+            await self.stop()  # a refused start (a store it cannot use) leaves nothing open
+            raise
 
     async def stop(self) -> None:
         await self.engine.stop()

@@ -136,7 +136,7 @@ class Schedules:
         self.settings = settings
         self.clock = clock
         self.publisher = publisher
-        self._due = store.prefix + "schedule-due"
+        self._due = store.keyspace.schedule_due
         self._lock = asyncio.Lock()
         # The earliest run time, cached: the engine asks on every turn. Writes bump the version.
         self._next: int | None = None
@@ -150,7 +150,7 @@ class Schedules:
     # Storage --------------------------------------------------------------------------------
 
     def _key(self, user: str, schedule_id: str) -> str:
-        return self.store.key(user, "schedule", schedule_id)
+        return self.store.keyspace.schedule(user, schedule_id)
 
     async def get(self, user: str, schedule_id: str) -> Schedule | None:
         record, body = await self.store.redis.hmget(self._key(user, schedule_id), ["r", "b"])
@@ -159,7 +159,7 @@ class Schedules:
         return Schedule(**_json.loads(record), body=body or b"")
 
     async def for_user(self, user: str) -> list[Schedule]:
-        ids = await self.store.redis.zrange(self.store.key(user, "schedules"), 0, -1)
+        ids = await self.store.redis.zrange(self.store.keyspace.schedules(user), 0, -1)
         found = [await self.get(user, i.decode()) for i in ids]
         return [s for s in found if s is not None]
 
@@ -169,7 +169,7 @@ class Schedules:
             self._key(sched.user, sched.id),
             mapping={"r": _json.dumps(sched.record()), "b": sched.body},
         )
-        pipe.zadd(self.store.key(sched.user, "schedules"), {sched.id: sched.created_at})
+        pipe.zadd(self.store.keyspace.schedules(sched.user), {sched.id: sched.created_at})
         member = sched.user + _SEP + sched.id
         if sched.paused or sched.next_time is None:
             pipe.zrem(self._due, member)
@@ -202,7 +202,7 @@ class Schedules:
             old = await self.get(user, opts.schedule_id) if opts.schedule_id else None
             if old is None:
                 limits = self.settings.limits
-                count = int(await self.store.redis.zcard(self.store.key(user, "schedules")))
+                count = int(await self.store.redis.zcard(self.store.keyspace.schedules(user)))
                 require_room("schedules", count, limits.max_schedules, limits.name)
             sched = Schedule(
                 id=opts.schedule_id or new_id("scd_"),
@@ -224,7 +224,7 @@ class Schedules:
         async with self._lock:
             pipe = self.store.redis.pipeline(transaction=True)
             pipe.delete(self._key(user, schedule_id))
-            pipe.zrem(self.store.key(user, "schedules"), schedule_id)
+            pipe.zrem(self.store.keyspace.schedules(user), schedule_id)
             pipe.zrem(self._due, user + _SEP + schedule_id)
             deleted, _, _ = await pipe.execute()
             self._version += 1

@@ -1,16 +1,7 @@
 """Durable state through the redis-py asyncio API: fakeredis in memory, or a real Redis.
 
-Layout (every key under one prefix):
-    m:{id}            hash  r = message record (JSON), b = body bytes
-    due               zset  id -> next delivery time (ms, on the emulator's clock); while
-                            in flight CLAIMED + claim time, moved back on start-up
-    finished          zset  id -> wall time (ms) its grace ends and the upkeep deletes it
-    u:{user}:pending  zset  id -> created_at, the user's undelivered messages
-    u:{user}:dedup:{key}    message id and the (virtual) time it stops counting
-    u:{user}:logs     stream of state changes, several rows an entry (``_streams``)
-    u:{user}:dlq      stream, one entry per dead letter (its id is the dlqId)
-    u:{user}:keys     hash  current / next signing key after a rotation
-    u:{user}:run...   Upstash Workflow runs, waiters and events (``workflows._store``)
+The key layout of every family, this module's and its companions' (the ``*_store`` modules),
+is in ``_keyspace``.
 """
 
 from __future__ import annotations
@@ -28,6 +19,7 @@ from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
+from ._keyspace import SCHEMA, Keyspace
 from ._models import Message
 from ._streams import LogWriter
 
@@ -61,9 +53,9 @@ class Store:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
         self._logs = LogWriter(log_retention)
-        self.prefix = prefix
-        self._due = prefix + "due"
-        self._finished = prefix + "finished"
+        self.keyspace = Keyspace(prefix)
+        self._due = self.keyspace.due
+        self._finished = self.keyspace.finished
         self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
@@ -96,9 +88,6 @@ class Store:
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, sweep_expired=url is None)
 
-    def key(self, user: str, *parts: str) -> str:
-        return self.prefix + "u:" + user + ":" + ":".join(parts)
-
     async def start(self) -> None:
         """Begin upkeep: forget finished messages once their grace is over, and in memory
         make fakeredis drop expired keys (dedup ids), which it does only for a key that is
@@ -129,7 +118,7 @@ class Store:
                 return
 
     def _forget(self, ids: list[str], w: Writes) -> None:
-        w.pipe.delete(*(self.prefix + "m:" + i for i in ids))
+        w.pipe.delete(*(self.keyspace.message(i) for i in ids))
         for message_id in ids:
             w.zrem(self._finished, message_id)
 
@@ -146,7 +135,9 @@ class Store:
         await self._batch.drain()
         self._logs.clear()
         self._fresh.clear()
-        keys = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1_000)]
+        keys = [
+            k async for k in self.redis.scan_iter(match=self.keyspace.everything(), count=1_000)
+        ]
         for start in range(0, len(keys), 1_000):
             await self.redis.delete(*keys[start : start + 1_000])
 
@@ -168,10 +159,10 @@ class Store:
 
         def fill(w: Writes) -> None:
             for msg, record in batch:
-                w.pipe.hset(self.prefix + "m:" + msg.id, mapping={"r": record, "b": msg.body})
+                w.pipe.hset(self.keyspace.message(msg.id), mapping={"r": record, "b": msg.body})
                 if msg.due >= 0:
                     w.zadd(self._due, msg.id, msg.due)
-                w.zadd(self.key(msg.user, "pending"), msg.id, msg.created_at)
+                w.zadd(self.keyspace.pending(msg.user), msg.id, msg.created_at)
             if also is not None:
                 also(w)
             _log(w, logged)
@@ -187,7 +178,7 @@ class Store:
             raise
 
     async def get(self, message_id: str) -> Message | None:
-        record, body = await self.redis.hmget(self.prefix + "m:" + message_id, ["r", "b"])
+        record, body = await self.redis.hmget(self.keyspace.message(message_id), ["r", "b"])
         if record is None:
             return None
         return Message.from_record(_json.loads(record), body or b"")
@@ -196,7 +187,7 @@ class Store:
         """Several messages in one round trip, in the order of ``ids``."""
         pipe = self.redis.pipeline(transaction=False)
         for message_id in ids:
-            pipe.hmget(self.prefix + "m:" + message_id, ["r", "b"])
+            pipe.hmget(self.keyspace.message(message_id), ["r", "b"])
         replies = await pipe.execute() if ids else []
         return [
             Message.from_record(_json.loads(record), body or b"") if record is not None else None
@@ -209,7 +200,7 @@ class Store:
         """Write back ``msg``'s record with log rows, and ``also``'s writes in the same
         transaction. Every record write goes through here: it drops the hand-over copy."""
         self._fresh.pop(msg.id, None)
-        key = self.prefix + "m:" + msg.id
+        key = self.keyspace.message(msg.id)
         record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
 
         def fill(w: Writes) -> None:
@@ -247,7 +238,7 @@ class Store:
             for message_id in ids:
                 w.zadd(self._due, message_id.decode(), _CLAIMED + now_ms, xx=True)
             for message_id in unknown:
-                w.pipe.hmget(self.prefix + "m:" + message_id.decode(), ["r", "b"])
+                w.pipe.hmget(self.keyspace.message(message_id.decode()), ["r", "b"])
 
         replies = await self._batch.run(fill)
         claimed = [msg for msg in known if msg is not None]
@@ -287,12 +278,12 @@ class Store:
         def also(w: Writes) -> None:
             w.zadd(self._finished, msg.id, forget_at)
             w.zrem(self._due, msg.id)
-            w.zrem(self.key(msg.user, "pending"), msg.id)
+            w.zrem(self.keyspace.pending(msg.user), msg.id)
 
         await self._write_record(msg, rows, also)
 
     async def pending_ids(self, user: str) -> list[str]:
-        return [i.decode() for i in await self.redis.zrange(self.key(user, "pending"), 0, -1)]
+        return [i.decode() for i in await self.redis.zrange(self.keyspace.pending(user), 0, -1)]
 
     async def move_due(self, message_id: str, due_ms: int) -> bool:
         """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).
@@ -323,15 +314,17 @@ class Store:
     async def purge_user(self, user: str) -> None:
         """Delete every message and key of ``user`` (a test's namespace when it ends)."""
         await self._batch.drain()
-        self._logs.forget(self.key(user, "logs"))
+        self._logs.forget(self.keyspace.logs(user))
         ids = await self.pending_ids(user)
         for message_id in ids:
             self._fresh.pop(message_id, None)
-        keys = [k async for k in self.redis.scan_iter(match=self.key(user, "*"), count=1_000)]
+        keys = [
+            k async for k in self.redis.scan_iter(match=self.keyspace.of_user(user), count=1_000)
+        ]
         pipe = self.redis.pipeline(transaction=False)
         if ids:
             pipe.zrem(self._due, *ids)
-            pipe.delete(*(self.prefix + "m:" + i for i in ids))
+            pipe.delete(*(self.keyspace.message(i) for i in ids))
         if keys:
             pipe.delete(*keys)
         await pipe.execute()
@@ -348,17 +341,34 @@ class Store:
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""
+        upgraded = await self._upgrade(now_ms)
         ids = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
         if ids:
             await self.redis.zadd(self._due, dict.fromkeys(ids, now_ms), xx=True)
-        # Emulators before 2026-12-01 kept in-flight ids in a key of their own.
-        legacy = await self.redis.zrange(self.prefix + "inflight", 0, -1)
+        return len(ids) + upgraded
+
+    async def _upgrade(self, now_ms: int) -> int:
+        """Bring a store an older emulator wrote to the current layout (``SCHEMA``); the
+        number of messages in flight it made due. A store without the key is schema 1."""
+        raw = await self.redis.get(self.keyspace.schema)
+        version = int(raw) if raw is not None else 1
+        if version > SCHEMA:
+            raise RuntimeError(
+                f"the store under {self.keyspace.prefix!r} has key layout {version}, written by a "
+                f"newer qstash-emulator; this one knows layouts up to {SCHEMA}: upgrade it, "
+                "or use another --redis-url or key prefix"
+            )
+        if version == SCHEMA:
+            return 0
+        # 1 -> 2: the ids in flight lived in a key of their own; now they are on the due list.
+        legacy = await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)
+        pipe = self.redis.pipeline(transaction=True)
         if legacy:
-            pipe = self.redis.pipeline(transaction=True)
             pipe.zadd(self._due, dict.fromkeys(legacy, now_ms))
-            pipe.delete(self.prefix + "inflight")
-            await pipe.execute()
-        return len(ids) + len(legacy)
+        pipe.delete(self.keyspace.legacy_inflight)
+        pipe.set(self.keyspace.schema, SCHEMA)
+        await pipe.execute()
+        return len(legacy)
 
     # Deduplication ------------------------------------------------------------------------
 
@@ -366,7 +376,7 @@ class Store:
         self, user: str, dedup_key: str, message_id: str, now_ms: int, window_ms: int
     ) -> str | None:
         """Remember ``dedup_key`` for ``message_id``; returns the earlier id for a duplicate."""
-        key = self.key(user, "dedup", dedup_key)
+        key = self.keyspace.dedup(user, dedup_key)
         value = f"{message_id}|{now_ms + window_ms}".encode()
         if await self.redis.set(key, value, nx=True, px=max(1, window_ms)):
             return None
@@ -387,7 +397,7 @@ class Store:
                 listener(rows)
         return [
             (
-                self.key(row["_user"], "logs"),
+                self.keyspace.logs(row["_user"]),
                 _json.dumps({k: v for k, v in row.items() if k != "_user"}),
             )
             for row in rows
@@ -408,13 +418,13 @@ class Store:
             "rb": response.get("body", b""),
         }
         (entry_id,) = await self._batch.run(
-            lambda w: w.pipe.xadd(self.key(msg.user, "dlq"), fields)
+            lambda w: w.pipe.xadd(self.keyspace.dlq(msg.user), fields)
         )
         return str(entry_id.decode())
 
     async def dlq_get(self, user: str, dlq_id: str) -> dict[bytes, bytes] | None:
         try:
-            entries = await self.redis.xrange(self.key(user, "dlq"), min=dlq_id, max=dlq_id)
+            entries = await self.redis.xrange(self.keyspace.dlq(user), min=dlq_id, max=dlq_id)
         except aioredis.ResponseError:
             return None
         return entries[0][1] if entries else None
@@ -427,7 +437,7 @@ class Store:
         ids = [i for i in dict.fromkeys(dlq_ids) if _is_stream_id(i)]
         if not ids:
             return []
-        key = self.key(user, "dlq")
+        key = self.keyspace.dlq(user)
 
         def fill(w: Writes) -> None:
             for dlq_id in ids:
@@ -439,13 +449,15 @@ class Store:
     # Signing keys -------------------------------------------------------------------------
 
     async def get_keys(self, user: str) -> tuple[str, str] | None:
-        current, nxt = await self.redis.hmget(self.key(user, "keys"), ["current", "next"])
+        current, nxt = await self.redis.hmget(self.keyspace.signing_keys(user), ["current", "next"])
         if current is None or nxt is None:
             return None
         return current.decode(), nxt.decode()
 
     async def set_keys(self, user: str, current: str, nxt: str) -> None:
-        await self.redis.hset(self.key(user, "keys"), mapping={"current": current, "next": nxt})
+        await self.redis.hset(
+            self.keyspace.signing_keys(user), mapping={"current": current, "next": nxt}
+        )
 
 
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:

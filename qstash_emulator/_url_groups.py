@@ -76,7 +76,7 @@ class UrlGroups:
         return lock
 
     def _key(self, user: str) -> str:
-        return self.store.key(user, "groups")
+        return self.store.keyspace.groups(user)
 
     async def _load(self, user: str, name: str) -> dict[str, Any] | None:
         raw = await self.store.redis.hget(self._key(user), name)

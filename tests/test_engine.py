@@ -368,7 +368,7 @@ def test_a_claim_no_attempt_holds_is_due_again_without_a_restart(
     store = emulator.runtime.store
     # As if a claim was written but its attempt died with the store (a Redis outage).
     claimed = _CLAIMED + emulator.clock.now_ms() - 1
-    emulator.call(store.redis.zadd(store.prefix + "due", {message_id: claimed}))
+    emulator.call(store.redis.zadd(store.keyspace.due, {message_id: claimed}))
     (got,) = destination.wait(1, "/orphan", timeout=5)  # the sweep runs every second
     assert got.headers["upstash-message-id"] == message_id
 

@@ -38,7 +38,7 @@ def test_state_and_keys_live_in_redis(redis_url: str, destination: Destination) 
 def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
     redis_url: str, destination: Destination
 ) -> None:
-    """Before 2026-12-01 the ids in flight lived in their own ``inflight`` key."""
+    """Key layout 1 (no ``schema`` key) kept the ids in flight in their own ``inflight`` key."""
     import redis
 
     with Emulator(redis_url=redis_url) as old:
@@ -49,10 +49,11 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
             content=b"in flight at the upgrade",
         )
         message_id = r.json()["messageId"]
-        prefix = old.runtime.store.prefix
+        prefix = old.runtime.store.keyspace.prefix
     direct = redis.Redis.from_url(redis_url)
     try:
         # What the older layout held for a message in flight when the process died.
+        direct.delete(prefix + "schema")
         direct.zrem(prefix + "due", message_id)
         direct.zadd(prefix + "inflight", {message_id: 1})
         with Emulator(redis_url=redis_url) as upgraded:
@@ -60,8 +61,30 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
             assert got.headers["upstash-message-id"] == message_id
             assert got.body == b"in flight at the upgrade"
             assert direct.exists(prefix + "inflight") == 0
+            assert direct.get(prefix + "schema") == b"2"
             upgraded.reset()
     finally:
+        direct.close()
+
+
+@pytest.mark.redis
+def test_a_store_with_a_newer_key_layout_is_left_alone(redis_url: str) -> None:
+    """An emulator does not start on a layout it does not know, and changes nothing there."""
+    import redis
+
+    with Emulator(redis_url=redis_url) as first:
+        first.reset()
+        prefix = first.runtime.store.keyspace.prefix
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        direct.set(prefix + "schema", 3)
+        direct.zadd(prefix + "inflight", {"msg_from_the_future": 1})
+        with pytest.raises(RuntimeError, match="did not start"):
+            Emulator(redis_url=redis_url).start()
+        assert direct.get(prefix + "schema") == b"3"
+        assert direct.zcard(prefix + "inflight") == 1
+    finally:
+        direct.delete(prefix + "schema", prefix + "inflight")
         direct.close()
 
 
@@ -189,7 +212,7 @@ def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
         try:
             start = tracemalloc.get_traced_memory()[0]
             for i in range(200):
-                await store.redis.set(f"{store.prefix}d:{i}", b"x" * 50_000, px=20)
+                await store.redis.set(f"{store.keyspace.prefix}d:{i}", b"x" * 50_000, px=20)
             held = tracemalloc.get_traced_memory()[0] - start
             await asyncio.sleep(1.5)
             return held, tracemalloc.get_traced_memory()[0] - start
@@ -227,10 +250,10 @@ def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:
             started = asyncio.get_running_loop().time()
             await store.finish(msg, [make_row(msg, State.DELIVERED, 2)], 300)
             kept = await store.get("msg_done") is not None
-            while await store.redis.exists(store.prefix + "m:msg_done"):
+            while await store.redis.exists(store.keyspace.message("msg_done")):
                 assert asyncio.get_running_loop().time() - started < 5, "never deleted"
                 await asyncio.sleep(0.02)
-            assert await store.redis.zcard(store.prefix + "finished") == 0
+            assert await store.redis.zcard(store.keyspace.finished) == 0
             return kept, asyncio.get_running_loop().time() - started
         finally:
             await store.close()

@@ -47,7 +47,7 @@ async def _select(
         return found, None
     return await scan_stream(
         rt.store.redis,
-        rt.store.key(user, "dlq"),
+        rt.store.keyspace.dlq(user),
         parse_cursor(request),
         count,
         parse_order(request),

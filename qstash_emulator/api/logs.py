@@ -28,7 +28,12 @@ async def list_logs(request: Request) -> Response:
         return event if flt.matches(event, time_key="time") else None
 
     events, nxt = await scan_rows(
-        rt.store.redis, rt.store.key(who.user_id, "logs"), cursor, count, parse_order(request), pick
+        rt.store.redis,
+        rt.store.keyspace.logs(who.user_id),
+        cursor,
+        count,
+        parse_order(request),
+        pick,
     )
     body: dict[str, object] = {"events": events, "logs": events}
     if nxt:

@@ -1,18 +1,7 @@
 """Workflow state in the store: runs, the messages recorded in them, waiters and events.
 
-Layout (under the user's key, ``Store.key(user, ...)``; a run's ``ref`` is ``{runId}@{createdAt}``,
-since a run id may start a new run once its run ended):
-    run:{ref}           hash   r = run record (JSON)
-    run:{ref}:steps     list   the run's messages in the order they were accepted (JSON each)
-    run:{ref}:status    hash   message id -> its delivery state for the logs (JSON)
-    run:{ref}:waits     set    the run's waiters, as ``{eventId}\\n{waiterId}``
-    run:{ref}:invoked   hash   message id of an Invoke step's result -> the child run (JSON)
-    runs                zset   ref -> created at, every run (the logs list them newest first)
-    active              hash   run id -> created at of its run while that run has not ended
-    wait:{eventId}      hash   waiter id -> waiter (JSON)
-    lookback:{runId}    hash   event id -> data notified to the run before it waited (base64)
-and one key shared by all users, ``waits``: zset ``{user}\\n{eventId}\\n{waiterId}`` ->
-deadline (ms, emulator clock), so the timeouts of every user are found with one read.
+Their keys (``runs``, ``active``, ``run:{ref}...``, ``wait:{eventId}``, ``lookback:{runId}`` and
+the shared ``waits``) are described with every other family in ``_keyspace``.
 """
 
 from __future__ import annotations
@@ -22,6 +11,7 @@ from typing import Any
 
 from .. import _json
 from .._batching import Fill, Writes
+from .._keyspace import RunPart
 from .._store import Store
 from ._model import Run, RunStep
 
@@ -55,10 +45,11 @@ class RunStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.redis: Any = store.redis
-        self._waits = store.prefix + "waits"
+        self._waits = store.keyspace.waits
+        self.keyspace = store.keyspace
 
-    def _run_key(self, user: str, run_id: str, created_at: int, *parts: str) -> str:
-        return self.store.key(user, "run", ref(run_id, created_at), *parts)
+    def _run_key(self, user: str, run_id: str, created_at: int, part: RunPart | None = None) -> str:
+        return self.keyspace.run(user, ref(run_id, created_at), part)
 
     # Runs ---------------------------------------------------------------------------------
 
@@ -71,7 +62,7 @@ class RunStore:
 
     async def active(self, user: str, run_id: str) -> Run | None:
         """The run with this id that has not ended, if any."""
-        created = await self.redis.hget(self.store.key(user, "active"), run_id)
+        created = await self.redis.hget(self.keyspace.active_runs(user), run_id)
         if created is None:
             return None
         run = await self.get(user, run_id, int(created))
@@ -83,7 +74,7 @@ class RunStore:
         if run is not None:
             return run
         found = await self.redis.zrevrangebyscore(
-            self.store.key(user, "runs"), "+inf", "-inf", start=0, num=10_000
+            self.keyspace.runs(user), "+inf", "-inf", start=0, num=10_000
         )
         for member in found:
             name, _, created = member.decode().rpartition("@")
@@ -95,13 +86,14 @@ class RunStore:
         """The writes that start ``run`` with its first message (to go with the message's)."""
         record, step = _json.dumps(run.record()), self._encode(first)
         key = self._run_key(run.user, run.run_id, run.created_at)
+        steps = self._run_key(run.user, run.run_id, run.created_at, "steps")
 
         def fill(w: Writes) -> None:
             w.pipe.hset(key, "r", record)
-            w.pipe.rpush(key + ":steps", step)
-            w.pipe.hset(self.store.key(run.user, "active"), run.run_id, str(run.created_at))
+            w.pipe.rpush(steps, step)
+            w.pipe.hset(self.keyspace.active_runs(run.user), run.run_id, str(run.created_at))
             w.pipe.zadd(
-                self.store.key(run.user, "runs"), {ref(run.run_id, run.created_at): run.created_at}
+                self.keyspace.runs(run.user), {ref(run.run_id, run.created_at): run.created_at}
             )
 
         return fill
@@ -123,14 +115,14 @@ class RunStore:
         """Write back the run's record; an ended run is no longer the active one of its id."""
         record = _json.dumps(run.record())
         key = self._run_key(run.user, run.run_id, run.created_at)
-        active = self.store.key(run.user, "active")
+        active = self.keyspace.active_runs(run.user)
         ended = run.ended
 
         def fill(w: Writes) -> None:
             w.pipe.hset(key, "r", record)
             if ended:
                 w.pipe.hdel(active, run.run_id)
-                w.pipe.delete(self.store.key(run.user, "lookback", run.run_id))
+                w.pipe.delete(self.keyspace.lookback(run.user, run.run_id))
 
         await self.store.write(fill)
 
@@ -163,7 +155,7 @@ class RunStore:
 
     async def refs(self, user: str) -> list[tuple[str, int]]:
         """Every run of ``user``, newest first, as (run id, created at)."""
-        found = await self.redis.zrevrange(self.store.key(user, "runs"), 0, -1)
+        found = await self.redis.zrevrange(self.keyspace.runs(user), 0, -1)
         out = []
         for member in found:
             name, _, created = member.decode().rpartition("@")
@@ -179,7 +171,7 @@ class RunStore:
         member = f"{run.user}\n{event_id}\n{waiter_id}"
 
         def fill(w: Writes) -> None:
-            w.pipe.hset(self.store.key(run.user, "wait", event_id), waiter_id, data)
+            w.pipe.hset(self.keyspace.event_waiters(run.user, event_id), waiter_id, data)
             w.pipe.sadd(
                 self._run_key(run.user, run.run_id, run.created_at, "waits"),
                 f"{event_id}\n{waiter_id}",
@@ -189,14 +181,14 @@ class RunStore:
         await self.store.write(fill)
 
     async def waiters(self, user: str, event_id: str) -> list[Waiter]:
-        raw = await self.redis.hgetall(self.store.key(user, "wait", event_id))
+        raw = await self.redis.hgetall(self.keyspace.event_waiters(user, event_id))
         found = [_json.loads(v) for v in raw.values()]
         found.sort(key=lambda w: (w["createdAt"], w["id"]))
         return found
 
     async def take_waiter(self, user: str, event_id: str, waiter_id: str) -> Waiter | None:
         """Remove a waiter and return it, or None when another caller took it first."""
-        key = self.store.key(user, "wait", event_id)
+        key = self.keyspace.event_waiters(user, event_id)
         raw = await self.redis.hget(key, waiter_id)
         if raw is None or not await self.redis.hdel(key, waiter_id):
             return None
@@ -237,11 +229,11 @@ class RunStore:
 
     async def keep_event(self, user: str, run_id: str, event_id: str, data: bytes) -> None:
         """An event notified to a run that does not wait for it yet (lookback)."""
-        key = self.store.key(user, "lookback", run_id)
+        key = self.keyspace.lookback(user, run_id)
         await self.store.write(lambda w: w.pipe.hset(key, event_id, data))
 
     async def take_event(self, user: str, run_id: str, event_id: str) -> bytes | None:
-        key = self.store.key(user, "lookback", run_id)
+        key = self.keyspace.lookback(user, run_id)
         raw: bytes | None = await self.redis.hget(key, event_id)
         if raw is None or not await self.redis.hdel(key, event_id):
             return None
