@@ -18,6 +18,7 @@ from ._errors import EmulatorError
 from ._runtime import Runtime
 from ._store import StoreUnavailable
 from .api import all_routes
+from .api._browser_guard import BrowserGuard
 from .api._middleware import FaultMiddleware
 
 __all__ = ["create_app"]
@@ -69,7 +70,10 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(FaultMiddleware, faults=runtime.faults)],
+        middleware=[
+            Middleware(BrowserGuard, bind=runtime.settings.host),
+            Middleware(FaultMiddleware, faults=runtime.faults),
+        ],
         exception_handlers={
             EmulatorError: _emulator_error,
             HTTPException: _http_error,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import ipaddress
 import logging
@@ -10,11 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+import redis.asyncio as aioredis
 import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
 from ._feed import Feed
+from ._lease import Lease, StoreTaken
 from ._runtime import Runtime
 from ._serving import listen
 
@@ -100,6 +103,16 @@ def _exposed(host: str) -> bool:
         return True
 
 
+async def _take_store(lease: Lease, url: str) -> None:
+    """Take the store's lease before the banner, so a refusal is a plain error message; the
+    server's own connections then find it theirs."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        await lease.acquire(client)
+    finally:
+        await client.aclose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -124,8 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "well-known dev tokens. Bind 127.0.0.1 unless you mean it.",
             file=sys.stderr,
         )
-    print(banner(settings, url), flush=True)
     runtime = Runtime(settings)
+    if runtime.lease is not None:
+        runtime.lease.address = url
+        try:
+            asyncio.run(_take_store(runtime.lease, settings.redis_url or ""))
+        except (StoreTaken, OSError, aioredis.RedisError) as exc:
+            sock.close()
+            print(f"qstash-emulator: {exc}", file=sys.stderr)
+            return 1
+    print(banner(settings, url), flush=True)
     feed = None
     if not args.quiet:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -48,6 +48,8 @@ class Emulator:
             lifespan="on",
         )
         self._port = server.port
+        if self.runtime.lease is not None:
+            self.runtime.lease.address = self.url
         try:
             server.start()
         except RuntimeError as exc:

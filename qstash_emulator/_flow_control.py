@@ -10,9 +10,9 @@ holds its slot until its attempt starts, so a newcomer cannot overtake the wait 
 The plan's maximum parallelism also bounds the attempts in flight across all of a user's keys
 (``GET /v2/globalParallelism``); messages without a key are not limited.
 
-What is stored (user-scoped): ``flow`` hash key -> config and rate window (JSON), and
-``flow-wait:{key}`` lists. ``flow-wake`` (a global index, like ``due``) holds every key with
-waiters: score = when its rate window opens, or ``_PARKED`` when only an event can free it.
+What is stored (``store.flow``): each key's config and rate window, its wait list, and an
+index of every key with waiters: when its rate window opens, or ``PARKED`` when only an event
+can free it.
 Attempts in flight are process state: after a restart nothing is in flight, so every key with
 waiters is re-examined once (``_recover``).
 
@@ -28,16 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _json
 from ._clock import Clock
 from ._config import Settings
+from ._flow_store import PARKED
 from ._models import FINAL_STATES, Message, State
 from ._store import Store
 
 __all__ = ["FlowControl", "KeyState"]
-
-_PARKED = float(2**53)
-_SEP = "\x00"
 
 
 @dataclass
@@ -79,7 +76,6 @@ class FlowControl:
         self.clock = clock
         self._notify = notify
         self._lock = asyncio.Lock()
-        self._wake = store.keyspace.flow_wake
         # (user, key) -> ids attempting now; ids released from the wait list, not yet started.
         self._active: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._released: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
@@ -103,21 +99,16 @@ class FlowControl:
 
     # Storage --------------------------------------------------------------------------------
 
-    def _wait_key(self, user: str, key: str) -> str:
-        return self.store.keyspace.flow_wait(user, key)
-
     async def load(self, user: str, key: str) -> KeyState | None:
-        raw = await self.store.redis.hget(self.store.keyspace.flow(user), key)
-        return KeyState(**_json.loads(raw)) if raw is not None else None
+        stored = await self.store.flow.get(user, key)
+        return KeyState(**stored) if stored is not None else None
 
     async def _save(self, user: str, key: str, state: KeyState) -> None:
-        await self.store.redis.hset(
-            self.store.keyspace.flow(user), key, _json.dumps(dataclasses.asdict(state))
-        )
+        await self.store.flow.put(user, key, dataclasses.asdict(state))
 
     async def keys(self, user: str) -> dict[str, KeyState]:
-        raw = await self.store.redis.hgetall(self.store.keyspace.flow(user))
-        return {k.decode(): KeyState(**_json.loads(v)) for k, v in raw.items()}
+        stored = await self.store.flow.all(user)
+        return {key: KeyState(**state) for key, state in stored.items()}
 
     # Publisher hook: the latest message's config updates the key ----------------------------
 
@@ -147,7 +138,7 @@ class FlowControl:
             async with self._lock:
                 if msg.id in self._active.get(slot, ()) or msg.id in self._released.get(slot, ()):
                     continue  # the engine was quicker
-                if await self.store.redis.llen(self._wait_key(msg.user, key)):
+                if await self.store.flow.waiting(msg.user, key):
                     continue  # others wait: it joins them through the gate
                 state = await self.load(msg.user, key)
                 if state is None:
@@ -176,18 +167,15 @@ class FlowControl:
                     del self._released[slot]
                 self._active[slot].add(msg.id)
                 return True
-            pipe = self.store.redis.pipeline(transaction=False)
-            pipe.hget(self.store.keyspace.flow(msg.user), key)
-            pipe.llen(self._wait_key(msg.user, key))
-            raw, waiting = await pipe.execute()
-            state = KeyState(**_json.loads(raw)) if raw is not None else None
+            stored, waiting = await self.store.flow.get_with_waiting(msg.user, key)
+            state = KeyState(**stored) if stored is not None else None
             if state is None:  # stored before a reset or restart lost the key
                 state = KeyState()
                 _apply_config(state, msg)
             state.roll(self.clock.now_ms())
             if waiting or self._blocked(msg.user, key, state):
                 await self.store.park(msg)
-                await self.store.redis.rpush(self._wait_key(msg.user, key), msg.id)
+                await self.store.flow.wait(msg.user, key, msg.id)
                 await self._save(msg.user, key, state)
                 await self._pump(msg.user, key, state)
                 return False
@@ -225,7 +213,7 @@ class FlowControl:
             if held:
                 self._released[slot].discard(msg.id)
                 self._global[msg.user].discard(msg.id)
-            removed = int(await self.store.redis.lrem(self._wait_key(msg.user, key), 0, msg.id))
+            removed = await self.store.flow.unwait(msg.user, key, msg.id)
             if held or removed:
                 await self._pump(msg.user, key)
 
@@ -250,12 +238,7 @@ class FlowControl:
 
     async def _pump(self, user: str, key: str, state: KeyState | None = None) -> None:
         """Release waiters while the key has room; note when it should be looked at again."""
-        wait_key = self._wait_key(user, key)
-        member = user + _SEP + key
-        pipe = self.store.redis.pipeline(transaction=False)
-        pipe.llen(wait_key)
-        pipe.zrem(self._wake, member)  # set again below while anyone waits
-        waiting, _ = await pipe.execute()
+        waiting = await self.store.flow.unwake(user, key)  # set again below while anyone waits
         self._version += 1
         if not waiting:
             return
@@ -266,10 +249,10 @@ class FlowControl:
         state.roll(now)
         released = 0
         while not self._blocked(user, key, state):
-            raw = await self.store.redis.lpop(wait_key)
-            if raw is None:
+            message_id = await self.store.flow.next_waiter(user, key)
+            if message_id is None:
                 break
-            msg = await self.store.get(raw.decode())
+            msg = await self.store.get(message_id)
             if msg is None or msg.state in FINAL_STATES:
                 continue
             msg.due = now
@@ -279,12 +262,12 @@ class FlowControl:
             state.rate_count += 1
             released += 1
         await self._save(user, key, state)
-        if not await self.store.redis.llen(wait_key):
-            await self.store.redis.zrem(self._wake, member)
+        if not await self.store.flow.waiting(user, key):
+            await self.store.flow.wake_at(user, key, None)
         elif state.rate_full() and not state.paused:
-            await self.store.redis.zadd(self._wake, {member: state.window_end()})
+            await self.store.flow.wake_at(user, key, state.window_end())
         else:
-            await self.store.redis.zadd(self._wake, {member: _PARKED})
+            await self.store.flow.wake_at(user, key, PARKED)
         self._version += 1  # after the write: a read that overlapped it is not cached
         if released:
             self._notify()
@@ -297,26 +280,19 @@ class FlowControl:
         if self._next_version == self._version:
             return self._next
         version = self._version
-        first = await self.store.redis.zrangebyscore(
-            self._wake, "-inf", f"({_PARKED:.0f}", start=0, num=1, withscores=True
-        )
-        self._next = int(first[0][1]) if first else None
+        self._next = await self.store.flow.next_wake()
         self._next_version = version
         return self._next
 
     async def fire(self, now_ms: int) -> None:
-        due = await self.store.redis.zrangebyscore(self._wake, "-inf", now_ms)
-        for raw in due:
-            user, _, key = raw.decode().partition(_SEP)
+        for user, key in await self.store.flow.due(now_ms):
             async with self._lock:
                 await self._pump(user, key)
 
     async def _recover(self) -> None:
         """After a restart nothing is in flight: look at every key with waiters once."""
         self._recovered = True
-        members = await self.store.redis.zrange(self._wake, 0, -1)
-        if members:
-            await self.store.redis.zadd(self._wake, dict.fromkeys(members, 0))
+        await self.store.flow.wake_all()
         self._version += 1
 
     # Management API -------------------------------------------------------------------------
@@ -327,7 +303,7 @@ class FlowControl:
         expired = now >= state.window_end()
         return {
             "flowControlKey": key,
-            "waitListSize": int(await self.store.redis.llen(self._wait_key(user, key))),
+            "waitListSize": await self.store.flow.waiting(user, key),
             "parallelismMax": state.parallelism or 0,
             "parallelismCount": len(self._active.get((user, key), ())),
             "rateMax": state.rate or 0,

@@ -6,6 +6,8 @@ means the virtual clock when one drives the emulator.
 
 Shared by all users:
     schema                  string  the layout's version (``SCHEMA``); upgrades run on start
+    lease                   string  the emulator serving this keyspace (JSON: token, url,
+                                    host, pid), with a TTL it renews (``_lease``)
     m:{id}                  hash    r = message record (JSON), b = body bytes
     due                     zset    message id -> next delivery time (emulator clock); while
                                     in flight CLAIMED + claim time, moved back on start-up
@@ -69,6 +71,7 @@ class Keyspace:
     def __init__(self, prefix: str = "qe:") -> None:
         self.prefix = prefix
         self.schema = prefix + "schema"
+        self.lease = prefix + "lease"
         self.due = prefix + "due"
         self.finished = prefix + "finished"
         self.queue_wake = prefix + "qwake"

@@ -85,8 +85,7 @@ class Quotas:
 
     async def daily_used(self, user: str) -> int:
         day, _ = self._day()
-        raw = await self.store.redis.get(self.store.keyspace.daily(user, day))
-        return int(raw) if raw is not None else 0
+        return await self.store.quotas.used(user, day)
 
     async def check_daily(self, user: str, count: int) -> None:
         """429 if ``count`` more messages would pass today's quota; counts nothing."""
@@ -104,12 +103,9 @@ class Quotas:
         if limit is None or count <= 0:
             return
         day, reset = self._day()
-        key = self.store.keyspace.daily(user, day)
-        used = int(await self.store.redis.incrby(key, count))
-        if used == count:
-            await self.store.redis.expire(key, 2 * 86_400)
+        used = await self.store.quotas.add(user, day, count)
         if used > limit:
-            await self.store.redis.decrby(key, count)
+            await self.store.quotas.take_back(user, day, count)
             raise daily_limit_error(limit, max(0, limit - (used - count)), reset)
 
     async def check_publish(self, user: str, opts: PublishOptions, count: int) -> None:

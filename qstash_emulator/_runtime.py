@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,19 +15,22 @@ from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
 from ._inspection import History, Inspector
+from ._lease import RENEW_S, Lease, describe
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
 from ._random import choose
 from ._routing import Router
 from ._schedules import Schedules
-from ._store import Store
+from ._store import Store, StoreUnavailable
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
 from .workflows import Runs, RunStore, Waits
 
 __all__ = ["Caller", "Runtime"]
+
+log = logging.getLogger("qstash_emulator")
 
 _KEY_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -56,6 +61,9 @@ class Runtime:
             settings.redis_url, settings.log_retention, settings.redis_prefix
         )
         self.router = Router(AiohttpTransport(settings.message_size_limit))
+        # A shared Redis serves one emulator at a time (see _lease); memory is private.
+        self.lease = Lease(self.store.keyspace.lease) if settings.redis_url else None
+        self._keeper: asyncio.Task[None] | None = None
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
         self.faults = Faults()
@@ -201,13 +209,42 @@ class Runtime:
 
     async def start(self) -> None:
         try:
+            if self.lease is not None:
+                await self.lease.acquire(self.store.redis)
+                self._keeper = asyncio.create_task(self._keep_lease(self.lease))
             await self.engine.start()
         except BaseException:
             await self.stop()  # a refused start (a store it cannot use) leaves nothing open
             raise
 
+    async def _keep_lease(self, lease: Lease) -> None:
+        """Renew the lease; if another emulator took the store meanwhile, stop delivering."""
+        while True:
+            await asyncio.sleep(RENEW_S)
+            try:
+                if await lease.renew(self.store.redis):
+                    continue
+                holder = await self.store.redis.get(lease.key)
+            except StoreUnavailable:
+                continue  # an outage: renewed (or taken back) once Redis answers
+            log.error(
+                "another qstash-emulator took this Redis (%s) while it was unreachable; "
+                "this one stops delivering",
+                describe(holder),
+            )
+            await self.engine.stop()
+            return
+
     async def stop(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         await self.engine.stop()
+        if self.lease is not None:
+            try:
+                await self.lease.release(self.store.redis)
+            except StoreUnavailable:
+                pass  # it lapses on its own
         await self.store.close()
 
     async def reset(self) -> None:

@@ -9,9 +9,8 @@ down), the schedule fires once, not once per missed time, and its next time is c
 now. Production does the same for a trigger it could not deliver on time, and a burst of
 identical runs is never what a test wants.
 
-What is stored: ``schedule:{id}`` hash (r = JSON record, b = body) and ``schedules`` zset
-(id -> createdAt) per user; ``schedule-due`` (a global index like ``due``) maps
-``user NUL id`` to the next run time of every schedule that is not paused.
+Each schedule is stored (``store.schedules``) with its body, and indexed by its next run time
+while it is not paused.
 
 The rules: docs/behaviour.md#schedules.
 """
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._destination import is_url, validate_name
@@ -37,7 +35,6 @@ from ._store import Store
 
 __all__ = ["Cron", "Schedule", "Schedules", "parse_cron"]
 
-_SEP = "\x00"
 _DESCRIPTORS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
@@ -136,7 +133,6 @@ class Schedules:
         self.settings = settings
         self.clock = clock
         self.publisher = publisher
-        self._due = store.keyspace.schedule_due
         self._lock = asyncio.Lock()
         # The earliest run time, cached: the engine asks on every turn. Writes bump the version.
         self._next: int | None = None
@@ -149,33 +145,26 @@ class Schedules:
 
     # Storage --------------------------------------------------------------------------------
 
-    def _key(self, user: str, schedule_id: str) -> str:
-        return self.store.keyspace.schedule(user, schedule_id)
-
     async def get(self, user: str, schedule_id: str) -> Schedule | None:
-        record, body = await self.store.redis.hmget(self._key(user, schedule_id), ["r", "b"])
-        if record is None:
+        stored = await self.store.schedules.get(user, schedule_id)
+        if stored is None:
             return None
-        return Schedule(**_json.loads(record), body=body or b"")
+        record, body = stored
+        return Schedule(**record, body=body)
 
     async def for_user(self, user: str) -> list[Schedule]:
-        ids = await self.store.redis.zrange(self.store.keyspace.schedules(user), 0, -1)
-        found = [await self.get(user, i.decode()) for i in ids]
+        found = [await self.get(user, i) for i in await self.store.schedules.ids(user)]
         return [s for s in found if s is not None]
 
     async def _save(self, sched: Schedule) -> None:
-        pipe = self.store.redis.pipeline(transaction=True)
-        pipe.hset(
-            self._key(sched.user, sched.id),
-            mapping={"r": _json.dumps(sched.record()), "b": sched.body},
+        await self.store.schedules.put(
+            sched.user,
+            sched.id,
+            sched.created_at,
+            sched.record(),
+            sched.body,
+            None if sched.paused else sched.next_time,
         )
-        pipe.zadd(self.store.keyspace.schedules(sched.user), {sched.id: sched.created_at})
-        member = sched.user + _SEP + sched.id
-        if sched.paused or sched.next_time is None:
-            pipe.zrem(self._due, member)
-        else:
-            pipe.zadd(self._due, {member: sched.next_time})
-        await pipe.execute()
         self._version += 1
 
     # Management -----------------------------------------------------------------------------
@@ -202,7 +191,7 @@ class Schedules:
             old = await self.get(user, opts.schedule_id) if opts.schedule_id else None
             if old is None:
                 limits = self.settings.limits
-                count = int(await self.store.redis.zcard(self.store.keyspace.schedules(user)))
+                count = await self.store.schedules.count(user)
                 require_room("schedules", count, limits.max_schedules, limits.name)
             sched = Schedule(
                 id=opts.schedule_id or new_id("scd_"),
@@ -222,11 +211,7 @@ class Schedules:
 
     async def delete(self, user: str, schedule_id: str) -> bool:
         async with self._lock:
-            pipe = self.store.redis.pipeline(transaction=True)
-            pipe.delete(self._key(user, schedule_id))
-            pipe.zrem(self.store.keyspace.schedules(user), schedule_id)
-            pipe.zrem(self._due, user + _SEP + schedule_id)
-            deleted, _, _ = await pipe.execute()
+            deleted = await self.store.schedules.remove(user, schedule_id)
             self._version += 1
         return bool(deleted)
 
@@ -262,19 +247,16 @@ class Schedules:
         if self._next_version == self._version:
             return self._next
         version = self._version
-        first = await self.store.redis.zrange(self._due, 0, 0, withscores=True)
-        self._next = int(first[0][1]) if first else None
+        self._next = await self.store.schedules.next_time()
         self._next_version = version
         return self._next
 
     async def fire(self, now_ms: int) -> None:
-        due = await self.store.redis.zrangebyscore(self._due, "-inf", now_ms)
-        for raw in due:
-            user, _, schedule_id = raw.decode().partition(_SEP)
+        for user, schedule_id in await self.store.schedules.due(now_ms):
             async with self._lock:
                 sched = await self.get(user, schedule_id)
                 if sched is None or sched.paused:
-                    await self.store.redis.zrem(self._due, raw)
+                    await self.store.schedules.not_due(user, schedule_id)
                     self._version += 1
                     continue
                 if sched.next_time is not None and sched.next_time > now_ms:

@@ -1,7 +1,8 @@
 """Durable state through the redis-py asyncio API: fakeredis in memory, or a real Redis.
 
-The key layout of every family, this module's and its companions' (the ``*_store`` modules),
-is in ``_keyspace``.
+The store layer is this module and its companions, the ``*_store`` modules (one a resource,
+reached as ``store.groups``, ``store.queues`` ...): nothing else talks to Redis. The key layout
+of every family is in ``_keyspace``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
+from ._flow_store import FlowStore
+from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
 from ._models import Message
+from ._queue_store import QueueStore
+from ._quota_store import QuotaStore
+from ._schedule_store import ScheduleStore
 from ._streams import LogWriter
 
 __all__ = ["Store", "StoreUnavailable"]
@@ -56,6 +62,11 @@ class Store:
         self.keyspace = Keyspace(prefix)
         self._due = self.keyspace.due
         self._finished = self.keyspace.finished
+        self.groups = GroupStore(client, self.keyspace)
+        self.queues = QueueStore(client, self.keyspace)
+        self.schedules = ScheduleStore(client, self.keyspace)
+        self.flow = FlowStore(client, self.keyspace)
+        self.quotas = QuotaStore(client, self.keyspace)
         self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.

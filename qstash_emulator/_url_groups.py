@@ -1,6 +1,6 @@
 """URL groups ("topics"): named sets of endpoints a publish fans out to.
 
-Stored per user in one hash, ``groups``: group name -> JSON
+A group is stored (``store.groups``) as JSON
 ``{"createdAt", "updatedAt", "endpoints": [{"url", "name"?}], "headers": {Name: [values]}}``.
 
 Default headers (``PATCH /v2/topics/{name}``) are publish-family headers: ``Upstash-*`` names
@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._destination import is_url, validate_name, validate_url
@@ -75,16 +74,6 @@ class UrlGroups:
             self._locks = {loop: (lock := asyncio.Lock())}
         return lock
 
-    def _key(self, user: str) -> str:
-        return self.store.keyspace.groups(user)
-
-    async def _load(self, user: str, name: str) -> dict[str, Any] | None:
-        raw = await self.store.redis.hget(self._key(user), name)
-        return None if raw is None else dict(_json.loads(raw))
-
-    async def _save(self, user: str, name: str, group: dict[str, Any]) -> None:
-        await self.store.redis.hset(self._key(user), name, _json.dumps(group))
-
     @staticmethod
     def view(name: str, group: dict[str, Any]) -> dict[str, Any]:
         """The URLGroup JSON (every key the Python SDK indexes)."""
@@ -106,10 +95,10 @@ class UrlGroups:
         wanted = _endpoint_specs(body, require_url=True)
         limits = self.settings.limits
         async with self._lock:
-            group = await self._load(user, name)
+            group = await self.store.groups.get(user, name)
             now = self.clock.now_ms()
             if group is None:
-                count = int(await self.store.redis.hlen(self._key(user)))
+                count = await self.store.groups.count(user)
                 require_room("url groups", count, limits.max_url_groups, limits.name)
                 group = {"createdAt": now, "endpoints": [], "headers": {}}
             endpoints: list[dict[str, str]] = group["endpoints"]
@@ -124,39 +113,39 @@ class UrlGroups:
                 adding=len(endpoints) - before,
             )
             group["updatedAt"] = now
-            await self._save(user, name, group)
+            await self.store.groups.put(user, name, group)
 
     async def remove_endpoints(self, user: str, name: str, body: Any) -> None:
         """Remove endpoints by url and/or name; the group goes when its last endpoint does."""
         wanted = _endpoint_specs(body, require_url=False)
         async with self._lock:
-            group = await self._load(user, name)
+            group = await self.store.groups.get(user, name)
             if group is None:
                 raise NotFound(f"url group {name!r} not found")
             group["endpoints"] = [
                 e for e in group["endpoints"] if not any(_matches(e, s) for s in wanted)
             ]
             if not group["endpoints"]:
-                await self.store.redis.hdel(self._key(user), name)
+                await self.store.groups.remove(user, name)
                 return
             group["updatedAt"] = self.clock.now_ms()
-            await self._save(user, name, group)
+            await self.store.groups.put(user, name, group)
 
     async def get(self, user: str, name: str) -> dict[str, Any]:
-        group = await self._load(user, name)
+        group = await self.store.groups.get(user, name)
         if group is None:
             raise NotFound(f"url group {name!r} not found")
         return self.view(name, group)
 
     async def list_all(self, user: str) -> list[dict[str, Any]]:
-        raw = await self.store.redis.hgetall(self._key(user))
-        groups = [self.view(k.decode(), _json.loads(v)) for k, v in raw.items()]
+        stored = await self.store.groups.all(user)
+        groups = [self.view(name, group) for name, group in stored.items()]
         return sorted(groups, key=lambda g: (g["createdAt"], g["name"]))
 
     async def delete(self, user: str, name: str) -> None:
         """Forget the group; messages already published to it still finish."""
         async with self._lock:
-            await self.store.redis.hdel(self._key(user), name)
+            await self.store.groups.remove(user, name)
 
     async def set_headers(self, user: str, name: str, body: Any) -> None:
         """Replace the group's default headers after validating them as publish headers."""
@@ -174,12 +163,12 @@ class UrlGroups:
             headers.setdefault(canonical(raw_name.strip()), []).extend(values)
         parse_publish(_default_items(headers), self.settings)
         async with self._lock:
-            group = await self._load(user, name)
+            group = await self.store.groups.get(user, name)
             if group is None:
                 raise NotFound(f"url group {name!r} not found")
             group["headers"] = headers
             group["updatedAt"] = self.clock.now_ms()
-            await self._save(user, name, group)
+            await self.store.groups.put(user, name, group)
 
     # Publishing ----------------------------------------------------------------------------
 
@@ -187,7 +176,7 @@ class UrlGroups:
         """``items`` with the group's default headers added, when ``destination`` is a group."""
         if is_url(destination):
             return items
-        group = await self._load(user, destination)
+        group = await self.store.groups.get(user, destination)
         if group is None or not group.get("headers"):
             return items
         return merge_defaults(_default_items(group["headers"]), items)
@@ -196,7 +185,7 @@ class UrlGroups:
         self, user: str, name: str
     ) -> tuple[list[Endpoint], dict[str, list[str]]] | None:
         """``Publisher.resolve_group``: the endpoints and the default forwarded headers."""
-        group = await self._load(user, name)
+        group = await self.store.groups.get(user, name)
         if group is None:
             return None
         endpoints = [Endpoint(e["url"], e.get("name") or None) for e in group["endpoints"]]

@@ -235,18 +235,19 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
             ]
             for i in range(2)
         ]
-        queues, store = first.runtime.queues, first.runtime.store
+        store = first.runtime.store
+        keyspace = store.keyspace
 
         async def crash_after_final_state() -> None:
             # Where the engine was when the kill came: the first message started, delivered...
-            await store.redis.sadd(queues._k("defaultUser", "q", "active"), ids[0])
-            await store.redis.zrem(queues._k("defaultUser", "q", "ready"), ids[0])
+            await store.redis.sadd(keyspace.queue("defaultUser", "q", "active"), ids[0])
+            await store.redis.zrem(keyspace.queue("defaultUser", "q", "ready"), ids[0])
             msg = await store.get(ids[0])
             assert msg is not None
             msg.state, msg.final_at = State.DELIVERED, first.clock.now_ms()
             await store.finish(msg, [], 60_000)
             if cut == "inside-finished":  # ... and out of line, but still holding its slot.
-                await store.redis.zrem(queues._k("defaultUser", "q", "members"), ids[0])
+                await store.redis.zrem(keyspace.queue("defaultUser", "q", "members"), ids[0])
 
         first.call(crash_after_final_state())
     with Emulator(redis_url=redis_url) as second:

@@ -12,9 +12,9 @@ import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator, Settings
 from qstash_emulator._app import create_app
+from qstash_emulator._hosts import host_allowed
 from qstash_emulator._models import Message
 from qstash_emulator._runtime import Runtime
-from qstash_emulator.dashboard._guard import host_allowed
 
 from .conftest import Destination, sdk, wait_until
 

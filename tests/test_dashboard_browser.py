@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from qstash_emulator import DEFAULT_USERS, Emulator
+from qstash_emulator import DEFAULT_USERS, Emulator, VirtualClock
 
 from .conftest import Destination, sdk
 from .test_dashboard import add_delayed
@@ -29,6 +29,7 @@ from .test_dashboard import add_delayed
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 REBOUND = "rebound.test"  # resolves to 127.0.0.1 inside the browser, like a rebinding attack
+ELSEWHERE = "elsewhere.test"  # another site, also served from 127.0.0.1
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,7 +63,7 @@ def browser() -> Iterator[Any]:
         "--disable-sync",
         "--window-size=1600,1000",
         f"--user-data-dir={profile}",
-        f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
+        f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1, MAP {ELSEWHERE} 127.0.0.1",
     ]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -88,13 +89,19 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def page(browser: Any, emulator: Emulator) -> Iterator[Any]:
+def checked(browser: Any) -> Iterator[Any]:
     """The browser, with its console checked for errors after the test."""
     browser.get_log("browser")  # drop what earlier tests left
     yield browser
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     browser.get("about:blank")  # close the live stream before the emulator stops
     assert errors == []
+
+
+@pytest.fixture
+def page(emulator: Emulator, checked: Any) -> Any:
+    """``checked``, for a test on the ``emulator`` fixture (which outlives it)."""
+    return checked
 
 
 def until(driver: Any, what: str, check: Callable[[Any], T], timeout: float = 10) -> T:
@@ -333,6 +340,33 @@ def test_a_rebound_name_gets_no_page_and_other_origins_cannot_act(
     page.get_log("browser")  # the blocked requests are logged as CORS errors: expected here
 
 
+def test_a_form_on_another_site_cannot_use_the_well_known_token(
+    page: Any, emulator: Emulator, destination: Destination
+) -> None:
+    # No CORS is needed to send a form: the browser only withholds the answer. The API refuses
+    # what the browser marks as coming from another site.
+    destination.script("/fails", (500, {}, b"no"))
+    with sdk(emulator) as client:
+        client.message.publish(url=f"{destination.url}/fails", body="x", retries=0)
+        until(page, "the dead letter", lambda d: client.dlq.list().messages)
+        dlq_id = client.dlq.list().messages[0].dlq_id
+    target = f"{emulator.url}/v2/dlq/retry/{dlq_id}?qstash_token={emulator.token}"
+    form = f"""<!doctype html><form method="post" action="{target}"></form>
+    <script>document.forms[0].submit()</script>"""
+    destination.script("/form.html", (200, {"Content-Type": "text/html"}, form.encode()))
+    port = destination.url.rsplit(":", 1)[1]
+    page.get(f"http://{ELSEWHERE}:{port}/form.html")
+    until(
+        page,
+        "the API's refusal",
+        lambda d: "browser requests from other origins are refused" in d.page_source,
+    )
+    assert "Sec-Fetch-Site: cross-site" in page.page_source
+    with sdk(emulator) as client:
+        assert [m.dlq_id for m in client.dlq.list().messages] == [dlq_id]  # not retried
+    page.get_log("browser")  # the 403 is logged by the browser, as it should be
+
+
 def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
     shot: Callable[[str], None], page: Any, emulator: Emulator
 ) -> None:
@@ -411,3 +445,15 @@ def test_find_the_runs_waiting_for_an_event_and_notify_them(
         until(page, "the run to succeed", lambda d: "RUN SUCCESS" in one(d, "#detail").text)
     finally:
         js.stop()
+
+
+def test_next_delivery_is_counted_on_the_emulators_clock(checked: Any) -> None:
+    page = checked
+    with Emulator(clock=VirtualClock()) as emulator:
+        with sdk(emulator) as client:
+            sent = client.message.publish(url="http://127.0.0.1:9/x", body="x", delay=600)
+        emulator.clock.advance(540)  # a virtual clock 9 minutes ahead of this browser's
+        open_view(page, emulator, "messages")
+        row = one(page, f'tr[data-id="{sent.message_id}"]')
+        assert "in 1 min 0 s" in row.text, row.text
+        page.get("about:blank")

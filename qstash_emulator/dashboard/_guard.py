@@ -11,14 +11,13 @@ are accepted: loopback names, IP literals the bind covers, and the bind name its
 
 from __future__ import annotations
 
-import ipaddress
-
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _json
+from .._hosts import host_allowed
 
-__all__ = ["Guard", "host_allowed", "is_loopback"]
+__all__ = ["Guard", "send_error"]
 
 # The page loads only its own files and talks only to its own origin; nothing may frame it.
 HEADERS = {
@@ -32,46 +31,6 @@ HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-def is_loopback(host: str) -> bool:
-    """True for names and addresses only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _hostname(header: str) -> str:
-    """The name in a ``Host`` header, without its port: ``[::1]:8080`` -> ``::1``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    if header.count(":") == 1:
-        return header.partition(":")[0]
-    return header
-
-
-def host_allowed(header: str, bind: str) -> bool:
-    """Whether a request naming ``header`` as its Host may reach a server bound to ``bind``."""
-    host, bind = _hostname(header), bind.strip("[]").lower()
-    if not host:
-        return False
-    if host == "localhost" or host == bind:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a name other than the bind name: what DNS rebinding looks like
-    # An IP literal cannot be rebound; accept those the bind listens on.
-    if address.is_loopback or bind in ("0.0.0.0", "::", ""):
-        return True
-    try:
-        return address == ipaddress.ip_address(bind)
-    except ValueError:
-        return False
 
 
 class Guard:
@@ -91,7 +50,7 @@ class Guard:
                 f"the dashboard answers only on the addresses it serves on, not Host {host!r} "
                 "(a web page may be trying DNS rebinding); open it at http://127.0.0.1:<port>/"
             )
-            await _send_error(send, 403, error)
+            await send_error(send, 403, error)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -104,7 +63,8 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _send_error(send: Send, status: int, error: str) -> None:
+async def send_error(send: Send, status: int, error: str) -> None:
+    """A JSON error answer with the guard's headers, sent before any route runs."""
     body = _json.dumps({"error": error})
     headers = [
         (b"content-type", b"application/json"),

@@ -34,6 +34,7 @@ const state = {
   runs: { cursors: [null], page: 0 },
   dirty: false,
   refreshing: false,
+  clockOffset: 0, // the emulator's clock minus this browser's (a virtual clock runs ahead)
 };
 
 // DOM ------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ function span(ms) {
 
 function when(ms) {
   if (ms === null || ms === undefined) return "–";
-  const delta = ms - Date.now();
+  const delta = ms - (Date.now() + state.clockOffset); // due times are on the emulator's clock
   const rel = Math.abs(delta) < 1000 ? "now" : delta > 0 ? `in ${span(delta)}` : `${span(delta)} ago`;
   return `${rel} (${time(ms)})`;
 }
@@ -346,6 +347,8 @@ async function show(view, quiet = false) {
   }
   const main = $("#view");
   try {
+    const clock = await api("GET", "/_emulator/clock");
+    state.clockOffset = clock.virtual ? clock.now - Date.now() : 0;
     const content = await RENDER[view]();
     if (state.view !== view) return;
     const scroll = window.scrollY;
