@@ -29,7 +29,7 @@ from ._quota_store import QuotaStore
 from ._schedule_store import ScheduleStore
 from ._streams import LogWriter
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -469,6 +469,14 @@ class Store:
         await self.redis.hset(
             self.keyspace.signing_keys(user), mapping={"current": current, "next": nxt}
         )
+
+
+def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
+    """A dead letter's message and the last response (``body`` the raw bytes)."""
+    msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
+    response = _json.loads(fields.get(b"resp", b"{}"))
+    response["body"] = fields.get(b"rb", b"")
+    return msg, response
 
 
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:

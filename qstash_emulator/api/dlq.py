@@ -9,29 +9,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import _json
 from .._engine import make_row
 from .._errors import BadRequest, NotFound
 from .._headers import H, PublishOptions, parse_publish
 from .._models import Message, State, new_id
 from .._runtime import Runtime
+from .._store import decode_dlq
 from .._streams import scan_stream
 from .._views import dlq_view
+from . import workflow_dlq
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._filters import Filter, filter_from_body, filter_from_query, parse_cursor, parse_order
 
 __all__ = ["routes"]
 
 
-def _entry(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
-    msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
-    response = _json.loads(fields.get(b"resp", b"{}"))
-    response["body"] = fields.get(b"rb", b"")
-    return msg, response
-
-
 def _view(dlq_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
-    msg, response = _entry(fields)
+    msg, response = decode_dlq(fields)
     return dlq_view(msg, dlq_id, response)
 
 
@@ -56,6 +50,13 @@ async def _select(
 
 
 async def list_dlq(request: Request) -> Response:
+    """Every dead letter; ``source=workflow`` lists only those of workflow runs, with their
+    run's fields (as ``GET /v2/workflows/dlq``)."""
+    source = request.query_params.get("source")
+    if source == "workflow":
+        return await workflow_dlq.list_entries(request)
+    if source is not None:
+        raise BadRequest(f"invalid source: {source!r}, only workflow is supported")
     who = caller(request)
     rt = runtime(request)
     flt = filter_from_query(request)
@@ -131,7 +132,7 @@ async def _retry(
     for dlq_id, fields in entries:
         if dlq_id not in taken:
             continue
-        old, _ = _entry(fields)
+        old, _ = decode_dlq(fields)
         msg = replace(
             old,
             id=new_id("msg_"),
