@@ -502,7 +502,10 @@ class Engine:
             result["error"] = error
         if msg.run_id and self.runs is not None:
             runs = self.runs
-            await self._durably(lambda: runs.attempted(msg, decision, result, now))
+            try:
+                await self._durably(lambda: runs.attempted(msg, decision, result, now))
+            except Exception:  # what the logs show of a run must not hold up its message
+                log.exception("recording the attempt of %s in its run failed", msg.id)
         rows = [make_row(msg, State.ACTIVE, started)]
         callbacks: list[tuple[Message, CallbackConfig]] = []
         ready: list[Message] = []

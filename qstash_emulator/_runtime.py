@@ -29,7 +29,7 @@ from ._store import Store, StoreUnavailable
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
-from .workflows import Runs, RunStore, Waits
+from .workflows import RunDlq, Runs, RunStore, Waits
 
 __all__ = ["Caller", "Runtime"]
 
@@ -101,9 +101,11 @@ class Runtime:
         self.engine.runs = self.runs
         self.publisher.runs = self.runs
         self.runs.publish = self._publish_items
+        self.runs.publish_options = self.publisher.publish
         self.waits = Waits(self.runs.store, self.runs, settings, self.clock)
         self.waits.publish = self._publish_items
         self.engine.timers.append(self.waits)
+        self.run_dlq = RunDlq(self.runs, self.store)
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}

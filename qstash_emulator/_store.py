@@ -30,7 +30,7 @@ from ._quota_store import QuotaStore
 from ._schedule_store import ScheduleStore
 from ._streams import LogWriter, scan_rows, scan_stream
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -516,11 +516,16 @@ class Store:
         )
 
 
-def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
+def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
+    """A dead letter's message and the last response (``body`` the raw bytes)."""
     msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
     response = _json.loads(fields.get(b"resp", b"{}"))
     response["body"] = fields.get(b"rb", b"")
-    return DeadLetter(dlq_id, msg, response)
+    return msg, response
+
+
+def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(dlq_id, *decode_dlq(fields))
 
 
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:

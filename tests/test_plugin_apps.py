@@ -221,10 +221,12 @@ def test_redirects_are_followed_on_every_path(pytester: pytest.Pytester) -> None
                 if self.path == "/old":
                     self.send_response(308)
                     self.send_header("Location", "/new")
+                    self.send_header("Connection", "close")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 self.send_response(200)
+                self.send_header("Connection", "close")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

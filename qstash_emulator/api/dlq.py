@@ -11,6 +11,7 @@ from starlette.routing import Route
 from .._dead_letters import view
 from .._errors import BadRequest
 from .._models import DeadLetter
+from . import workflow_dlq
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._filters import filter_from_body, filter_from_query, parse_cursor, parse_order
 
@@ -18,6 +19,13 @@ __all__ = ["routes"]
 
 
 async def list_dlq(request: Request) -> Response:
+    """Every dead letter; ``source=workflow`` lists only those of workflow runs, with their
+    run's fields (as ``GET /v2/workflows/dlq``)."""
+    source = request.query_params.get("source")
+    if source == "workflow":
+        return await workflow_dlq.list_entries(request)
+    if source is not None:
+        raise BadRequest(f"invalid source: {source!r}, only workflow is supported")
     who = caller(request)
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 100) or 100
