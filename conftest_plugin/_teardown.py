@@ -47,11 +47,7 @@ async def gather(
 
 async def purge(runtime: Runtime, user_id: str) -> None:
     """Delete everything the user stored: messages, logs, dead letters, schedules, queues."""
-    schedules = getattr(runtime, "schedules", None)
-    if schedules is not None:  # their run times also sit in a global index
-        for sched in await schedules.for_user(user_id):
-            await schedules.delete(user_id, sched.id)
-    await runtime.store.purge_user(user_id)
+    await runtime.purge_user(user_id)
 
 
 def report(

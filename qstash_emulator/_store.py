@@ -329,8 +329,11 @@ class Store:
         return score is not None and score >= _CLAIMED
 
     async def purge_user(self, user: str) -> None:
-        """Delete every message and key of ``user`` (a test's namespace when it ends)."""
+        """Delete every message and key of ``user`` (a test's namespace when it ends), and
+        its members of the shared indexes."""
         await self._batch.drain()
+        for companion in (self.schedules, self.queues, self.flow):
+            await companion.purge(user)
         self._logs.forget(self.keyspace.logs(user))
         ids = await self.pending_ids(user)
         for message_id in ids:
