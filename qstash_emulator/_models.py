@@ -9,7 +9,16 @@ from typing import Any, Final, Literal
 from ._headers import CallbackConfig, FlowControl
 from ._random import choose
 
-__all__ = ["FINAL_STATES", "Kind", "LogState", "Message", "State", "flow_fields", "new_id"]
+__all__ = [
+    "FINAL_STATES",
+    "DeadLetter",
+    "Kind",
+    "LogState",
+    "Message",
+    "State",
+    "flow_fields",
+    "new_id",
+]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -105,6 +114,16 @@ class Message:
     @classmethod
     def from_record(cls, record: dict[str, Any], body: bytes) -> Message:
         return cls(**record, body=body)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that failed for good, with the last answer it got (its ``status``,
+    ``header``, ``body`` and ``error``)."""
+
+    dlq_id: str
+    message: Message
+    response: dict[str, Any]
 
 
 def flow_fields(flow: FlowControl | None) -> dict[str, Any]:

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 
 from ._clock import Clock, RealClock
 from ._config import Settings
+from ._dead_letters import DeadLetters
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
 from ._inspection import History, Inspector
-from ._lease import RENEW_S, Lease, describe
+from ._lease_store import RENEW_S, Lease, describe
+from ._logs import Logs
+from ._messages import Messages
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
@@ -61,8 +64,8 @@ class Runtime:
             settings.redis_url, settings.log_retention, settings.redis_prefix
         )
         self.router = Router(AiohttpTransport(settings.message_size_limit))
-        # A shared Redis serves one emulator at a time (see _lease); memory is private.
-        self.lease = Lease(self.store.keyspace.lease) if settings.redis_url else None
+        # A shared Redis serves one emulator at a time (see _lease_store); memory is private.
+        self.lease = self.store.lease() if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
         self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
         self.publisher = Publisher(self.store, settings, self.clock, self.engine)
@@ -81,8 +84,13 @@ class Runtime:
         self.engine.gates.extend([self.schedules, self.flow_control])
         self.url_groups = UrlGroups(self.store, settings, self.clock)
         self.publisher.resolve_group = self.url_groups.resolve
+        self.messages = Messages(self.store, settings, self.clock, self.engine)
+        self.dead_letters = DeadLetters(self.store, settings, self.clock, self.publisher)
+        self.logs = Logs(self.store)
         # Queues come first: a message waits for its place in line before anything else.
-        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
+        self.queues = Queues(
+            self.store, settings, self.clock, self.engine.notify, self.messages.cancel_many
+        )
         self.publisher.queue_intake = self.queues.accept
         self.engine.gates.insert(0, self.queues)
         self.engine.timers.append(self.queues)
@@ -212,7 +220,7 @@ class Runtime:
     async def start(self) -> None:
         try:
             if self.lease is not None:
-                await self.lease.acquire(self.store.redis)
+                await self.lease.acquire()
                 self._keeper = asyncio.create_task(self._keep_lease(self.lease))
             await self.engine.start()
         except BaseException:
@@ -224,9 +232,9 @@ class Runtime:
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                if await lease.renew(self.store.redis):
+                if await lease.renew():
                     continue
-                holder = await self.store.redis.get(lease.key)
+                holder = await lease.holder()
             except StoreUnavailable:
                 continue  # an outage: renewed (or taken back) once Redis answers
             log.error(
@@ -244,7 +252,7 @@ class Runtime:
         await self.engine.stop()
         if self.lease is not None:
             try:
-                await self.lease.release(self.store.redis)
+                await self.lease.release()
             except StoreUnavailable:
                 pass  # it lapses on its own
         await self.store.close()

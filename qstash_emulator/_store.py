@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -23,17 +23,19 @@ from ._batching import Batcher, Fill, Writes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
-from ._models import Message
+from ._lease_store import Lease
+from ._models import DeadLetter, Message
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
 from ._schedule_store import ScheduleStore
-from ._streams import LogWriter
+from ._streams import LogWriter, scan_rows, scan_stream
 
 __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
+T = TypeVar("T")
 # The errors of a store that does not answer (down, restarting, unreachable), as opposed to
 # one that refuses a command: the caller may try again once it answers.
 StoreUnavailable = (aioredis.ConnectionError, aioredis.TimeoutError)
@@ -98,6 +100,10 @@ class Store:
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, sweep_expired=url is None)
+
+    def lease(self) -> Lease:
+        """This emulator's claim on the store (see ``_lease_store``)."""
+        return Lease(self.redis, self.keyspace.lease)
 
     async def start(self) -> None:
         """Begin upkeep: forget finished messages once their grace is over, and in memory
@@ -414,6 +420,20 @@ class Store:
             for row in rows
         ]
 
+    async def log_page(
+        self,
+        user: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        pick: Callable[[bytes], T | None],
+    ) -> tuple[list[T], str | None]:
+        """What ``pick`` makes of up to ``count`` log rows of ``user`` from ``cursor`` on
+        (None skips a row), and where the next page starts."""
+        return await scan_rows(
+            self.redis, self.keyspace.logs(user), cursor, count, latest_first, pick
+        )
+
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
         await self._batch.run(lambda w: _log(w, logged))
@@ -433,12 +453,37 @@ class Store:
         )
         return str(entry_id.decode())
 
-    async def dlq_get(self, user: str, dlq_id: str) -> dict[bytes, bytes] | None:
+    async def dlq_get(self, user: str, dlq_id: str) -> DeadLetter | None:
         try:
             entries = await self.redis.xrange(self.keyspace.dlq(user), min=dlq_id, max=dlq_id)
         except aioredis.ResponseError:
             return None
-        return entries[0][1] if entries else None
+        return _dead_letter(dlq_id, entries[0][1]) if entries else None
+
+    async def dlq_all(self, user: str) -> list[DeadLetter]:
+        """Every dead letter of ``user``, oldest first."""
+        entries = await self.redis.xrange(self.keyspace.dlq(user), "-", "+")
+        return [_dead_letter(entry_id.decode(), fields) for entry_id, fields in entries]
+
+    async def dlq_page(
+        self,
+        user: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        keep: Callable[[DeadLetter], bool],
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Up to ``count`` dead letters ``keep`` accepts from ``cursor`` on, and where the
+        next page starts."""
+        entries, nxt = await scan_stream(
+            self.redis,
+            self.keyspace.dlq(user),
+            cursor,
+            count,
+            latest_first,
+            lambda fields: keep(_dead_letter("", fields)),
+        )
+        return [_dead_letter(dlq_id, fields) for dlq_id, fields in entries], nxt
 
     async def dlq_take(self, user: str, dlq_ids: Iterable[str]) -> list[str]:
         """Remove entries, answering the ids this call removed: of calls racing for one
@@ -477,6 +522,10 @@ def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
     response = _json.loads(fields.get(b"resp", b"{}"))
     response["body"] = fields.get(b"rb", b"")
     return msg, response
+
+
+def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(dlq_id, *decode_dlq(fields))
 
 
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:

@@ -11,16 +11,13 @@ from typing import Any
 from .._engine import make_row
 from .._errors import BadRequest, NotFound
 from .._headers import H, PublishOptions
-from .._models import Message, State, flow_fields, new_id
-from .._store import Store, decode_dlq
-from .._streams import scan_stream
+from .._models import DeadLetter, Message, State, flow_fields, new_id
+from .._store import Store
 from .._views import dlq_view
 from ._model import CallType, Run, RunStep
 from ._runs import TRIGGER_API, UNKNOWN_SDK, Runs
 
 __all__ = ["DlqFilter", "RunDlq"]
-
-Entry = tuple[str, dict[bytes, bytes]]
 
 
 @dataclass
@@ -66,9 +63,9 @@ class RunDlq:
         self.runs = runs
         self.store = store
 
-    async def view(self, dlq_id: str, fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+    async def view(self, letter: DeadLetter) -> dict[str, Any] | None:
         """The dead letter with its run's fields; None when it is not a run's."""
-        msg, response = decode_dlq(fields)
+        dlq_id, msg, response = letter.dlq_id, letter.message, letter.response
         if msg.run_id is None:
             return None
         run = await self.runs.run_of(msg)
@@ -101,38 +98,33 @@ class RunDlq:
         cursor: str | None,
         count: int,
         latest_first: bool = True,
-    ) -> tuple[list[tuple[str, dict[str, Any], dict[bytes, bytes]]], str | None]:
+    ) -> tuple[list[tuple[str, dict[str, Any], DeadLetter]], str | None]:
         """Matching dead letters of runs, a page of up to ``count`` from ``cursor``: (dlq id,
-        view, stored fields) each, and the next page's cursor."""
+        view, dead letter) each, and the next page's cursor."""
         if ids:
-            entries: list[Entry] = []
+            letters: list[DeadLetter] = []
             for dlq_id in dict.fromkeys(ids):
-                fields = await self.store.dlq_get(user, dlq_id)
-                if fields is not None:
-                    entries.append((dlq_id, fields))
+                letter = await self.store.dlq_get(user, dlq_id)
+                if letter is not None:
+                    letters.append(letter)
             after = None
         else:
-            entries, after = await scan_stream(
-                self.store.redis,
-                self.store.keyspace.dlq(user),
-                cursor,
-                count,
-                latest_first,
-                lambda fields: decode_dlq(fields)[0].run_id is not None,
+            letters, after = await self.store.dlq_page(
+                user, cursor, count, latest_first, lambda d: d.message.run_id is not None
             )
         found = []
-        for dlq_id, fields in entries:
-            view = await self.view(dlq_id, fields)
+        for letter in letters:
+            view = await self.view(letter)
             if view is not None and (ids or flt.matches(view)):
-                found.append((dlq_id, view, fields))
+                found.append((letter.dlq_id, view, letter))
         return found, after
 
-    async def get(self, user: str, dlq_id: str) -> tuple[dict[str, Any], dict[bytes, bytes]]:
-        fields = await self.store.dlq_get(user, dlq_id)
-        view = await self.view(dlq_id, fields) if fields is not None else None
-        if view is None or fields is None:
+    async def get(self, user: str, dlq_id: str) -> tuple[dict[str, Any], DeadLetter]:
+        letter = await self.store.dlq_get(user, dlq_id)
+        view = await self.view(letter) if letter is not None else None
+        if view is None or letter is None:
             raise NotFound(f"workflow dlq entry {dlq_id!r} not found")
-        return view, fields
+        return view, letter
 
     async def delete(self, user: str, ids: list[str]) -> int:
         return len(await self.store.dlq_take(user, ids))
@@ -141,7 +133,7 @@ class RunDlq:
         self,
         user: str,
         dlq_id: str,
-        fields: dict[bytes, bytes],
+        letter: DeadLetter,
         opts: PublishOptions,
         given: set[str],
         *,
@@ -150,7 +142,7 @@ class RunDlq:
         """A new run (a new id) carries on from the failed one: with the steps recorded
         before the failing message and that message again (resume), or from its first
         message (restart). Headers given with the request override the run's settings."""
-        msg, _ = decode_dlq(fields)
+        msg = letter.message
         old = await self.runs.run_of(msg)
         if old is None:
             raise BadRequest(f"workflow dlq entry {dlq_id!r}: its run is no longer known")
@@ -191,8 +183,8 @@ class RunDlq:
 
     async def retry_failure(self, user: str, dlq_id: str) -> dict[str, Any]:
         """Call a failed run's failure function again, when its last call failed."""
-        view, fields = await self.get(user, dlq_id)
-        msg, response = decode_dlq(fields)
+        view, letter = await self.get(user, dlq_id)
+        msg, response = letter.message, letter.response
         run = await self.runs.run_of(msg)
         if run is None or run.failure is None or run.failure.get("state") != "CALLBACK_FAIL":
             state = view.get("failureFunctionState", "none")
