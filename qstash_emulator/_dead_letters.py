@@ -11,8 +11,8 @@ from ._clock import Clock
 from ._config import Settings
 from ._errors import NotFound
 from ._filters import Filter
-from ._headers import H, PublishOptions, parse_publish
-from ._models import DeadLetter, State, new_id
+from ._headers import parse_publish
+from ._models import DeadLetter, State, new_id, option_fields
 from ._publisher import Publisher
 from ._store import Store
 from ._views import dlq_view
@@ -104,9 +104,10 @@ class DeadLetters:
         entry, exactly one wins. The publisher's checks (strict destinations, the plan's
         quotas) come before any entry is removed."""
         opts = parse_publish(items, self.settings)
-        changes = _overrides(opts, {name.lower() for name, _ in items})
+        given = {name.lower() for name, _ in items}
+        changes = option_fields(opts, self.settings.default_retries, given)
         now = self.clock.now_ms()
-        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        due = opts.due(now)
         fresh = {
             letter.dlq_id: replace(
                 letter.message,
@@ -128,22 +129,3 @@ class DeadLetters:
         if retried:
             await self.publisher.add(retried, now)
         return [msg.id for msg in retried]
-
-
-# The message fields a retry's own publish headers set: (header, field, option).
-_OVERRIDES = (
-    (H.RETRIES, "max_retries", "retries"),
-    (H.METHOD, "method", "method"),
-    (H.RETRY_DELAY, "retry_delay", "retry_delay"),
-    (H.TIMEOUT, "timeout_ms", "timeout_ms"),
-    (H.CALLBACK, "callback", "callback"),
-    (H.FAILURE_CALLBACK, "failure_callback", "failure_callback"),
-)
-
-
-def _overrides(opts: PublishOptions, given: set[str]) -> dict[str, Any]:
-    """The message fields a retry's own headers set (``given``: their lower-case names)."""
-    changes = {field: getattr(opts, option) for name, field, option in _OVERRIDES if name in given}
-    if any(name.startswith(H.FORWARD) for name in given):
-        changes["header"] = opts.header
-    return changes

@@ -171,6 +171,10 @@ class PublishOptions:
     schedule_id: str | None = None
     workflow: RunHeaders | None = None
 
+    def due(self, now: int) -> int:
+        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
+        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
+
     def dedup_key(self, destination: str, body: bytes) -> str | None:
         """The id that makes two publishes duplicates, if deduplication was asked for."""
         if self.dedup_id is not None:

@@ -14,7 +14,7 @@ from ._destination import is_url, refuse_private
 from ._engine import Engine, make_row
 from ._errors import BadRequest, NotFound
 from ._headers import PublishOptions
-from ._models import Message, State, flow_fields, new_id
+from ._models import Message, State, new_id, option_fields
 from ._store import Store
 
 __all__ = ["Admission", "Endpoint", "Publisher", "RunIntake"]
@@ -213,8 +213,7 @@ class Publisher:
         schedule_id: str | None,
         dedup: str | None,
     ) -> Message:
-        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
-        run = opts.workflow
+        due = opts.due(now)
         return Message(
             id=message_id,
             user=user,
@@ -222,25 +221,14 @@ class Publisher:
             created_at=now,
             not_before=due,
             due=due,
-            max_retries=opts.retries if opts.retries is not None else self.settings.default_retries,
-            method=opts.method,
-            header=opts.header,
             body=body,
-            timeout_ms=opts.timeout_ms,
-            retry_delay=opts.retry_delay,
-            callback=opts.callback,
-            failure_callback=opts.failure_callback,
             dedup_key=dedup,
-            labels=opts.labels,
-            redact=opts.redact,
             topic_name=topic,
             endpoint_name=endpoint.name,
             queue_name=queue_name,
             schedule_id=schedule_id,
             caller_ip=caller_ip,
-            **flow_fields(opts.flow),
-            run_id=run["run_id"] if run else None,
-            call_type=run["call_type"] if run else None,
+            **option_fields(opts, self.settings.default_retries),
         )
 
     async def check(self, user: str, opts: PublishOptions, urls: Iterable[str], count: int) -> None:

@@ -70,6 +70,10 @@ _PUBLISH_HEADERS: dict[str, tuple[str, str]] = {
     H.CALL_TYPE: ("step, toCallback, fromCallback or failureCall", "step"),
     H.INVOKE: ("true: the body is a context.invoke envelope", "false"),
     H.FEATURE_SET: ("the SDK's capabilities, comma-separated", "LazyFetch,InitialBody"),
+    H.TRIGGER_BY_SDK: (
+        "true: the SDK's own start of a run the trigger API created for it",
+        "false",
+    ),
 }
 _CALLBACK_OPTIONS = {
     "method": ("HTTP method of the callback", "POST"),

@@ -167,7 +167,7 @@ class RunDlq:
                 dlq_id=None,
             )
         again.run_id, again.run_created_at, again.created_at = run.run_id, run.created_at, now
-        again.due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
+        again.due = opts.due(now)
         again.not_before = again.due
         if H.RETRIES in given and run.retries is not None:
             again.max_retries = run.retries
