@@ -142,12 +142,13 @@ class History:
             attempts = [a for a in attempts if message_id in (a.message_id, a.source_message_id)]
         return attempts
 
-    def forget(self, user: str | None = None) -> None:
+    def reset(self) -> None:
         with self._lock:
-            if user is None:
-                self._by_user.clear()
-            else:
-                self._by_user.pop(user, None)
+            self._by_user.clear()
+
+    def forget_user(self, user: str) -> None:
+        with self._lock:
+            self._by_user.pop(user, None)
 
 
 def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[str, Any]:

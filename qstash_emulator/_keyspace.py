@@ -80,6 +80,11 @@ class Keyspace:
         self.waits = prefix + "waits"
         self.legacy_inflight = prefix + "inflight"
 
+    @staticmethod
+    def literal(text: str) -> str:
+        """``text`` in a SCAN pattern, matching only itself."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
     def everything(self) -> str:
         """A SCAN pattern matching every key of this emulator."""
         return self.prefix + "*"

@@ -65,9 +65,13 @@ class Router:
         self._mounts = [m for m in self._mounts if m.prefix != prefix]
         self._rewrites = [r for r in self._rewrites if r[0] != prefix]
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Drop every mount and rewrite."""
         self._mounts.clear()
         self._rewrites.clear()
+
+    def forget_user(self, user: str) -> None:
+        """Mounts and rewrites are the emulator's, not a user's: nothing to forget."""
 
     def resolve(self, url: str) -> str:
         """Where a request for ``url`` is sent, after rewriting."""
