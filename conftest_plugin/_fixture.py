@@ -27,6 +27,7 @@ from ._endpoints import Endpoint, Reply
 from ._matching import Criteria, Deliveries, count_message, no_match_message
 from ._options import Options
 from ._pending import PendingMessage
+from ._runs import WorkflowRuns
 from ._server import UNBOUND
 from ._time import Driver
 
@@ -41,8 +42,9 @@ __all__ = ["SEEDED_EPOCH_MS", "QStashFixture"]
 SEEDED_EPOCH_MS = 1_767_225_600_000
 
 
-class QStashFixture:
-    """A QStash emulator for one test: environment, records, assertions, clock, faults."""
+class QStashFixture(WorkflowRuns):
+    """A QStash emulator for one test: environment, records, assertions, clock, faults, and
+    Upstash Workflow runs (``_runs.WorkflowRuns``)."""
 
     def __init__(self, server: Server, options: Options, test_id: str) -> None:
         self.options = options
@@ -405,7 +407,7 @@ class QStashFixture:
             for cleanup in reversed(self._cleanups):
                 cleanup()
             if self.user.user_id not in self._server.active and not self.deliveries:
-                problems = self._report(([], []))  # it never called the API: nothing stored
+                problems = self._report(([], [], []))  # it never called the API: nothing stored
             else:
                 leftovers = self._server.emulator.call(self._gather(True), self.options.timeout)
                 problems = self._report(leftovers)

@@ -341,12 +341,18 @@ class Store:
         keys = [
             k async for k in self.redis.scan_iter(match=self.keyspace.of_user(user), count=1_000)
         ]
+        # The user's waiter deadlines sit in the shared index of workflow waits.
+        deadlines = [
+            m async for m in self.redis.zscan_iter(self.keyspace.waits, match=f"{user}\n*")
+        ]
         pipe = self.redis.pipeline(transaction=False)
         if ids:
             pipe.zrem(self._due, *ids)
             pipe.delete(*(self.keyspace.message(i) for i in ids))
         if keys:
             pipe.delete(*keys)
+        if deadlines:
+            pipe.zrem(self.keyspace.waits, *(member for member, _ in deadlines))
         await pipe.execute()
 
     async def claimed_before(self, when_ms: int) -> list[str]:

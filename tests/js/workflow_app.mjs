@@ -54,6 +54,13 @@ const workflows = {
     record("sleep", { runId: context.workflowRunId });
   }),
 
+  "/week": serve(async (context) => {
+    await context.run("start", () => "started");
+    await context.sleep("a week", "7d");
+    const { timeout } = await context.waitForEvent("a day's wait", "never-sent", { timeout: "1d" });
+    await context.run("finish", () => ({ timedOut: timeout }));
+  }),
+
   "/parallel": serve(async (context) => {
     const [a, b, c] = await Promise.all([
       context.run("a", () => "A"),
