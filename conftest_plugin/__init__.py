@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._matching import Deliveries
     from ._options import Options
     from ._pending import PendingMessage
+    from ._runs import RunStep, WorkflowRun
 
 __all__ = [
     "Deliveries",
@@ -25,6 +26,8 @@ __all__ = [
     "PendingMessage",
     "QStashFixture",
     "Reply",
+    "RunStep",
+    "WorkflowRun",
     "reply",
 ]
 
@@ -36,6 +39,8 @@ _HOMES = {
     "PendingMessage": "._pending",
     "QStashFixture": "._fixture",
     "Reply": "._endpoints",
+    "RunStep": "._runs",
+    "WorkflowRun": "._runs",
     "reply": "._endpoints",
 }
 

@@ -27,6 +27,7 @@ from ._endpoints import Endpoint, Reply
 from ._matching import Criteria, Deliveries, count_message, no_match_message
 from ._options import Options
 from ._pending import PendingMessage
+from ._runs import WorkflowRuns
 from ._server import UNBOUND
 from ._time import Driver
 
@@ -41,8 +42,9 @@ __all__ = ["SEEDED_EPOCH_MS", "QStashFixture"]
 SEEDED_EPOCH_MS = 1_767_225_600_000
 
 
-class QStashFixture:
-    """A QStash emulator for one test: environment, records, assertions, clock, faults."""
+class QStashFixture(WorkflowRuns):
+    """A QStash emulator for one test: environment, records, assertions, clock, faults, and
+    Upstash Workflow runs (``_runs.WorkflowRuns``)."""
 
     def __init__(self, server: Server, options: Options, test_id: str) -> None:
         self.options = options
@@ -261,7 +263,11 @@ class QStashFixture:
         __tracebackhide__ = True
         inspector = self._server.emulator.runtime.inspector
         try:
-            self._server.emulator.call(inspector.run_now(self.user.user_id, message_or_schedule_id))
+            self._driver.call(
+                inspector.run_now(self.user.user_id, message_or_schedule_id),
+                self.options.timeout,
+                f"moving {message_or_schedule_id} to now",
+            )
         except LookupError as exc:
             raise AssertionError(str(exc)) from None
         self._driver.wait_idle(self.options.timeout)
@@ -287,15 +293,19 @@ class QStashFixture:
     def dead_letters(self) -> list[dict[str, Any]]:
         """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
         inspector = self._server.emulator.runtime.inspector
-        entries = self._server.emulator.call(inspector.dead_letters(self.user.user_id))
+        entries = self._driver.call(
+            inspector.dead_letters(self.user.user_id), self.options.timeout, "reading the DLQ"
+        )
         self._seen_dead_letters.update(e["dlqId"] for e in entries)
         return entries
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
         """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
         inspector = self._server.emulator.runtime.inspector
-        times = self._server.emulator.call(
-            inspector.schedule_times(self.user.user_id, schedule_id, count)
+        times = self._driver.call(
+            inspector.schedule_times(self.user.user_id, schedule_id, count),
+            self.options.timeout,
+            f"reading the run times of {schedule_id}",
         )
         if times is None:
             raise LookupError(f"schedule {schedule_id!r} not found")
@@ -364,7 +374,10 @@ class QStashFixture:
 
     def problems(self) -> list[str]:
         """What the teardown checks would report now."""
-        return self._report(self._server.emulator.call(self._gather(purge_after=False)))
+        leftovers = self._driver.call(
+            self._gather(purge_after=False), self.options.timeout, "checking what is left"
+        )
+        return self._report(leftovers)
 
     def _gather(self, purge_after: bool) -> Coroutine[Any, Any, _teardown.Leftovers]:
         failed = any(d.outcome == "failed" for d in self.deliveries)
@@ -394,7 +407,7 @@ class QStashFixture:
             for cleanup in reversed(self._cleanups):
                 cleanup()
             if self.user.user_id not in self._server.active and not self.deliveries:
-                problems = self._report(([], []))  # it never called the API: nothing stored
+                problems = self._report(([], [], []))  # it never called the API: nothing stored
             else:
                 leftovers = self._server.emulator.call(self._gather(True), self.options.timeout)
                 problems = self._report(leftovers)
@@ -406,7 +419,8 @@ class QStashFixture:
             ]
             # Tests run one at a time per emulator: what is still in flight is this test's,
             # and must not hold up the next one.
-            self._server.emulator.call(self._server.emulator.runtime.engine.abort())
+            engine = self._server.emulator.runtime.engine
+            self._server.emulator.call(engine.abort(), self.options.timeout)
         finally:
             self._dispose(purged)
         if problems:
@@ -428,7 +442,7 @@ class QStashFixture:
         server.drop_recorder(user_id)
         server.active.discard(user_id)
         if not purged:
-            server.emulator.call(_teardown.purge(runtime, user_id))
+            server.emulator.call(_teardown.purge(runtime, user_id), self.options.timeout)
         runtime.remove_user(user_id)
         if self.options.seed is not None:
             seed_ids(None)

@@ -16,8 +16,9 @@ import pytest
 
 __all__ = ["CHECKS", "MARKER_HELP", "Check", "ClockMode", "Options", "resolve"]
 
-# What the teardown looks at: messages left waiting, dead letters, scripted replies not used.
-Check = Literal["pending", "dead_letters", "unused_responses"]
+# What the teardown looks at: messages left waiting, dead letters, scripted replies not used,
+# workflow runs that did not end.
+Check = Literal["pending", "dead_letters", "unused_responses", "runs"]
 CHECKS: tuple[Check, ...] = get_args(Check)
 # A virtual clock the test drives, or the wall clock.
 ClockMode = Literal["virtual", "real"]

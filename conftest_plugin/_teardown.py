@@ -1,7 +1,7 @@
 """The teardown checks: what a test left behind, found in one trip to the server, then purged.
 
 A test fails at teardown when it leaves messages pending or retrying, dead letters nobody
-looked at, or scripted answers and API faults never used.
+looked at, scripted answers and API faults never used, or workflow runs that did not end.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from qstash_emulator._runtime import Runtime
 from ._endpoints import Endpoint
 from ._matching import Deliveries
 from ._options import Options
+from ._runs import WorkflowRun, run_records, unfinished_text
 
 __all__ = ["Leftovers", "failure_text", "gather", "purge", "report"]
 
 DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
 
-Leftovers = tuple[list[Waiting], list[dict[str, Any]]]
+Leftovers = tuple[list[Waiting], list[dict[str, Any]], list[WorkflowRun]]
 
 
 async def gather(
@@ -32,6 +33,7 @@ async def gather(
     inspector = runtime.inspector
     waiting: list[Waiting] = []
     letters: list[dict[str, Any]] = []
+    runs: list[WorkflowRun] = []
     if options.checks:
         if engine.in_flight or await store.pending_ids(user_id):
             await engine.wait_idle()
@@ -40,18 +42,16 @@ async def gather(
         # Only a failed message makes a dead letter, and the test saw every attempt.
         if failed and options.check("dead_letters"):
             letters = await inspector.dead_letters(user_id)
+        if options.check("runs"):
+            runs = [r for r in await run_records(runtime, user_id) if not r.finished]
     if purge_after:
         await purge(runtime, user_id)
-    return waiting, letters
+    return waiting, letters, runs
 
 
 async def purge(runtime: Runtime, user_id: str) -> None:
     """Delete everything the user stored: messages, logs, dead letters, schedules, queues."""
-    schedules = getattr(runtime, "schedules", None)
-    if schedules is not None:  # their run times also sit in a global index
-        for sched in await schedules.for_user(user_id):
-            await schedules.delete(user_id, sched.id)
-    await runtime.store.purge_user(user_id)
+    await runtime.purge_user(user_id)
 
 
 def report(
@@ -64,7 +64,7 @@ def report(
     deliveries: Deliveries,
 ) -> list[str]:
     """One paragraph per failed check."""
-    waiting, letters = leftovers
+    waiting, letters, runs = leftovers
     last = {d.message_id: d for d in deliveries}
     problems = []
     if waiting:
@@ -89,6 +89,8 @@ def report(
             f"{len(unseen)} dead letter(s) nobody looked at (check them with "
             "qstash.assert_dead_lettered(...) or qstash.dead_letters()):\n" + "\n".join(lines)
         )
+    if runs:
+        problems.append(unfinished_text(runs))
     if options.check("unused_responses"):
         lines = [f"  {e.url}: {', '.join(e.unused)}" for e in endpoints if e.unused]
         lines += [f"  API fault: {f.describe()}" for f in faults if f.left is not None]

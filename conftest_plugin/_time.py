@@ -75,17 +75,7 @@ class Driver:
 
     def pending_text(self, timeout: float = 2) -> str:
         """What is pending, for a message about a wait that gave up."""
-        try:
-            waiting = self.waiting(timeout)
-        except TimeoutError:
-            return (
-                f"The emulator did not answer within {timeout:g}s: something blocks its event "
-                "loop, so what is pending is unknown."
-            )
-        if not waiting:
-            return "No message is pending."
-        now = self.now()
-        return "Pending messages:\n" + "\n".join("  " + w.describe(now) for w in waiting)
+        return self.server.emulator.pending(timeout, self.user_id)
 
     # Moving time ------------------------------------------------------------------------------
 
@@ -160,7 +150,7 @@ class Driver:
                 if len(self.recorder.deliveries) > seen:
                     idle_since = None
                     continue
-                nxt = self.server.emulator.call(next_due(self.engine, True))
+                nxt = self.call(next_due(self.engine, True), timeout, "finding what is due next")
                 if self.auto_advance and nxt is not None and nxt <= start + _YEAR_MS:
                     self._jump(nxt)
                     idle_since = None

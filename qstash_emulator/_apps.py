@@ -24,8 +24,8 @@ __all__ = ["AppThreads", "MountedApp", "is_wsgi"]
 
 # A WSGI handler blocked on I/O holds a worker; this many may wait at once.
 _WSGI_WORKERS = 32
-# After a timed-out ASGI delivery is cancelled, how long the app loop has to acknowledge it
-# before it counts as wedged (a handler that never yields) and is replaced.
+# After an ASGI delivery is given up on, how long the app loop has to act on the cancel before
+# it counts as stuck (a handler that never yields) and the next delivery gets a fresh loop.
 _CANCEL_GRACE_S = 0.5
 
 
@@ -42,6 +42,7 @@ class AppThreads:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._cancelled: list[threading.Event] = []
         self._lock = threading.Lock()
 
     def run(self, call: Any, *args: Any) -> concurrent.futures.Future[Any]:
@@ -66,10 +67,28 @@ class AppThreads:
     def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._running())
 
+    def cancelled(self, ended: threading.Event) -> None:
+        """Note an ASGI call given up on; ``ended`` is set once its task has stopped."""
+        with self._lock:
+            self._cancelled.append(ended)
+
+    async def check(self) -> None:
+        """Before an ASGI call: a loop that has not acted on an earlier cancel within a grace
+        period is stuck in a handler that never yields, and would hold this call too; it is
+        given up, and this call gets a fresh one."""
+        for _ in range(int(_CANCEL_GRACE_S / 0.01)):
+            with self._lock:
+                self._cancelled = [e for e in self._cancelled if not e.is_set()]
+                if not self._cancelled:
+                    return
+            await asyncio.sleep(0.01)
+        self.abandon()
+
     def abandon(self) -> None:
         """Give up on a loop that did not honour a cancel: later calls get a fresh one."""
         with self._lock:
             loop, self._loop = self._loop, None
+            self._cancelled = []
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
 
@@ -113,24 +132,17 @@ class MountedApp:
             future = self._threads.run(_call_wsgi, self._wsgi, request)
         else:
             assert self._asgi is not None
+            await self._threads.check()
             future = self._threads.submit(_call_asgi(self._asgi, request, ended))
         try:
             async with asyncio.timeout(timeout_s):
                 answer: Response = await asyncio.wrap_future(future)
                 return answer
         except TimeoutError as exc:
-            if self._asgi is not None:
-                await self._check_cancelled(ended)
             raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
-
-    async def _check_cancelled(self, ended: threading.Event) -> None:
-        # The timeout cancelled the app's task, but a loop stuck in a handler that never
-        # yields cannot act on that, and would hold every later delivery to an ASGI app.
-        for _ in range(int(_CANCEL_GRACE_S / 0.01)):
-            if ended.is_set():
-                return
-            await asyncio.sleep(0.01)
-        self._threads.abandon()
+        finally:
+            if self._asgi is not None and not ended.is_set():
+                self._threads.cancelled(ended)  # timed out, or its caller was cancelled
 
 
 def _answer(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:

@@ -11,13 +11,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
 import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
 from ._feed import Feed
-from ._lease import Lease, StoreTaken
+from ._lease_store import StoreTaken, StoreUnreachable
 from ._runtime import Runtime
 from ._serving import listen
 
@@ -103,16 +102,6 @@ def _exposed(host: str) -> bool:
         return True
 
 
-async def _take_store(lease: Lease, url: str) -> None:
-    """Take the store's lease before the banner, so a refusal is a plain error message; the
-    server's own connections then find it theirs."""
-    client = aioredis.Redis.from_url(url)
-    try:
-        await lease.acquire(client)
-    finally:
-        await client.aclose()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -141,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runtime.lease is not None:
         runtime.lease.address = url
         try:
-            asyncio.run(_take_store(runtime.lease, settings.redis_url or ""))
-        except (StoreTaken, OSError, aioredis.RedisError) as exc:
+            asyncio.run(runtime.lease.acquire_at(settings.redis_url or ""))
+        except (StoreTaken, StoreUnreachable, OSError) as exc:
             sock.close()
             print(f"qstash-emulator: {exc}", file=sys.stderr)
             return 1

@@ -87,10 +87,10 @@ class VirtualClock(Clock):
 
     def restart(self, now_ms: int) -> int:
         """Start over at ``now_ms``, backwards too: for a fresh test on an emulator that
-        holds nothing due (the pytest plugin's, between tests)."""
+        holds nothing due (the pytest plugin's, between tests). With nothing due there is no
+        one to wake, and waking the engine's thread costs the caller ~0.4 ms."""
         with self._lock:
             self._now = now_ms
-        self._notify()
         return self._now
 
     async def wait(self, until_ms: int | None, wake: asyncio.Event) -> None:

@@ -131,7 +131,7 @@ class Emulator:
 
     def wait_idle(self, timeout: float = 10) -> None:
         """Wait (in real time) until nothing is due now and no attempt is running."""
-        self.call(self.runtime.engine.wait_idle(), timeout)
+        self._wait(self.runtime.engine.wait_idle(), timeout, "waiting until nothing is due")
 
     def run_until_idle(self, timeout: float = 10, max_seconds: float | None = None) -> None:
         """Deliver everything, jumping a virtual clock to each next due time.
@@ -142,9 +142,35 @@ class Emulator:
         instead of jumping.
         """
         recurring = max_seconds is not None
-        self.call(
-            self._drain(366 * 86_400 if max_seconds is None else max_seconds, recurring), timeout
-        )
+        drain = self._drain(366 * 86_400 if max_seconds is None else max_seconds, recurring)
+        self._wait(drain, timeout, "running until no message is due")
+
+    def _wait(self, coro: Coroutine[Any, Any, None], timeout: float, what: str) -> None:
+        try:
+            self.call(coro, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout:g}s {what}\n{self.pending()}") from None
+
+    def pending(self, timeout: float = 2, user: str | None = None) -> str:
+        """What is not delivered yet (``user``'s, or every user's), one message a line, for a
+        wait that gave up; says so when the event loop is too busy to tell."""
+        users = [user] if user is not None else [u.user_id for u in self.runtime.users]
+
+        async def look() -> list[str]:
+            inspector, now = self.runtime.inspector, self.clock.now_ms()
+            lines = []
+            for who in users:
+                lines += ["  " + w.describe(now) for w in await inspector.waiting(who)]
+            return lines
+
+        try:
+            lines = self.call(look(), timeout)
+        except TimeoutError:
+            return (
+                f"The emulator did not answer within {timeout:g}s: something blocks its event "
+                "loop, so what is pending is unknown."
+            )
+        return "Pending messages:\n" + "\n".join(lines) if lines else "No message is pending."
 
     async def _drain(self, max_seconds: float, recurring: bool) -> None:
         engine = self.runtime.engine

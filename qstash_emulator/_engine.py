@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 from . import _json
 from ._clock import Clock
 from ._config import Settings
-from ._headers import CallbackConfig, on_the_wire
+from ._headers import CallbackConfig, H, on_the_wire
 from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
@@ -426,19 +426,19 @@ class Engine:
         }
         if run is not None:
             headers = {**run.underlay, **headers, **run.overlay}
-        headers["User-Agent"] = "Upstash-QStash"
+        headers[H.USER_AGENT] = "Upstash-QStash"
         # Wall time, not the emulator's clock: receivers check iat/exp against their own clock,
         # and a virtual clock that ran ahead would make PyJWT reject "iat in the future".
-        headers["Upstash-Signature"] = sign(key, msg.url, body, int(time.time()))
-        headers["Upstash-Message-Id"] = msg.id
-        headers["Upstash-Retried"] = str(msg.retried)
-        headers["Upstash-Region"] = self.settings.region
+        headers[H.SIGNATURE] = sign(key, msg.url, body, int(time.time()))
+        headers[H.MESSAGE_ID] = msg.id
+        headers[H.RETRIED] = str(msg.retried)
+        headers[H.REGION] = self.settings.region
         if msg.caller_ip:
-            headers["Upstash-Caller-Ip"] = msg.caller_ip
+            headers[H.CALLER_IP] = msg.caller_ip
         if msg.schedule_id:
-            headers["Upstash-Schedule-Id"] = msg.schedule_id
+            headers[H.OUT_SCHEDULE_ID] = msg.schedule_id
         if msg.topic_name:
-            headers["Upstash-Topic-Name"] = msg.topic_name
+            headers[H.TOPIC_NAME] = msg.topic_name
         return headers
 
     def _emit(
@@ -502,7 +502,10 @@ class Engine:
             result["error"] = error
         if msg.run_id and self.runs is not None:
             runs = self.runs
-            await self._durably(lambda: runs.attempted(msg, decision, result, now))
+            try:
+                await self._durably(lambda: runs.attempted(msg, decision, result, now))
+            except Exception:  # what the logs show of a run must not hold up its message
+                log.exception("recording the attempt of %s in its run failed", msg.id)
         rows = [make_row(msg, State.ACTIVE, started)]
         callbacks: list[tuple[Message, CallbackConfig]] = []
         ready: list[Message] = []

@@ -5,6 +5,7 @@ and a ``{"error": "..."}`` body:
 
     EmulatorError
     ├── BadRequest            400  a header, query parameter or body field is invalid
+    │   └── PlanLimit         400  a value past the plan's limit (412 on a workflow's message)
     ├── Unauthorized          401  missing or unknown token
     ├── Forbidden             403  a write with a read-only token
     ├── NotFound              404  unknown message, DLQ entry, schedule, queue, group, key
@@ -19,6 +20,7 @@ __all__ = [
     "EmulatorError",
     "Forbidden",
     "NotFound",
+    "PlanLimit",
     "QuotaExceeded",
     "RateLimited",
     "Unauthorized",
@@ -38,6 +40,14 @@ class EmulatorError(Exception):
 
 class BadRequest(EmulatorError):
     status_code = 400
+
+
+class PlanLimit(BadRequest):
+    """A value past the plan's limit (retries, delay, timeout, size): 400 for a message, and
+    412 for a message of a workflow run, which the workflow SDKs read as a quota error."""
+
+    def for_workflow(self) -> QuotaExceeded:
+        return QuotaExceeded(self.message, self.headers)
 
 
 class Unauthorized(EmulatorError):

@@ -104,6 +104,12 @@ class Faults:
         with self._lock:
             self._faults = [f for f in self._faults if user is not None and f.user != user]
 
+    def reset(self) -> None:
+        self.clear()
+
+    def forget_user(self, user: str) -> None:
+        self.clear(user)
+
     def remaining(self, user: str | None = None) -> list[Fault]:
         """Faults that have not fired all their times (for ``user``, or all)."""
         with self._lock:

@@ -97,6 +97,15 @@ class FlowControl:
         self._global.clear()
         self._global_blocked.clear()
 
+    def forget_user(self, user: str) -> None:
+        """Forget the slots the user's messages held (they are gone from the store)."""
+        self._version += 1
+        for slots in (self._active, self._released):
+            for slot in [s for s in slots if s[0] == user]:
+                del slots[slot]
+        self._global.pop(user, None)
+        self._global_blocked.pop(user, None)
+
     # Storage --------------------------------------------------------------------------------
 
     async def load(self, user: str, key: str) -> KeyState | None:

@@ -98,6 +98,13 @@ class FlowStore:
             out.append((user, key))
         return out
 
+    async def purge(self, user: str) -> None:
+        """Take the user's keys off the shared index."""
+        head = self._keyspace.literal(user + _SEP) + "*"
+        found = [m async for m in self._redis.zscan_iter(self._wake, match=head, count=1_000)]
+        if found:
+            await self._redis.zrem(self._wake, *(member for member, _ in found))
+
     async def wake_all(self) -> None:
         """Every key with waiters is to be looked at now (after a restart)."""
         members = await self._redis.zrange(self._wake, 0, -1)

@@ -14,7 +14,7 @@ from typing import NotRequired, TypedDict
 from ._config import Quota, Settings
 from ._destination import validate_name, validate_url
 from ._durations import parse_duration_ms
-from ._errors import BadRequest
+from ._errors import BadRequest, PlanLimit
 
 __all__ = [
     "H",
@@ -62,6 +62,7 @@ class H:
     INVOKE = "upstash-workflow-invoke"
     FEATURE_SET = "upstash-feature-set"
     UNKNOWN_SDK = "upstash-workflow-unknown-sdk"
+    TRIGGER_BY_SDK = "upstash-workflow-trigger-by-sdk"
     WORKFLOW_PREFIX = "upstash-workflow-"
     # Sent on deliveries.
     SIGNATURE = "Upstash-Signature"
@@ -122,6 +123,7 @@ class RunHeaders(TypedDict):
     call_type: str  # one of _CALL_TYPES
     invoke: bool
     features: list[str]
+    by_sdk: bool  # the SDK's own start of a run the trigger API created for an unknown SDK
 
 
 class CallbackConfig(TypedDict):
@@ -168,6 +170,10 @@ class PublishOptions:
     cron: str | None = None
     schedule_id: str | None = None
     workflow: RunHeaders | None = None
+
+    def due(self, now: int) -> int:
+        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
+        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
 
     def dedup_key(self, destination: str, body: bytes) -> str | None:
         """The id that makes two publishes duplicates, if deduplication was asked for."""
@@ -254,8 +260,19 @@ class _Headers:
 def parse_publish(
     items: Iterable[tuple[str, str]], settings: Settings, *, schedule: bool = False
 ) -> PublishOptions:
-    """Validate publish-family headers (and ``upstash-*`` query keys passed as items)."""
+    """Validate publish-family headers (and ``upstash-*`` query keys passed as items).
+
+    A value past a plan limit is a 400, or a 412 on a message of a workflow run."""
     headers = _Headers(items)
+    try:
+        return _parse_publish(headers, settings, schedule)
+    except PlanLimit as exc:
+        if H.RUN_ID in headers.values:
+            raise exc.for_workflow() from exc
+        raise
+
+
+def _parse_publish(headers: _Headers, settings: Settings, schedule: bool) -> PublishOptions:
     limits = settings.limits
     opts = PublishOptions()
 
@@ -266,11 +283,16 @@ def parse_publish(
     if (delay := headers.get(H.DELAY)) is not None:
         opts.delay_ms = parse_duration_ms(delay, "Upstash-Delay")
         if opts.delay_ms > limits.max_delay_s * 1_000:
-            raise BadRequest(f"invalid Upstash-Delay: {delay} exceeds the plan's maximum delay")
+            raise PlanLimit(f"invalid Upstash-Delay: {delay} exceeds the plan's maximum delay")
     if (not_before := headers.get(H.NOT_BEFORE)) is not None:
         opts.not_before_ms = _int(not_before, "Upstash-Not-Before", 0, 10**11) * 1_000
     if (retries := headers.get(H.RETRIES)) is not None:
-        opts.retries = _int(retries, "Upstash-Retries", 0, settings.max_retries)
+        opts.retries = _int(retries, "Upstash-Retries", 0, 10**18)
+        if opts.retries > settings.max_retries:
+            raise PlanLimit(
+                f"invalid Upstash-Retries: {opts.retries} is out of range "
+                f"[0, {settings.max_retries}] (the plan's maximum)"
+            )
     if (expr := headers.get(H.RETRY_DELAY)) is not None:
         opts.retry_delay = _retry_delay(expr, "Upstash-Retry-Delay")
     if (timeout := headers.get(H.TIMEOUT)) is not None:
@@ -317,7 +339,7 @@ def _timeout(value: str, field: str, max_s: int) -> int:
     if ms <= 0:
         raise BadRequest(f"invalid {field}: must be positive")
     if ms > max_s * 1_000:
-        raise BadRequest(f"invalid {field}: {value} exceeds the plan's maximum of {max_s}s")
+        raise PlanLimit(f"invalid {field}: {value} exceeds the plan's maximum of {max_s}s")
     return ms
 
 
@@ -439,6 +461,7 @@ def _parse_run(headers: _Headers, label: str) -> RunHeaders | None:
         )
     url = headers.get(H.RUN_URL)
     invoke = headers.get(H.INVOKE)
+    by_sdk = headers.get(H.TRIGGER_BY_SDK)
     return RunHeaders(
         run_id=run_id,
         init=parse_bool(init, f"{label}Workflow-Init") if init is not None else False,
@@ -446,6 +469,7 @@ def _parse_run(headers: _Headers, label: str) -> RunHeaders | None:
         call_type=call_type,
         invoke=parse_bool(invoke, f"{label}Workflow-Invoke") if invoke is not None else False,
         features=[f.strip() for f in (headers.get(H.FEATURE_SET) or "").split(",") if f.strip()],
+        by_sdk=parse_bool(by_sdk, "upstash-workflow-trigger-by-sdk") if by_sdk else False,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from . import _json
 from ._clock import Clock
+from ._dead_letters import view
 from ._engine import Engine
 from ._headers import H
 from ._models import Message, State
@@ -23,7 +24,6 @@ from ._records import Attempt
 from ._schedules import Schedules, parse_cron
 from ._signing import check_signature
 from ._store import Store
-from ._views import dlq_view
 
 __all__ = ["STATES", "History", "Inspector", "Waiting", "WaitingState", "format_ms"]
 
@@ -142,12 +142,13 @@ class History:
             attempts = [a for a in attempts if message_id in (a.message_id, a.source_message_id)]
         return attempts
 
-    def forget(self, user: str | None = None) -> None:
+    def reset(self) -> None:
         with self._lock:
-            if user is None:
-                self._by_user.clear()
-            else:
-                self._by_user.pop(user, None)
+            self._by_user.clear()
+
+    def forget_user(self, user: str) -> None:
+        with self._lock:
+            self._by_user.pop(user, None)
 
 
 def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -270,15 +271,7 @@ class Inspector:
 
     async def dead_letters(self, user: str) -> list[dict[str, Any]]:
         """Every DLQ entry of the user, oldest first, in the ``/v2/dlq`` shape."""
-        redis = self.store.redis
-        entries = await redis.xrange(self.store.keyspace.dlq(user), "-", "+")
-        views = []
-        for entry_id, fields in entries:
-            msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
-            response = _json.loads(fields.get(b"resp", b"{}"))
-            response["body"] = fields.get(b"rb", b"")
-            views.append(dlq_view(msg, entry_id.decode(), response))
-        return views
+        return [view(letter) for letter in await self.store.dlq_all(user)]
 
     def attempts(self, user: str, message_id: str | None = None) -> list[Attempt]:
         return self.history.of(user, message_id)

@@ -7,7 +7,7 @@ means the virtual clock when one drives the emulator.
 Shared by all users:
     schema                  string  the layout's version (``SCHEMA``); upgrades run on start
     lease                   string  the emulator serving this keyspace (JSON: token, url,
-                                    host, pid), with a TTL it renews (``_lease``)
+                                    host, pid), with a TTL it renews (``_lease_store``)
     m:{id}                  hash    r = message record (JSON), b = body bytes
     due                     zset    message id -> next delivery time (emulator clock); while
                                     in flight CLAIMED + claim time, moved back on start-up
@@ -79,6 +79,11 @@ class Keyspace:
         self.flow_wake = prefix + "flow-wake"
         self.waits = prefix + "waits"
         self.legacy_inflight = prefix + "inflight"
+
+    @staticmethod
+    def literal(text: str) -> str:
+        """``text`` in a SCAN pattern, matching only itself."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
     def everything(self) -> str:
         """A SCAN pattern matching every key of this emulator."""

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ._headers import CallbackConfig, FlowControl
+from ._headers import CallbackConfig, FlowControl, H, PublishOptions
 from ._random import choose
 
-__all__ = ["FINAL_STATES", "Kind", "LogState", "Message", "State", "flow_fields", "new_id"]
+__all__ = [
+    "FINAL_STATES",
+    "DeadLetter",
+    "Kind",
+    "LogState",
+    "Message",
+    "State",
+    "flow_fields",
+    "new_id",
+    "option_fields",
+]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -105,6 +116,51 @@ class Message:
     @classmethod
     def from_record(cls, record: dict[str, Any], body: bytes) -> Message:
         return cls(**record, body=body)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that failed for good, with the last answer it got (its ``status``,
+    ``header``, ``body`` and ``error``)."""
+
+    dlq_id: str
+    message: Message
+    response: dict[str, Any]
+
+
+# The message field each publish option sets as it is, and the header that gives it: a publish
+# sets them all, a dead-letter retry those its own headers name. (header, field, option)
+_OPTION_FIELDS = (
+    (H.METHOD, "method", "method"),
+    (H.RETRIES, "max_retries", "retries"),
+    (H.RETRY_DELAY, "retry_delay", "retry_delay"),
+    (H.TIMEOUT, "timeout_ms", "timeout_ms"),
+    (H.CALLBACK, "callback", "callback"),
+    (H.FAILURE_CALLBACK, "failure_callback", "failure_callback"),
+    (H.FORWARD, "header", "header"),
+    (H.LABEL, "labels", "labels"),
+    (H.REDACT, "redact", "redact"),
+)
+
+
+def option_fields(
+    opts: PublishOptions, default_retries: int, given: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The message fields ``opts`` set: all of them for a new message; with ``given`` (the
+    lower-case header names of a dead-letter retry) only those its headers set."""
+    if given is not None:
+        named = set(given) | ({H.FORWARD} if any(g.startswith(H.FORWARD) for g in given) else set())
+        return {field: getattr(opts, o) for h, field, o in _OPTION_FIELDS if h in named}
+    fields = {field: getattr(opts, option) for _, field, option in _OPTION_FIELDS}
+    if fields["max_retries"] is None:
+        fields["max_retries"] = default_retries
+    run = opts.workflow
+    fields.update(
+        flow_fields(opts.flow),
+        run_id=run["run_id"] if run else None,
+        call_type=run["call_type"] if run else None,
+    )
+    return fields
 
 
 def flow_fields(flow: FlowControl | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,7 +14,7 @@ from ._destination import is_url, refuse_private
 from ._engine import Engine, make_row
 from ._errors import BadRequest, NotFound
 from ._headers import PublishOptions
-from ._models import Message, State, flow_fields, new_id
+from ._models import Message, State, new_id, option_fields
 from ._store import Store
 
 __all__ = ["Admission", "Endpoint", "Publisher", "RunIntake"]
@@ -126,14 +126,7 @@ class Publisher:
         schedule_id: str | None,
     ) -> list[dict[str, Any]]:
         settings = self.settings
-        if settings.strict_destinations:
-            for endpoint in endpoints:
-                await refuse_private(endpoint.url, "destination")
-            for config in (opts.callback, opts.failure_callback):
-                if config:
-                    await refuse_private(config["url"], "Upstash-Callback")
-        for check in self.checks:
-            await check(user, opts, len(endpoints))
+        await self.check(user, opts, [e.url for e in endpoints], len(endpoints))
         now = self.clock.now_ms()
         if opts.workflow is not None and self.runs is not None:
             if topic is not None:
@@ -173,7 +166,7 @@ class Publisher:
             )
             results.append({"messageId": message_id, "url": endpoint.url})
         if fresh:
-            await self._store(fresh, queue_name, now)
+            await self.add(fresh, now)
         return results
 
     async def _accept_run(
@@ -203,7 +196,7 @@ class Publisher:
                 None,
                 None,
             )
-            await self._store([msg], None, now, admitted.record(msg))
+            await self.add([msg], now, admitted.record(msg))
         return {"messageId": msg.id, "url": endpoint.url}
 
     def _message(
@@ -220,8 +213,7 @@ class Publisher:
         schedule_id: str | None,
         dedup: str | None,
     ) -> Message:
-        due = opts.not_before_ms if opts.not_before_ms is not None else now + opts.delay_ms
-        run = opts.workflow
+        due = opts.due(now)
         return Message(
             id=message_id,
             user=user,
@@ -229,39 +221,39 @@ class Publisher:
             created_at=now,
             not_before=due,
             due=due,
-            max_retries=opts.retries if opts.retries is not None else self.settings.default_retries,
-            method=opts.method,
-            header=opts.header,
             body=body,
-            timeout_ms=opts.timeout_ms,
-            retry_delay=opts.retry_delay,
-            callback=opts.callback,
-            failure_callback=opts.failure_callback,
             dedup_key=dedup,
-            labels=opts.labels,
-            redact=opts.redact,
             topic_name=topic,
             endpoint_name=endpoint.name,
             queue_name=queue_name,
             schedule_id=schedule_id,
             caller_ip=caller_ip,
-            **flow_fields(opts.flow),
-            run_id=run["run_id"] if run else None,
-            call_type=run["call_type"] if run else None,
+            **option_fields(opts, self.settings.default_retries),
         )
 
-    async def _store(
-        self, fresh: list[Message], queue_name: str | None, now: int, also: Fill | None = None
-    ) -> None:
+    async def check(self, user: str, opts: PublishOptions, urls: Iterable[str], count: int) -> None:
+        """Refuse what no new message may be before anything is stored: a destination or
+        callback on a private network in strict mode, more than the plan allows."""
+        if self.settings.strict_destinations:
+            for url in urls:
+                await refuse_private(url, "destination")
+            for config in (opts.callback, opts.failure_callback):
+                if config:
+                    await refuse_private(config["url"], "Upstash-Callback")
+        for check in self.checks:
+            await check(user, opts, count)
+
+    async def add(self, fresh: list[Message], now: int, also: Fill | None = None) -> None:
+        """Store new messages (checked already), logged CREATED, with ``also``'s writes;
+        a queue's messages go to their queue, the others are due at their time."""
         for hook in self.accepting:
             await hook(fresh)
-        queued = self.queue_intake if queue_name is not None else None
-        if queued is not None:
-            for msg in fresh:
-                msg.due = -1
+        queued = [m for m in fresh if m.queue_name is not None] if self.queue_intake else []
+        for msg in queued:
+            msg.due = -1
         await self.store.add(fresh, [make_row(m, State.CREATED, now) for m in fresh], also)
-        if queued is not None:
-            await queued(fresh)
+        if queued and self.queue_intake is not None:
+            await self.queue_intake(queued)
         for hook in self.stored:
             await hook(fresh)
         self.engine.notify()

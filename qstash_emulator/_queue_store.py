@@ -177,6 +177,13 @@ class QueueStore:
             out.append((user, queue, message_id))
         return out
 
+    async def purge(self, user: str) -> None:
+        """Take the user's delayed members off the shared index."""
+        head = self._keyspace.literal(_json.dumps([user]).decode()[:-1]) + ",*"
+        found = [m async for m in self._redis.zscan_iter(self._wake, match=head, count=1_000)]
+        if found:
+            await self._redis.zrem(self._wake, *(member for member, _ in found))
+
     async def make_ready(self, user: str, queue: str, message_id: str) -> None:
         """A delayed member joins the ready line (if it is still a member)."""
         seq = await self._redis.zscore(self._k(user, queue, "members"), message_id)

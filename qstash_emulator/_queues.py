@@ -27,7 +27,7 @@ admitted again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._clock import Clock
@@ -45,12 +45,18 @@ class Queues:
     """The queue gate (engine.gates), its delay timer (engine.timers) and the queue API."""
 
     def __init__(
-        self, store: Store, settings: Settings, clock: Clock, notify: Callable[[], None]
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        notify: Callable[[], None],
+        cancel: Callable[[str, list[str]], Awaitable[int]],
     ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self._notify = notify
+        self._cancel = cancel
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_in: asyncio.AbstractEventLoop | None = None
@@ -161,11 +167,14 @@ class Queues:
                     listener(user, queue, paused)
             await self._pump(user, queue)
 
-    async def delete(self, user: str, queue: str) -> list[str]:
-        """Forget the queue; returns its messages that had not started, for the caller to
-        cancel. Active messages keep their slots until they and their callbacks finish."""
+    async def delete(self, user: str, queue: str) -> None:
+        """Forget the queue and cancel its messages that had not started (logged as a bulk
+        cancel logs them). Active messages keep their slots until they and their callbacks
+        finish."""
         async with self._lock(user, queue):
-            return await self.store.queues.delete(user, queue)
+            waiting = await self.store.queues.delete(user, queue)
+        if waiting:  # no ids would mean every message of the user
+            await self._cancel(user, waiting)
 
     # Intake --------------------------------------------------------------------------------
 

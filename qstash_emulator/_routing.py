@@ -4,17 +4,17 @@ address, or the network; redirects are followed the same way whichever it is."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ._apps import AppThreads, MountedApp, is_wsgi
+from ._hosts import is_loopback
 from ._redirects import Hop, next_hop
 from ._transport import DeliveryError, Response, Transport
 
-__all__ = ["Responder", "Router", "is_loopback"]
+__all__ = ["Responder", "Router"]
 
 
 class Responder(Protocol):
@@ -31,17 +31,6 @@ class Responder(Protocol):
 class _Mount:
     prefix: str
     app: MountedApp
-
-
-def is_loopback(url: str) -> bool:
-    """Whether ``url`` names this machine (localhost or a loopback address)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _under(url: str, prefix: str) -> bool:
@@ -76,9 +65,13 @@ class Router:
         self._mounts = [m for m in self._mounts if m.prefix != prefix]
         self._rewrites = [r for r in self._rewrites if r[0] != prefix]
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Drop every mount and rewrite."""
         self._mounts.clear()
         self._rewrites.clear()
+
+    def forget_user(self, user: str) -> None:
+        """Mounts and rewrites are the emulator's, not a user's: nothing to forget."""
 
     def resolve(self, url: str) -> str:
         """Where a request for ``url`` is sent, after rewriting."""
@@ -114,7 +107,7 @@ class Router:
         for mount in self._mounts:
             if _under(target, mount.prefix):
                 return await mount.app.send(method, target, headers, body, timeout_s)
-        if self.offline is not None and not is_loopback(target):
+        if self.offline is not None and not is_loopback(urlsplit(target).hostname or ""):
             raise DeliveryError(self.offline(target))
         return await self.fallback.send(method, target, headers, body, timeout_s)
 

@@ -6,16 +6,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ._clock import Clock, RealClock
 from ._config import Settings
+from ._dead_letters import DeadLetters
 from ._engine import Engine
 from ._errors import Forbidden, Unauthorized
 from ._faults import Faults
 from ._flow_control import FlowControl
 from ._headers import parse_publish
 from ._inspection import History, Inspector
-from ._lease import RENEW_S, Lease, describe
+from ._lease_store import RENEW_S, Lease, describe
+from ._logs import Logs
+from ._messages import Messages
 from ._publisher import Publisher
 from ._queues import Queues
 from ._quotas import Quotas
@@ -26,9 +30,9 @@ from ._store import Store, StoreUnavailable
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
-from .workflows import Runs, RunStore, Waits
+from .workflows import RunDlq, Runs, RunStore, Waits
 
-__all__ = ["Caller", "Runtime"]
+__all__ = ["Caller", "Runtime", "Stateful"]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -37,6 +41,18 @@ _KEY_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 def new_signing_key() -> str:
     return "sig_" + choose(_KEY_ALPHABET, 28)
+
+
+class Stateful(Protocol):
+    """A part that keeps state in this process, besides what the store holds."""
+
+    def reset(self) -> None:
+        """Forget all of it: the store was flushed."""
+        ...
+
+    def forget_user(self, user: str) -> None:
+        """Forget what is held for ``user``: its data is gone, or the user is."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,46 +72,56 @@ class Runtime:
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.clock = clock or RealClock()
-        self.store = Store.connect(
+        self.clock = clock = clock or RealClock()
+        self.store = store = Store.connect(
             settings.redis_url, settings.log_retention, settings.redis_prefix
         )
-        self.router = Router(AiohttpTransport(settings.message_size_limit))
-        # A shared Redis serves one emulator at a time (see _lease); memory is private.
-        self.lease = Lease(self.store.keyspace.lease) if settings.redis_url else None
+        # A shared Redis serves one emulator at a time (see _lease_store); memory is private.
+        self.lease = store.lease() if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
-        self.engine = Engine(self.store, settings, self.clock, self.router, self.signing_keys)
-        self.publisher = Publisher(self.store, settings, self.clock, self.engine)
+        self.router = Router(AiohttpTransport(settings.message_size_limit))
+        self.engine = engine = Engine(store, settings, clock, self.router, self.signing_keys)
+        self.publisher = publisher = Publisher(store, settings, clock, engine)
         self.faults = Faults()
         self.history = History()
-        self.engine.listeners.append(self.history.add)
-        self.quotas = Quotas(self.store, settings, self.clock)
-        self.publisher.checks.append(self.quotas.check_publish)
-        self.schedules = Schedules(self.store, settings, self.clock, self.publisher)
-        self.flow_control = FlowControl(self.store, settings, self.clock, self.engine.notify)
-        self.publisher.accepting.append(self.flow_control.accepting)
-        self.publisher.stored.append(self.flow_control.stored)
-        self.engine.timers.extend([self.schedules, self.flow_control])
-        # Flow control must stay the LAST gate: a message it admits is attempted at once, so a
-        # gate after it (a queue) could hold a message that occupies a flow-control slot.
-        self.engine.gates.extend([self.schedules, self.flow_control])
-        self.url_groups = UrlGroups(self.store, settings, self.clock)
-        self.publisher.resolve_group = self.url_groups.resolve
-        # Queues come first: a message waits for its place in line before anything else.
-        self.queues = Queues(self.store, settings, self.clock, self.engine.notify)
-        self.publisher.queue_intake = self.queues.accept
-        self.engine.gates.insert(0, self.queues)
-        self.engine.timers.append(self.queues)
-        self.inspector = Inspector(
-            self.store, self.clock, self.engine, self.history, self.schedules
+        self.quotas = Quotas(store, settings, clock)
+        self.url_groups = UrlGroups(store, settings, clock)
+        self.messages = Messages(store, settings, clock, engine)
+        self.queues = Queues(store, settings, clock, engine.notify, self.messages.cancel_many)
+        self.schedules = Schedules(store, settings, clock, publisher)
+        self.flow_control = FlowControl(store, settings, clock, engine.notify)
+        self.dead_letters = DeadLetters(store, settings, clock, publisher)
+        self.logs = Logs(store)
+        self.runs = Runs(RunStore(store), settings, clock, engine)
+        self.waits = Waits(self.runs.store, self.runs, settings, clock)
+        self.run_dlq = RunDlq(self.runs, store)
+        self.inspector = Inspector(store, clock, engine, self.history, self.schedules)
+
+        # How the parts plug into each other. A message meets the gates in this order: its
+        # place in a queue first; flow control last, since a message it admits is attempted at
+        # once, and a gate after it could hold one that occupies a flow-control slot.
+        engine.gates = [self.queues, self.schedules, self.flow_control]
+        engine.timers = [self.schedules, self.flow_control, self.queues, self.waits]
+        engine.listeners.append(self.history.add)
+        engine.runs = self.runs
+        publisher.resolve_group = self.url_groups.resolve
+        publisher.checks.append(self.quotas.check_publish)
+        publisher.accepting.append(self.flow_control.accepting)
+        publisher.stored.append(self.flow_control.stored)
+        publisher.queue_intake = self.queues.accept
+        publisher.runs = self.runs
+        self.runs.publish = self.waits.publish = self._publish_items
+        self.runs.publish_options = publisher.publish
+        # What keeps state in this process besides the store: told when the store is flushed
+        # (reset) and when a user's data goes (forget_user).
+        self._stateful: tuple[Stateful, ...] = (
+            self.faults,
+            self.history,
+            self.router,
+            self.schedules,
+            self.flow_control,
         )
-        self.runs = Runs(RunStore(self.store), settings, self.clock, self.engine)
-        self.engine.runs = self.runs
-        self.publisher.runs = self.runs
-        self.runs.publish = self._publish_items
-        self.waits = Waits(self.runs.store, self.runs, settings, self.clock)
-        self.waits.publish = self._publish_items
-        self.engine.timers.append(self.waits)
+
         self._tokens: dict[str, Caller] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, tuple[str, str]] = {}
@@ -135,15 +161,26 @@ class Runtime:
             self._tokens[token] = Caller(self._users[user_id], readonly=False)
 
     def remove_user(self, user_id: str) -> None:
+        """The user's tokens stop working, and nothing this process holds for it is kept (its
+        stored data stays: ``purge_user`` deletes that)."""
         user = self._users.pop(user_id, None)
         if user is None:
             return
         self._tokens.pop(user.token, None)
         if user.readonly_token:
             self._tokens.pop(user.readonly_token, None)
+        self._forget_user(user_id)
+
+    async def purge_user(self, user_id: str) -> None:
+        """Delete everything the user stored (messages, logs, dead letters, schedules,
+        queues, flow-control keys, runs) and what this process holds for it."""
+        await self.store.purge_user(user_id)
+        self._forget_user(user_id)
+
+    def _forget_user(self, user_id: str) -> None:
         self._keys.pop(user_id, None)
-        self.history.forget(user_id)
-        self.faults.clear(user_id)
+        for part in self._stateful:
+            part.forget_user(user_id)
 
     @property
     def users(self) -> list[User]:
@@ -210,7 +247,7 @@ class Runtime:
     async def start(self) -> None:
         try:
             if self.lease is not None:
-                await self.lease.acquire(self.store.redis)
+                await self.lease.acquire()
                 self._keeper = asyncio.create_task(self._keep_lease(self.lease))
             await self.engine.start()
         except BaseException:
@@ -222,9 +259,9 @@ class Runtime:
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                if await lease.renew(self.store.redis):
+                if await lease.renew():
                     continue
-                holder = await self.store.redis.get(lease.key)
+                holder = await lease.holder()
             except StoreUnavailable:
                 continue  # an outage: renewed (or taken back) once Redis answers
             log.error(
@@ -242,7 +279,7 @@ class Runtime:
         await self.engine.stop()
         if self.lease is not None:
             try:
-                await self.lease.release(self.store.redis)
+                await self.lease.release()
             except StoreUnavailable:
                 pass  # it lapses on its own
         await self.store.close()
@@ -251,10 +288,7 @@ class Runtime:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
         await self.engine.abort()
         await self.store.flush()
-        self.flow_control.reset()
-        self.schedules.reset()
         self._keys.clear()
-        self.history.forget()
-        self.faults.clear()
-        self.router.clear()
+        for part in self._stateful:
+            part.reset()
         self.engine.notify()

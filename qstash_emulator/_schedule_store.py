@@ -82,6 +82,12 @@ class ScheduleStore:
             out.append((user, schedule_id))
         return out
 
+    async def purge(self, user: str) -> None:
+        """Take the user's schedules off the run times (their keys go with the user's)."""
+        members = [user + _SEP + schedule_id for schedule_id in await self.ids(user)]
+        if members:
+            await self._redis.zrem(self._due, *members)
+
     async def not_due(self, user: str, schedule_id: str) -> None:
         """Take a schedule off the run times (it is gone or paused)."""
         await self._redis.zrem(self._due, user + _SEP + schedule_id)

@@ -143,6 +143,10 @@ class Schedules:
         """Forget the cached next run time after the store was flushed."""
         self._version += 1
 
+    def forget_user(self, user: str) -> None:
+        """The cached next run time may have been one of the user's schedules."""
+        self._version += 1
+
     # Storage --------------------------------------------------------------------------------
 
     async def get(self, user: str, schedule_id: str) -> Schedule | None:

@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -23,17 +23,19 @@ from ._batching import Batcher, Fill, Writes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
-from ._models import Message
+from ._lease_store import Lease
+from ._models import DeadLetter, Message
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
 from ._schedule_store import ScheduleStore
-from ._streams import LogWriter
+from ._streams import LogWriter, scan_rows, scan_stream
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
+T = TypeVar("T")
 # The errors of a store that does not answer (down, restarting, unreachable), as opposed to
 # one that refuses a command: the caller may try again once it answers.
 StoreUnavailable = (aioredis.ConnectionError, aioredis.TimeoutError)
@@ -98,6 +100,10 @@ class Store:
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, sweep_expired=url is None)
+
+    def lease(self) -> Lease:
+        """This emulator's claim on the store (see ``_lease_store``)."""
+        return Lease(self.redis, self.keyspace.lease)
 
     async def start(self) -> None:
         """Begin upkeep: forget finished messages once their grace is over, and in memory
@@ -323,8 +329,11 @@ class Store:
         return score is not None and score >= _CLAIMED
 
     async def purge_user(self, user: str) -> None:
-        """Delete every message and key of ``user`` (a test's namespace when it ends)."""
+        """Delete every message and key of ``user`` (a test's namespace when it ends), and
+        its members of the shared indexes."""
         await self._batch.drain()
+        for companion in (self.schedules, self.queues, self.flow):
+            await companion.purge(user)
         self._logs.forget(self.keyspace.logs(user))
         ids = await self.pending_ids(user)
         for message_id in ids:
@@ -332,12 +341,18 @@ class Store:
         keys = [
             k async for k in self.redis.scan_iter(match=self.keyspace.of_user(user), count=1_000)
         ]
+        # The user's waiter deadlines sit in the shared index of workflow waits.
+        deadlines = [
+            m async for m in self.redis.zscan_iter(self.keyspace.waits, match=f"{user}\n*")
+        ]
         pipe = self.redis.pipeline(transaction=False)
         if ids:
             pipe.zrem(self._due, *ids)
             pipe.delete(*(self.keyspace.message(i) for i in ids))
         if keys:
             pipe.delete(*keys)
+        if deadlines:
+            pipe.zrem(self.keyspace.waits, *(member for member, _ in deadlines))
         await pipe.execute()
 
     async def claimed_before(self, when_ms: int) -> list[str]:
@@ -414,6 +429,20 @@ class Store:
             for row in rows
         ]
 
+    async def log_page(
+        self,
+        user: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        pick: Callable[[bytes], T | None],
+    ) -> tuple[list[T], str | None]:
+        """What ``pick`` makes of up to ``count`` log rows of ``user`` from ``cursor`` on
+        (None skips a row), and where the next page starts."""
+        return await scan_rows(
+            self.redis, self.keyspace.logs(user), cursor, count, latest_first, pick
+        )
+
     async def append_rows(self, rows: Iterable[Row]) -> None:
         logged = self._encode_rows(rows)
         await self._batch.run(lambda w: _log(w, logged))
@@ -433,12 +462,37 @@ class Store:
         )
         return str(entry_id.decode())
 
-    async def dlq_get(self, user: str, dlq_id: str) -> dict[bytes, bytes] | None:
+    async def dlq_get(self, user: str, dlq_id: str) -> DeadLetter | None:
         try:
             entries = await self.redis.xrange(self.keyspace.dlq(user), min=dlq_id, max=dlq_id)
         except aioredis.ResponseError:
             return None
-        return entries[0][1] if entries else None
+        return _dead_letter(dlq_id, entries[0][1]) if entries else None
+
+    async def dlq_all(self, user: str) -> list[DeadLetter]:
+        """Every dead letter of ``user``, oldest first."""
+        entries = await self.redis.xrange(self.keyspace.dlq(user), "-", "+")
+        return [_dead_letter(entry_id.decode(), fields) for entry_id, fields in entries]
+
+    async def dlq_page(
+        self,
+        user: str,
+        cursor: str | None,
+        count: int,
+        latest_first: bool,
+        keep: Callable[[DeadLetter], bool],
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Up to ``count`` dead letters ``keep`` accepts from ``cursor`` on, and where the
+        next page starts."""
+        entries, nxt = await scan_stream(
+            self.redis,
+            self.keyspace.dlq(user),
+            cursor,
+            count,
+            latest_first,
+            lambda fields: keep(_dead_letter("", fields)),
+        )
+        return [_dead_letter(dlq_id, fields) for dlq_id, fields in entries], nxt
 
     async def dlq_take(self, user: str, dlq_ids: Iterable[str]) -> list[str]:
         """Remove entries, answering the ids this call removed: of calls racing for one
@@ -469,6 +523,18 @@ class Store:
         await self.redis.hset(
             self.keyspace.signing_keys(user), mapping={"current": current, "next": nxt}
         )
+
+
+def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
+    """A dead letter's message and the last response (``body`` the raw bytes)."""
+    msg = Message.from_record(_json.loads(fields[b"r"]), fields.get(b"b", b""))
+    response = _json.loads(fields.get(b"resp", b"{}"))
+    response["body"] = fields.get(b"rb", b"")
+    return msg, response
+
+
+def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(dlq_id, *decode_dlq(fields))
 
 
 def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:

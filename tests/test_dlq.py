@@ -125,6 +125,30 @@ def test_retry_one_with_override_and_bulk(
     assert missing.status_code == 404
 
 
+def test_a_retry_takes_every_message_setting_its_headers_give(
+    virtual: Emulator, vclient: QStash, dead: list[str]
+) -> None:
+    """The fields a retry's headers set are those a publish's would (one table for both):
+    labels and redacted fields too, the rest as the dead letter had them."""
+    (entry,) = [m for m in vclient.dlq.list().messages if m.message_id == dead[0]]
+    r = httpx.post(
+        f"{virtual.url}/v2/dlq/retry/{entry.dlq_id}",
+        headers={
+            **_auth(virtual),
+            "Upstash-Label": "again",
+            "Upstash-Redact-Fields": "body",
+            "Upstash-Method": "PUT",
+        },
+    )
+    assert r.status_code == 201, r.text
+    again = httpx.get(
+        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=_auth(virtual)
+    ).json()
+    assert (again["labels"], again["method"]) == (["again"], "PUT")
+    assert again["body"].startswith("REDACTED:")
+    assert again["maxRetries"] == 0  # as the dead letter had it
+
+
 def test_a_mistyped_filter_changes_nothing(
     vclient: QStash, virtual: Emulator, dead: list[str], destination: Destination
 ) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from qstash_emulator import Emulator
 
@@ -74,3 +75,42 @@ def test_created_users_are_isolated_and_read_only_tokens_cannot_write(emulator: 
     w = httpx.post(f"{emulator.url}/v2/publish/http://127.0.0.1:9/x", headers=ro)
     assert w.status_code == 403 and "read-only" in w.json()["error"]
     assert httpx.delete(f"{emulator.url}/v2/messages/{message_id}", headers=ro).status_code == 403
+
+
+def test_a_wait_that_gives_up_says_what_is_pending() -> None:
+    import asyncio
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from qstash_emulator import VirtualClock
+
+    release = threading.Event()
+
+    async def slow(request: object) -> Response:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return Response()
+
+    app = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
+    with Emulator(clock=VirtualClock()) as emulator:
+        emulator.runtime.router.mount("https://app.example.com", app)
+        client = httpx.Client(base_url=emulator.url)
+        auth = {"Authorization": f"Bearer {emulator.token}"}
+        with client:
+            answer = client.post("/v2/publish/https://app.example.com/slow", headers=auth)
+        message_id = answer.json()["messageId"]
+        with pytest.raises(TimeoutError) as info:
+            emulator.run_until_idle(timeout=0.3)
+        assert str(info.value) == (
+            "timed out after 0.3s running until no message is due\n"
+            "Pending messages:\n"
+            f"  {message_id} POST https://app.example.com/slow: in flight"
+        )
+        with pytest.raises(TimeoutError, match="^timed out after 0.2s waiting until nothing"):
+            emulator.wait_idle(timeout=0.2)
+        release.set()
+        emulator.wait_idle()
+        assert [a.status for a in emulator.attempts] == [200]

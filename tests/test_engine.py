@@ -272,8 +272,6 @@ def test_a_cancel_that_races_the_claim_is_honoured(
     of an attempt in flight: the message ends CANCELED and is never sent."""
     import asyncio
 
-    from qstash_emulator.api.messages import cancel
-
     rt = virtual.runtime
     store = rt.store
     original = store.claim_due
@@ -287,7 +285,7 @@ def test_a_cancel_that_races_the_claim_is_honoured(
                 async def cancel_it(message_id: str = message_id) -> bool:
                     msg = await store.get(message_id)
                     assert msg is not None
-                    return await cancel(rt, msg)
+                    return await rt.engine.cancel(msg)
 
                 cancels.append(asyncio.ensure_future(cancel_it()))
 

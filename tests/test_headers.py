@@ -105,6 +105,7 @@ def test_workflow_headers_tie_a_message_to_its_run() -> None:
         "call_type": "step",
         "invoke": False,
         "features": ["LazyFetch", "InitialBody", "WF_DetectTrigger"],
+        "by_sdk": False,
     }
     assert parse_publish([("x-other", "1")], Settings()).workflow is None
 
@@ -139,6 +140,7 @@ def test_callback_and_failure_callback_prefixes_configure_their_own_messages() -
         "call_type": "fromCallback",
         "invoke": False,
         "features": ["LazyFetch"],
+        "by_sdk": False,
     }
     nested = callback.get("failure_callback")
     assert nested is not None and nested["url"] == "http://127.0.0.1:3000/failed"

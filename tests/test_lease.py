@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from qstash_emulator._lease import TTL_MS
+from qstash_emulator._lease_store import TTL_MS
 
 from .conftest import Destination, wait_until
 from .servers import EmulatorProcess, RedisServer, free_port

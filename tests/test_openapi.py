@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from starlette.routing import Route
 
 from qstash_emulator import Emulator
@@ -48,3 +49,43 @@ def test_every_table_entry_is_a_real_route() -> None:
         for method in route.methods
     }
     assert sorted(set(_OPS) - served) == []
+
+
+def test_every_publish_header_is_in_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each header name the publish parser reads (a callback's options and the Workflow
+    headers too) is a parameter of the publish operation, or of schedule creation for the
+    schedule-only ones: a header added to the parser but not to the document fails here."""
+    from qstash_emulator import Settings, _headers
+    from qstash_emulator.api._operations import build_document
+
+    asked: set[str] = set()
+    get = _headers._Headers.get
+
+    def spy(self: _headers._Headers, name: str) -> str | None:
+        asked.add(name)
+        return get(self, name)
+
+    monkeypatch.setattr(_headers._Headers, "get", spy)
+    url = "http://127.0.0.1:9/x"
+    items = [
+        ("Upstash-Method", "PUT"),
+        ("Upstash-Workflow-RunId", "wfr_1"),
+        ("Upstash-Workflow-Init", "true"),
+        *[(f"Upstash-{p}", url) for p in ("Callback", "Failure-Callback")],
+        *[(f"Upstash-Callback-{p}", url) for p in ("Failure-Callback", "Workflow-Url")],
+        ("Upstash-Callback-Workflow-RunId", "wfr_1"),
+        ("Upstash-Callback-Flow-Control-Key", "k"),
+        ("Upstash-Callback-Flow-Control-Value", "rate=1"),
+    ]
+    _headers.parse_publish(items, Settings(), schedule=True)
+    doc = build_document(all_routes(), "test")
+
+    def header_names(path: str) -> set[str]:
+        params = doc["paths"][path]["post"]["parameters"]
+        return {p["name"].lower() for p in params if p["in"] == "header"}
+
+    publish = header_names("/v2/publish/{destination}")
+    schedule = header_names("/v2/schedules/{scheduleId}")
+    assert len(asked) > 30
+    assert sorted(asked - schedule) == []
+    assert sorted(asked - publish) == ["upstash-cron", "upstash-queue-name", "upstash-schedule-id"]

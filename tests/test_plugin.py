@@ -346,7 +346,11 @@ def test_session_env_serves_apps_that_build_their_client_at_import(
 ) -> None:
     pytester.makeini("[pytest]\nqstash_env = session\n")
     pytester.makepyfile(shop=IMPORT_TIME_APP)
-    pytester.makeconftest("import shop  # the app, imported before collection\n")
+    pytester.makeconftest(
+        "import shop  # the app, imported before collection\n\n\n"
+        "def pytest_unconfigure():\n"
+        "    shop.CLIENT.http._client.close()  # this run shares the outer process\n"
+    )
     pytester.makepyfile(
         test_shop="""
         import os

@@ -221,10 +221,12 @@ def test_redirects_are_followed_on_every_path(pytester: pytest.Pytester) -> None
                 if self.path == "/old":
                     self.send_response(308)
                     self.send_header("Location", "/new")
+                    self.send_header("Connection", "close")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 self.send_response(200)
+                self.send_header("Connection", "close")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -386,3 +388,41 @@ def test_nothing_leaves_the_machine_by_accident(pytester: pytest.Pytester) -> No
         """
     )
     pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_an_app_that_never_yields_does_not_hold_later_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.post("/stuck")
+        async def stuck():
+            time.sleep(4)  # blocks its event loop: no await, no cancel
+            return {}
+
+        @app.post("/fine")
+        async def fine():
+            return {}
+
+        @pytest.mark.qstash(timeout=3)
+        def test_stuck(qstash):
+            qstash.mount("https://app.example.com", app)
+            qstash.client().message.publish_json(
+                url="https://app.example.com/stuck", body={}, retries=0, timeout="1s"
+            )
+            qstash.run_until_idle()
+            assert qstash.deliveries.last.error == "timeout after 1s"
+            qstash.assert_dead_lettered(path="/stuck")
+
+        @pytest.mark.qstash(timeout=1)
+        def test_the_next_one_is_served_at_once(qstash):
+            qstash.mount("https://app.example.com", app)
+            qstash.client().message.publish_json(url="https://app.example.com/fine", body={})
+            assert qstash.wait_for(path="/fine").status == 200
+        """
+    )
+    pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=2)

@@ -14,7 +14,7 @@ from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimit
 
 from qstash_emulator import Emulator, VirtualClock
 
-from .conftest import sdk
+from .conftest import Destination, sdk
 
 _DAY_MS = 86_400_000
 
@@ -181,3 +181,31 @@ def test_batch_over_the_daily_quota_is_one_429(free: Emulator, fclient: QStash) 
     assert caught.value.remaining == "2"
     assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 998
     assert len(fclient.message.batch([{"url": "http://127.0.0.1:9/b", "body": "x"}] * 2)) == 2
+
+
+def test_a_dead_letter_retry_is_a_publish_the_quota_counts(
+    free: Emulator, destination: Destination
+) -> None:
+    """Retrying from the DLQ goes through the publisher's checks: one over the daily quota
+    is a 429 that leaves the entry where it was; one within it counts."""
+    destination.script("/dead", (500, {}, b"no"))
+    r = httpx.post(
+        f"{free.url}/v2/publish/{destination.url}/dead",
+        headers={**_auth(free), "Upstash-Retries": "0"},
+    )
+    assert r.status_code == 200, r.text
+    free.run_until_idle()
+    listed = httpx.get(f"{free.url}/v2/dlq", headers=_auth(free)).json()["messages"]
+    (dlq_id,) = [m["dlqId"] for m in listed]
+    user = free.user.user_id
+    _use(free, 999)
+    refused = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=_auth(free))
+    assert refused.status_code == 429, refused.text
+    assert "daily" in refused.json()["error"]
+    assert httpx.get(f"{free.url}/v2/dlq/{dlq_id}", headers=_auth(free)).status_code == 200
+
+    assert isinstance(free.clock, VirtualClock)
+    free.clock.advance(86_400)  # a new day, a new quota
+    retried = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=_auth(free))
+    assert retried.status_code == 201, retried.text
+    assert free.call(free.runtime.quotas.daily_used(user)) == 1

@@ -308,3 +308,52 @@ def test_a_pending_message_costs_its_size_in_memory() -> None:
     per_message = asyncio.run(main())
     # 1,057 B body + ~400 B record + ~1,900 B log row (body in base64) + keys and indexes.
     assert per_message < 4_500, per_message
+
+
+def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destination) -> None:
+    """Purging a user deletes its keys and its members of the indexes every user shares
+    (schedule run times, delayed queue members, flow-control keys with waiters); another
+    user's stay."""
+    from qstash_emulator import VirtualClock
+
+    with Emulator(clock=VirtualClock()) as emu:
+        gone, kept = emu.create_user(), emu.create_user()
+        for user in (gone, kept):
+            auth = {"Authorization": f"Bearer {user.token}"}
+
+            def post(path: str, **headers: str) -> None:
+                r = httpx.post(emu.url + path, headers={**auth, **headers})  # noqa: B023
+                assert r.status_code < 300, r.text
+
+            post(f"/v2/schedules/{destination.url}/s", **{"Upstash-Cron": "0 0 * * *"})
+            post(f"/v2/enqueue/q/{destination.url}/q", **{"Upstash-Delay": "1h"})
+            post("/v2/flowControl/k/pause")
+            post(
+                f"/v2/publish/{destination.url}/f",
+                **{"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=1"},
+            )
+        emu.wait_idle()
+        store = emu.runtime.store
+        shared = (
+            store.keyspace.schedule_due,
+            store.keyspace.queue_wake,
+            store.keyspace.flow_wake,
+        )
+
+        async def members() -> list[bytes]:
+            found = []
+            for key in shared:
+                found += await store.redis.zrange(key, 0, -1)
+            return found
+
+        async def user_keys(user: str) -> list[bytes]:
+            return [k async for k in store.redis.scan_iter(match=f"*{user}*")]
+
+        before = emu.call(members())
+        assert sum(gone.user_id.encode() in m for m in before) == 3
+        emu.call(emu.runtime.purge_user(gone.user_id))
+        after = emu.call(members())
+        assert [m for m in after if gone.user_id.encode() in m] == []
+        assert sum(kept.user_id.encode() in m for m in after) == 3
+        assert emu.call(user_keys(gone.user_id)) == []
+        assert emu.call(user_keys(kept.user_id)) != []

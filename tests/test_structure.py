@@ -179,3 +179,37 @@ def test_states_are_literal_types() -> None:
         if typing.get_origin(hint) is not typing.Literal or set(typing.get_args(hint)) != values:
             wrong.append(f"{getattr(owner, '__qualname__', owner)}.{name}: {hint}")
     assert not wrong, "not the Literal type of their values:\n" + "\n".join(wrong)
+
+
+def _store_layer(name: str) -> bool:
+    """The modules that may talk to Redis: the store, its ``*_store`` companions, and what
+    they are built from (write batching, log streams, the in-memory connection)."""
+    last = name.rpartition(".")[2]
+    return last.endswith("_store") or last in {"_batching", "_streams", "_fakeredis"}
+
+
+def test_only_the_store_layer_talks_to_redis() -> None:
+    """No ``store.redis`` (or any ``.redis``) and no ``import redis`` outside the store layer:
+    services call the store's methods, and the key layout stays in ``_keyspace``."""
+    found = []
+    for name, path in _modules().items():
+        if _store_layer(name):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "redis":
+                found.append(f"{name}:{node.lineno}: .redis")
+            elif isinstance(node, ast.Import) and any(
+                a.name.split(".")[0] == "redis" for a in node.names
+            ):
+                found.append(f"{name}:{node.lineno}: import redis")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "redis":
+                found.append(f"{name}:{node.lineno}: from redis")
+    assert not found, "Redis outside the store layer:\n" + "\n".join(found)
+
+
+def test_the_store_layer_is_what_its_names_say() -> None:
+    layer = sorted(n for n in _modules() if _store_layer(n))
+    assert "qstash_emulator._store" in layer
+    assert "qstash_emulator._queue_store" in layer
+    assert "qstash_emulator.workflows._store" in layer
+    assert "qstash_emulator._queues" not in layer

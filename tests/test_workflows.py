@@ -310,3 +310,30 @@ def test_cancel_drops_the_pending_step_and_refuses_later_messages(
     )
     assert refused.status_code == 400
     assert run_id in refused.json()["error"]
+
+
+def test_the_trigger_route_needs_an_sdk_that_names_its_version(
+    virtual: Emulator, app: WorkflowApp
+) -> None:
+    """upstash-workflow 2.0.0 does not say its version in its answers: runs of Python
+    endpoints start through a publish, not through the trigger route."""
+
+    @app.route("/triggered")
+    async def triggered(context: AsyncWorkflowContext[None]) -> None:
+        async def step() -> None:
+            app.log.append("ran")
+
+        await context.run("step", step)
+
+    r = api(virtual, "POST", f"/v2/trigger/{app.url}/triggered", content=b"{}")
+    assert r.status_code == 200, r.text
+    virtual.run_until_idle()
+
+    assert app.log == ["ran"]  # the first step runs before the answer is read
+    run = run_log(virtual, r.json()["workflowRunId"])
+    assert run["workflowState"] == "RUN_FAILED"
+    (pending,) = [s for s in run["steps"][-1]["steps"] if s["state"] == "STEP_FAILED"]
+    assert pending["messageId"] == run["steps"][0]["steps"][0]["messageId"]  # the first step
+    assert pending["errors"][0]["error"] == (
+        "trigger rest api is only usable with sdk versions after v1.0.0 major version"
+    )

@@ -389,3 +389,160 @@ def test_invoke_runs_a_child_workflow_and_returns_its_result(js: JsApp, virtual:
     assert step["invokedWorkflowRunId"] == child["workflowRunId"]
     assert step["invokedWorkflowUrl"] == js.url + "/many/child"
     assert step["invokedWorkflowRunBody"] == '{"value":3}'
+
+
+def test_the_trigger_rest_route_starts_a_run(js: JsApp, virtual: Emulator) -> None:
+    r = api(
+        virtual,
+        "POST",
+        f"/v2/trigger/{js.url}/steps",
+        headers={"Upstash-Forward-X-Tenant": "rest", "Upstash-Workflow-RunId": "wfr_rest"},
+        json={"n": 1},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"workflowRunId": "wfr_rest", "workflowCreatedAt": virtual.clock.now_ms()}
+    virtual.run_until_idle()
+
+    assert js.results("steps") == [
+        {"runId": "wfr_rest", "a": 2, "b": 4, "header": "rest", "label": None}
+    ]
+    assert logged(js, "wfr_rest")["workflowState"] == "RUN_SUCCESS"
+    calls = [a for a in virtual.attempts if a.url == js.url + "/steps"]
+    assert len(calls) == 3  # two steps, then the call that ends the run
+
+
+def test_the_trigger_route_lets_an_unknown_sdk_start_the_run_itself(
+    js: JsApp, virtual: Emulator
+) -> None:
+    r = api(
+        virtual,
+        "POST",
+        f"/v2/trigger/{js.url}/steps",
+        headers={"Upstash-Workflow-Unknown-Sdk": "true", "Upstash-Workflow-RunId": "wfr_unknown"},
+        json={"n": 1},
+    )
+    assert r.status_code == 200, r.text
+    virtual.run_until_idle()
+
+    assert js.results("steps") == [
+        {"runId": "wfr_unknown", "a": 2, "b": 4, "header": None, "label": None}
+    ]
+    calls = [a for a in virtual.attempts if a.url == js.url + "/steps"]
+    assert calls[0].request.headers["Upstash-Workflow-Unknown-Sdk"] == "true"
+    assert "Upstash-Workflow-Sdk-Version" not in calls[0].request.headers
+    assert len(calls) == 4  # one more: the SDK's own start of the run
+    run = logged(js, "wfr_unknown")
+    assert run["workflowState"] == "RUN_SUCCESS"
+    assert [n for _, names in step_names(run) for n in names] == ["init", "add", "double"]
+
+
+def test_batch_trigger_and_a_non_workflow_destination(
+    js: JsApp, virtual: Emulator, destination: Destination
+) -> None:
+    r = api(
+        virtual,
+        "POST",
+        "/v2/batch/trigger",
+        json=[
+            {"destination": js.url + "/steps", "body": '{"n": 5}'},
+            {"destination": destination.url + "/plain", "headers": {"Upstash-Retries": "3"}},
+            {"destination": "not a url"},
+        ],
+    )
+    assert r.status_code == 201, r.text
+    first, plain, bad = r.json()
+    assert set(first) == {"workflowRunId", "workflowCreatedAt"}
+    assert "error" in bad
+    virtual.run_until_idle()
+
+    assert [x["b"] for x in js.results("steps")] == [12]
+    run = logged(js, plain["workflowRunId"])
+    assert run["workflowState"] == "RUN_FAILED"
+    (pending,) = run["steps"][-1]["steps"]
+    assert pending["errors"][0]["error"].startswith("detected a non-workflow destination")
+    assert len(destination.received) == 2  # the first step, then the failure call
+
+
+def test_the_workflow_dlq_lists_resumes_restarts_and_retries_the_failure_function(
+    js: JsApp, virtual: Emulator
+) -> None:
+    js.http.post("/_do/flags", json={"failureFails": True})
+    run_id = js.do("trigger", {"url": js.url + "/resumable", "body": {"k": 1}, "retries": 0})[
+        "workflowRunId"
+    ]
+    virtual.run_until_idle()
+
+    listed = js.do("list", {"filter": {"workflowRunId": run_id}}, target="dlq")
+    (entry,) = listed["messages"]
+    assert "cursor" not in listed or listed["cursor"] is None
+    assert (entry["workflowRunId"], entry["workflowUrl"]) == (run_id, js.url + "/resumable")
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_FAIL"
+    assert entry["responseStatus"] == 500
+    assert entry["workflowCreatedAt"] == logged(js, run_id)["workflowRunCreatedAt"]
+    plain = api(virtual, "GET", "/v2/dlq", params={"source": "workflow"}).json()["messages"]
+    assert [m["dlqId"] for m in plain] == [entry["dlqId"]]
+
+    # The failure function failed: call it again, now that it works.
+    js.http.post("/_do/flags", json={"failureFails": False})
+    again = js.do("retryFailureFunction", {"dlqId": entry["dlqId"]}, target="dlq")
+    assert again["workflowRunId"] == run_id
+    virtual.run_until_idle()
+    assert [f["runId"] for f in js.results("resumable-failure")] == [run_id, run_id]
+    (entry,) = js.do("list", {"filter": {"workflowRunId": run_id}}, target="dlq")["messages"]
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_SUCCESS"
+    with pytest.raises(JsError, match="has not failed"):
+        js.do("retryFailureFunction", {"dlqId": entry["dlqId"]}, target="dlq")
+
+    # Resume: a new run that keeps the first step's result and runs the failed one again.
+    js.http.post("/_do/flags", json={"healed": True})
+    resumed = js.do("resume", entry["dlqId"], target="dlq")
+    ((new_run),) = resumed["workflowRuns"]
+    assert new_run["workflowRunId"] != run_id
+    virtual.run_until_idle()
+    assert js.results("resumable") == [
+        {"runId": new_run["workflowRunId"], "first": "one", "second": "two"}
+    ]
+    assert js.results("resumable-first") == [run_id]  # not run again
+    assert js.do("list", target="dlq")["messages"] == []
+
+    # Restart: another failed run starts over from its first step.
+    js.http.post("/_do/flags", json={"healed": False})
+    second = js.do("trigger", {"url": js.url + "/resumable", "body": {}, "retries": 0})
+    virtual.run_until_idle()
+    (entry,) = js.do("list", {"filter": {"workflowRunId": second["workflowRunId"]}}, target="dlq")[
+        "messages"
+    ]
+    js.http.post("/_do/flags", json={"healed": True})
+    restarted = js.do("restart", {"dlqIds": [entry["dlqId"]]}, target="dlq")
+    ((fresh),) = restarted["workflowRuns"]
+    virtual.run_until_idle()
+    assert js.results("resumable-first") == [
+        run_id,
+        second["workflowRunId"],
+        fresh["workflowRunId"],
+    ]
+    assert logged(js, fresh["workflowRunId"])["workflowState"] == "RUN_SUCCESS"
+
+    # Delete.
+    js.http.post("/_do/flags", json={"healed": False})
+    third = js.do("trigger", {"url": js.url + "/resumable", "body": {}, "retries": 0})
+    virtual.run_until_idle()
+    (entry,) = js.do("list", target="dlq")["messages"]
+    assert entry["workflowRunId"] == third["workflowRunId"]
+    assert js.do("delete", [entry["dlqId"]], target="dlq") == {"deleted": 1}
+    assert js.do("list", target="dlq")["messages"] == []
+
+
+def test_a_plan_limit_on_a_step_is_a_412_that_fails_the_run(
+    js: JsApp, virtual: Emulator, destination: Destination
+) -> None:
+    run_id = js.do(
+        "trigger", {"url": js.url + "/quota", "body": {"url": destination.url + "/api"}}
+    )["workflowRunId"]
+    virtual.run_until_idle()
+
+    ((failure,),) = [js.results("quota")]
+    assert (failure["runId"], failure["failStatus"]) == (run_id, 489)
+    assert "Upstash-Retries" in failure["failResponse"]
+    assert destination.received == []
+    assert logged(js, run_id)["workflowState"] == "RUN_FAILED"

@@ -18,6 +18,7 @@ from . import (
     schedules,
     topics,
     waits,
+    workflow_dlq,
     workflows,
 )
 
@@ -39,6 +40,7 @@ def all_routes() -> list[BaseRoute]:
         *flow_control.routes,
         *workflows.routes,
         *waits.routes,
+        *workflow_dlq.routes,
         *inspect.routes,
         *openapi.routes,
     ]

@@ -70,6 +70,10 @@ _PUBLISH_HEADERS: dict[str, tuple[str, str]] = {
     H.CALL_TYPE: ("step, toCallback, fromCallback or failureCall", "step"),
     H.INVOKE: ("true: the body is a context.invoke envelope", "false"),
     H.FEATURE_SET: ("the SDK's capabilities, comma-separated", "LazyFetch,InitialBody"),
+    H.TRIGGER_BY_SDK: (
+        "true: the SDK's own start of a run the trigger API created for it",
+        "false",
+    ),
 }
 _CALLBACK_OPTIONS = {
     "method": ("HTTP method of the callback", "POST"),
@@ -111,7 +115,23 @@ _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "workflowRuns": (_STR, "runs as workflowRunId@workflowCreatedAt, comma-separated"),
     "trimBody": (_INT, "cut bodies to this many bytes; -1 leaves them out"),
     "groupBy": ({"enum": ["workflowRunId"]}, "runs with their steps"),
+    "source": ({"enum": ["workflow"]}, "only the dead letters of workflow runs"),
+    "failureFunctionState": (
+        {"enum": ["CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED"]},
+        "the failed run's failure function call",
+    ),
 }
+_RUN_DLQ_FILTERS = ("workflowUrl", "workflowRunId", "workflowCreatedAt", "failureFunctionState")
+_RUN_DLQ = (
+    *_RUN_DLQ_FILTERS,
+    "label",
+    "callerIp",
+    "flowControlKey",
+    "fromDate",
+    "toDate",
+    "url",
+    "responseStatus",
+)
 _RUN_FILTERS = (
     "workflowRunId",
     "workflowUrl",
@@ -178,6 +198,7 @@ _FAULT = {
     },
 }
 _LISTING = ("cursor", "count", "order", *_FILTERS)
+_STARTED = {"type": "object", "properties": {"workflowRunId": _STR, "workflowCreatedAt": _INT}}
 _WAIT = {
     "type": "object",
     "required": ["url", "step"],
@@ -212,7 +233,10 @@ _OPS: dict[tuple[str, str], Op] = {
     ("GET", "/v2/events"): Op(
         "Log rows (the name the SDKs call)", query=(*_LISTING, "host", "path")
     ),
-    ("GET", "/v2/dlq"): Op("Dead letters", query=(*_LISTING, "dlqIds")),
+    ("GET", "/v2/dlq"): Op(
+        "Dead letters (source=workflow: those of workflow runs)",
+        query=(*_LISTING, "dlqIds", "source", *_RUN_DLQ_FILTERS),
+    ),
     ("DELETE", "/v2/dlq"): Op("Delete dead letters", query=(*_LISTING, "dlqIds"), body=_DLQ_IDS),
     ("POST", "/v2/dlq/retry"): Op(
         "Publish dead letters again", query=(*_LISTING, "dlqIds"), body=_DLQ_IDS, status=201
@@ -252,6 +276,15 @@ _OPS: dict[tuple[str, str], Op] = {
     ("POST", "/v2/Schedules/{destination}"): Op(
         "Create a schedule (the Go SDK's spelling)", publish=True, schedule=True
     ),
+    ("POST", "/v2/trigger/{workflowUrl}"): Op(
+        "Start a workflow run at a URL (the body is its payload)",
+        publish=True,
+        response={
+            "type": "object",
+            "properties": {"workflowRunId": _STR, "workflowCreatedAt": _INT},
+        },
+    ),
+    ("POST", "/v2/batch/trigger"): Op("Start many workflow runs", body=_BATCH, status=201),
     ("DELETE", "/v2/workflows/runs/{workflowRunId}"): Op(
         "Cancel a workflow run, or end it with its result (cancel=false)", query=("cancel",)
     ),
@@ -293,6 +326,30 @@ _OPS: dict[tuple[str, str], Op] = {
         )
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
     },
+    ("GET", "/v2/workflows/dlq"): Op(
+        "Dead letters of workflow runs", query=("cursor", "count", "order", "dlqIds", *_RUN_DLQ)
+    ),
+    ("DELETE", "/v2/workflows/dlq"): Op(
+        "Delete dead letters of workflow runs", query=("cursor", "count", "dlqIds", *_RUN_DLQ)
+    ),
+    ("GET", "/v2/workflows/dlq/{dlqId}"): Op("One dead letter of a workflow run"),
+    ("DELETE", "/v2/workflows/dlq/{dlqId}"): Op("Delete one dead letter of a workflow run"),
+    **{
+        ("POST", f"/v2/workflows/dlq/{action}"): Op(
+            f"{action.capitalize()} failed workflow runs (at most 50 a call), each as a new run",
+            query=("cursor", "count", "dlqIds", *_RUN_DLQ),
+        )
+        for action in ("resume", "restart")
+    },
+    ("POST", "/v2/workflows/dlq/resume/{dlqId}"): Op(
+        "Continue a failed run where it failed, as a new run keeping its steps"
+    ),
+    ("POST", "/v2/workflows/dlq/restart/{dlqId}"): Op(
+        "Start a failed run again from its first step, as a new run"
+    ),
+    ("POST", "/v2/workflows/dlq/callback/{dlqId}"): Op(
+        "Call a failed run's failure function again (when its call failed)"
+    ),
     ("GET", "/v2/flowControl"): Op("Flow-control keys", query=("search",)),
     ("GET", "/v2/globalParallelism"): Op("Parallelism in use across all keys"),
     ("GET", "/v2/flowControl/{key}"): Op("One flow-control key"),

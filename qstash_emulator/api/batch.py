@@ -1,7 +1,8 @@
 """``POST /v2/batch``: many publishes and enqueues in one call.
 
 Each entry is handled like its own publish or enqueue. A failed entry gets ``{"error": ...}``
-in its slot and the others still go; only a body that is not a JSON array fails the call.
+in its slot and the others still go; only a body that is not a JSON array, or a refused entry
+of a workflow run (docs/workflow.md#runs), fails the call.
 
 The rules: docs/behaviour.md#publish-responses.
 """
@@ -16,12 +17,12 @@ from starlette.routing import Route
 
 from .._destination import parse_destination, validate_name
 from .._errors import BadRequest, EmulatorError
-from .._headers import parse_publish
+from .._headers import H, PublishOptions, parse_publish
 from .._runtime import Runtime
 from ._common import caller, caller_ip, json, json_body, runtime
 from .publish import check_size
 
-__all__ = ["routes"]
+__all__ = ["read_entry", "routes"]
 
 Result = dict[str, Any] | list[dict[str, Any]]
 
@@ -37,13 +38,28 @@ async def batch(request: Request) -> Response:
     # Over the daily quota the whole call is a 429 with RateLimit-* headers, as for publish.
     await rt.quotas.check_daily(who.user_id, len(entries))
     ip = caller_ip(request)
+    # A workflow run's entry that is refused fails the whole call with its status, checked
+    # before anything is published: the workflow SDKs read it (400: the run has ended, 412: a
+    # plan limit), and never look into the answer's slots.
+    for index, entry in enumerate(entries):
+        if _of_a_run(entry):
+            await read_entry(rt, who.user_id, index, entry)
     results: list[Result | dict[str, str]] = []
     for index, entry in enumerate(entries):
         try:
             results.append(await _publish_entry(rt, who.user_id, ip, index, entry))
         except EmulatorError as exc:
+            if _of_a_run(entry):
+                raise
             results.append({"error": exc.message})
     return json(results)
+
+
+def _of_a_run(entry: Any) -> bool:
+    headers = entry.get("headers") if isinstance(entry, dict) else None
+    return isinstance(headers, dict) and any(
+        isinstance(name, str) and name.lower() == H.RUN_ID for name in headers
+    )
 
 
 def _field(entry: dict[str, Any], name: str, index: int, kind: type) -> Any:
@@ -54,7 +70,10 @@ def _field(entry: dict[str, Any], name: str, index: int, kind: type) -> Any:
     return value
 
 
-async def _publish_entry(rt: Runtime, user: str, ip: str, index: int, entry: Any) -> Result:
+async def read_entry(
+    rt: Runtime, user: str, index: int, entry: Any
+) -> tuple[str, PublishOptions, bytes]:
+    """One batch entry's destination, checked options (``headers``) and ``body``."""
     if not isinstance(entry, dict):
         raise BadRequest(f"invalid batch[{index}]: expected an object with destination")
     raw_destination = _field(entry, "destination", index, str)
@@ -72,6 +91,11 @@ async def _publish_entry(rt: Runtime, user: str, ip: str, index: int, entry: Any
     opts = parse_publish(items, rt.settings)
     body = (_field(entry, "body", index, str) or "").encode()
     check_size(rt.settings, body, f"batch[{index}].body", opts)
+    return destination, opts, body
+
+
+async def _publish_entry(rt: Runtime, user: str, ip: str, index: int, entry: Any) -> Result:
+    destination, opts, body = await read_entry(rt, user, index, entry)
     queue = _field(entry, "queue", index, str)
     if queue:
         validate_name(queue, f"batch[{index}].queue")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import _json
-from .._streams import scan_rows
 from ._common import caller, int_param, json, runtime
 from ._filters import filter_from_query, parse_cursor, parse_order
 
@@ -18,22 +14,10 @@ __all__ = ["routes"]
 
 async def list_logs(request: Request) -> Response:
     who = caller(request)
-    rt = runtime(request)
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 1_000) or 100
-    cursor = parse_cursor(request)
-
-    def pick(row: bytes) -> dict[str, Any] | None:
-        event: dict[str, Any] = _json.loads(row)
-        return event if flt.matches(event, time_key="time") else None
-
-    events, nxt = await scan_rows(
-        rt.store.redis,
-        rt.store.keyspace.logs(who.user_id),
-        cursor,
-        count,
-        parse_order(request),
-        pick,
+    events, nxt = await runtime(request).logs.page(
+        who.user_id, flt, parse_cursor(request), count, parse_order(request)
     )
     body: dict[str, object] = {"events": events, "logs": events}
     if nxt:

@@ -10,7 +10,6 @@ from starlette.routing import Route
 
 from .._destination import validate_name
 from ._common import caller, caller_ip, empty, json, json_body, runtime
-from .messages import cancel
 from .publish import raw_tail, read_publish
 
 __all__ = ["routes"]
@@ -35,11 +34,7 @@ async def get_queue(request: Request) -> Response:
 async def delete_queue(request: Request) -> Response:
     """Waiting messages are cancelled (logged); active ones finish (see ``_queues``)."""
     who = caller(request, write=True)
-    rt = runtime(request)
-    for message_id in await rt.queues.delete(who.user_id, request.path_params["name"]):
-        msg = await rt.store.get(message_id)
-        if msg is not None and msg.user == who.user_id:
-            await cancel(rt, msg)
+    await runtime(request).queues.delete(who.user_id, request.path_params["name"])
     return empty()
 
 

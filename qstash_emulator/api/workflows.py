@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._errors import BadRequest
-from .._headers import parse_bool
+from .. import _json
+from .._errors import BadRequest, EmulatorError, PlanLimit
+from .._headers import H, parse_bool
 from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
-from ._common import caller, empty, int_param, json, multi, runtime
+from ._common import caller, caller_ip, empty, int_param, json, json_body, multi, runtime
+from .batch import read_entry
+from .publish import raw_tail, read_publish
 
 __all__ = ["run_filter", "routes"]
 
@@ -87,6 +92,53 @@ async def _list_events(
     return json({"cursor": after, "events": page})
 
 
+async def trigger(request: Request) -> Response:
+    """``POST /v2/trigger/{url}``: start a run; the raw body is its payload."""
+    who = caller(request, write=True)
+    rt = runtime(request)
+    try:
+        url, opts, body = await read_publish(
+            request, raw_tail(request, "/v2/trigger/"), user=who.user_id
+        )
+    except PlanLimit as exc:  # a run's message: 412
+        raise exc.for_workflow() from exc
+    unknown = request.headers.get(H.UNKNOWN_SDK)
+    started = await rt.runs.trigger(
+        who.user_id,
+        url,
+        opts,
+        body,
+        caller_ip(request),
+        unknown_sdk=unknown is not None and parse_bool(unknown, "Upstash-Workflow-Unknown-Sdk"),
+    )
+    started.pop("deduplicated", None)
+    return json(started)
+
+
+async def trigger_many(request: Request) -> Response:
+    """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
+    as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
+    who = caller(request, write=True)
+    rt = runtime(request)
+    entries = await json_body(request)
+    if not isinstance(entries, list):
+        raise BadRequest("invalid body: expected a JSON array of {destination, body, headers}")
+    await rt.quotas.check_daily(who.user_id, len(entries))
+    answers: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            if isinstance(entry, dict) and not isinstance(entry.get("body"), (str, type(None))):
+                entry = {**entry, "body": _json.dumps(entry["body"]).decode()}
+            try:
+                url, opts, body = await read_entry(rt, who.user_id, index, entry)
+            except PlanLimit as exc:
+                raise exc.for_workflow() from exc
+            answers.append(await rt.runs.trigger(who.user_id, url, opts, body, caller_ip(request)))
+        except EmulatorError as exc:
+            answers.append({"error": exc.message})
+    return json(answers, 201)
+
+
 def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
     """The run filters of a query string (logs, bulk cancel)."""
     query = request.query_params
@@ -120,6 +172,8 @@ def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
 
 
 routes = [
+    Route("/v2/trigger/{workflowUrl:path}", trigger, methods=["POST"]),
+    Route("/v2/batch/trigger", trigger_many, methods=["POST"]),
     Route("/v2/workflows/runs", cancel_runs, methods=["DELETE"]),
     Route("/v2/workflows/runs/{workflowRunId}", end_run, methods=["DELETE"]),
     Route("/v2/workflows/runs/{workflowRunId}", get_run, methods=["GET"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._dlq import DlqFilter, RunDlq
 from ._logs import STATES, RunFilter, run_events, run_log, select_runs
 from ._model import CallType, Run, RunState, RunStep
 from ._runs import Runs
@@ -10,6 +11,8 @@ from ._waits import Waits
 
 __all__ = [
     "STATES",
+    "DlqFilter",
+    "RunDlq",
     "CallType",
     "Run",
     "RunFilter",

@@ -21,10 +21,11 @@ from .. import _json
 from .._batching import Fill
 from .._clock import Clock
 from .._config import Settings
+from .._destination import is_url
 from .._engine import Engine, RunDelivery, callback_message
 from .._errors import BadRequest, NotFound
-from .._headers import CallbackConfig, H, PublishOptions, canonical
-from .._models import Message, flow_fields
+from .._headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
+from .._models import Message, flow_fields, new_id
 from .._retry import Decision
 from .._transport import Response
 from ._logs import RunFilter, select_runs
@@ -39,8 +40,19 @@ NON_WORKFLOW = (
     "detected a non-workflow destination for trigger/invoke. "
     "make sure you are sending the request to the correct endpoint"
 )
+OLD_SDK = "trigger rest api is only usable with sdk versions after v1.0.0 major version"
+# Marks in a run's feature list for runs the trigger API started (for an SDK that said which
+# version it is, or for one that did not: it gets the run id and starts the run itself).
+TRIGGER_API = "TriggerApi"
+UNKNOWN_SDK = "UnknownSdk"
 # Publishes a message: (user, destination, headers as items, body, caller ip).
 Publish = Callable[[str, str, list[tuple[str, str]], bytes, str], Awaitable[Any]]
+PublishOptions_ = Callable[[str, str, PublishOptions, bytes, str], Awaitable[Any]]
+# What the SDKs look for in a failure function's call.
+_FAILURE_HEADERS = {
+    "Upstash-Workflow-Is-Failure": ["true"],
+    "Upstash-Workflow-Failure-Callback": ["true"],
+}
 
 
 @dataclass
@@ -53,6 +65,7 @@ class _Admission:
     run: Run | None = None
     create: bool = False
     store: RunStore | None = None
+    restart: bool = False  # the SDK starts a run the trigger API made for it: from scratch
 
     def record(self, msg: Message) -> Fill:
         assert self.run is not None and self.store is not None and msg.run_id is not None
@@ -61,7 +74,7 @@ class _Admission:
         step = RunStep.of(msg, msg.call_type or CallType.STEP)
         if self.create:
             run.init_message_id = msg.id
-            return self.store.created(run, step)
+            return self.store.created(run, [step], replace=self.restart)
         return self.store.appended(run, [step])
 
 
@@ -73,12 +86,14 @@ class Runs:
         self.settings = settings
         self.clock = clock
         self.engine = engine
-        # Set by the runtime: how a run publishes the messages it makes (invoke results).
+        # Set by the runtime: how a run publishes the messages it makes (invoke results), from
+        # headers or from checked options.
         self.publish: Publish | None = None
+        self.publish_options: PublishOptions_ | None = None
         # Told when a run ends, so that its waiters go with it.
         self.on_end: list[Callable[[Run], Awaitable[None]]] = []
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-        self._detect: set[str] = set()
+        self._detect: dict[str, str] = {}  # first step's message id -> the check it gets
 
     @contextlib.asynccontextmanager
     async def locked(self, user: str, run_id: str) -> AsyncIterator[None]:
@@ -116,15 +131,16 @@ class Runs:
         async with self.locked(user, tag["run_id"]):
             if tag["init"]:
                 running = await self.store.active(user, tag["run_id"])
-                if running is not None:
+                restart = running is not None and tag["by_sdk"] and UNKNOWN_SDK in running.features
+                if running is not None and not restart:
                     yield _Admission(opts, body, duplicate=running.init_message_id)
                     return
                 invoker = None
                 if tag["invoke"]:
                     body, invoker = _unwrap_invoke(body)
-                created_at = now
+                created_at = running.created_at if running is not None else now
                 # An id used again within one millisecond (a clock that stands still).
-                while await self.store.exists(user, tag["run_id"], created_at):
+                while not restart and await self.store.exists(user, tag["run_id"], created_at):
                     created_at += 1
                 run = Run(
                     user=user,
@@ -142,7 +158,9 @@ class Runs:
                     caller_ip=caller_ip,
                     invoker=invoker,
                 )
-                yield _Admission(opts, body, run=run, create=True, store=self.store)
+                yield _Admission(
+                    opts, body, run=run, create=True, store=self.store, restart=restart
+                )
                 return
             running = await self.store.active(user, tag["run_id"])
             if running is None:
@@ -152,6 +170,52 @@ class Runs:
             if tag["call_type"] == CallType.STEP:
                 opts = _with_run_config(opts, running)
             yield _Admission(opts, body, run=running, store=self.store)
+
+    async def trigger(
+        self,
+        user: str,
+        url: str,
+        opts: PublishOptions,
+        body: bytes,
+        caller_ip: str,
+        unknown_sdk: bool = False,
+    ) -> dict[str, Any]:
+        """The trigger API: the server starts the run and delivers its first step (to an SDK
+        that did not say its version: with the run id, for the SDK to start the run itself).
+        Its failure function is the workflow's own unless a failure URL is given."""
+        assert self.publish_options is not None
+        if not is_url(url):
+            raise BadRequest(f"invalid destination: {url!r}: a workflow is triggered at a URL")
+        run_id = opts.workflow["run_id"] if opts.workflow else new_id("wfr_", 21)
+        header = dict(opts.header)
+        if not unknown_sdk:
+            header[canonical(H.SDK_VERSION)] = ["1"]
+        failure = opts.failure_callback or _default_failure(url)
+        failure = CallbackConfig(**{**failure, "header": {**_FAILURE_HEADERS, **failure["header"]}})
+        features = ["LazyFetch", "InitialBody", "WF_TriggerOnConfig", TRIGGER_API]
+        opts = dataclasses.replace(
+            opts,
+            header=header,
+            failure_callback=failure,
+            workflow=RunHeaders(
+                run_id=run_id,
+                init=True,
+                url=url,
+                call_type=CallType.STEP,
+                invoke=False,
+                features=[*features, UNKNOWN_SDK] if unknown_sdk else features,
+                by_sdk=False,
+            ),
+        )
+        published = await self.publish_options(user, url, opts, body, caller_ip)
+        run = await self.store.active(user, run_id)
+        answer: dict[str, Any] = {
+            "workflowRunId": run_id,
+            "workflowCreatedAt": run.created_at if run is not None else None,
+        }
+        if published.get("deduplicated"):
+            answer["deduplicated"] = True
+        return answer
 
     # Delivery (the engine's hooks) --------------------------------------------------------
 
@@ -184,22 +248,26 @@ class Runs:
             # Past the size limit the SDK fetches the history itself (GET .../runs/{id}).
             if len(body) > self.settings.message_size_limit and "LazyFetch" in run.features:
                 body = b""
-            if msg.id == run.init_message_id and "WF_DetectTrigger" in run.features:
-                self._detect.add(msg.id)
+        if msg.id == run.init_message_id:
+            if UNKNOWN_SDK in run.features:
+                overlay[H.OUT_UNKNOWN_SDK] = "true"
+            elif TRIGGER_API in run.features:
+                self._detect[msg.id] = TRIGGER_API
+            elif "WF_DetectTrigger" in run.features:
+                self._detect[msg.id] = "WF_DetectTrigger"
         return RunDelivery(body, underlay, overlay)
 
     def verdict(self, msg: Message, response: Response | None, decision: Decision) -> Decision:
         """A run's first step must be answered by a workflow SDK (it says which protocol it
-        speaks); anything else fails the run at once."""
-        if msg.id not in self._detect:
+        speaks), one of version 1 or later when the trigger API started the run; anything
+        else fails the run at once."""
+        check = self._detect.pop(msg.id, None)
+        if check is None or decision.outcome != "delivered" or response is None:
             return decision
-        self._detect.discard(msg.id)
-        if (
-            decision.outcome == "delivered"
-            and response is not None
-            and response.header(H.SDK_VERSION) is None
-        ):
+        if response.header(H.SDK_VERSION) is None:
             return Decision("failed", NON_WORKFLOW)
+        if check == TRIGGER_API and _major(response.header(H.SDK_NAME)) < 1:
+            return Decision("failed", OLD_SDK)
         return decision
 
     async def attempted(
@@ -215,9 +283,14 @@ class Runs:
         if decision.outcome == "delivered":
             await self.store.set_status(run, msg.id, {"state": "delivered"})
             return
-        status = (await self.store.statuses(run)).get(msg.id) or {"errors": []}
-        status["errors"].append(_error(result, decision, now))
-        status["state"] = "STEP_FAILED" if decision.outcome == "failed" else "STEP_RETRY"
+        status = (await self.store.statuses(run)).get(msg.id) or {}
+        status.setdefault("errors", []).append(_error(result, decision, now))
+        if decision.outcome == "failed":
+            status["state"] = "STEP_FAILED"
+        elif msg.id in self.engine.cancel_requested:
+            status["state"] = "STEP_CANCELED"  # cancelled while in flight: not tried again
+        else:
+            status["state"] = "STEP_RETRY"
         status["retries"] = msg.retried + (1 if decision.outcome == "retry" else 0)
         if msg.retry_delay:
             status["retryDelay"] = msg.retry_delay
@@ -258,38 +331,45 @@ class Runs:
             run = fresh
             msg.dlq_id = await self.engine.store.dlq_add(msg, result)
             run.dlq_id = msg.dlq_id
-            calls = []
-            config = msg.failure_callback or run.failure_callback
-            if config is not None:
-                initial = await self._initial_payload(run)
-                call = callback_message(
-                    msg,
-                    "failure_callback",
-                    config,
-                    result,
-                    msg.dlq_id,
-                    now,
-                    {
-                        "workflowRunId": run.run_id,
-                        "workflowCreatedAt": run.created_at,
-                        "sourceBody": _json.b64(initial),
-                        "url": run.url,
-                    },
-                )
-                call.run_id, call.run_created_at = run.run_id, run.created_at
-                call.call_type = CallType.FAILURE_CALL
-                calls.append(call)
-                run.failure = {
-                    "messageId": call.id,
-                    "url": call.url,
-                    "state": "CALLBACK_INPROGRESS",
-                    "failStatus": result["status"],
-                    "failResponse": result.get("body", b"").decode("utf-8", "replace"),
-                    "failHeaders": result.get("header", {}),
-                    "dlqId": msg.dlq_id,
-                }
+            call = await self.failure_call(run, msg, result, msg.dlq_id, now)
+            calls = [call] if call is not None else []
             await self._end(run, RunState.FAILED, now, skip=msg.id)
         return calls
+
+    async def failure_call(
+        self, run: Run, msg: Message, result: dict[str, Any], dlq_id: str, now: int
+    ) -> Message | None:
+        """The failure function's call for ``run``, failed at ``msg``; noted as the run's
+        ``failure`` (the caller stores the run and the call). None without a failure callback."""
+        config = msg.failure_callback or run.failure_callback
+        if config is None:
+            return None
+        call = callback_message(
+            msg,
+            "failure_callback",
+            config,
+            result,
+            dlq_id,
+            now,
+            {
+                "workflowRunId": run.run_id,
+                "workflowCreatedAt": run.created_at,
+                "sourceBody": _json.b64(await self._initial_payload(run)),
+                "url": run.url,
+            },
+        )
+        call.run_id, call.run_created_at = run.run_id, run.created_at
+        call.call_type = CallType.FAILURE_CALL
+        run.failure = {
+            "messageId": call.id,
+            "url": call.url,
+            "state": "CALLBACK_INPROGRESS",
+            "failStatus": result.get("status", 0),
+            "failResponse": result.get("body", b"").decode("utf-8", "replace"),
+            "failHeaders": result.get("header", {}),
+            "dlqId": dlq_id,
+        }
+        return call
 
     async def adopt(self, made: list[tuple[Message, CallbackConfig]]) -> list[Message]:
         """Callbacks of a run's messages (a context.call's answer) are messages of the run:
@@ -433,6 +513,25 @@ class Runs:
     async def _initial_payload(self, run: Run) -> bytes:
         steps = await self.store.steps(run)
         return steps[0].body if steps else b""
+
+
+def _default_failure(url: str) -> CallbackConfig:
+    """The workflow's own failure function, for a run the trigger API started."""
+    return CallbackConfig(
+        url=url,
+        method="POST",
+        timeout_ms=None,
+        retries=None,
+        retry_delay=None,
+        delay_ms=0,
+        header={},
+    )
+
+
+def _major(version: str | None) -> int:
+    """``v1.3.2`` -> 1; 0 when the answer did not say."""
+    digits = (version or "").strip().lstrip("vV").split(".", 1)[0]
+    return int(digits) if digits.isdigit() else 0
 
 
 def _user_headers(header: dict[str, list[str]]) -> dict[str, list[str]]:

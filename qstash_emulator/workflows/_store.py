@@ -82,15 +82,19 @@ class RunStore:
                 return await self.get(user, run_id, int(created))
         return None
 
-    def created(self, run: Run, first: RunStep) -> Fill:
-        """The writes that start ``run`` with its first message (to go with the message's)."""
-        record, step = _json.dumps(run.record()), self._encode(first)
+    def created(self, run: Run, steps: list[RunStep], *, replace: bool = False) -> Fill:
+        """The writes that start ``run`` with its first messages (to go with the last one's);
+        ``replace``: what the run held so far is forgotten."""
+        record, encoded = _json.dumps(run.record()), [self._encode(s) for s in steps]
         key = self._run_key(run.user, run.run_id, run.created_at)
-        steps = self._run_key(run.user, run.run_id, run.created_at, "steps")
+        listed = self._run_key(run.user, run.run_id, run.created_at, "steps")
+        status = self._run_key(run.user, run.run_id, run.created_at, "status")
 
         def fill(w: Writes) -> None:
+            if replace:
+                w.pipe.delete(listed, status)
             w.pipe.hset(key, "r", record)
-            w.pipe.rpush(steps, step)
+            w.pipe.rpush(listed, *encoded)
             w.pipe.hset(self.keyspace.active_runs(run.user), run.run_id, str(run.created_at))
             w.pipe.zadd(
                 self.keyspace.runs(run.user), {ref(run.run_id, run.created_at): run.created_at}

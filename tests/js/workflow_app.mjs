@@ -5,7 +5,7 @@
 // (every delivery's signature is verified). Prints one line, {"url": ...}, once it listens.
 // POST /_do {target: "client" | "dlq", method, args} calls the Client and answers its result
 // (or 500 {error, status}); GET /_do/results answers what the workflows recorded, by name;
-// DELETE /_do/results forgets it. Every other POST goes to the workflow at that path.
+// DELETE /_do/results forgets it; POST /_do/flags sets flags some workflows read. Every other POST goes to the workflow at that path.
 
 import http from "node:http";
 import { Client, WorkflowNonRetryableError } from "@upstash/workflow";
@@ -15,6 +15,7 @@ const env = process.env;
 const client = new Client({ baseUrl: env.QSTASH_URL, token: env.QSTASH_TOKEN });
 
 let results = {};
+let flags = {};
 const record = (name, value) => {
   (results[name] ??= []).push(value);
 };
@@ -51,6 +52,13 @@ const workflows = {
     await context.sleepUntil("until", context.requestPayload.until);
     times.push(await context.run("after sleepUntil", () => Date.now()));
     record("sleep", { runId: context.workflowRunId });
+  }),
+
+  "/week": serve(async (context) => {
+    await context.run("start", () => "started");
+    await context.sleep("a week", "7d");
+    const { timeout } = await context.waitForEvent("a day's wait", "never-sent", { timeout: "1d" });
+    await context.run("finish", () => ({ timedOut: timeout }));
   }),
 
   "/parallel": serve(async (context) => {
@@ -122,6 +130,37 @@ const workflows = {
     record("notifier", { runId: context.workflowRunId, notified: notifyResponse.length });
   }),
 
+  "/quota": serve(
+    async (context) => {
+      await context.call("huge retries", {
+        url: context.requestPayload.url,
+        method: "GET",
+        retries: 1_000_000,
+      });
+    },
+    { failureFunction: failureFunction("quota") },
+  ),
+
+  "/resumable": serve(
+    async (context) => {
+      const first = await context.run("first", () => {
+        record("resumable-first", context.workflowRunId);
+        return "one";
+      });
+      const second = await context.run("second", () => {
+        if (!flags.healed) throw new Error("not healed yet");
+        return "two";
+      });
+      record("resumable", { runId: context.workflowRunId, first, second });
+    },
+    {
+      failureFunction: async ({ context, failStatus }) => {
+        record("resumable-failure", { runId: context.workflowRunId, failStatus });
+        if (flags.failureFails) throw new Error("the failure function fails too");
+      },
+    },
+  ),
+
   "/webhook": serve(async (context) => {
     const webhook = await context.createWebhook("create webhook");
     await context.run("share", () => record("webhook-url", webhook));
@@ -162,8 +201,15 @@ const server = http.createServer(async (req, res) => {
     res.end(typeof data === "string" ? data : JSON.stringify(data ?? null));
   };
   try {
+    if (url.pathname === "/_do/flags") {
+      flags = { ...flags, ...JSON.parse(body) };
+      return reply(200, flags);
+    }
     if (url.pathname === "/_do/results") {
-      if (req.method === "DELETE") results = {};
+      if (req.method === "DELETE") {
+        results = {};
+        flags = {};
+      }
       return reply(200, results);
     }
     if (url.pathname === "/_do") {

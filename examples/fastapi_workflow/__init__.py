@@ -1,0 +1,1 @@
+"""A FastAPI order workflow built with the official Upstash Workflow SDK."""

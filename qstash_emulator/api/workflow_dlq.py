@@ -1,0 +1,153 @@
+"""``/v2/workflows/dlq``: the dead letters of failed workflow runs; resume, restart, and the
+failure function called again. ``GET /v2/dlq?source=workflow`` lists the same entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._errors import BadRequest, NotFound
+from .._headers import parse_publish
+from ..workflows import DlqFilter
+from ._common import caller, int_param, json, multi, runtime
+from ._filters import parse_cursor, parse_order
+
+__all__ = ["list_entries", "routes"]
+
+_FAILURE_STATES = ("CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED")
+# At most this many runs are resumed or restarted per call; a cursor says where to go on.
+_ACTION_PAGE = 50
+
+
+def dlq_filter(request: Request) -> DlqFilter:
+    query = request.query_params
+    state = query.get("failureFunctionState") or None
+    if state is not None and state not in _FAILURE_STATES:
+        raise BadRequest(
+            f"invalid failureFunctionState: {state!r}, want one of {', '.join(_FAILURE_STATES)}"
+        )
+    return DlqFilter(
+        workflow_url=query.get("workflowUrl") or None,
+        run_id=query.get("workflowRunId") or None,
+        created_at=int_param(request, "workflowCreatedAt", None, 0, 2**63),
+        label=query.get("label") or None,
+        failure_state=state,
+        caller_ip=query.get("callerIp") or None,
+        flow_keys=multi(request, "flowControlKey"),
+        from_date=int_param(request, "fromDate", None, 0, 2**63),
+        to_date=int_param(request, "toDate", None, 0, 2**63),
+        url=query.get("url") or None,
+        response_status=int_param(request, "responseStatus", None, 0, 999),
+    )
+
+
+async def list_entries(request: Request) -> Response:
+    who = caller(request)
+    count = int_param(request, "count", 100, 1, 100) or 100
+    found, cursor = await runtime(request).run_dlq.select(
+        who.user_id,
+        multi(request, "dlqIds"),
+        dlq_filter(request),
+        parse_cursor(request),
+        count,
+        parse_order(request),
+    )
+    return json({"messages": [view for _, view, _ in found], "cursor": cursor or ""})
+
+
+async def get_entry(request: Request) -> Response:
+    who = caller(request)
+    view, _ = await runtime(request).run_dlq.get(who.user_id, request.path_params["dlqId"])
+    return json(view)
+
+
+async def delete_entry(request: Request) -> Response:
+    who = caller(request, write=True)
+    dlq = runtime(request).run_dlq
+    dlq_id = request.path_params["dlqId"]
+    await dlq.get(who.user_id, dlq_id)
+    if not await dlq.delete(who.user_id, [dlq_id]):
+        raise NotFound(f"workflow dlq entry {dlq_id!r} not found")
+    return json({"deleted": 1})
+
+
+async def delete_many(request: Request) -> Response:
+    who = caller(request, write=True)
+    dlq = runtime(request).run_dlq
+    count = int_param(request, "count", 100, 1, 1_000) or 100
+    found, cursor = await dlq.select(
+        who.user_id, multi(request, "dlqIds"), dlq_filter(request), parse_cursor(request), count
+    )
+    deleted = await dlq.delete(who.user_id, [dlq_id for dlq_id, _, _ in found])
+    body: dict[str, Any] = {"deleted": deleted}
+    if cursor:
+        body["cursor"] = cursor
+    return json(body)
+
+
+async def _act(request: Request, restart: bool) -> Response:
+    who = caller(request, write=True)
+    rt = runtime(request)
+    items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    opts = parse_publish(items, rt.settings)  # refused before anything is taken
+    given = {name.lower() for name, _ in items}
+    dlq_id = request.path_params.get("dlqId")
+    if dlq_id is not None:
+        _, fields = await rt.run_dlq.get(who.user_id, dlq_id)
+        started = await rt.run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
+        return json(started)
+    ids = multi(request, "dlqIds")
+    count = min(int_param(request, "count", 100, 1, 1_000) or 100, _ACTION_PAGE)
+    found, cursor = await rt.run_dlq.select(
+        who.user_id, ids, dlq_filter(request), parse_cursor(request), count
+    )
+    if ids and len(found) < len(set(ids)):
+        missing = sorted(set(ids) - {dlq_id for dlq_id, _, _ in found})
+        raise NotFound(f"workflow dlq entries not found: {', '.join(missing)}")
+    runs = [
+        await rt.run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
+        for dlq_id, _, fields in found
+    ]
+    return json({"workflowRuns": runs, "cursor": cursor or ""})
+
+
+async def resume(request: Request) -> Response:
+    """Continue failed runs where they failed, each as a new run that keeps its steps."""
+    return await _act(request, restart=False)
+
+
+async def resume_one(request: Request) -> Response:
+    return await _act(request, restart=False)
+
+
+async def restart(request: Request) -> Response:
+    """Start failed runs again from their first step, each as a new run."""
+    return await _act(request, restart=True)
+
+
+async def restart_one(request: Request) -> Response:
+    return await _act(request, restart=True)
+
+
+async def retry_failure_function(request: Request) -> Response:
+    who = caller(request, write=True)
+    started = await runtime(request).run_dlq.retry_failure(
+        who.user_id, request.path_params["dlqId"]
+    )
+    return json(started)
+
+
+routes = [
+    Route("/v2/workflows/dlq", list_entries, methods=["GET"]),
+    Route("/v2/workflows/dlq", delete_many, methods=["DELETE"]),
+    Route("/v2/workflows/dlq/resume", resume, methods=["POST"]),
+    Route("/v2/workflows/dlq/resume/{dlqId}", resume_one, methods=["POST"]),
+    Route("/v2/workflows/dlq/restart", restart, methods=["POST"]),
+    Route("/v2/workflows/dlq/restart/{dlqId}", restart_one, methods=["POST"]),
+    Route("/v2/workflows/dlq/callback/{dlqId}", retry_failure_function, methods=["POST"]),
+    Route("/v2/workflows/dlq/{dlqId}", get_entry, methods=["GET"]),
+    Route("/v2/workflows/dlq/{dlqId}", delete_entry, methods=["DELETE"]),
+]

@@ -1,0 +1,35 @@
+"""The workflow store (qstash_emulator/workflows/_store.py): what stays and what goes."""
+
+from __future__ import annotations
+
+import httpx
+
+from qstash_emulator import Emulator
+
+from .conftest import Destination
+
+RUN = {"Upstash-Workflow-RunId": "wfr_store", "Upstash-Workflow-Init": "true"}
+
+
+def _waiting_run(emulator: Emulator, token: str, destination: Destination) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{emulator.url}/v2/publish/{destination.url}/wf"
+    assert httpx.post(url, headers={**auth, **RUN, "Upstash-Delay": "1d"}).status_code == 200
+    wait = {"url": destination.url + "/wf", "timeout": "2d", "step": {"stepName": "w"}}
+    r = httpx.post(f"{emulator.url}/v2/wait/evt", headers={**auth, **RUN}, json=wait)
+    assert r.status_code == 200, r.text
+
+
+def test_purging_a_user_forgets_its_waiter_deadlines(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """A test's purged user must not leave a deadline that a later test's clock jumps to."""
+    user = emulator.create_user()
+    _waiting_run(emulator, user.token, destination)
+    waits = emulator.runtime.waits
+    assert emulator.call(waits.next_due()) is not None
+
+    emulator.call(emulator.runtime.store.purge_user(user.user_id))
+
+    assert emulator.call(waits.next_due()) is None
+    assert emulator.call(waits.waiters(user.user_id, "evt")) == []
