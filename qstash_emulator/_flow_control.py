@@ -30,8 +30,10 @@ from typing import Any
 
 from ._clock import Clock
 from ._config import Settings
+from ._errors import NotFound
 from ._flow_store import PARKED
 from ._models import FINAL_STATES, Message, State
+from ._quotas import require_parallelism
 from ._store import Store
 
 __all__ = ["FlowControl", "KeyState"]
@@ -324,11 +326,75 @@ class FlowControl:
             "isPinnedRate": state.pinned_rate,
         }
 
+    async def list_views(self, user: str, search: str = "") -> list[dict[str, Any]]:
+        """Every key of the user whose name contains ``search`` (any case), by name."""
+        wanted = search.lower()
+        keys = await self.keys(user)
+        return [
+            await self.view(user, key, state)
+            for key, state in sorted(keys.items())
+            if wanted in key.lower()
+        ]
+
+    async def get_view(self, user: str, key: str) -> dict[str, Any]:
+        state = await self.load(user, key)
+        if state is None:
+            raise NotFound(f"flow control key {key!r} not found")
+        return await self.view(user, key, state)
+
     def global_view(self, user: str) -> dict[str, int]:
         return {
             "parallelismMax": self.settings.limits.max_parallelism,
             "parallelismCount": len(self._global.get(user, ())),
         }
+
+    async def pause(self, user: str, key: str, paused: bool) -> None:
+        """Stop releasing the key's waiters (a pause creates the key), or start again."""
+
+        def change(state: KeyState, now: int) -> None:
+            state.paused = paused
+
+        await self.update(user, key, change, create=paused)
+
+    async def pin(
+        self, user: str, key: str, parallelism: int | None, rate: int | None, period: int | None
+    ) -> None:
+        """Fix parallelism and/or rate+period against the messages' own; no value pins the
+        key's current config. A new rate window starts."""
+        require_parallelism("parallelism", parallelism, self.settings.limits)
+        everything = parallelism is None and rate is None and period is None
+
+        def change(state: KeyState, now: int) -> None:
+            if parallelism is not None or everything:
+                state.pinned_parallelism = True
+                if parallelism is not None:
+                    state.parallelism = parallelism
+            if rate is not None or period is not None or everything:
+                state.pinned_rate = True
+                state.rate = rate if rate is not None else state.rate
+                state.period = period if period is not None else state.period
+            state.reset_window(now)
+
+        await self.update(user, key, change, create=True)
+
+    async def unpin(self, user: str, key: str, parallelism: bool, rate: bool) -> None:
+        """Let the next message's config set parallelism and/or rate again."""
+
+        def change(state: KeyState, now: int) -> None:
+            if parallelism:
+                state.pinned_parallelism = False
+            if rate:
+                state.pinned_rate = False
+
+        await self.update(user, key, change, create=False)
+
+    async def reset_rate(self, user: str, key: str) -> None:
+        """Start a new rate window now."""
+
+        def change(state: KeyState, now: int) -> None:
+            state.reset_window(now)
+
+        await self.update(user, key, change, create=False)
 
     async def update(
         self, user: str, key: str, change: Callable[[KeyState, int], None], create: bool

@@ -28,12 +28,14 @@ from ._config import Settings
 from ._destination import is_url, validate_name
 from ._errors import BadRequest, EmulatorError, NotFound
 from ._headers import PublishOptions
+from ._json import text_or_base64
 from ._models import Message, State, new_id
 from ._publisher import Publisher
 from ._quotas import require_parallelism, require_room
 from ._store import Store
+from ._views import header_view, redacted
 
-__all__ = ["Cron", "Schedule", "Schedules", "parse_cron"]
+__all__ = ["Cron", "Schedule", "Schedules", "parse_cron", "schedule_view"]
 
 _DESCRIPTORS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -118,6 +120,55 @@ class Schedule:
 
     def record(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "body"}
+
+
+def schedule_view(sched: Schedule, default_retries: int) -> dict[str, Any]:
+    """The Schedule JSON: keys the Python SDK indexes are always present."""
+    opts = sched.opts
+    view: dict[str, Any] = {
+        "scheduleId": sched.id,
+        "cron": sched.cron,
+        "destination": sched.destination,
+        "createdAt": sched.created_at,
+        "method": opts.method,
+        "header": header_view(opts.header, opts.redact),
+        "retries": opts.retries if opts.retries is not None else default_retries,
+        "isPaused": sched.paused,
+        "callerIP": sched.caller_ip,
+        "callerIp": sched.caller_ip,
+    }
+    if "body" in opts.redact and sched.body:
+        view["body"] = redacted(sched.body)
+    else:
+        view.update(text_or_base64(sched.body, "body", "bodyBase64"))
+    optional: dict[str, Any] = {
+        "delay": opts.delay_ms // 1_000,
+        "timeout": (opts.timeout_ms or 0) // 1_000,
+        "queueName": opts.queue_name,
+        "retryDelayExpression": opts.retry_delay,
+        "lastScheduleTime": sched.last_time,
+        "nextScheduleTime": sched.next_time,
+        "error": sched.error,
+    }
+    view.update({k: v for k, v in optional.items() if v})
+    if sched.last_states:
+        view["lastScheduleStates"] = dict(sched.last_states)
+    if opts.labels:
+        view["label"] = opts.labels[0]
+        view["labels"] = opts.labels
+    for key, config in (("callback", opts.callback), ("failureCallback", opts.failure_callback)):
+        if config:
+            view[key] = config["url"]
+            if config["header"]:
+                view[key + "Header"] = config["header"]
+    if opts.flow:
+        view["flowControlKey"] = opts.flow["key"]
+        if opts.flow["parallelism"] is not None:
+            view["parallelism"] = opts.flow["parallelism"]
+        if opts.flow["rate"] is not None:
+            view["rate"] = opts.flow["rate"]
+        view["period"] = opts.flow["period"]
+    return view
 
 
 class Schedules:

@@ -11,26 +11,26 @@ from ._models import LogState, Message
 __all__ = ["callback_payload", "dlq_view", "log_row", "message_view"]
 
 
-def _redacted(value: bytes | str) -> str:
+def redacted(value: bytes | str) -> str:
     data = value.encode() if isinstance(value, str) else value
     return "REDACTED:" + hashlib.sha256(data).hexdigest()
 
 
-def _header_view(header: dict[str, list[str]], redact: list[str]) -> dict[str, list[str]]:
+def header_view(header: dict[str, list[str]], redact: list[str]) -> dict[str, list[str]]:
     if "header" in redact:
-        return {name: [_redacted(v) for v in values] for name, values in header.items()}
+        return {name: [redacted(v) for v in values] for name, values in header.items()}
     names = {r[7:-1] for r in redact if r.startswith("header[")}
     if not names:
         return header
     return {
-        name: [_redacted(v) for v in values] if name in names else values
+        name: [redacted(v) for v in values] if name in names else values
         for name, values in header.items()
     }
 
 
 def _body_view(msg: Message, text_key: str, b64_key: str) -> dict[str, str]:
     if "body" in msg.redact and msg.body:
-        return {text_key: _redacted(msg.body)}
+        return {text_key: redacted(msg.body)}
     return text_or_base64(msg.body, text_key, b64_key)
 
 
@@ -77,7 +77,7 @@ def message_view(msg: Message) -> dict[str, Any]:
         "messageId": msg.id,
         "url": msg.url,
         "method": msg.method,
-        "header": _header_view(msg.header, msg.redact),
+        "header": header_view(msg.header, msg.redact),
         "maxRetries": msg.max_retries,
         "notBefore": msg.not_before,
         "createdAt": msg.created_at,
@@ -110,14 +110,14 @@ def log_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[s
         "state": state,
         "url": msg.url,
         "method": msg.method,
-        "header": _header_view(msg.header, msg.redact),
+        "header": header_view(msg.header, msg.redact),
         "maxRetries": msg.max_retries,
         "createdAt": msg.created_at,
         "notBefore": msg.not_before,
         "callerIP": msg.caller_ip,
     }
     if msg.body:
-        row["body"] = _redacted(msg.body) if "body" in msg.redact else b64(msg.body)
+        row["body"] = redacted(msg.body) if "body" in msg.redact else b64(msg.body)
     row.update(_optional(msg))
     if msg.retry_delay:
         row["retryDelayExpr"] = msg.retry_delay

@@ -5,16 +5,12 @@ The rules: docs/behaviour.md#flow-control.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._errors import NotFound
-from .._flow_control import FlowControl, KeyState
+from .._flow_control import FlowControl
 from .._headers import parse_bool
-from .._quotas import require_parallelism
 from ._common import caller, empty, int_param, json, runtime
 
 __all__ = ["routes"]
@@ -28,25 +24,13 @@ def _flow(request: Request) -> FlowControl:
 
 async def list_keys(request: Request) -> Response:
     who = caller(request)
-    flow = _flow(request)
-    search = (request.query_params.get("search") or "").lower()
-    keys = await flow.keys(who.user_id)
-    return json(
-        [
-            await flow.view(who.user_id, key, state)
-            for key, state in sorted(keys.items())
-            if search in key.lower()
-        ]
-    )
+    search = request.query_params.get("search") or ""
+    return json(await _flow(request).list_views(who.user_id, search))
 
 
 async def get_key(request: Request) -> Response:
     who = caller(request)
-    key = request.path_params["key"]
-    state = await _flow(request).load(who.user_id, key)
-    if state is None:
-        raise NotFound(f"flow control key {key!r} not found")
-    return json(await _flow(request).view(who.user_id, key, state))
+    return json(await _flow(request).get_view(who.user_id, request.path_params["key"]))
 
 
 async def global_parallelism(request: Request) -> Response:
@@ -54,73 +38,44 @@ async def global_parallelism(request: Request) -> Response:
     return json(_flow(request).global_view(who.user_id))
 
 
-async def _change(
-    request: Request, change: Callable[[KeyState, int], None], create: bool = False
-) -> Response:
+async def pause(request: Request) -> Response:
     who = caller(request, write=True)
-    await _flow(request).update(who.user_id, request.path_params["key"], change, create)
+    await _flow(request).pause(who.user_id, request.path_params["key"], True)
     return empty()
 
 
-async def pause(request: Request) -> Response:
-    def change(state: KeyState, now: int) -> None:
-        state.paused = True
-
-    return await _change(request, change, create=True)
-
-
 async def resume(request: Request) -> Response:
-    def change(state: KeyState, now: int) -> None:
-        state.paused = False
-
-    return await _change(request, change)
+    who = caller(request, write=True)
+    await _flow(request).pause(who.user_id, request.path_params["key"], False)
+    return empty()
 
 
 async def pin(request: Request) -> Response:
     """Fix parallelism and/or rate+period; no value pins the key's current config."""
-    caller(request, write=True)  # a bad token is a 401 before any parameter is judged
-    limits = runtime(request).settings.limits
+    who = caller(request, write=True)  # a bad token is a 401 before any parameter is judged
     parallelism = int_param(request, "parallelism", None, 1, 1_000_000)
     rate = int_param(request, "rate", None, 1, 1_000_000)
     period = int_param(request, "period", None, 1, _WEEK_S)
-    require_parallelism("parallelism", parallelism, limits)
-    everything = parallelism is None and rate is None and period is None
-
-    def change(state: KeyState, now: int) -> None:
-        if parallelism is not None or everything:
-            state.pinned_parallelism = True
-            if parallelism is not None:
-                state.parallelism = parallelism
-        if rate is not None or period is not None or everything:
-            state.pinned_rate = True
-            state.rate = rate if rate is not None else state.rate
-            state.period = period if period is not None else state.period
-        state.reset_window(now)
-
-    return await _change(request, change, create=True)
+    await _flow(request).pin(who.user_id, request.path_params["key"], parallelism, rate, period)
+    return empty()
 
 
 async def unpin(request: Request) -> Response:
-    caller(request, write=True)
+    who = caller(request, write=True)
     flags = {
         name: parse_bool(raw, name) if (raw := request.query_params.get(name)) else False
         for name in ("parallelism", "rate")
     }
-
-    def change(state: KeyState, now: int) -> None:
-        if flags["parallelism"]:
-            state.pinned_parallelism = False
-        if flags["rate"]:
-            state.pinned_rate = False
-
-    return await _change(request, change)
+    await _flow(request).unpin(
+        who.user_id, request.path_params["key"], flags["parallelism"], flags["rate"]
+    )
+    return empty()
 
 
 async def reset_rate(request: Request) -> Response:
-    def change(state: KeyState, now: int) -> None:
-        state.reset_window(now)
-
-    return await _change(request, change)
+    who = caller(request, write=True)
+    await _flow(request).reset_rate(who.user_id, request.path_params["key"])
+    return empty()
 
 
 routes = [

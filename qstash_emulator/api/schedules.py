@@ -5,73 +5,20 @@ The rules: docs/behaviour.md#schedules.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .._errors import NotFound
-from .._json import text_or_base64
-from .._schedules import Schedule, Schedules
-from .._views import _header_view, _redacted
+from .._schedules import Schedules, schedule_view
 from ._common import caller, caller_ip, empty, json, runtime
 from .publish import raw_tail, read_publish
 
-__all__ = ["routes", "schedule_view"]
+__all__ = ["routes"]
 
 
 def _schedules(request: Request) -> Schedules:
     return runtime(request).schedules
-
-
-def schedule_view(sched: Schedule, default_retries: int) -> dict[str, Any]:
-    """The Schedule JSON: keys the Python SDK indexes are always present."""
-    opts = sched.opts
-    view: dict[str, Any] = {
-        "scheduleId": sched.id,
-        "cron": sched.cron,
-        "destination": sched.destination,
-        "createdAt": sched.created_at,
-        "method": opts.method,
-        "header": _header_view(opts.header, opts.redact),
-        "retries": opts.retries if opts.retries is not None else default_retries,
-        "isPaused": sched.paused,
-        "callerIP": sched.caller_ip,
-        "callerIp": sched.caller_ip,
-    }
-    if "body" in opts.redact and sched.body:
-        view["body"] = _redacted(sched.body)
-    else:
-        view.update(text_or_base64(sched.body, "body", "bodyBase64"))
-    optional: dict[str, Any] = {
-        "delay": opts.delay_ms // 1_000,
-        "timeout": (opts.timeout_ms or 0) // 1_000,
-        "queueName": opts.queue_name,
-        "retryDelayExpression": opts.retry_delay,
-        "lastScheduleTime": sched.last_time,
-        "nextScheduleTime": sched.next_time,
-        "error": sched.error,
-    }
-    view.update({k: v for k, v in optional.items() if v})
-    if sched.last_states:
-        view["lastScheduleStates"] = dict(sched.last_states)
-    if opts.labels:
-        view["label"] = opts.labels[0]
-        view["labels"] = opts.labels
-    for key, config in (("callback", opts.callback), ("failureCallback", opts.failure_callback)):
-        if config:
-            view[key] = config["url"]
-            if config["header"]:
-                view[key + "Header"] = config["header"]
-    if opts.flow:
-        view["flowControlKey"] = opts.flow["key"]
-        if opts.flow["parallelism"] is not None:
-            view["parallelism"] = opts.flow["parallelism"]
-        if opts.flow["rate"] is not None:
-            view["rate"] = opts.flow["rate"]
-        view["period"] = opts.flow["period"]
-    return view
 
 
 async def create(request: Request) -> Response:
