@@ -7,10 +7,11 @@ as gates that may hold a message back before an attempt and hear when it is done
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -140,26 +141,38 @@ class Engine:
         if recovered:
             log.info("recovered %d in-flight messages; they will be delivered again", recovered)
         self.clock.subscribe(self.notify)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
         self._sweeper = asyncio.create_task(self._sweep(), name="qstash-emulator-orphans")
 
+    async def _stop_dispatch(self) -> None:
+        await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
+
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
-        for task in (self._runner, self._sweeper):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_dispatch()
+        await _cancel(list(self._tasks))
         await self.transport.close()
 
+    @contextlib.asynccontextmanager
+    async def halted(self) -> AsyncIterator[None]:
+        """Nothing of the engine runs inside: no dispatch, no timer, no attempt (those in
+        flight are dropped unrecorded). A reset flushes the store inside, so that messages a
+        claim under way had taken are not sent, nor written back, after it."""
+        dispatching = self._runner is not None and not self._runner.done()
+        await self._stop_dispatch()
+        await self.abort()
+        try:
+            yield
+        finally:
+            if dispatching:
+                self._dispatch()
+
     async def abort(self) -> None:
-        """Drop every attempt in flight (their outcomes are not recorded); used by reset."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Drop every attempt in flight (their outcomes are not recorded)."""
+        await _cancel(list(self._tasks))
         self.cancel_requested.clear()
 
     def notify(self) -> None:
@@ -645,6 +658,17 @@ def make_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[
 
 def _status_text(response: Response | None) -> str:
     return f"status {response.status}" if response is not None else "no response"
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and return once each has ended. A task is asked again until it has:
+    Python 3.11's ``asyncio.wait_for`` drops a cancel that arrives as the thing it waits for
+    completes, and the task then runs on."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.05)
 
 
 async def _now(write: Callable[[], Awaitable[T]]) -> T:

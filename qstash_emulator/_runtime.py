@@ -286,9 +286,8 @@ class Runtime:
 
     async def reset(self) -> None:
         """Forget every message, log, DLQ entry and resource; keep users and settings."""
-        await self.engine.abort()
-        await self.store.flush()
-        self._keys.clear()
-        for part in self._stateful:
-            part.reset()
-        self.engine.notify()
+        async with self.engine.halted():
+            await self.store.flush()
+            self._keys.clear()
+            for part in self._stateful:
+                part.reset()

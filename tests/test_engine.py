@@ -378,3 +378,84 @@ def test_the_sweep_leaves_running_attempts_alone(
         held.release.set()
     emulator.wait_idle()
     assert len(destination.wait(1, "/running")) == 1
+
+
+def test_a_reset_during_a_claim_delivers_nothing_it_had_taken(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """A reset while the dispatcher is taking due messages: what it took belongs to the state
+    the reset forgot, and is neither sent nor written back after it."""
+    import asyncio
+    import threading
+
+    store = emulator.runtime.store
+    original = store.claim_due
+    taken, release = threading.Event(), threading.Event()
+
+    async def held_claim(now_ms: int, limit: int, mark: object) -> tuple[list[object], object]:
+        claimed, after = await original(now_ms, limit, mark)  # type: ignore[arg-type]
+        if claimed and not release.is_set():
+            taken.set()
+            await asyncio.to_thread(release.wait, 10)
+        return claimed, after  # type: ignore[return-value]
+
+    store.claim_due = held_claim  # type: ignore[method-assign]
+    try:
+        old = _post(emulator, destination.url + "/before", {})
+        assert taken.wait(10)
+        emulator.reset()
+    finally:
+        release.set()
+        store.claim_due = original  # type: ignore[method-assign]
+    new = _post(emulator, destination.url + "/after", {})
+    destination.wait(1, "/after")
+    emulator.wait_idle()
+    assert [r.path for r in destination.received] == ["/after"]
+    assert [a.message_id for a in emulator.attempts] == [new]
+    assert (
+        httpx.get(f"{emulator.url}/v2/messages/{old}", headers=_auth(emulator)).status_code == 404
+    )
+
+
+def test_a_reset_stops_an_attempt_that_dropped_a_cancel(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """An attempt that lets one cancel go by (as Python 3.11's asyncio.wait_for does when
+    what it waits for completes at that moment) is cancelled again, not waited for."""
+    import asyncio
+    import threading
+
+    entered = threading.Event()
+
+    class Stubborn:
+        async def admit(self, msg: object) -> bool:
+            entered.set()
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                pass
+            await asyncio.sleep(10)
+            return True
+
+        async def attempt_done(self, msg: object) -> None:
+            return None
+
+        async def finished(self, msg: object) -> None:
+            return None
+
+    gate = Stubborn()
+    emulator.runtime.engine.gates.insert(0, gate)  # type: ignore[arg-type]
+    try:
+        _post(emulator, destination.url + "/stubborn", {})
+        assert entered.wait(10)
+        started = time.monotonic()
+        emulator.reset()
+        took = time.monotonic() - started
+    finally:
+        emulator.runtime.engine.gates.remove(gate)  # type: ignore[arg-type]
+    assert took < 5, took
+    new = _post(emulator, destination.url + "/after", {})
+    destination.wait(1, "/after")
+    emulator.wait_idle()
+    assert [a.message_id for a in emulator.attempts] == [new]
+    assert [r.path for r in destination.received] == ["/after"]
