@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from qstash_emulator import Emulator, VirtualClock
+from qstash_emulator._models import Message
 from qstash_emulator._serving import ThreadedServer
 from qstash_emulator._transport import Response as Answer
 
@@ -107,6 +108,39 @@ class Destination:
 
     def stop(self) -> None:
         self._server.stop(5)
+
+
+class Held:
+    """A scripted reply that waits for the test: ``entered`` is set once the request has
+    arrived, and the reply goes out once the test sets ``release``."""
+
+    def __init__(self, reply: Reply = (200, {}, b"ok")) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self._reply = reply
+
+    def __call__(self) -> Reply:
+        self.entered.set()
+        self.release.wait(10)
+        return self._reply
+
+
+class HoldingGate:
+    """An engine gate that holds each attempt until the test sets ``release``: a busy engine,
+    or a gate still deciding (``engine.gates.insert(0, gate)``, removed by the test)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    async def admit(self, msg: Message) -> bool:
+        self.entered.set()
+        await asyncio.to_thread(self.release.wait, 10)
+        return True
+
+    async def attempt_done(self, msg: Message) -> None:
+        return None
+
+    async def finished(self, msg: Message) -> None:
+        return None
 
 
 class Answering:

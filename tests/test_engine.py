@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ from qstash import Receiver
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, wait_until
+from .conftest import Destination, Held, wait_until
 
 
 def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
@@ -319,20 +318,14 @@ def _fake_server(emu: Emulator) -> Any:
 def test_an_outcome_is_stored_once_the_store_answers_again(
     emulator: Emulator, destination: Destination
 ) -> None:
-    entered, release = threading.Event(), threading.Event()
-
-    def held() -> tuple[int, dict[str, str], bytes]:
-        entered.set()
-        release.wait(10)
-        return 200, {}, b"ok"
-
+    held = Held()
     destination.script("/held", held)
     message_id = _post(emulator, destination.url + "/held", {})
     server = _fake_server(emulator)
     try:
-        assert entered.wait(10)
+        assert held.entered.wait(10)
         server.connected = False  # the outcome's write will fail
-        release.set()
+        held.release.set()
         destination.wait(1, "/held")
         engine = emulator.runtime.engine
         wait_until(
@@ -341,7 +334,7 @@ def test_an_outcome_is_stored_once_the_store_answers_again(
         r = httpx.get(f"{emulator.url}/v2/logs", headers=_auth(emulator))
         assert r.status_code == 503
     finally:
-        release.set()
+        held.release.set()
         server.connected = True
 
     def states() -> list[str]:
@@ -374,20 +367,14 @@ def test_a_claim_no_attempt_holds_is_due_again_without_a_restart(
 def test_the_sweep_leaves_running_attempts_alone(
     emulator: Emulator, destination: Destination
 ) -> None:
-    entered, release = threading.Event(), threading.Event()
-
-    def held() -> tuple[int, dict[str, str], bytes]:
-        entered.set()
-        release.wait(10)
-        return 200, {}, b"ok"
-
+    held = Held()
     destination.script("/running", held)
     _post(emulator, destination.url + "/running", {})
     try:
-        assert entered.wait(10)
+        assert held.entered.wait(10)
         time.sleep(0.01)  # the claim is older than the sweep's instant
         assert emulator.call(emulator.runtime.engine.return_orphans()) == 0
     finally:
-        release.set()
+        held.release.set()
     emulator.wait_idle()
     assert len(destination.wait(1, "/running")) == 1

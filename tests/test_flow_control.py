@@ -18,7 +18,7 @@ from qstash.errors import QStashError
 from qstash_emulator import Emulator, VirtualClock
 from qstash_emulator._serving import ThreadedServer
 
-from .conftest import Destination, sdk, wait_until
+from .conftest import Destination, HoldingGate, sdk, wait_until
 
 
 class Holder:
@@ -279,23 +279,7 @@ def test_a_message_due_now_counts_before_the_publish_is_answered(
 ) -> None:
     """The official SDK resets a key right after publishing to it and expects rateCount 0: the
     message counts in the window it was published in, however late the engine picks it up."""
-    from qstash_emulator._models import Message
-
-    entered, release = threading.Event(), threading.Event()
-
-    class SlowEngine:  # holds the attempt before flow control sees it, as a busy engine would
-        async def admit(self, msg: Message) -> bool:
-            entered.set()
-            await asyncio.to_thread(release.wait, 10)
-            return True
-
-        async def attempt_done(self, msg: Message) -> None:
-            return None
-
-        async def finished(self, msg: Message) -> None:
-            return None
-
-    gate = SlowEngine()
+    gate = HoldingGate()  # holds the attempt before flow control sees it, as a busy engine
     engine = emulator.runtime.engine
     engine.gates.insert(0, gate)
     try:
@@ -303,11 +287,11 @@ def test_a_message_due_now_counts_before_the_publish_is_answered(
         assert _key(emulator, "counted")["rateCount"] == 1
         with sdk(emulator) as client:
             client.flow_control.reset_rate("counted")
-        assert entered.wait(10)
-        release.set()
+        assert gate.entered.wait(10)
+        gate.release.set()
         destination.wait(1, "/now")
     finally:
-        release.set()
+        gate.release.set()
         engine.gates.remove(gate)
     state = _key(emulator, "counted")
     assert (state["rateCount"], state["waitListSize"]) == (0, 0)

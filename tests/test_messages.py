@@ -11,7 +11,7 @@ from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, sdk, wait_until
+from .conftest import Destination, Held, HoldingGate, sdk, wait_until
 
 
 def _auth(emu: Emulator) -> dict[str, str]:
@@ -212,39 +212,19 @@ def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
     virtual: Emulator, destination: Destination
 ) -> None:
     """A cancel that lands while a gate is still deciding is honoured; no retry revives it."""
-    import threading
-
-    from qstash_emulator._models import Message
-
-    entered, release = threading.Event(), threading.Event()
     engine = virtual.runtime.engine
-
-    class SlowGate:
-        async def admit(self, msg: Message) -> bool:
-            import asyncio
-
-            entered.set()
-            await asyncio.to_thread(release.wait, 10)
-            return True
-
-        async def attempt_done(self, msg: Message) -> None:
-            return None
-
-        async def finished(self, msg: Message) -> None:
-            return None
-
-    gate = SlowGate()
+    gate = HoldingGate()
     engine.gates.insert(0, gate)
     try:
         r = httpx.post(f"{virtual.url}/v2/publish/{destination.url}/held", headers=_auth(virtual))
         message_id = r.json()["messageId"]
-        assert entered.wait(10)
+        assert gate.entered.wait(10)
         d = httpx.delete(f"{virtual.url}/v2/messages/{message_id}", headers=_auth(virtual))
         assert d.json() == {"cancelled": 1}
-        release.set()
+        gate.release.set()
         virtual.run_until_idle()
     finally:
-        release.set()
+        gate.release.set()
         engine.gates.remove(gate)
     assert virtual.attempts == [] and destination.received == []
     events = httpx.get(f"{virtual.url}/v2/events?messageId={message_id}", headers=_auth(virtual))
@@ -273,15 +253,7 @@ def test_a_mistyped_cancel_filter_cancels_nothing(vclient: QStash, virtual: Emul
 def test_a_message_in_flight_is_cancelled_once(
     emulator: Emulator, destination: Destination
 ) -> None:
-    import threading
-
-    entered, release = threading.Event(), threading.Event()
-
-    def slow() -> tuple[int, dict[str, str], bytes]:
-        entered.set()
-        release.wait(10)
-        return 500, {}, b"retry me"
-
+    slow = Held((500, {}, b"retry me"))
     destination.script("/slow", slow)
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/slow",
@@ -289,7 +261,7 @@ def test_a_message_in_flight_is_cancelled_once(
     )
     message_id = r.json()["messageId"]
     try:
-        assert entered.wait(10)
+        assert slow.entered.wait(10)
         one = f"{emulator.url}/v2/messages/{message_id}"
         assert httpx.delete(one, headers=_auth(emulator)).json() == {"cancelled": 1}
         again = httpx.delete(one, headers=_auth(emulator))
@@ -300,7 +272,7 @@ def test_a_message_in_flight_is_cancelled_once(
         by_id = httpx.delete(bulk, params={"messageIds": message_id}, headers=_auth(emulator))
         assert by_id.json() == {"cancelled": 0}
     finally:
-        release.set()
+        slow.release.set()
 
     def states() -> list[str]:
         events = httpx.get(

@@ -229,6 +229,9 @@ def _groups(
         else:
             kind = "parallel" if concurrent > 1 else "sequential"
             groups.append({"type": kind, "steps": [entry]})
+    for group in groups:  # a block's results come back in any order: show them by step id
+        if group["type"] == "parallel":
+            group["steps"].sort(key=lambda s: s.get("stepId") or 0)
     pending = _pending(steps, statuses, run)
     if pending:
         groups.append({"type": "next", "steps": pending})
