@@ -200,6 +200,22 @@ class RunDlq:
         self.runs.engine.notify()
         return {"workflowRunId": run.run_id, "workflowCreatedAt": run.created_at}
 
+    async def cancel_failure(self, user: str, dlq_id: str) -> None:
+        """Stop a failed run's failure function call that is still in progress."""
+        _, letter = await self.get(user, dlq_id)
+        run = await self.runs.run_of(letter.message)
+        state = (run.failure or {}).get("state") if run is not None else None
+        if run is None or run.failure is None or state != "CALLBACK_INPROGRESS":
+            raise BadRequest(
+                f"workflow dlq entry {dlq_id!r}: no failure function call in progress ({state})"
+            )
+        async with self.runs.locked(user, run.run_id):
+            call = await self.store.get(run.failure["messageId"])
+            if call is not None:
+                await self.runs.engine.cancel(call)
+            run.failure["state"] = "CALLBACK_CANCELED"
+            await self.runs.store.save(run)
+
 
 def _continued(old: Run, run_id: str, now: int, opts: PublishOptions, given: set[str]) -> Run:
     """The run that resumes or restarts ``old``, with the overrides given."""

@@ -52,6 +52,7 @@ class Run:
     flow: FlowControl | None = None
     failure_callback: CallbackConfig | None = None
     labels: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)  # Upstash-Redact-Fields, as parsed
     features: list[str] = field(default_factory=list)
     caller_ip: str = ""
     # A child run started by context.invoke: the parent run and how to publish to it.

@@ -154,6 +154,7 @@ class Runs:
                     flow=opts.flow,
                     failure_callback=opts.failure_callback,
                     labels=opts.labels,
+                    redact=opts.redact,
                     features=tag["features"],
                     caller_ip=caller_ip,
                     invoker=invoker,
@@ -553,6 +554,7 @@ def _with_run_config(opts: PublishOptions, run: Run) -> PublishOptions:
         flow=opts.flow or run.flow,
         failure_callback=opts.failure_callback or run.failure_callback,
         labels=opts.labels or run.labels,
+        redact=opts.redact or run.redact,
     )
 
 
