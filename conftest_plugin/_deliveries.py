@@ -6,12 +6,17 @@ import functools
 from typing import Any
 from urllib.parse import urlsplit
 
-from qstash_emulator import _json
-from qstash_emulator._inspection import format_ms
-from qstash_emulator._models import Kind
-from qstash_emulator._records import Attempt, AttemptResponse
-from qstash_emulator._retry import Outcome
-from qstash_emulator._signing import SignatureCheck, check_signature
+import orjson
+
+from qstash_emulator.testing import (
+    Attempt,
+    AttemptResponse,
+    Kind,
+    Outcome,
+    SignatureCheck,
+    check_signature,
+    format_ms,
+)
 
 __all__ = ["Delivery"]
 
@@ -84,7 +89,7 @@ class Delivery:
         return self.attempt.request.text
 
     def json(self) -> Any:
-        return _json.loads(self.body)
+        return orjson.loads(self.body)
 
     # What happened ----------------------------------------------------------------------------
 

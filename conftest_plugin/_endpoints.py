@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from qstash_emulator import _json
-from qstash_emulator._records import AttemptRequest
-from qstash_emulator._transport import DeliveryError, Response
+import orjson
+
+from qstash_emulator.testing import AttemptRequest, DeliveryError, Response
 
 if TYPE_CHECKING:
     from ._deliveries import Delivery
@@ -64,7 +64,7 @@ def reply(
     """A scripted answer: ``reply(489, headers={"Upstash-NonRetryable-Error": "true"})``."""
     headers = dict(headers or {})
     if json is not None:
-        body = _json.dumps(json)
+        body = orjson.dumps(json)
         headers.setdefault("Content-Type", "application/json")
     return Reply(status, headers, body.encode() if isinstance(body, str) else body)
 

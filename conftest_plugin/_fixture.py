@@ -11,15 +11,19 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
 import pytest
 
-from qstash_emulator import Emulator, User, VirtualClock
-from qstash_emulator._faults import Fault, FaultKind
-from qstash_emulator._inspection import STATES
-from qstash_emulator._random import seed_ids
+from qstash_emulator.testing import (
+    STATES,
+    Emulator,
+    Fault,
+    FaultKind,
+    User,
+    VirtualClock,
+    seed_ids,
+)
 
 from . import _teardown
 from ._deliveries import Delivery
@@ -60,7 +64,7 @@ class QStashFixture(WorkflowRuns):
         identity = server.identity
         shared = identity.keys if server.session_env else None
         self.user: User = server.emulator.create_user(user_id, shared)
-        server.emulator.runtime.bind_token(identity.token, user_id)
+        server.emulator.bind_token(identity.token, user_id)
         # With the environment set for the session, the test's token is the session's.
         self._token = identity.token if server.session_env else self.user.token
         keys = (self.user.current_signing_key, self.user.next_signing_key)
@@ -94,12 +98,12 @@ class QStashFixture(WorkflowRuns):
     @property
     def current_signing_key(self) -> str:
         """This test's current signing key, after any rotation."""
-        return self._server.emulator.runtime.known_keys(self.user.user_id)[0]
+        return self._server.emulator.known_keys(self.user.user_id)[0]
 
     @property
     def next_signing_key(self) -> str:
         """This test's next signing key, after any rotation."""
-        return self._server.emulator.runtime.known_keys(self.user.user_id)[1]
+        return self._server.emulator.known_keys(self.user.user_id)[1]
 
     @property
     def env(self) -> dict[str, str]:
@@ -158,14 +162,14 @@ class QStashFixture(WorkflowRuns):
 
         ``app`` is ASGI (FastAPI, Starlette) or WSGI (Flask, Django); ``wsgi=None`` guesses.
         """
-        self._server.emulator.runtime.router.mount(url, app, wsgi=wsgi)
+        self._server.emulator.mount(url, app, wsgi=wsgi)
         self._prefixes.append(url)
         return url
 
     def rewrite(self, url: str, to: str) -> None:
         """Deliver messages published to ``url...`` at ``to...`` instead; the signature's
         ``sub`` stays the published URL, as production signs what was published."""
-        self._server.emulator.runtime.router.rewrite(url, to)
+        self._server.emulator.rewrite(url, to)
         self._prefixes.append(url)
 
     def intercept_production(self, base_url: str | None = None) -> None:
@@ -177,8 +181,7 @@ class QStashFixture(WorkflowRuns):
         """
         from ._production import PRODUCTION_URL, intercept
 
-        runtime = self._server.emulator.runtime
-        known = partial(_known, runtime)
+        known = self._server.emulator.accepts
         stop = intercept(base_url or PRODUCTION_URL, self.url, self.token, known)
         self._cleanups.append(stop)
 
@@ -206,7 +209,7 @@ class QStashFixture(WorkflowRuns):
             times=times,
             delay_s=delay,
         )
-        return self._server.emulator.runtime.faults.add(fault)
+        return self._server.emulator.faults.add(fault)
 
     # Time -------------------------------------------------------------------------------------
 
@@ -261,7 +264,7 @@ class QStashFixture(WorkflowRuns):
         """Make a delayed message, a pending retry or a schedule's next run due now (moved,
         never copied), then let it be delivered."""
         __tracebackhide__ = True
-        inspector = self._server.emulator.runtime.inspector
+        inspector = self._server.emulator.inspector
         try:
             self._driver.call(
                 inspector.run_now(self.user.user_id, message_or_schedule_id),
@@ -292,7 +295,7 @@ class QStashFixture(WorkflowRuns):
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The DLQ, in the ``/v2/dlq`` shape. Reading it counts as looking at it."""
-        inspector = self._server.emulator.runtime.inspector
+        inspector = self._server.emulator.inspector
         entries = self._driver.call(
             inspector.dead_letters(self.user.user_id), self.options.timeout, "reading the DLQ"
         )
@@ -301,7 +304,7 @@ class QStashFixture(WorkflowRuns):
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
         """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
-        inspector = self._server.emulator.runtime.inspector
+        inspector = self._server.emulator.inspector
         times = self._driver.call(
             inspector.schedule_times(self.user.user_id, schedule_id, count),
             self.options.timeout,
@@ -381,11 +384,11 @@ class QStashFixture(WorkflowRuns):
 
     def _gather(self, purge_after: bool) -> Coroutine[Any, Any, _teardown.Leftovers]:
         failed = any(d.outcome == "failed" for d in self.deliveries)
-        runtime = self._server.emulator.runtime
-        return _teardown.gather(runtime, self.user.user_id, self.options, failed, purge_after)
+        emulator = self._server.emulator
+        return _teardown.gather(emulator, self.user.user_id, self.options, failed, purge_after)
 
     def _report(self, leftovers: _teardown.Leftovers) -> list[str]:
-        faults = self._server.emulator.runtime.faults.remaining(self.user.user_id)
+        faults = self._server.emulator.faults.remaining(self.user.user_id)
         return _teardown.report(
             self.options,
             self.now,
@@ -419,8 +422,8 @@ class QStashFixture(WorkflowRuns):
             ]
             # Tests run one at a time per emulator: what is still in flight is this test's,
             # and must not hold up the next one.
-            engine = self._server.emulator.runtime.engine
-            self._server.emulator.call(engine.abort(), self.options.timeout)
+            emulator = self._server.emulator
+            emulator.call(emulator.abort(), self.options.timeout)
         finally:
             self._dispose(purged)
         if problems:
@@ -428,29 +431,21 @@ class QStashFixture(WorkflowRuns):
 
     def _dispose(self, purged: bool) -> None:
         server = self._server
-        runtime = server.emulator.runtime
+        emulator = server.emulator
         for client in self._clients:
             client.close()
         for endpoint in self._endpoints:
             server.scripted.remove(endpoint)
         for prefix in self._prefixes:
-            runtime.router.remove(prefix)
+            emulator.unroute(prefix)
         if self.options.network:
             server.allow_network(False)
         user_id = self.user.user_id
-        runtime.bind_token(server.identity.token, None, UNBOUND)
+        emulator.bind_token(server.identity.token, None, UNBOUND)
         server.drop_recorder(user_id)
         server.active.discard(user_id)
         if not purged:
-            server.emulator.call(_teardown.purge(runtime, user_id), self.options.timeout)
-        runtime.remove_user(user_id)
+            emulator.call(emulator.purge_user(user_id), self.options.timeout)
+        emulator.remove_user(user_id)
         if self.options.seed is not None:
             seed_ids(None)
-
-
-def _known(runtime: Any, token: str) -> bool:
-    try:
-        runtime.authenticate(token, False)
-    except Exception:
-        return False
-    return True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qstash_emulator import _json
-from qstash_emulator._inspection import Waiting, WaitingState
-from qstash_emulator._models import Kind
+import orjson
+
+from qstash_emulator.testing import Kind, Waiting, WaitingState
 
 __all__ = ["PendingMessage"]
 
@@ -53,7 +53,7 @@ class PendingMessage:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> object:
-        return _json.loads(self.body)
+        return orjson.loads(self.body)
 
     def describe(self) -> str:
         """One line, as the teardown checks list it (due times relative to when it was read)."""

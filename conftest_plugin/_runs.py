@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qstash_emulator._runtime import Runtime
-from qstash_emulator.workflows import RunFilter, run_log, select_runs
+from qstash_emulator.testing import Emulator, RunFilter, run_log, select_runs
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -214,9 +213,9 @@ def no_run_message(headline: str, criteria: RunCriteria, runs: list[WorkflowRun]
     return "\n".join(lines)
 
 
-async def run_records(runtime: Runtime, user_id: str) -> list[WorkflowRun]:
+async def run_records(emulator: Emulator, user_id: str) -> list[WorkflowRun]:
     """Every run of the user, newest first."""
-    store = runtime.runs.store
+    store = emulator.runs.store
     found, _ = await select_runs(store, user_id, RunFilter(), None, 1_000_000)
     records = []
     for run in found:
@@ -312,24 +311,22 @@ class WorkflowRuns:
         """Notify the runs waiting for ``event_id`` (``data``: bytes, text, or JSON); with
         ``run_id``, that run only, kept for it if it does not wait yet. Returns the notify
         answer (one entry per waiter)."""
-        waits = self._server.emulator.runtime.waits
+        waits = self._server.emulator.waits
         return self._server.emulator.call(
             waits.notify(self.user.user_id, event_id, _data(data), run_id), self.options.timeout
         )
 
     def waiters(self, event_id: str) -> list[dict[str, Any]]:
         """The waiters of ``event_id``, as ``GET /v2/waiters/{eventId}`` shows them."""
-        waits = self._server.emulator.runtime.waits
+        waits = self._server.emulator.waits
         found: list[dict[str, Any]] = self._server.emulator.call(
             waits.waiters(self.user.user_id, event_id)
         )
         return found
 
     def _runs(self) -> list[WorkflowRun]:
-        runtime = self._server.emulator.runtime
-        return self._server.emulator.call(
-            run_records(runtime, self.user.user_id), self.options.timeout
-        )
+        emulator = self._server.emulator
+        return emulator.call(run_records(emulator, self.user.user_id), self.options.timeout)
 
 
 def unfinished_text(runs: list[WorkflowRun]) -> str:

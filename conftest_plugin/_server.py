@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from qstash_emulator import Emulator, RealClock, Settings, VirtualClock
-from qstash_emulator._records import Attempt
-from qstash_emulator._runtime import new_signing_key
-from qstash_emulator._users import make_token
+from qstash_emulator.testing import (
+    Attempt,
+    Emulator,
+    RealClock,
+    Settings,
+    VirtualClock,
+    make_token,
+    new_signing_key,
+)
 
 if TYPE_CHECKING:
     from qstash import QStash
@@ -99,16 +104,16 @@ class Server:
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else RealClock()
         self.emulator = Emulator(settings, clock=self.clock)
-        runtime = self.emulator.runtime
+        emulator = self.emulator
         self.scripted = ScriptedResponder(virtual)
-        runtime.router.responders.append(self.scripted)
-        runtime.engine.listeners.append(self._record)
+        emulator.add_responder(self.scripted)
+        emulator.on_attempt(self._record)
         self._recorders: dict[str, Recorder] = {}
         # Users that called the API: a test that never did has nothing to clean up.
         self.active: set[str] = set()
-        runtime.authenticated.append(lambda caller: self.active.add(caller.user_id))
-        runtime.router.offline = offline
-        runtime.bind_token(identity.token, None, UNBOUND)
+        emulator.on_api_call(self.active.add)
+        emulator.keep_local(offline)
+        emulator.bind_token(identity.token, None, UNBOUND)
         self.emulator.start()
 
     def env(self) -> dict[str, str]:
@@ -135,7 +140,7 @@ class Server:
 
     def allow_network(self, allowed: bool) -> None:
         """Let deliveries reach hosts that are not on this machine (one test's choice)."""
-        self.emulator.runtime.router.offline = None if allowed else offline
+        self.emulator.keep_local(None if allowed else offline)
 
     def _record(self, attempt: Attempt) -> None:
         recorder = self._recorders.get(attempt.user)
@@ -143,7 +148,7 @@ class Server:
             recorder.add(attempt)
 
     def recorder(self, user_id: str, keys: tuple[str, str]) -> Recorder:
-        recorder = Recorder(keys, self.emulator.runtime.router.resolve)
+        recorder = Recorder(keys, self.emulator.resolve)
         self._recorders[user_id] = recorder
         return recorder
 
@@ -154,7 +159,7 @@ class Server:
         for client in self._clients.values():
             client.http._client.close()
         if self.emulator.settings.redis_url is not None:
-            self.emulator.call(self.emulator.runtime.store.flush())
+            self.emulator.call(self.emulator.flush())
         self.emulator.stop()
 
 

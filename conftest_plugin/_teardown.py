@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from qstash_emulator._faults import Fault
-from qstash_emulator._inspection import Waiting
-from qstash_emulator._runtime import Runtime
+from qstash_emulator.testing import Emulator, Fault, Waiting
 
 from ._endpoints import Endpoint
 from ._matching import Deliveries
 from ._options import Options
 from ._runs import WorkflowRun, run_records, unfinished_text
 
-__all__ = ["Leftovers", "failure_text", "gather", "purge", "report"]
+__all__ = ["Leftovers", "failure_text", "gather", "report"]
 
 DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
 
@@ -26,32 +24,26 @@ Leftovers = tuple[list[Waiting], list[dict[str, Any]], list[WorkflowRun]]
 
 
 async def gather(
-    runtime: Runtime, user_id: str, options: Options, failed: bool, purge_after: bool
+    emulator: Emulator, user_id: str, options: Options, failed: bool, purge_after: bool
 ) -> Leftovers:
     """Let due work finish, read what the checks need, and purge the user if asked."""
-    store, engine = runtime.store, runtime.engine
-    inspector = runtime.inspector
+    inspector = emulator.inspector
     waiting: list[Waiting] = []
     letters: list[dict[str, Any]] = []
     runs: list[WorkflowRun] = []
     if options.checks:
-        if engine.in_flight or await store.pending_ids(user_id):
-            await engine.wait_idle()
+        if emulator.in_flight or await emulator.has_pending(user_id):
+            await emulator.idle()
             if options.check("pending"):
                 waiting = await inspector.waiting(user_id)
         # Only a failed message makes a dead letter, and the test saw every attempt.
         if failed and options.check("dead_letters"):
             letters = await inspector.dead_letters(user_id)
         if options.check("runs"):
-            runs = [r for r in await run_records(runtime, user_id) if not r.finished]
+            runs = [r for r in await run_records(emulator, user_id) if not r.finished]
     if purge_after:
-        await purge(runtime, user_id)
+        await emulator.purge_user(user_id)
     return waiting, letters, runs
-
-
-async def purge(runtime: Runtime, user_id: str) -> None:
-    """Delete everything the user stored: messages, logs, dead letters, schedules, queues."""
-    await runtime.purge_user(user_id)
 
 
 def report(

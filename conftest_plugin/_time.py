@@ -12,9 +12,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qstash_emulator._clock import VirtualClock
-from qstash_emulator._engine import Engine
-from qstash_emulator._inspection import Waiting
+from qstash_emulator.testing import VirtualClock, Waiting
 
 from ._deliveries import Delivery
 from ._matching import Criteria, no_match_message
@@ -32,16 +30,6 @@ _YEAR_MS = 366 * 86_400_000
 IDLE_GRACE_S = 0.25
 
 
-async def next_due(engine: Engine, recurring: bool) -> int | None:
-    """The earliest due time; schedules (always due again) count only when ``recurring``."""
-    times = [await engine.store.next_due()]
-    for timer in engine.timers:
-        if recurring or not getattr(timer, "recurring", False):
-            times.append(await timer.next_due())
-    known = [t for t in times if t is not None]
-    return min(known) if known else None
-
-
 class Driver:
     """The clock and the waits of one test."""
 
@@ -50,8 +38,8 @@ class Driver:
         self.user_id = user_id
         self.recorder = recorder
         self.auto_advance = auto
-        self.engine = server.emulator.runtime.engine
-        self.inspector = server.emulator.runtime.inspector
+        self.emulator = server.emulator
+        self.inspector = server.emulator.inspector
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
         __tracebackhide__ = True
@@ -81,7 +69,7 @@ class Driver:
 
     def wait_idle(self, timeout: float) -> None:
         __tracebackhide__ = True
-        self.call(self.engine.wait_idle(), timeout, "waiting for due deliveries to finish")
+        self.call(self.emulator.idle(), timeout, "waiting for due deliveries to finish")
 
     def advance(self, seconds: float, timeout: float) -> int:
         __tracebackhide__ = True
@@ -95,13 +83,13 @@ class Driver:
 
     async def _advance(self, target: int) -> None:
         while True:
-            await self.engine.wait_idle()
-            nxt = await next_due(self.engine, recurring=True)
+            await self.emulator.idle()
+            nxt = await self.emulator.next_due(recurring=True)
             if nxt is None or nxt > target:
                 break
             self._jump(nxt)
         self._jump(target)
-        await self.engine.wait_idle()
+        await self.emulator.idle()
 
     def run_until_idle(self, timeout: float, max_seconds: float | None) -> None:
         __tracebackhide__ = True
@@ -126,8 +114,8 @@ class Driver:
 
     async def _drain(self, limit: int, recurring: bool) -> None:
         while True:
-            await self.engine.wait_idle()
-            nxt = await next_due(self.engine, recurring)
+            await self.emulator.idle()
+            nxt = await self.emulator.next_due(recurring)
             if nxt is None or nxt > limit:
                 return
             self._jump(nxt)
@@ -150,7 +138,7 @@ class Driver:
                 if len(self.recorder.deliveries) > seen:
                     idle_since = None
                     continue
-                nxt = self.call(next_due(self.engine, True), timeout, "finding what is due next")
+                nxt = self.call(self.emulator.next_due(), timeout, "finding what is due next")
                 if self.auto_advance and nxt is not None and nxt <= start + _YEAR_MS:
                     self._jump(nxt)
                     idle_since = None

@@ -61,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 _SESSION = pytest.StashKey["tuple[ServerPool, dict[str, str | None]]"]()
+# The test body's report, for the fixture's teardown: checks do not pile on a failed test.
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -150,7 +152,7 @@ def qstash(
     if options.intercept_production:
         fixture.intercept_production()
     yield fixture
-    report = getattr(request.node, "_qstash_call_report", None)
+    report = request.node.stash.get(_CALL_REPORT, None)
     fixture.close(check=report is None or not report.failed)
 
 
@@ -159,5 +161,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Remember whether the test body failed, so teardown checks do not pile on."""
     report = yield
     if report.when == "call":
-        item._qstash_call_report = report  # type: ignore[attr-defined]
+        item.stash[_CALL_REPORT] = report
     return report

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._app import create_app
 from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
+from ._errors import EmulatorError
+from ._faults import Faults
+from ._inspection import Inspector
 from ._records import Attempt
+from ._routing import Responder
 from ._runtime import Runtime
 from ._serving import ThreadedServer
 from ._users import User
+from .workflows import Runs, Waits
 
 __all__ = ["Emulator"]
 
@@ -30,7 +35,7 @@ class Emulator:
         self.clock: Clock = clock or RealClock()
         self.runtime = Runtime(self.settings, self.clock)
         self.attempts: list[Attempt] = []
-        self.runtime.engine.listeners.append(self.attempts.append)
+        self.on_attempt(self.attempts.append)
         self._server: ThreadedServer | None = None
         self._port = self.settings.port
 
@@ -177,7 +182,7 @@ class Emulator:
         limit = self.clock.now_ms() + int(max_seconds * 1_000)
         while True:
             await engine.wait_idle()
-            nxt = await self._next_due(recurring)
+            nxt = await self.next_due(recurring)
             if nxt is None or nxt > limit:
                 return
             if isinstance(self.clock, VirtualClock):
@@ -185,7 +190,111 @@ class Emulator:
             else:
                 await asyncio.sleep(max(0.0, (nxt - self.clock.now_ms()) / 1_000))
 
-    async def _next_due(self, recurring: bool) -> int | None:
+    # In-process testing API (README "The in-process testing API"): what a test harness
+    # running the emulator in its own process (the pytest plugin, unittest, behave) may use.
+
+    @property
+    def inspector(self) -> Inspector:
+        """Messages by state, dead letters, attempts, schedule times and run-now, per user."""
+        return self.runtime.inspector
+
+    @property
+    def faults(self) -> Faults:
+        """The API faults programmed on this emulator (``add``, ``remaining``, ``clear``)."""
+        return self.runtime.faults
+
+    @property
+    def runs(self) -> Runs:
+        """Upstash Workflow runs (``runs.store`` reads their records)."""
+        return self.runtime.runs
+
+    @property
+    def waits(self) -> Waits:
+        """Upstash Workflow waiters: ``notify`` and ``waiters``."""
+        return self.runtime.waits
+
+    def on_attempt(self, listener: Callable[[Attempt], None]) -> None:
+        """Call ``listener`` with each delivery attempt as it ends (on the server's thread)."""
+        self.runtime.engine.listeners.append(listener)
+
+    def on_api_call(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the user id of each authenticated API call."""
+        self.runtime.authenticated.append(lambda caller: listener(caller.user_id))
+
+    def bind_token(self, token: str, user_id: str | None, unbound: str = "") -> None:
+        """Make ``token`` act for ``user_id``, or for nobody, refused with ``unbound`` as the
+        reason (a token that outlives users, standing for whichever test runs)."""
+        self.runtime.bind_token(token, user_id, unbound)
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` names a user right now."""
+        try:
+            self.runtime.authenticate(token, write=False)
+        except EmulatorError:
+            return False
+        return True
+
+    def known_keys(self, user_id: str) -> tuple[str, str]:
+        """The user's (current, next) signing keys, rotations included."""
+        return self.runtime.known_keys(user_id)
+
+    def remove_user(self, user_id: str) -> None:
+        """The user's tokens stop working; its stored data stays (``purge_user``)."""
+        self.runtime.remove_user(user_id)
+
+    async def purge_user(self, user_id: str) -> None:
+        """Delete everything the user stored."""
+        await self.runtime.purge_user(user_id)
+
+    async def flush(self) -> None:
+        """Delete every key of this emulator from its store (a Redis shared with others)."""
+        await self.runtime.store.flush()
+
+    def mount(self, prefix: str, app: Any, *, wsgi: bool | None = None) -> None:
+        """Deliver requests under ``prefix`` into an ASGI (or WSGI) app, in process."""
+        self.runtime.router.mount(prefix, app, wsgi=wsgi)
+
+    def rewrite(self, prefix: str, replacement: str) -> None:
+        """Send requests under ``prefix`` to ``replacement`` instead (signatures unchanged)."""
+        self.runtime.router.rewrite(prefix, replacement)
+
+    def unroute(self, prefix: str) -> None:
+        """Drop the mounts and rewrites of ``prefix``."""
+        self.runtime.router.remove(prefix)
+
+    def resolve(self, url: str) -> str:
+        """Where a delivery to ``url`` is sent, after rewrites."""
+        return self.runtime.router.resolve(url)
+
+    def add_responder(self, responder: Responder) -> None:
+        """Let ``responder`` answer deliveries before any routing."""
+        self.runtime.router.responders.append(responder)
+
+    def keep_local(self, offline: Callable[[str], str] | None) -> None:
+        """With ``offline``, a delivery to a host neither local, mounted nor rewritten fails
+        at once with the text it gives for the URL; None lets such deliveries go out."""
+        self.runtime.router.offline = offline
+
+    @property
+    def in_flight(self) -> int:
+        """Delivery attempts running now."""
+        return self.runtime.engine.in_flight
+
+    async def has_pending(self, user_id: str) -> bool:
+        """Whether the user has a message that is not final."""
+        return bool(await self.runtime.store.pending_ids(user_id))
+
+    async def idle(self) -> None:
+        """Return once nothing is due now and no attempt is running (no clock moves)."""
+        await self.runtime.engine.wait_idle()
+
+    async def abort(self) -> None:
+        """Drop the attempts in flight; their outcomes are not recorded."""
+        await self.runtime.engine.abort()
+
+    async def next_due(self, recurring: bool = True) -> int | None:
+        """The earliest time anything is due; schedules, always due again, count only when
+        ``recurring``."""
         engine = self.runtime.engine
         if recurring:
             return await engine.next_due()

@@ -11,6 +11,6 @@ def test_all_is_sorted_and_complete() -> None:
     assert qstash_emulator.__all__ == sorted(qstash_emulator.__all__, key=str.casefold) or (
         qstash_emulator.__all__ == sorted(qstash_emulator.__all__)
     )
-    # subpackages import as attributes
-    assert public - exported <= {"api", "dashboard", "workflows"}
+    # subpackages and the testing module import as attributes
+    assert public - exported <= {"api", "dashboard", "testing", "workflows"}
     assert exported <= public

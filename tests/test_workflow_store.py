@@ -33,3 +33,18 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
 
     assert emulator.call(waits.next_due()) is None
     assert emulator.call(waits.waiters(user.user_id, "evt")) == []
+
+
+def test_a_run_that_ends_drops_its_waiters(emulator: Emulator, destination: Destination) -> None:
+    _waiting_run(emulator, emulator.token, destination)
+    user = emulator.user.user_id
+    assert len(emulator.call(emulator.runtime.waits.waiters(user, "evt"))) == 1
+
+    cancel = httpx.delete(
+        f"{emulator.url}/v2/workflows/runs/wfr_store",
+        headers={"Authorization": f"Bearer {emulator.token}"},
+    )
+
+    assert cancel.status_code == 200
+    assert emulator.call(emulator.runtime.waits.waiters(user, "evt")) == []
+    assert emulator.call(emulator.runtime.waits.next_due()) is None

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qstash_emulator import Emulator
+from qstash_emulator import Emulator, VirtualClock
 
 from .conftest import Destination
 
@@ -34,11 +34,13 @@ pytestmark = [
 
 
 class JsApp:
-    """The node process: its workflows' URL, and calls into its ``Client``."""
+    """The node process: its workflows' URL, and calls into its ``Client``. It talks to
+    ``target``: an emulator, or the QSTASH_* variables of one (a server in another process)."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, target: Emulator | dict[str, str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "UPSTASH_"))}
-        env.update(emulator.env(), UPSTASH_DISABLE_TELEMETRY="1")
+        env.update(target.env() if isinstance(target, Emulator) else target)
+        env["UPSTASH_DISABLE_TELEMETRY"] = "1"
         # The SDK warns on stderr (retried calls, duplicate steps): a file, never a full pipe.
         self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
@@ -546,3 +548,69 @@ def test_a_plan_limit_on_a_step_is_a_412_that_fails_the_run(
     assert "Upstash-Retries" in failure["failResponse"]
     assert destination.received == []
     assert logged(js, run_id)["workflowState"] == "RUN_FAILED"
+
+
+def test_a_history_past_the_size_limit_is_fetched_by_the_sdk() -> None:
+    """Lazy fetch: the delivery is empty and the SDK reads the run from the server."""
+    with Emulator(clock=VirtualClock(), max_message_size=2_048) as small:
+        app = JsApp(small)
+        try:
+            payload = {"n": 1, "padding": "x" * 1_400}
+            run_id = app.do("trigger", {"url": app.url + "/steps", "body": payload})[
+                "workflowRunId"
+            ]
+            small.run_until_idle()
+            assert [r["b"] for r in app.results("steps")] == [4]
+            steps = [a for a in small.attempts if a.url == app.url + "/steps"]
+            # The first delivery's history still fits; the steps' results make it too large.
+            assert [a.request.body == b"" for a in steps] == [False, True, True]
+            assert all(a.status == 200 for a in steps)
+            assert logged(app, run_id)["workflowState"] == "RUN_SUCCESS"
+            assert api(small, "GET", f"/v2/workflows/runs/{run_id}").status_code == 404
+        finally:
+            app.stop()
+
+
+def test_a_call_is_retried_and_only_its_last_answer_is_the_result(
+    js: JsApp, virtual: Emulator, destination: Destination
+) -> None:
+    destination.script("/flaky", (500, {}, b"down"), (502, {}, b"down"))
+    run_id = js.do(
+        "trigger",
+        {"url": js.url + "/call", "body": {"url": destination.url + "/flaky", "retries": 2}},
+    )["workflowRunId"]
+    virtual.run_until_idle()
+
+    assert js.results("call") == [{"runId": run_id, "status": 200, "body": "ok"}]
+    assert [r.status for r in destination.received] == [500, 502, 200]
+    # A callback after every attempt; the SDK passes over those that will be retried.
+    callbacks = [a for a in virtual.attempts if a.kind == "callback"]
+    assert [json.loads(c.request.body)["status"] for c in callbacks] == [500, 502, 200]
+    assert [json.loads(c.request.body)["retried"] for c in callbacks] == [0, 1, 2]
+    run = logged(js, run_id)
+    assert run["workflowState"] == "RUN_SUCCESS"
+    assert [n for _, names in step_names(run) for n in names] == ["init", "third party"]
+
+
+def test_a_failure_function_call_in_progress_can_be_stopped(js: JsApp, virtual: Emulator) -> None:
+    js.http.post("/_do/flags", json={"failureFails": True})
+    run_id = js.do("trigger", {"url": js.url + "/resumable", "body": {}, "retries": 3})[
+        "workflowRunId"
+    ]
+    # The step's retries (at 12 s, 160 s and 1,968 s), then the failure call's first two tries.
+    virtual.run_until_idle(max_seconds=2_000)
+    (entry,) = js.do("list", target="dlq")["messages"]
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_INPROGRESS"  # it is retrying
+    tries = len(js.results("resumable-failure"))
+
+    stopped = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    assert stopped.status_code == 200, stopped.text
+    virtual.run_until_idle()
+
+    assert len(js.results("resumable-failure")) == tries
+    (entry,) = js.do("list", target="dlq")["messages"]
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_CANCELED"
+    again = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    assert again.status_code == 400
+    assert logged(js, run_id)["failureFunction"]["state"] == "CALLBACK_CANCELED"
+    js.do("delete", [entry["dlqId"]], target="dlq")

@@ -61,6 +61,12 @@ const workflows = {
     await context.run("finish", () => ({ timedOut: timeout }));
   }),
 
+  "/nap": serve(async (context) => {
+    await context.run("before", () => "awake");
+    await context.sleep("nap", 1);
+    await context.run("after", () => record("nap", context.workflowRunId));
+  }),
+
   "/parallel": serve(async (context) => {
     const [a, b, c] = await Promise.all([
       context.run("a", () => "A"),
@@ -77,6 +83,7 @@ const workflows = {
       method: "POST",
       body: JSON.stringify({ question: 42 }),
       headers: { "X-Call": "yes" },
+      retries: context.requestPayload.retries ?? 0,
     });
     record("call", { runId: context.workflowRunId, status, body, type: header["Content-Type"] });
   }),
