@@ -396,8 +396,15 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
         )
         click(page, f'tr[data-id="{run_id}"]')
         until(page, "the reserve step", lambda d: css(d, '#run-steps [data-step="reserve"]'))
-        until(page, "the sleep waiting", lambda d: "sleep 600 s" in one(d, "#run-steps").text)
-        assert "reserved 3" in one(page, "#run-steps").text
+
+        # The text is read where it is waited for: the live view may redraw the steps between
+        # a look-up and a later read (a stale element).
+        def sleeping(d: Any) -> str | None:
+            text: str = one(d, "#run-steps").text
+            return text if "sleep 600 s" in text else None
+
+        steps = until(page, "the sleep waiting", sleeping)
+        assert "reserved 3" in steps
         shot("workflow-runs")
 
         click(page, '#detail button[data-action="cancel-run"]')
