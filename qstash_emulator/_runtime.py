@@ -30,7 +30,7 @@ from ._store import Store, StoreUnavailable
 from ._transport import AiohttpTransport
 from ._url_groups import UrlGroups
 from ._users import User, make_token
-from .workflows import RunDlq, Runs, RunStore, Waits
+from .workflows import RunDlq, RunMessages, Runs, RunStore, Waits
 
 __all__ = ["Caller", "Runtime", "Stateful"]
 
@@ -94,7 +94,8 @@ class Runtime:
         self.logs = Logs(store)
         self.runs = Runs(RunStore(store), settings, clock, engine)
         self.waits = Waits(self.runs.store, self.runs, settings, clock)
-        self.run_dlq = RunDlq(self.runs, store)
+        self.run_messages = RunMessages(self.runs)
+        self.run_dlq = RunDlq(self.runs, self.run_messages, store)
         self.inspector = Inspector(store, clock, engine, self.history, self.schedules)
 
         # How the parts plug into each other. A message meets the gates in this order: its
@@ -103,7 +104,7 @@ class Runtime:
         engine.gates = [self.queues, self.schedules, self.flow_control]
         engine.timers = [self.schedules, self.flow_control, self.queues, self.waits]
         engine.listeners.append(self.history.add)
-        engine.runs = self.runs
+        engine.runs = self.run_messages
         publisher.resolve_group = self.url_groups.resolve
         publisher.checks.append(self.quotas.check_publish)
         publisher.accepting.append(self.flow_control.accepting)

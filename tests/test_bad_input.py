@@ -591,6 +591,7 @@ ROWS = [
     row("wf-dlq-restart", "POST", "/v2/workflows/dlq/restart?dlqIds=1-0", 404, "1-0"),
     row("wf-dlq-restart-one", "POST", "/v2/workflows/dlq/restart/1-0", 404, "1-0"),
     row("wf-dlq-callback", "POST", "/v2/workflows/dlq/callback/1-0", 404, "1-0"),
+    row("wf-dlq-callback-stop", "DELETE", "/v2/workflows/dlq/callback/1-0", 404, "1-0"),
     row(
         "wf-dlq-resume-retries",
         "POST",

@@ -207,3 +207,26 @@ def test_bulk_cancel_takes_a_url_prefix_or_an_exact_url(runs: Any) -> None:
     (b,) = runs.logs(workflowRunId="wfr_b")["runs"]
     assert b["workflowState"] == "RUN_CANCELED"
     assert [s["state"] for s in b["steps"][-1]["steps"]] == ["STEP_CANCELED"]
+
+
+def test_the_triggers_redaction_hides_bodies_and_headers_in_the_run_logs(
+    virtual: Emulator, destination: Destination
+) -> None:
+    made = Runs(virtual, destination)
+    try:
+        made.publish(
+            "/r",
+            "wfr_r",
+            b'{"card": "4242"}',
+            True,
+            **{"Upstash-Redact-Fields": "body,header[X-Secret]", "Upstash-Forward-X-Secret": "s"},
+        )
+        made.publish("/r", "wfr_r", _step(1, "charge", "ok"), False)
+        virtual.run_until_idle()
+        (run,) = made.logs(workflowRunId="wfr_r")["runs"]
+    finally:
+        made.http.close()
+    init, charge = (g["steps"][0] for g in run["steps"])
+    assert init["out"].startswith("REDACTED:") and "4242" not in init["out"]
+    assert charge["out"].startswith("REDACTED:")
+    assert init["headers"]["X-Secret"][0].startswith("REDACTED:")

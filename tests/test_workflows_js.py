@@ -590,3 +590,27 @@ def test_a_call_is_retried_and_only_its_last_answer_is_the_result(
     run = logged(js, run_id)
     assert run["workflowState"] == "RUN_SUCCESS"
     assert [n for _, names in step_names(run) for n in names] == ["init", "third party"]
+
+
+def test_a_failure_function_call_in_progress_can_be_stopped(js: JsApp, virtual: Emulator) -> None:
+    js.http.post("/_do/flags", json={"failureFails": True})
+    run_id = js.do("trigger", {"url": js.url + "/resumable", "body": {}, "retries": 3})[
+        "workflowRunId"
+    ]
+    # The step's retries (at 12 s, 160 s and 1,968 s), then the failure call's first two tries.
+    virtual.run_until_idle(max_seconds=2_000)
+    (entry,) = js.do("list", target="dlq")["messages"]
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_INPROGRESS"  # it is retrying
+    tries = len(js.results("resumable-failure"))
+
+    stopped = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    assert stopped.status_code == 200, stopped.text
+    virtual.run_until_idle()
+
+    assert len(js.results("resumable-failure")) == tries
+    (entry,) = js.do("list", target="dlq")["messages"]
+    assert entry["failureCallbackInfo"]["state"] == "CALLBACK_CANCELED"
+    again = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    assert again.status_code == 400
+    assert logged(js, run_id)["failureFunction"]["state"] == "CALLBACK_CANCELED"
+    js.do("delete", [entry["dlqId"]], target="dlq")

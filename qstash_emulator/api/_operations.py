@@ -350,6 +350,9 @@ _OPS: dict[tuple[str, str], Op] = {
     ("POST", "/v2/workflows/dlq/callback/{dlqId}"): Op(
         "Call a failed run's failure function again (when its call failed)"
     ),
+    ("DELETE", "/v2/workflows/dlq/callback/{dlqId}"): Op(
+        "Stop a failed run's failure function call in progress"
+    ),
     ("GET", "/v2/flowControl"): Op("Flow-control keys", query=("search",)),
     ("GET", "/v2/globalParallelism"): Op("Parallelism in use across all keys"),
     ("GET", "/v2/flowControl/{key}"): Op("One flow-control key"),

@@ -140,6 +140,12 @@ async def retry_failure_function(request: Request) -> Response:
     return json(started)
 
 
+async def cancel_failure_function(request: Request) -> Response:
+    who = caller(request, write=True)
+    await runtime(request).run_dlq.cancel_failure(who.user_id, request.path_params["dlqId"])
+    return json({})
+
+
 routes = [
     Route("/v2/workflows/dlq", list_entries, methods=["GET"]),
     Route("/v2/workflows/dlq", delete_many, methods=["DELETE"]),
@@ -148,6 +154,7 @@ routes = [
     Route("/v2/workflows/dlq/restart", restart, methods=["POST"]),
     Route("/v2/workflows/dlq/restart/{dlqId}", restart_one, methods=["POST"]),
     Route("/v2/workflows/dlq/callback/{dlqId}", retry_failure_function, methods=["POST"]),
+    Route("/v2/workflows/dlq/callback/{dlqId}", cancel_failure_function, methods=["DELETE"]),
     Route("/v2/workflows/dlq/{dlqId}", get_entry, methods=["GET"]),
     Route("/v2/workflows/dlq/{dlqId}", delete_entry, methods=["DELETE"]),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._delivery import RunMessages
 from ._dlq import DlqFilter, RunDlq
 from ._logs import STATES, RunFilter, run_events, run_log, select_runs
 from ._model import CallType, Run, RunState, RunStep
@@ -16,6 +17,7 @@ __all__ = [
     "CallType",
     "Run",
     "RunFilter",
+    "RunMessages",
     "RunState",
     "RunStep",
     "RunStore",

@@ -14,8 +14,9 @@ from .._headers import H, PublishOptions
 from .._models import DeadLetter, Message, State, flow_fields, new_id
 from .._store import Store
 from .._views import dlq_view
-from ._model import CallType, Run, RunStep
-from ._runs import TRIGGER_API, UNKNOWN_SDK, Runs
+from ._delivery import RunMessages
+from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunStep
+from ._runs import Runs
 
 __all__ = ["DlqFilter", "RunDlq"]
 
@@ -59,8 +60,9 @@ class DlqFilter:
 class RunDlq:
     """Dead letters of runs (those of plain messages are ``/v2/dlq``'s alone)."""
 
-    def __init__(self, runs: Runs, store: Store) -> None:
+    def __init__(self, runs: Runs, messages: RunMessages, store: Store) -> None:
         self.runs = runs
+        self.messages = messages
         self.store = store
 
     async def view(self, letter: DeadLetter) -> dict[str, Any] | None:
@@ -193,12 +195,28 @@ class RunDlq:
             )
         now = self.runs.clock.now_ms()
         async with self.runs.locked(user, run.run_id):
-            call = await self.runs.failure_call(run, msg, response, dlq_id, now)
+            call = await self.messages.failure_call(run, msg, response, dlq_id, now)
             assert call is not None
             await self.runs.store.save(run)
             await self.store.add([call], [make_row(call, State.CREATED, now)])
         self.runs.engine.notify()
         return {"workflowRunId": run.run_id, "workflowCreatedAt": run.created_at}
+
+    async def cancel_failure(self, user: str, dlq_id: str) -> None:
+        """Stop a failed run's failure function call that is still in progress."""
+        _, letter = await self.get(user, dlq_id)
+        run = await self.runs.run_of(letter.message)
+        state = (run.failure or {}).get("state") if run is not None else None
+        if run is None or run.failure is None or state != "CALLBACK_INPROGRESS":
+            raise BadRequest(
+                f"workflow dlq entry {dlq_id!r}: no failure function call in progress ({state})"
+            )
+        async with self.runs.locked(user, run.run_id):
+            call = await self.store.get(run.failure["messageId"])
+            if call is not None:
+                await self.runs.engine.cancel(call)
+            run.failure["state"] = "CALLBACK_CANCELED"
+            await self.runs.store.save(run)
 
 
 def _continued(old: Run, run_id: str, now: int, opts: PublishOptions, given: set[str]) -> Run:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import BadRequest
+from .._views import header_view, redacted
 from ._model import CallType, Run, RunStep
 from ._store import RunStore
 
@@ -99,23 +100,46 @@ async def select_runs(
     return found, None
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """How bodies and headers show: hidden as the run's redaction says, then cut to
+    ``trim`` bytes (-1: left out)."""
+
+    trim: int | None
+    redact: list[str]
+
+    def body(self, value: Any) -> Any:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if not isinstance(value, str):
+            return value
+        if value and "body" in self.redact:
+            value = redacted(value)
+        return _trim(value, self.trim)
+
+    def headers(self, header: dict[str, list[str]]) -> dict[str, list[str]]:
+        return header_view(header, self.redact)
+
+
 async def run_log(store: RunStore, run: Run, trim: int | None = None) -> dict[str, Any]:
-    """The run as the logs show it (``trim``: bodies cut to that many bytes, -1 none)."""
+    """The run as the logs show it (``trim``: bodies cut to that many bytes, -1 none); what
+    the trigger's ``Upstash-Redact-Fields`` names is hidden as in the message logs."""
     steps = await store.steps(run)
     statuses = await store.statuses(run)
     invoked = await store.invoked(run)
+    shown = _Shown(trim, run.redact)
     view: dict[str, Any] = {
         "workflowRunId": run.run_id,
         "workflowUrl": run.url,
         "workflowState": run.state,
         "workflowRunCreatedAt": run.created_at,
         "workflowRunCallerIp": run.caller_ip,
-        "steps": _groups(steps, statuses, invoked, run, trim),
+        "steps": _groups(steps, statuses, invoked, run, shown),
     }
     if run.completed_at is not None:
         view["workflowRunCompletedAt"] = run.completed_at
     if run.response is not None:
-        view["workflowRunResponse"] = _trim(run.response, trim)
+        view["workflowRunResponse"] = shown.body(run.response)
     if run.invoker is not None:
         view["invoker"] = {
             "workflowRunId": run.invoker["workflowRunId"],
@@ -199,14 +223,14 @@ def _groups(
     statuses: dict[str, dict[str, Any]],
     invoked: dict[str, dict[str, Any]],
     run: Run,
-    trim: int | None,
+    shown: _Shown,
 ) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     if not steps:
         return groups
     first = steps[0]
-    init = _base(first)
-    init.update(stepId=0, stepName="init", stepType="Initial", out=_text(first.body, trim))
+    init = _base(first, shown)
+    init.update(stepId=0, stepName="init", stepType="Initial", out=shown.body(first.body))
     groups.append({"type": "sequential", "steps": [init]})
     last_call: RunStep | None = None
     for step in steps[1:]:
@@ -219,10 +243,10 @@ def _groups(
             continue
         if body.get("stepId") == 0 and body.get("targetStep") is not None:
             continue  # a parallel block's plan: its result is what the logs show
-        entry = _step_log(step, body, trim)
+        entry = _step_log(step, body, shown)
         entry.update(invoked.get(step.message_id, {}))
         if body.get("stepType") == "Call" and last_call is not None:
-            entry.update(_call(last_call, entry.get("out"), trim))
+            entry.update(_call(last_call, body.get("out"), shown))
         concurrent = int(body.get("concurrent") or 1)
         if concurrent > 1 and groups[-1]["type"] == "parallel":
             groups[-1]["steps"].append(entry)
@@ -238,20 +262,20 @@ def _groups(
     return groups
 
 
-def _base(step: RunStep) -> dict[str, Any]:
+def _base(step: RunStep, shown: _Shown) -> dict[str, Any]:
     return {
         "callType": step.call_type,
         "messageId": step.message_id,
         "concurrent": 1,
         "state": "STEP_SUCCESS",
         "createdAt": step.at,
-        "headers": step.header,
+        "headers": shown.headers(step.header),
         "retries": step.retries,
     }
 
 
-def _step_log(step: RunStep, body: dict[str, Any], trim: int | None) -> dict[str, Any]:
-    entry = _base(step)
+def _step_log(step: RunStep, body: dict[str, Any], shown: _Shown) -> dict[str, Any]:
+    entry = _base(step, shown)
     entry.update(
         stepId=body.get("stepId"),
         stepName=body["stepName"],
@@ -259,7 +283,7 @@ def _step_log(step: RunStep, body: dict[str, Any], trim: int | None) -> dict[str
         concurrent=body.get("concurrent") or 1,
     )
     if body.get("out") is not None:
-        entry["out"] = _trim(body["out"], trim)
+        entry["out"] = shown.body(body["out"])
     for key in ("sleepFor", "sleepUntil"):
         if body.get(key) is not None:
             entry[key] = body[key]
@@ -270,19 +294,19 @@ def _step_log(step: RunStep, body: dict[str, Any], trim: int | None) -> dict[str
     return entry
 
 
-def _call(call: RunStep, out: Any, trim: int | None) -> dict[str, Any]:
+def _call(call: RunStep, out: Any, shown: _Shown) -> dict[str, Any]:
     """The third party's request (from the call message) and answer (the result's ``out``)."""
     fields: dict[str, Any] = {
         "callUrl": call.url,
         "callMethod": call.method,
-        "callHeaders": call.header,
-        "callBody": _text(call.body, trim),
+        "callHeaders": shown.headers(call.header),
+        "callBody": shown.body(call.body),
     }
     answer = _object(out.encode() if isinstance(out, str) else b"")
     if answer is not None:
         fields["callResponseStatus"] = answer.get("status")
-        fields["callResponseBody"] = _trim(answer.get("body"), trim)
-        fields["callResponseHeaders"] = answer.get("header", {})
+        fields["callResponseBody"] = shown.body(answer.get("body"))
+        fields["callResponseHeaders"] = shown.headers(answer.get("header", {}))
     return fields
 
 
@@ -326,11 +350,6 @@ def _object(data: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _text(data: bytes, trim: int | None) -> str | None:
-    text: str | None = _trim(data.decode("utf-8", "replace"), trim)
-    return text
 
 
 def _trim(value: Any, trim: int | None) -> Any:

@@ -10,7 +10,12 @@ from .._headers import CallbackConfig, FlowControl
 from .._json import b64
 from .._models import Message
 
-__all__ = ["CallType", "Run", "RunState", "RunStep"]
+__all__ = ["TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
+
+# Marks in a run's feature list for runs the trigger API started (for an SDK that said which
+# version it is, or for one that did not: it gets the run id and starts the run itself).
+TRIGGER_API = "TriggerApi"
+UNKNOWN_SDK = "UnknownSdk"
 
 
 class RunState:
@@ -52,6 +57,7 @@ class Run:
     flow: FlowControl | None = None
     failure_callback: CallbackConfig | None = None
     labels: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)  # Upstash-Redact-Fields, as parsed
     features: list[str] = field(default_factory=list)
     caller_ip: str = ""
     # A child run started by context.invoke: the parent run and how to publish to it.
