@@ -74,11 +74,7 @@ class Delivery:
 
     def header(self, name: str) -> str | None:
         """A request header, by case-insensitive name."""
-        lower = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lower:
-                return value
-        return None
+        return self.attempt.request.header(name)
 
     @property
     def body(self) -> bytes:

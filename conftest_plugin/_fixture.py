@@ -25,7 +25,7 @@ from qstash_emulator.testing import (
     seed_ids,
 )
 
-from . import _teardown
+from . import _sdk, _teardown
 from ._deliveries import Delivery
 from ._endpoints import Endpoint, Reply
 from ._matching import Criteria, Deliveries, count_message, no_match_message
@@ -74,7 +74,7 @@ class QStashFixture(WorkflowRuns):
         self._prefixes: list[str] = []
         self._seen_dead_letters: set[str] = set()
         self._cleanups: list[Callable[[], None]] = []
-        self._clients: list[Any] = []
+        self._clients: list[QStash] = []
         server.emulator.attempts.clear()
         if options.network:
             server.allow_network(True)
@@ -120,16 +120,14 @@ class QStashFixture(WorkflowRuns):
         kept = self._server.client(**kwargs)
         if kept is not None:
             return kept
-        from qstash import QStash
-
-        client = QStash(self._token, base_url=self.url, **kwargs)
-        self._clients.append(client.http._client)
+        client = _sdk.new_client(self._token, self.url, **kwargs)
+        self._clients.append(client)
         return client
 
     def async_client(self, **kwargs: Any) -> AsyncQStash:
-        from qstash import AsyncQStash
-
-        return AsyncQStash(self.token, base_url=self.url, **kwargs)
+        """The official SDK's async client, acting for this test's user; it keeps no
+        connection open between requests, so nothing of it outlives the test's event loop."""
+        return _sdk.new_async_client(self.token, self.url, **kwargs)
 
     def receiver(self) -> Receiver:
         """The official SDK's signature verifier, holding this test's keys."""
@@ -433,7 +431,7 @@ class QStashFixture(WorkflowRuns):
         server = self._server
         emulator = server.emulator
         for client in self._clients:
-            client.close()
+            _sdk.close(client)
         for endpoint in self._endpoints:
             server.scripted.remove(endpoint)
         for prefix in self._prefixes:

@@ -28,6 +28,7 @@ from qstash_emulator.testing import (
 if TYPE_CHECKING:
     from qstash import QStash
 
+from . import _sdk
 from ._deliveries import Delivery
 from ._endpoints import ScriptedResponder
 from ._matching import Deliveries
@@ -131,10 +132,8 @@ class Server:
             return None
         key = repr(sorted(kwargs.items()))
         client = self._clients.get(key)
-        if client is None or client.http._client.is_closed:  # a test may have closed it
-            from qstash import QStash
-
-            client = QStash(self.identity.token, base_url=self.emulator.url, **kwargs)
+        if client is None or _sdk.is_closed(client):  # a test may have closed it
+            client = _sdk.new_client(self.identity.token, self.emulator.url, **kwargs)
             self._clients[key] = client
         return client
 
@@ -157,7 +156,7 @@ class Server:
 
     def close(self) -> None:
         for client in self._clients.values():
-            client.http._client.close()
+            _sdk.close(client)
         if self.emulator.settings.redis_url is not None:
             self.emulator.call(self.emulator.flush())
         self.emulator.stop()

@@ -225,7 +225,7 @@ OPTIONS = (
         "QSTASH_EMULATOR_LOG_RETENTION",
         "log_retention",
         "int",
-        "log entries kept per user (default 10000)",
+        "log entries (and workflow runs) kept per user (default 10000)",
     ),
     Option(
         "--strict-destinations",

@@ -418,3 +418,30 @@ def test_a_bad_qstash_env_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*invalid qstash_env 'always': expected 'test' or 'session'"])
+
+
+def test_an_async_client_leaves_no_connection_behind(pytester: pytest.Pytester) -> None:
+    """The async client's connections belong to the test's event loop, gone by teardown:
+    it keeps none open between requests, so none is collected unclosed in a later test."""
+    pytester.makepyfile(
+        """
+        import asyncio
+        import gc
+
+        def test_publish_with_the_async_client(qstash):
+            hook = qstash.endpoint("/async")
+
+            async def publish():
+                client = qstash.async_client()
+                await client.message.publish_json(url=hook.url, body={})
+                await client.queue.list()
+
+            asyncio.run(publish())
+            qstash.wait_for(url=hook.url)
+
+        def test_later(qstash):
+            gc.collect()
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:randomly", "-W", "error")
+    result.assert_outcomes(passed=2)

@@ -48,3 +48,23 @@ def test_a_run_that_ends_drops_its_waiters(emulator: Emulator, destination: Dest
     assert cancel.status_code == 200
     assert emulator.call(emulator.runtime.waits.waiters(user, "evt")) == []
     assert emulator.call(emulator.runtime.waits.next_due()) is None
+
+
+def test_the_logs_keep_the_newest_ended_runs_up_to_the_log_retention(
+    destination: Destination,
+) -> None:
+    with Emulator(log_retention=3) as small:
+        auth = {"Authorization": f"Bearer {small.token}"}
+        for n in range(5):
+            run = {"Upstash-Workflow-RunId": f"wfr_{n}", "Upstash-Workflow-Init": "true"}
+            url = f"{small.url}/v2/publish/{destination.url}/wf"
+            assert (
+                httpx.post(url, headers={**auth, **run, "Upstash-Delay": "1d"}).status_code == 200
+            )
+            if n != 1:  # wfr_1 keeps running
+                assert (
+                    httpx.delete(f"{small.url}/v2/workflows/runs/wfr_{n}", headers=auth).status_code
+                    == 200
+                )
+        listed = httpx.get(f"{small.url}/v2/workflows/logs", headers=auth).json()["runs"]
+    assert [r["workflowRunId"] for r in listed] == ["wfr_4", "wfr_3", "wfr_2", "wfr_1"]

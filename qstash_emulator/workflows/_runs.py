@@ -150,6 +150,9 @@ class Runs:
                 yield _Admission(
                     opts, body, run=run, create=True, store=self.store, restart=restart
                 )
+                if not restart:
+                    # The logs keep about as many runs as log rows: the oldest ended ones go.
+                    await self.store.forget_old(user, self.settings.log_retention)
                 return
             running = await self.store.active(user, tag["run_id"])
             if running is None:

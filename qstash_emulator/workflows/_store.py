@@ -68,20 +68,6 @@ class RunStore:
         run = await self.get(user, run_id, int(created))
         return run if run is not None and not run.ended else None
 
-    async def latest(self, user: str, run_id: str) -> Run | None:
-        """The newest run with this id, ended or not."""
-        run = await self.active(user, run_id)
-        if run is not None:
-            return run
-        found = await self.redis.zrevrangebyscore(
-            self.keyspace.runs(user), "+inf", "-inf", start=0, num=10_000
-        )
-        for member in found:
-            name, _, created = member.decode().rpartition("@")
-            if name == run_id:
-                return await self.get(user, run_id, int(created))
-        return None
-
     def created(self, run: Run, steps: list[RunStep], *, replace: bool = False) -> Fill:
         """The writes that start ``run`` with its first messages (to go with the last one's);
         ``replace``: what the run held so far is forgotten."""
@@ -129,6 +115,32 @@ class RunStore:
                 w.pipe.delete(self.keyspace.lookback(run.user, run.run_id))
 
         await self.store.write(fill)
+
+    async def forget_old(self, user: str, keep: int) -> int:
+        """Forget the oldest ended runs past the newest ``keep`` (a run not ended stays);
+        how many were forgotten."""
+        listed = self.keyspace.runs(user)
+        count = int(await self.redis.zcard(listed))
+        if count <= keep:
+            return 0
+        forgotten = 0
+        for member in await self.redis.zrange(listed, 0, count - keep - 1):
+            run_id, _, created = member.decode().rpartition("@")
+            run = await self.get(user, run_id, int(created))
+            if run is not None and not run.ended:
+                continue
+            keys = [
+                self._run_key(user, run_id, int(created), part)
+                for part in (None, "steps", "status", "waits", "invoked")
+            ]
+
+            def fill(w: Writes, keys: list[str] = keys, member: bytes = member) -> None:
+                w.pipe.delete(*keys)
+                w.pipe.zrem(listed, member)
+
+            await self.store.write(fill)
+            forgotten += 1
+        return forgotten
 
     async def steps(self, run: Run) -> list[RunStep]:
         raw = await self.redis.lrange(
