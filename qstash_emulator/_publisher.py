@@ -12,12 +12,12 @@ from ._clock import Clock
 from ._config import Settings
 from ._destination import is_url, refuse_private
 from ._engine import Engine, make_row
-from ._errors import BadRequest, NotFound
+from ._errors import BadRequest, NotFound, PlanLimit
 from ._headers import PublishOptions
 from ._models import Message, State, new_id, option_fields
 from ._store import Store
 
-__all__ = ["Admission", "Endpoint", "Publisher", "RunIntake"]
+__all__ = ["Admission", "Endpoint", "Publisher", "RunIntake", "check_size"]
 
 
 @dataclass(frozen=True)
@@ -257,3 +257,27 @@ class Publisher:
         for hook in self.stored:
             await hook(fresh)
         self.engine.notify()
+
+
+def check_size(
+    settings: Settings, body: bytes, field: str = "body", opts: PublishOptions | None = None
+) -> None:
+    """The body, and the headers the message carries with it, fit the message size (a 412
+    for a workflow run's message)."""
+    limit = settings.message_size_limit
+    carried = sum(
+        len(n) + sum(len(v) for v in vs) for n, vs in (opts.header if opts else {}).items()
+    )
+    error = None
+    if len(body) > limit:
+        error = PlanLimit(
+            f"invalid {field}: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
+        )
+    elif len(body) + carried > limit:
+        where = field.removesuffix("body") + "headers"
+        error = PlanLimit(
+            f"invalid {where}: {carried} bytes of forwarded headers with the {len(body)}-byte "
+            f"body exceed the maximum message size of {limit} bytes"
+        )
+    if error is not None:
+        raise error.for_workflow() if opts is not None and opts.workflow else error

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._batch import Batches
 from ._clock import Clock, RealClock
 from ._config import Settings
 from ._dead_letters import DeadLetters
@@ -97,6 +98,9 @@ class Runtime:
         self.run_messages = RunMessages(self.runs)
         self.run_dlq = RunDlq(self.runs, self.run_messages, store)
         self.inspector = Inspector(store, clock, engine, self.history, self.schedules)
+        self.batches = Batches(
+            settings, publisher, self.quotas, self.queues, self.url_groups, self.runs
+        )
 
         # How the parts plug into each other. A message meets the gates in this order: its
         # place in a queue first; flow control last, since a message it admits is attempted at

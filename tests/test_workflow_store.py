@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import httpx
 
 from qstash_emulator import Emulator
@@ -68,3 +71,26 @@ def test_the_logs_keep_the_newest_ended_runs_up_to_the_log_retention(
                 )
         listed = httpx.get(f"{small.url}/v2/workflows/logs", headers=auth).json()["runs"]
     assert [r["workflowRunId"] for r in listed] == ["wfr_4", "wfr_3", "wfr_2", "wfr_1"]
+
+
+def test_a_wait_timeout_fires_on_time_on_the_real_clock(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """The engine sleeps until the run's first message (a day away): a new waiter's earlier
+    deadline must wake it."""
+    auth = {"Authorization": f"Bearer {emulator.token}"}
+    url = f"{emulator.url}/v2/publish/{destination.url}/wf"
+    assert httpx.post(url, headers={**auth, **RUN, "Upstash-Delay": "1d"}).status_code == 200
+    wait = {
+        "url": destination.url + "/wf",
+        "timeout": "1s",
+        "timeoutHeaders": {"Upstash-Workflow-RunId": ["wfr_store"]},  # a message of the run
+        "step": {"stepName": "w"},
+    }
+    assert httpx.post(f"{emulator.url}/v2/wait/evt", headers={**auth, **RUN}, json=wait).is_success
+
+    (timed_out,) = destination.wait(1, path="/wf", timeout=5)
+
+    items = json.loads(timed_out.body)
+    step = json.loads(base64.b64decode(items[-1]["body"]))
+    assert (step["stepName"], step["waitEventId"], step["waitTimeout"]) == ("w", "evt", True)

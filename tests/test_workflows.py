@@ -312,6 +312,40 @@ def test_cancel_drops_the_pending_step_and_refuses_later_messages(
     assert run_id in refused.json()["error"]
 
 
+def test_the_sdk_may_report_the_end_of_a_run_that_has_ended(
+    virtual: Emulator, app: WorkflowApp
+) -> None:
+    """The JS SDK's own suite, run against production, sends ``?cancel=false`` twice for one
+    run and expects both to succeed; a repeat changes nothing, and a cancel is still a 404."""
+    url = app.url + "/twice"
+
+    @app.route("/twice")
+    async def twice(context: AsyncWorkflowContext[None]) -> str:
+        async def only() -> str:
+            app.log.append(context.workflow_run_id)
+            return "one"
+
+        await context.run("only", only)
+        return "done"
+
+    start(virtual, url, None)
+    virtual.run_until_idle()
+    (run_id,) = app.log
+    ended = run_log(virtual, run_id)
+    assert ended["workflowState"] == "RUN_SUCCESS"
+
+    virtual.clock.advance(5)
+    again = api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", content=b'"2"')
+    assert (again.status_code, again.content) == (200, b"")
+    assert run_log(virtual, run_id) == ended
+    never = api(virtual, "DELETE", "/v2/workflows/runs/wfr_never?cancel=false", content=b"")
+    assert never.status_code == 200
+    assert api(virtual, "GET", "/v2/workflows/logs?workflowRunId=wfr_never").json()["runs"] == []
+    cancel = api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    assert cancel.status_code == 404
+    assert run_id in cancel.json()["error"]
+
+
 def test_the_trigger_route_needs_an_sdk_that_names_its_version(
     virtual: Emulator, app: WorkflowApp
 ) -> None:

@@ -136,10 +136,17 @@ def test_trigger_runs_the_steps_with_the_trigger_headers_and_label(
     assert started == {"workflowRunId": "wfr_steps-1"}
     virtual.run_until_idle()
 
-    assert js.results("steps") == [
-        {"runId": "wfr_steps-1", "a": 21, "b": 42, "header": "acme", "label": "nightly"}
-    ]
     run = logged(js, "wfr_steps-1")
+    assert js.results("steps") == [
+        {
+            "runId": "wfr_steps-1",
+            "a": 21,
+            "b": 42,
+            "header": "acme",
+            "label": "nightly",
+            "createdAt": run["workflowRunCreatedAt"],
+        }
+    ]
     assert run["workflowState"] == "RUN_SUCCESS"
     assert run["workflowRunResponse"] == '{"total":42}'
     assert run["label"] == "nightly"
@@ -405,7 +412,7 @@ def test_the_trigger_rest_route_starts_a_run(js: JsApp, virtual: Emulator) -> No
     assert r.json() == {"workflowRunId": "wfr_rest", "workflowCreatedAt": virtual.clock.now_ms()}
     virtual.run_until_idle()
 
-    assert js.results("steps") == [
+    assert [{k: v for k, v in r.items() if k != "createdAt"} for r in js.results("steps")] == [
         {"runId": "wfr_rest", "a": 2, "b": 4, "header": "rest", "label": None}
     ]
     assert logged(js, "wfr_rest")["workflowState"] == "RUN_SUCCESS"
@@ -426,7 +433,7 @@ def test_the_trigger_route_lets_an_unknown_sdk_start_the_run_itself(
     assert r.status_code == 200, r.text
     virtual.run_until_idle()
 
-    assert js.results("steps") == [
+    assert [{k: v for k, v in r.items() if k != "createdAt"} for r in js.results("steps")] == [
         {"runId": "wfr_unknown", "a": 2, "b": 4, "header": None, "label": None}
     ]
     calls = [a for a in virtual.attempts if a.url == js.url + "/steps"]
@@ -614,3 +621,13 @@ def test_a_failure_function_call_in_progress_can_be_stopped(js: JsApp, virtual: 
     assert again.status_code == 400
     assert logged(js, run_id)["failureFunction"]["state"] == "CALLBACK_CANCELED"
     js.do("delete", [entry["dlqId"]], target="dlq")
+
+
+def test_retry_after_from_a_step_sets_the_next_attempt(js: JsApp, virtual: Emulator) -> None:
+    run_id = js.do("trigger", {"url": js.url + "/retry-after", "body": {}})["workflowRunId"]
+    virtual.run_until_idle()
+
+    busy = [a for a in virtual.attempts if a.url == js.url + "/retry-after" and a.status == 429]
+    assert [a.next_delay_ms for a in busy] == [30_000]
+    assert logged(js, run_id)["workflowState"] == "RUN_SUCCESS"
+    assert len(js.results("retry-after-attempts")) == 2

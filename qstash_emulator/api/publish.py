@@ -6,13 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._config import Settings
 from .._destination import config_from_query, parse_destination
-from .._errors import PlanLimit
 from .._headers import PublishOptions, parse_publish
+from .._publisher import check_size
 from ._common import caller, caller_ip, json, runtime
 
-__all__ = ["check_size", "raw_tail", "read_publish", "routes"]
+__all__ = ["raw_tail", "read_publish", "routes"]
 
 
 def raw_tail(request: Request, prefix: str) -> str:
@@ -42,30 +41,6 @@ async def read_publish(
     body = await request.body()
     check_size(rt.settings, body, opts=opts)
     return destination, opts, body
-
-
-def check_size(
-    settings: Settings, body: bytes, field: str = "body", opts: PublishOptions | None = None
-) -> None:
-    """The body, and the headers the message carries with it, fit the message size (a 412
-    for a workflow run's message)."""
-    limit = settings.message_size_limit
-    carried = sum(
-        len(n) + sum(len(v) for v in vs) for n, vs in (opts.header if opts else {}).items()
-    )
-    error = None
-    if len(body) > limit:
-        error = PlanLimit(
-            f"invalid {field}: {len(body)} bytes exceeds the maximum message size of {limit} bytes"
-        )
-    elif len(body) + carried > limit:
-        where = field.removesuffix("body") + "headers"
-        error = PlanLimit(
-            f"invalid {where}: {carried} bytes of forwarded headers with the {len(body)}-byte "
-            f"body exceed the maximum message size of {limit} bytes"
-        )
-    if error is not None:
-        raise error.for_workflow() if opts is not None and opts.workflow else error
 
 
 async def publish(request: Request) -> Response:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import _json
-from .._errors import BadRequest, EmulatorError, PlanLimit
+from .._errors import BadRequest, PlanLimit
 from .._headers import H, parse_bool
 from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
 from ._common import caller, caller_ip, empty, int_param, json, json_body, multi, runtime
-from .batch import read_entry
 from .publish import raw_tail, read_publish
 
 __all__ = ["run_filter", "routes"]
@@ -119,23 +115,10 @@ async def trigger_many(request: Request) -> Response:
     """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
     as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
     who = caller(request, write=True)
-    rt = runtime(request)
     entries = await json_body(request)
     if not isinstance(entries, list):
         raise BadRequest("invalid body: expected a JSON array of {destination, body, headers}")
-    await rt.quotas.check_daily(who.user_id, len(entries))
-    answers: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        try:
-            if isinstance(entry, dict) and not isinstance(entry.get("body"), (str, type(None))):
-                entry = {**entry, "body": _json.dumps(entry["body"]).decode()}
-            try:
-                url, opts, body = await read_entry(rt, who.user_id, index, entry)
-            except PlanLimit as exc:
-                raise exc.for_workflow() from exc
-            answers.append(await rt.runs.trigger(who.user_id, url, opts, body, caller_ip(request)))
-        except EmulatorError as exc:
-            answers.append({"error": exc.message})
+    answers = await runtime(request).batches.trigger(who.user_id, caller_ip(request), entries)
     return json(answers, 201)
 
 

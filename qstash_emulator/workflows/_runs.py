@@ -221,9 +221,12 @@ class Runs:
     # Ends ---------------------------------------------------------------------------------
 
     async def finish(self, user: str, run_id: str, response: str) -> None:
-        """The SDK's ``DELETE ...?cancel=false``: the function returned ``response``."""
+        """The SDK's ``DELETE ...?cancel=false``: the function returned ``response``. A run
+        that is not running is left as it is: the SDK may report an end twice."""
         async with self.locked(user, run_id):
-            run = await self._running(user, run_id)
+            run = await self.store.active(user, run_id)
+            if run is None:
+                return
             run.response = response
             await self.end(run, RunState.SUCCESS, self.clock.now_ms())
 

@@ -45,6 +45,11 @@ class Waits:
         self.clock = clock
         self.publish: Publish | None = None
         runs.on_end.append(self.drop_run)
+        # Whether the deadline index may hold anything: the engine asks next_due() on every
+        # turn, and an emulator without waits should not pay a store read for it each time.
+        # Unknown at start (a Redis that outlived an earlier emulator); a read finding the
+        # index empty clears it, a new waiter sets it.
+        self._maybe_waiting = True
 
     # Waiting ------------------------------------------------------------------------------
 
@@ -82,6 +87,10 @@ class Waits:
             data = await self.store.take_event(user, run.run_id, event_id)
             if data is None:
                 await self.store.add_waiter(run, waiter)
+                # Set once stored (a read racing the write finds nothing and clears it), and
+                # the engine told: it may be sleeping until a later time, or for good.
+                self._maybe_waiting = True
+                self.runs.engine.notify()
                 return
         await self._resolve(user, waiter, data)
 
@@ -153,7 +162,12 @@ class Waits:
             await self.store.take_waiter(run.user, event_id, waiter_id)
 
     async def next_due(self) -> int | None:
-        return await self.store.next_deadline()
+        if not self._maybe_waiting:
+            return None
+        deadline = await self.store.next_deadline()
+        if deadline is None:
+            self._maybe_waiting = False
+        return deadline
 
     async def fire(self, now_ms: int) -> None:
         """Time out the waiters whose deadline has passed: the step's result says so."""

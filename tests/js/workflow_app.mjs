@@ -8,7 +8,7 @@
 // DELETE /_do/results forgets it; POST /_do/flags sets flags some workflows read. Every other POST goes to the workflow at that path.
 
 import http from "node:http";
-import { Client, WorkflowNonRetryableError } from "@upstash/workflow";
+import { Client, WorkflowNonRetryableError, WorkflowRetryAfterError } from "@upstash/workflow";
 import { createWorkflow, serve, serveMany } from "@upstash/workflow/nextjs";
 
 const env = process.env;
@@ -40,6 +40,7 @@ const workflows = {
       b,
       header: context.headers.get("x-tenant"),
       label: context.label ?? null,
+      createdAt: context.workflowRunCreatedAt,
     });
     return { total: b };
   }),
@@ -116,6 +117,17 @@ const workflows = {
     },
     { failureFunction: failureFunction("flaky") },
   ),
+
+  "/retry-after": serve(async (context) => {
+    await context.run("fine", () => "ok");
+    await context.run("busy", () => {
+      record("retry-after-attempts", Date.now());
+      if ((results["retry-after-attempts"] ?? []).length < 2) {
+        throw new WorkflowRetryAfterError("come back later", 30);
+      }
+      return "done";
+    });
+  }),
 
   "/cancel-inside": serve(async (context) => {
     await context.run("first", () => "one");
