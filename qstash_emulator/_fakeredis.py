@@ -143,10 +143,15 @@ def connect(pool_size: int) -> Any:
         options["connection_class"] = direct
     # A blocking pool: past the limit, a request waits for a connection instead of
     # failing with "Too many connections" (redis-py's default pool raises at 100).
+    # No socket timeout: with one, redis-py writes each command through asyncio.wait_for,
+    # which on Python 3.11 drops a cancel that arrives as the write completes (for fakeredis,
+    # nearly always), so a task busy with the store could not be cancelled; nothing here
+    # blocks on a socket for a timeout to end.
     return fakeredis.FakeAsyncRedis(
         server=fakeredis.FakeServer(),
         connection_pool_class=aioredis.BlockingConnectionPool,
         max_connections=pool_size,
         timeout=None,
+        socket_timeout=None,
         **options,
     )

@@ -171,3 +171,35 @@ def test_a_disconnected_server_raises_connection_error() -> None:
             await r.aclose()
 
     asyncio.run(main())
+
+
+def test_a_cancel_is_not_dropped_by_a_command() -> None:
+    """A task busy with the in-memory store ends when cancelled. Through redis-py's write
+    timeout every command went through asyncio.wait_for, which on Python 3.11 drops a cancel
+    arriving as the write completes: the task ran on, and a reset waited for it."""
+
+    async def main() -> list[bool]:
+        r = _fakeredis.connect(4)
+        ended = []
+        try:
+            for _ in range(20):
+                running = [True]
+
+                async def busy(running: list[bool] = running) -> None:
+                    while running[0]:
+                        await r.set("k", "v")
+                        await asyncio.sleep(0)
+
+                task = asyncio.ensure_future(busy())
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                task.cancel()
+                done, _ = await asyncio.wait([task], timeout=1)
+                ended.append(bool(done))
+                running[0] = False  # one that ran on stops here
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
+            await r.aclose()
+        return ended
+
+    assert asyncio.run(main()) == [True] * 20
