@@ -98,7 +98,8 @@ class Server:
         identity: Identity,
         session_env: bool = False,
     ) -> None:
-        settings = Settings(port=0, redis_url=redis_url, redis_prefix=prefix)
+        # Closed connections: the code under test builds SDK clients it cannot close.
+        settings = Settings(port=0, redis_url=redis_url, redis_prefix=prefix, keep_alive=False)
         self.identity = identity
         self.session_env = session_env
         self._clients: dict[str, QStash] = {}

@@ -19,7 +19,7 @@ from ._runtime import Runtime
 from ._store import StoreUnavailable
 from .api import all_routes
 from .api._browser_guard import BrowserGuard
-from .api._middleware import FaultMiddleware
+from .api._middleware import CloseConnections, FaultMiddleware
 
 __all__ = ["create_app"]
 
@@ -71,6 +71,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            *([] if runtime.settings.keep_alive else [Middleware(CloseConnections)]),
             Middleware(BrowserGuard, bind=runtime.settings.host),
             Middleware(FaultMiddleware, faults=runtime.faults),
         ],

@@ -75,6 +75,9 @@ class Settings:
     log_retention: int = 10_000
     region: str = "EU-CENTRAL-1"
     strict_destinations: bool = False
+    # False: every answer closes its connection, so an SDK client that is never closed
+    # (qstash 3.x gives no way to) holds no idle socket to be collected unclosed later.
+    keep_alive: bool = True
 
     @property
     def limits(self) -> Quota:

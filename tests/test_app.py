@@ -1,4 +1,5 @@
-"""The application's error answers: a store that does not answer is a 503, not a 500."""
+"""The application's error answers (a store that does not answer is a 503, not a 500), and
+whether its answers keep the connection open."""
 
 from __future__ import annotations
 
@@ -24,3 +25,17 @@ def test_a_store_outage_is_a_503_with_retry_after(
         server.connected = True
     assert httpx.get(f"{emulator.url}/v2/logs", headers=auth).status_code == 200
     assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_keep_alive_false_closes_each_connection_after_its_answer(keep_alive: bool) -> None:
+    with Emulator(port=0, keep_alive=keep_alive) as emulator, httpx.Client() as client:
+        auth = {"Authorization": f"Bearer {emulator.token}"}
+        answers = [
+            client.get(f"{emulator.url}/v2/queues", headers=auth),  # a handler's answer
+            client.get(f"{emulator.url}/v2/queues"),  # a 401
+            client.get(f"{emulator.url}/v2/nowhere", headers=auth),  # a 404
+        ]
+        assert [r.status_code for r in answers] == [200, 401, 404]
+        expected = None if keep_alive else "close"
+        assert [r.headers.get("connection") for r in answers] == [expected] * 3

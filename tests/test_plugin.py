@@ -445,3 +445,37 @@ def test_an_async_client_leaves_no_connection_behind(pytester: pytest.Pytester) 
     )
     result = pytester.runpytest("-q", "-p", "no:randomly", "-W", "error")
     result.assert_outcomes(passed=2)
+
+
+def test_a_client_the_code_under_test_never_closes_leaves_no_socket(
+    pytester: pytest.Pytester,
+) -> None:
+    """The README's pattern: the app builds its own SDK clients (qstash 3.x has no close()).
+    The fixture's emulators close each connection after answering, so no idle socket is
+    collected unclosed in a later test, with or without the fixture, sync or async."""
+    pytester.makepyfile(
+        """
+        import asyncio
+        import gc
+        import os
+
+        from qstash import AsyncQStash, QStash
+
+        def test_publish_with_the_apps_own_clients(qstash):
+            hook = qstash.endpoint("/own")
+            client = QStash(os.environ["QSTASH_TOKEN"])
+            client.message.publish_json(url=hook.url, body={})
+            client.queue.list()
+
+            async def publish():
+                await AsyncQStash(os.environ["QSTASH_TOKEN"]).message.publish(url=hook.url)
+
+            asyncio.run(publish())
+            qstash.wait_for(url=hook.url, count=2)
+
+        def test_later_without_the_fixture():
+            gc.collect()
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:randomly", "-W", "error")
+    result.assert_outcomes(passed=2)

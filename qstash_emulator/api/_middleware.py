@@ -1,18 +1,19 @@
-"""The API side of programmed faults (``_faults``): a request that meets one never reaches a
-handler. ``/_emulator/`` (the inspection and control API) is never faulted."""
+"""ASGI middleware of the API: programmed faults (``_faults``), where a request that meets
+one never reaches a handler (``/_emulator/``, the inspection and control API, is never
+faulted), and answers that close their connection."""
 
 from __future__ import annotations
 
 import asyncio
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import EmulatorError
 from .._faults import Faults
 from ._common import caller
 
-__all__ = ["FaultMiddleware"]
+__all__ = ["CloseConnections", "FaultMiddleware"]
 
 
 class FaultMiddleware:
@@ -44,6 +45,27 @@ class FaultMiddleware:
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+class CloseConnections:
+    """ASGI middleware that ends every HTTP answer with ``Connection: close``: the client
+    closes its socket once it has read the answer, instead of keeping it idle in its pool."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
 
 
 def _user(scope: Scope) -> str | None:
