@@ -88,6 +88,7 @@ def test_a_store_with_a_newer_key_layout_is_left_alone(redis_url: str) -> None:
         direct.close()
 
 
+@pytest.mark.slow  # a crash run: two emulator processes, a SIGKILL, real delays (8 s)
 @pytest.mark.redis
 def test_sigkill_mid_work_loses_nothing(redis_url: str, destination: Destination) -> None:
     """Delayed, retrying, in-flight and dead-lettering messages all complete after a restart."""

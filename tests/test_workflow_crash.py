@@ -17,6 +17,7 @@ from .servers import EmulatorProcess, free_port
 from .test_workflows_js import JS, JsApp
 
 pytestmark = [
+    pytest.mark.slow,  # a crash run: emulator processes, a SIGKILL, a JS app (6 s)
     pytest.mark.redis,
     pytest.mark.node,
     pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
