@@ -34,6 +34,49 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its fixed waits on the way out, which made every stop take
+    0.2 s: the main loop wakes when ``wake()`` is called (uvicorn looks at ``should_exit``
+    every 0.1 s), and shutdown waits for open connections only while there are some (uvicorn
+    sleeps 0.1 s first whatever is open)."""
+
+    _wake: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        """Look at ``should_exit`` now; called in the server's loop."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            except TimeoutError:
+                pass
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # an idle one closes now, a busy one after its response
+        state = self.server_state
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                while state.connections or state.tasks:
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            for task in state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        for server in self.servers:
+            await server.wait_closed()
+        await self.lifespan.shutdown()
+
+
 class ThreadedServer:
     """Serve ``app`` in a daemon thread with its own event loop; use as a context manager.
 
@@ -53,7 +96,7 @@ class ThreadedServer:
         self._sock = listen(host, port)
         self.port: int = self._sock.getsockname()[1]
         options = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.server = _Server(uvicorn.Config(app, **options))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._failure = "its thread ended"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -86,6 +129,12 @@ class ThreadedServer:
     def stop(self, timeout: float = 10) -> None:
         """Ask the server to exit, and wait for its thread (open connections are closed)."""
         self.server.should_exit = True
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.server.wake)
+            except RuntimeError:  # closed meanwhile: the thread has ended
+                pass
         if self._thread.is_alive():
             self._thread.join(timeout)
         elif self._thread.ident is None:
