@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 
 from . import _json, dashboard
 from ._errors import EmulatorError
@@ -40,8 +40,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _error(f"no such endpoint: {request.method} {request.url.path}", 404)
     if exc.status_code == 405:
-        return _error(f"method {request.method} not allowed on {request.url.path}", 405)
+        message = f"method {request.method} not allowed on {request.url.path}"
+        return _error(message, 405, {"Allow": _allowed(request)})
     return _error(str(exc.detail), exc.status_code)
+
+
+def _allowed(request: Request) -> str:
+    """Every method a route of this path takes: the router's own ``Allow`` names only the
+    first route that matched the path, and one path may have a route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:

@@ -39,3 +39,14 @@ def test_keep_alive_false_closes_each_connection_after_its_answer(keep_alive: bo
         assert [r.status_code for r in answers] == [200, 401, 404]
         expected = None if keep_alive else "close"
         assert [r.headers.get("connection") for r in answers] == [expected] * 3
+
+
+def test_a_method_not_allowed_names_the_allowed_ones(emulator: Emulator) -> None:
+    """RFC 9110: a 405 carries ``Allow`` (a fuzzer's undeclared-method check looks for it)."""
+    auth = {"Authorization": f"Bearer {emulator.token}"}
+    wrong = httpx.put(f"{emulator.url}/v2/queues", headers=auth)
+    assert (wrong.status_code, wrong.json()) == (
+        405,
+        {"error": "method PUT not allowed on /v2/queues"},
+    )
+    assert sorted(wrong.headers["allow"].split(", ")) == ["GET", "HEAD", "POST"]
