@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -127,10 +127,17 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._attempting: set[str] = set()
+        # One set per sweep under way: the ids let go of meanwhile (their claims may have
+        # looked abandoned to its read, though an attempt held them until then).
+        self._let_go: list[set[str]] = []
         self._claiming = False
         self.cancel_requested: set[str] = set()
         self._store_down = False
         self._sweeper: asyncio.Task[None] | None = None
+        # While the dispatcher sleeps: until when (None: until woken). A due time written
+        # earlier than that, or while a turn runs (it may have read the times already), wakes it.
+        self._sleeping = False
+        self._sleeps_until: int | None = None
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -141,6 +148,7 @@ class Engine:
         if recovered:
             log.info("recovered %d in-flight messages; they will be delivered again", recovered)
         self.clock.subscribe(self.notify)
+        self.store.due_listeners.append(self._due_written)
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -152,6 +160,8 @@ class Engine:
 
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
+        if self._due_written in self.store.due_listeners:
+            self.store.due_listeners.remove(self._due_written)
         await self._stop_dispatch()
         await _cancel(list(self._tasks))
         await self.transport.close()
@@ -188,6 +198,18 @@ class Engine:
             self._wake.set()
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        """A due time was stored (``Store.due_listeners``): wake the dispatcher if it would
+        otherwise sleep past it."""
+        if not self._sleeping or self._sleeps_until is None or when_ms < self._sleeps_until:
+            self.notify()
+
+    @property
+    def wakes_at(self) -> int | None:
+        """When the dispatcher next looks for due work: now while it runs, None while it
+        sleeps until woken."""
+        return self._sleeps_until if self._sleeping else self.clock.now_ms()
 
     @property
     def in_flight(self) -> int:
@@ -263,7 +285,11 @@ class Engine:
                     nxt = min(known) if known else None
                 if not self._tasks:
                     self._idle.set()
-                await self.clock.wait(nxt, self._wake)
+                self._sleeping, self._sleeps_until = True, nxt
+                try:
+                    await self.clock.wait(nxt, self._wake)
+                finally:
+                    self._sleeping = False
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:  # a Redis restart: retry, never die
@@ -287,12 +313,19 @@ class Engine:
         try:
             claimed, after = await self.store.claim_due(self.clock.now_ms(), limit, mark)
         except BaseException:
-            self._attempting.difference_update(chosen)
+            self._unmark(chosen)
             raise
         gone = set(chosen) - {m.id for m in claimed}
-        self._attempting.difference_update(gone)
+        self._unmark(gone)
         self.cancel_requested.difference_update(gone)
         return claimed, after
+
+    def _unmark(self, ids: Iterable[str]) -> None:
+        """No attempt of this engine holds ``ids`` any more."""
+        ids = list(ids)
+        self._attempting.difference_update(ids)
+        for let_go in self._let_go:
+            let_go.update(ids)
 
     async def _sweep(self) -> None:
         """Every second, return to due the claims no running attempt holds: left by a claim
@@ -307,13 +340,20 @@ class Engine:
 
     async def return_orphans(self) -> int:
         """Make due again each claim no attempt of this engine holds; how many there were."""
-        # A claim made after this instant may belong to an attempt starting now: only older
-        # claims count, and of those the ones whose attempt was running at this instant are
-        # held (an attempt is marked before its claim is written and unmarked after its
-        # outcome is).
+        # An attempt is marked before its claim is written and unmarked after its outcome is.
+        # So a claim the read finds was marked before the read, and is held if it is still
+        # marked after it, or was let go of meanwhile (its outcome may have landed after the
+        # read): the marks are looked at once the read is done, never before. A claim's own
+        # time is taken before it is marked, so comparing times alone cannot tell.
         now = self.clock.now_ms()
-        running = set(self._attempting)
-        orphans = [i for i in await self.store.claimed_before(now) if i not in running]
+        let_go: set[str] = set()
+        self._let_go.append(let_go)
+        try:
+            claimed = await self.store.claimed_before(now)
+            held = self._attempting | let_go
+        finally:
+            self._let_go.remove(let_go)
+        orphans = [i for i in claimed if i not in held]
         if orphans:
             await self.store.unclaim(orphans, now)
             log.warning("%d claimed messages had no running attempt: due again", len(orphans))
@@ -347,7 +387,7 @@ class Engine:
                 return
             await self._send(msg)
         finally:
-            self._attempting.discard(msg.id)
+            self._unmark([msg.id])
             self.cancel_requested.discard(msg.id)
 
     async def cancel(self, msg: Message) -> bool:
@@ -407,12 +447,17 @@ class Engine:
             return result
 
     async def _send(self, msg: Message) -> None:
-        started, wall_started = self.clock.now_ms(), time.time()
         current_key = (await self._keys(msg.user))[0]
         run = await self.runs.outgoing(msg) if msg.run_id and self.runs else None
         body = run.body if run is not None else msg.body
         headers = self._request_headers(msg, current_key, body, run)
         timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
+        # Logged as the attempt starts, its time taken as the row is queued behind those
+        # queued before it: the log stays in time order (written with the outcome, it would
+        # land below the rows of attempts that started later).
+        started, wall_started = self.clock.now_ms(), time.time()
+        active = [make_row(msg, State.ACTIVE, started)]
+        await self._durably(lambda: self.store.append_rows(active))
         response: Response | None = None
         error: str | None = None
         try:
@@ -428,7 +473,7 @@ class Engine:
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))
         self._emit(msg, headers, body, response, error, decision, started, wall_started)
-        await self._settle(msg, response, error, decision, started)
+        await self._settle(msg, response, error, decision)
 
     def _request_headers(
         self, msg: Message, key: str, body: bytes, run: RunDelivery | None = None
@@ -504,7 +549,6 @@ class Engine:
         response: Response | None,
         error: str | None,
         decision: Decision,
-        started: int,
     ) -> None:
         now = self.clock.now_ms()
         result: dict[str, Any] = {"status": response.status if response else 0}
@@ -519,7 +563,7 @@ class Engine:
                 await self._durably(lambda: runs.attempted(msg, decision, result, now))
             except Exception:  # what the logs show of a run must not hold up its message
                 log.exception("recording the attempt of %s in its run failed", msg.id)
-        rows = [make_row(msg, State.ACTIVE, started)]
+        rows: list[dict[str, Any]] = []
         callbacks: list[tuple[Message, CallbackConfig]] = []
         ready: list[Message] = []
         if decision.outcome == "delivered":
