@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -19,6 +19,7 @@ from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._headers import CallbackConfig, H, on_the_wire
+from ._lanes import Lanes, Waiting, destination_of
 from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
@@ -43,6 +44,8 @@ T = TypeVar("T")
 _BATCH = 256
 _SWEEP_S = 1.0
 _MAX_IN_FLIGHT = 1_024
+# Claimed messages waiting for room at their destination or user (ids only, in memory).
+_MAX_WAITING = 100_000
 
 
 class Gate(Protocol):
@@ -127,6 +130,9 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._attempting: set[str] = set()
+        self._lanes = Lanes(settings.in_flight_per_destination, settings.in_flight_per_user)
+        # The transport call of each attempt sending now, for a cancel to end it.
+        self._sends: dict[str, asyncio.Future[Response]] = {}
         # One set per sweep under way: the ids let go of meanwhile (their claims may have
         # looked abandoned to its read, though an attempt held them until then).
         self._let_go: list[set[str]] = []
@@ -181,7 +187,9 @@ class Engine:
                 self._dispatch()
 
     async def abort(self) -> None:
-        """Drop every attempt in flight (their outcomes are not recorded)."""
+        """Drop every attempt in flight (their outcomes are not recorded), and forget the
+        claimed messages waiting for room (the sweep makes them due again)."""
+        self._unmark(self._lanes.clear())
         await _cancel(list(self._tasks))
         self.cancel_requested.clear()
 
@@ -229,12 +237,12 @@ class Engine:
     async def wait_idle(self) -> None:
         """Return once nothing is due now and no attempt is running."""
         while True:
-            if not self._tasks and not self._claiming:
+            if not self._tasks and not self._claiming and not self._lanes:
                 nxt = await self.next_due()
                 if nxt is None or nxt > self.clock.now_ms():
                     # One more loop turn so the dispatcher can claim what just became due.
                     await asyncio.sleep(0)
-                    if not self._tasks and not self._claiming:
+                    if not self._tasks and not self._claiming and not self._lanes:
                         nxt = await self.next_due()
                         if nxt is None or nxt > self.clock.now_ms():
                             return
@@ -261,6 +269,9 @@ class Engine:
                         await timer.fire(now)
                         due = await timer.next_due()
                     timer_dues.append(due)
+                for waiting in self._lanes.ready(_MAX_IN_FLIGHT - len(self._tasks)):
+                    self._attempting.add(waiting.message_id)
+                    self._start(self._attempt_waiting(waiting), waiting)
                 free = _MAX_IN_FLIGHT - len(self._tasks)
                 # While a claim is under way its messages are neither due nor tasks yet;
                 # wait_idle must not mistake that moment for idleness.
@@ -268,12 +279,10 @@ class Engine:
                 try:
                     claimed: list[Message] = []
                     after: int | None = None
-                    if free > 0:
+                    if free > 0 and len(self._lanes) < _MAX_WAITING:
                         claimed, after = await self._claim(min(_BATCH, free))
                     for msg in claimed:
-                        task = asyncio.create_task(self._attempt(msg))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._done)
+                        self._admit(msg)
                 finally:
                     self._claiming = False
                 if claimed and len(claimed) == _BATCH:
@@ -320,6 +329,41 @@ class Engine:
         self.cancel_requested.difference_update(gone)
         return claimed, after
 
+    def _admit(self, msg: Message) -> None:
+        """Start the attempt of a claimed message, or let it wait for room at its
+        destination or user."""
+        slots = Waiting(msg.id, destination_of(msg.url), msg.user)
+        if msg.id in self.cancel_requested:  # a cancel raced the claim: it ends at once
+            self._lanes.take(slots.destination, slots.user)
+        elif not self._lanes.admit(msg.id, slots.destination, slots.user):
+            self._attempting.discard(msg.id)  # held while it waits in line
+            return
+        self._start(self._attempt(msg), slots)
+
+    def _start(self, attempt: Coroutine[Any, Any, None], slots: Waiting) -> None:
+        """Run ``attempt`` as a task holding ``slots`` of the lanes until it ends."""
+        task = asyncio.create_task(attempt)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._ended, slots))
+
+    def _ended(self, slots: Waiting, task: asyncio.Task[None]) -> None:
+        self._lanes.release(slots.destination, slots.user)
+        self._done(task)
+
+    async def _attempt_waiting(self, waiting: Waiting) -> None:
+        """The attempt of a message that waited for room (it is read again: it may have
+        changed or ended meanwhile)."""
+        try:
+            msg = await self.store.get(waiting.message_id)
+        except BaseException:
+            self._unmark([waiting.message_id])
+            raise
+        if msg is None or msg.final_at is not None:
+            self._unmark([waiting.message_id])
+            self.cancel_requested.discard(waiting.message_id)
+            return
+        await self._attempt(msg)
+
     def _unmark(self, ids: Iterable[str]) -> None:
         """No attempt of this engine holds ``ids`` any more."""
         ids = list(ids)
@@ -340,7 +384,8 @@ class Engine:
 
     async def return_orphans(self) -> int:
         """Make due again each claim no attempt of this engine holds; how many there were."""
-        # An attempt is marked before its claim is written and unmarked after its outcome is.
+        # An attempt is marked before its claim is written and unmarked after its outcome is
+        # (a claimed message waiting for room is held by its line).
         # So a claim the read finds was marked before the read, and is held if it is still
         # marked after it, or was let go of meanwhile (its outcome may have landed after the
         # read): the marks are looked at once the read is done, never before. A claim's own
@@ -350,7 +395,7 @@ class Engine:
         self._let_go.append(let_go)
         try:
             claimed = await self.store.claimed_before(now)
-            held = self._attempting | let_go
+            held = self._attempting | self._lanes.ids() | let_go
         finally:
             self._let_go.remove(let_go)
         orphans = [i for i in claimed if i not in held]
@@ -391,7 +436,8 @@ class Engine:
             self.cancel_requested.discard(msg.id)
 
     async def cancel(self, msg: Message) -> bool:
-        """Cancel a message that is not final. One in flight finishes its attempt, then stops.
+        """Cancel a message that is not final. One in flight has its attempt ended (the
+        request is dropped) unless it is already being settled.
 
         False when there is nothing left to cancel: the message is final, or its cancel was
         already asked for while it is in flight (one message is cancelled once).
@@ -402,7 +448,11 @@ class Engine:
         if self.is_in_flight(msg.id):
             self.cancel_requested.add(msg.id)
             await self.store.append_rows([make_row(msg, State.CANCEL_REQUESTED, now)])
+            send = self._sends.get(msg.id)
+            if send is not None:
+                send.cancel()
             return True
+        self._lanes.drop([msg.id])  # before any wait: a message in line must not start now
         await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
         return True
 
@@ -460,20 +510,45 @@ class Engine:
         await self._durably(lambda: self.store.append_rows(active))
         response: Response | None = None
         error: str | None = None
+        ended = False
         try:
-            response = await self.transport.send(msg.method, msg.url, headers, body, timeout_s)
+            response = await self._call(msg, headers, body, timeout_s)
+        except _Ended:
+            error, ended = "cancelled while in flight: the request was dropped", True
         except DeliveryError as exc:
             error = exc.reason
         except Exception as exc:  # any other failure to send is a failed attempt, not a crash
             error = f"{type(exc).__name__}: {exc}"
         now = self.clock.now_ms()
         decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
+        if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
+            decision = Decision("retry", error or "", 0)
         if run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))
         self._emit(msg, headers, body, response, error, decision, started, wall_started)
-        await self._settle(msg, response, error, decision)
+        await self._settle(msg, response, error, decision, ended)
+
+    async def _call(
+        self, msg: Message, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> Response:
+        """The destination's answer; raises ``_Ended`` when a cancel ends the attempt."""
+        send = asyncio.ensure_future(
+            self.transport.send(msg.method, msg.url, headers, body, timeout_s)
+        )
+        self._sends[msg.id] = send
+        if msg.id in self.cancel_requested:  # asked for while the attempt was starting
+            send.cancel()
+        try:
+            return await send
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if send.cancelled() and task is not None and not task.cancelling():
+                raise _Ended from None
+            raise
+        finally:
+            self._sends.pop(msg.id, None)
 
     def _request_headers(
         self, msg: Message, key: str, body: bytes, run: RunDelivery | None = None
@@ -549,7 +624,10 @@ class Engine:
         response: Response | None,
         error: str | None,
         decision: Decision,
+        ended: bool = False,
     ) -> None:
+        """Record the attempt's outcome; one a cancel ``ended`` has no callback and no
+        ERROR row: the message is cancelled."""
         now = self.clock.now_ms()
         result: dict[str, Any] = {"status": response.status if response else 0}
         if response is not None:
@@ -569,7 +647,7 @@ class Engine:
         if decision.outcome == "delivered":
             msg.state, msg.final_at = State.DELIVERED, now
             rows.append(make_row(msg, State.DELIVERED, now, responseStatus=result["status"]))
-        else:
+        elif not ended:
             rows.append(
                 make_row(
                     msg,
@@ -584,7 +662,7 @@ class Engine:
                     else None,
                 )
             )
-        if msg.callback and msg.kind == "message":
+        if msg.callback and msg.kind == "message" and not ended:
             callbacks.append(
                 (callback_message(msg, "callback", msg.callback, result, None, now), msg.callback)
             )
@@ -647,6 +725,10 @@ class Engine:
             rows = [make_row(c, State.CREATED, now) for c in callbacks]
             await self._durably(lambda: self.store.add(callbacks, rows))
             self.notify()
+
+
+class _Ended(Exception):
+    """A cancel ended the attempt in flight."""
 
 
 def callback_message(

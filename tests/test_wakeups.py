@@ -215,7 +215,7 @@ def test_a_due_time_written_to_any_index_wakes_the_engine(emulator: Emulator, in
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
 def test_ten_thousand_schedules_all_fire_at_the_minute_on_an_idle_server(
     destination: Destination,
 ) -> None:
@@ -227,7 +227,6 @@ def test_ten_thousand_schedules_all_fire_at_the_minute_on_an_idle_server(
         if time.time() % 60 > 30:
             time.sleep(60 - time.time() % 60 + 0.5)
         resumed = _schedule(emu, destination.url + "/tick", "* * * * *")
-        _call(emu, "PATCH", f"/v2/schedules/{resumed['scheduleId']}/pause")
         runtime, user = emu.runtime, emu.user.user_id
 
         async def create_all() -> None:
@@ -236,17 +235,23 @@ def test_ten_thousand_schedules_all_fire_at_the_minute_on_an_idle_server(
             schedules = runtime.schedules
             base = await schedules.get(user, resumed["scheduleId"])
             assert base is not None
-            copies = [
-                dataclasses.replace(base, id=f"scd_bulk{i}", paused=False) for i in range(count - 1)
-            ]
+            copies = [dataclasses.replace(base, id=f"scd_bulk{i}") for i in range(count - 1)]
             await asyncio.gather(*(schedules._save(copy) for copy in copies))
 
         emu.call(create_all(), timeout=60)
+        _call(emu, "PATCH", f"/v2/schedules/{resumed['scheduleId']}/pause")
         _call(emu, "PATCH", f"/v2/schedules/{resumed['scheduleId']}/resume")
-        minute = (int(time.time()) // 60 + 1) * 60
+        minute = resumed["nextScheduleTime"] // 1_000
         assert time.time() < minute - 1, "created too late to test this minute"
-        got = destination.wait(count, "/tick", timeout=minute - time.time() + 180)
-        assert len(got) == count
-        assert min(r.at for r in got) >= time.monotonic() - (time.time() - minute) - 0.1
-        ids = {r.headers["upstash-schedule-id"] for r in got}
-        assert len(ids) == count and resumed["scheduleId"] in ids
+        # Each runs once at the minute (a run of the next minute may come before the last of
+        # this one on a loaded machine: a second run of one schedule is not counted twice).
+        deadline = time.monotonic() + minute - time.time() + 240
+
+        def ran() -> set[str]:
+            return {r.headers["upstash-schedule-id"] for r in list(destination.received)}
+
+        while len(ran()) < count and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(ran()) == count and resumed["scheduleId"] in ran()
+        first = min(r.at for r in destination.received)
+        assert first >= time.monotonic() - (time.time() - minute) - 0.1
