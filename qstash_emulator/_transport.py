@@ -95,14 +95,16 @@ class AiohttpTransport:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _body(self, resp: aiohttp.ClientResponse) -> bytes:
-        """The whole body (up to the cap): a reset or a stall mid-body fails the attempt."""
+        """The first bytes of the body (up to the cap), once the whole body has arrived: the
+        rest is read and dropped, so an endless body, or a reset or stall mid-body, fails
+        the attempt (docs/behaviour.md#delivery)."""
         data = bytearray()
-        while len(data) < self._max:
-            chunk = await resp.content.read(self._max - len(data))
+        while True:
+            chunk = await resp.content.readany()
             if not chunk:
-                break
-            data += chunk
-        return bytes(data)
+                return bytes(data)
+            if len(data) < self._max:
+                data += chunk[: self._max - len(data)]
 
     async def close(self) -> None:
         if self._session is not None:
