@@ -638,6 +638,8 @@ def callback_message(
         timeout_ms=config["timeout_ms"],
         failure_callback=config.get("failure_callback"),
         caller_ip=msg.caller_ip,
+        # Its body carries the source's body and headers: what hides them hides them here too.
+        redact=msg.redact,
         kind=kind,
         source_message_id=msg.id,
         queue_name=msg.queue_name,

@@ -57,6 +57,8 @@ def test_settings_from_flags_environment_and_aliases() -> None:
     assert settings.users[0].token == "tok"
     assert settings.users[0].current_signing_key == "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
     assert settings_from({}, {}).port == 8080
+    names = {"QSTASH_EMULATOR_ALLOWED_HOSTS": "qstash, My.Tunnel.example,"}
+    assert settings_from({}, names).allowed_hosts == ("qstash", "my.tunnel.example")
 
 
 def test_dev_server_runs_and_serves_the_sdk(destination: Destination) -> None:
