@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from .. import _json
-from .._errors import BadRequest, BodyTooLarge
+from .._errors import BadRequest, BodyTooLarge, Forbidden
 from .._runtime import Caller, Runtime
 from ._operations import accepted_query
 from ._query import int_param, multi
@@ -16,6 +19,7 @@ from ._query import int_param, multi
 __all__ = [
     "BATCH_LIMIT",
     "JSON_LIMIT",
+    "authenticating",
     "caller",
     "caller_ip",
     "empty",
@@ -25,6 +29,7 @@ __all__ = [
     "multi",
     "read_body",
     "runtime",
+    "tokenless",
 ]
 
 # The largest bodies, besides a message's (the plan's size): a batch (Upstash's limit for one
@@ -33,6 +38,9 @@ __all__ = [
 BATCH_LIMIT = 100 << 20
 JSON_LIMIT = 1 << 20
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
+
 
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
@@ -40,7 +48,43 @@ def runtime(request: Request) -> Runtime:
 
 
 def caller(request: Request, write: bool = False) -> Caller:
-    """Authenticate by ``Authorization: Bearer`` or ``?qstash_token=``."""
+    """Who sent the request: authenticated before the handler ran (see ``authenticating``),
+    or here for a route outside the API (the dashboard's)."""
+    who: Caller | None = getattr(request.state, "caller", None)
+    if who is None:
+        who = _authenticate(request, write)
+        _check_query(request)
+    elif write and who.readonly:
+        raise Forbidden("Forbidden: this token is read-only")
+    return who
+
+
+def tokenless(endpoint: Endpoint) -> Endpoint:
+    """Mark a handler that is called without a token by design (a run's webhook URL)."""
+    endpoint.tokenless = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def authenticating(route: BaseRoute) -> BaseRoute:
+    """``route`` with its caller authenticated (401, or 403 for a read-only token's write)
+    and its query names checked (400) before its handler runs: the order every API answer
+    promises holds whatever a handler reads first."""
+    if not isinstance(route, Route) or getattr(route.endpoint, "tokenless", False):
+        return route
+    endpoint = route.endpoint
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        request.state.caller = _authenticate(request, request.method not in _READS)
+        _check_query(request)
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(route.path, guarded, methods=route.methods, name=route.name)
+
+
+def _authenticate(request: Request, write: bool) -> Caller:
+    """By ``Authorization: Bearer`` or ``?qstash_token=``."""
     auth = request.headers.get("authorization")
     token = None
     if auth:
@@ -48,9 +92,7 @@ def caller(request: Request, write: bool = False) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    who = runtime(request).authenticate(token, write)
-    _check_query(request)
-    return who
+    return runtime(request).authenticate(token, write)
 
 
 def _check_query(request: Request) -> None:
