@@ -150,6 +150,13 @@ class Engine:
     async def _stop_dispatch(self) -> None:
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
 
+    async def drain(self) -> None:
+        """Start no more attempts (nor timers); return once those under way have ended and
+        their outcomes are recorded. ``stop()`` then drops any still running."""
+        await self._stop_dispatch()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
         await self._stop_dispatch()
