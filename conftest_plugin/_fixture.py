@@ -64,6 +64,8 @@ class QStashFixture(WorkflowRuns):
         identity = server.identity
         shared = identity.keys if server.session_env else None
         self.user: User = server.emulator.create_user(user_id, shared)
+        if server.contract is not None:
+            server.contract.bind(user_id, test_id)
         server.emulator.bind_token(identity.token, user_id)
         # With the environment set for the session, the test's token is the session's.
         self._token = identity.token if server.session_env else self.user.token
