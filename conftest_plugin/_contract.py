@@ -9,13 +9,30 @@ which worker ran which test, nor in what order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from qstash_emulator.contracts import ContractError, Recorder, Usage, build, dumps, loads
+from qstash_emulator.contracts import (
+    Answer,
+    ContractError,
+    Recorder,
+    Report,
+    Target,
+    Usage,
+    build,
+    compare,
+    dumps,
+    load,
+    loads,
+    replay,
+    targets,
+)
 
-__all__ = ["ContractPlugin", "recorder_for"]
+if TYPE_CHECKING:
+    from ._fixture import QStashFixture
+
+__all__ = ["ContractPlugin", "recorder_for", "replay_for"]
 
 _RECORDER = pytest.StashKey[Recorder]()
 _WIRE = "qstash_contract"
@@ -63,10 +80,11 @@ class ContractPlugin:
         uses += self.from_workers
         current = build(uses)
         count = len(current["entries"])
+        entries = f"{count} {'entry' if count == 1 else 'entries'}"
         if self.update or not self.path.exists():
             verb = "rewritten" if self.path.exists() else "written"
             self.path.write_bytes(dumps(current))
-            self.report = [f"{self.path}: {verb} ({count} entries)"]
+            self.report = [f"{self.path}: {verb} ({entries})"]
             return
         try:
             committed = loads(self.path.read_bytes(), str(self.path))
@@ -74,11 +92,9 @@ class ContractPlugin:
             self.report = [f"cannot check the contract: {exc}"]
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
-        from qstash_emulator.contracts._compare import compare
-
         lines = compare(committed, current, uses)
         if not lines:
-            self.report = [f"{self.path}: this run matches ({count} entries)"]
+            self.report = [f"{self.path}: this run matches ({entries})"]
             return
         self.report = [
             f"{self.path}: this run's use of QStash differs from the contract "
@@ -93,3 +109,35 @@ class ContractPlugin:
             terminalreporter.section("qstash contract")
             for line in self.report:
                 terminalreporter.write_line(line)
+
+
+def replay_for(
+    fixture: QStashFixture,
+    contract: str | Path | dict[str, Any],
+    to: str | None,
+    only: str | None,
+) -> Report:
+    """``qstash.replay_contract``: each exemplar published as this test's user, no retries."""
+    import httpx
+
+    document = contract if isinstance(contract, dict) else load(contract)
+    auth = {"Authorization": f"Bearer {fixture.token}"}
+
+    def publish(target: Target) -> str:
+        answer = httpx.post(
+            fixture.url + target.publish_path(),
+            headers={**target.publish_headers(), **auth},
+            content=target.body,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["messageId"])
+
+    def wait(message_id: str) -> Answer:
+        delivery = fixture.wait_for(message_id=message_id)
+        response = delivery.response
+        return Answer(delivery.status, response.body if response else b"", delivery.error)
+
+    report = replay(targets(document, to, only), publish, wait)
+    if report.refused:
+        fixture.dead_letters()  # the refused are dead letters: the report looked at them
+    return report

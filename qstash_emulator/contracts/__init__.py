@@ -8,7 +8,26 @@ running consumer as QStash would. docs/contracts.md describes the file and the c
 
 from __future__ import annotations
 
+from ._compare import compare
 from ._document import ContractError, build, dumps, label, load, loads
 from ._record import Recorder, Usage
+from ._replay import Answer, Attempts, Report, Result, Target, replay, targets
 
-__all__ = ["ContractError", "Recorder", "Usage", "build", "dumps", "label", "load", "loads"]
+__all__ = [
+    "Answer",
+    "Attempts",
+    "ContractError",
+    "Recorder",
+    "Report",
+    "Result",
+    "Target",
+    "Usage",
+    "build",
+    "compare",
+    "dumps",
+    "label",
+    "load",
+    "loads",
+    "replay",
+    "targets",
+]

@@ -118,4 +118,5 @@ def write_recorded(path: str | None, recorder: Recorder | None) -> None:
         document = build(recorder.usages())
         Path(path).write_bytes(dumps(document))
         count = len(document["entries"])
-        print(f"qstash-emulator: contract written to {path} ({count} entries)", file=sys.stderr)
+        entries = f"{count} {'entry' if count == 1 else 'entries'}"
+        print(f"qstash-emulator: contract written to {path} ({entries})", file=sys.stderr)

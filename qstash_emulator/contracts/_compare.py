@@ -90,9 +90,10 @@ def _refused(schema: dict[str, Any], usages: list[Usage]) -> list[str]:
             continue
         error = exceptions.best_match(validator.iter_errors(orjson.loads(usage.body)))
         if error is not None:
-            where = "".join(f"[{p!r}]" for p in error.absolute_path) or "the body"
+            path = "".join(f"[{p!r}]" for p in error.absolute_path)
+            where = f" at {path}" if path else ""
             sender = usage.test or "a publish"
-            return [f"{sender} sent a body the contract refuses at {where}: {error.message}"]
+            return [f"{sender} sent a body the contract refuses{where}: {error.message}"]
     return []
 
 
