@@ -85,7 +85,9 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         lifespan=lifespan,
         middleware=[
             *([] if runtime.settings.keep_alive else [Middleware(CloseConnections)]),
-            Middleware(BrowserGuard, bind=runtime.settings.host),
+            Middleware(
+                BrowserGuard, bind=runtime.settings.host, names=runtime.settings.allowed_hosts
+            ),
             Middleware(FaultMiddleware, faults=runtime.faults),
         ],
         exception_handlers={

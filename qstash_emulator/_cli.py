@@ -15,13 +15,18 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
+from ._durations import parse_duration_ms
+from ._errors import EmulatorError
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
 from ._runtime import Runtime
-from ._serving import listen
+from ._serving import Server, listen
 from .contracts import _command as contract_command
 
 __all__ = ["main"]
+
+# How long a stop waits for the requests and deliveries under way (docs/ci.md#stopping).
+DRAIN_S = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         "retried or dead-lettered message, callback, schedule run and queue pause)",
     )
     dev.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=DRAIN_S,
+        metavar="DURATION",
+        help="on SIGTERM or SIGINT, how long the requests and deliveries under way may take to "
+        "finish (default 10s); exit status 0 if they did, 1 if some were dropped",
+    )
+    dev.add_argument(
         "--show-bodies",
         action="store_true",
         help="print message and response bodies (their first 200 characters) in the feed",
@@ -69,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     contract_command.add_record_option(dev)
     contract_command.add_replay_command(commands)
     return parser
+
+
+def _seconds(raw: str) -> float:
+    try:
+        return parse_duration_ms(raw, "duration") / 1_000
+    except EmulatorError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def banner(settings: Settings, url: str) -> str:
@@ -140,7 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sock.close()
             print(f"qstash-emulator: {exc}", file=sys.stderr)
             return 1
-    print(banner(settings, url), flush=True)
     feed = None
     if not args.quiet:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -160,10 +179,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     # collections (default 700). Under wrk: ~0.66 -> ~0.55 ms of CPU a message (median of 5).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    left = {"deliveries": 0}
+
+    async def drain() -> None:
+        try:
+            await runtime.engine.drain()
+        finally:
+            left["deliveries"] = runtime.engine.in_flight
+
+    def ready() -> None:
+        # Only now: the app has started and the port accepts connections (docs/ci.md).
+        sys.stdout.write(banner(settings, url) + "\n")
+        sys.stdout.flush()
+
+    server = Server(config, on_ready=ready, drain=drain, drain_s=args.drain_timeout)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         if feed is not None:
             feed.close()
         contract_command.write_recorded(args.record_contract, recorder)
+    if not server.drained:
+        why = (
+            "a second signal came"
+            if server.force_exit
+            else f"--drain-timeout {args.drain_timeout:g}s passed"
+        )
+        print(
+            f"qstash-emulator: {why} with {left['deliveries']} deliveries and "
+            f"{server.requests_left} requests under way; they were dropped",
+            file=sys.stderr,
+        )
+        return 1
     return 0

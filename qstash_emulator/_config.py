@@ -14,7 +14,7 @@ from ._users import DEFAULT_USERS, User
 __all__ = ["OPTIONS", "QUOTAS", "Option", "OptionKind", "Quota", "Settings"]
 
 # How an option's text is read: as is, an integer, a duration, a byte size or a flag.
-OptionKind = Literal["str", "int", "seconds", "size", "bool"]
+OptionKind = Literal["str", "int", "seconds", "size", "bool", "names"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class Settings:
     # False: every answer closes its connection, so an SDK client that is never closed
     # (qstash 3.x gives no way to) holds no idle socket to be collected unclosed later.
     keep_alive: bool = True
+    # Names besides loopback and --host that the API and dashboard answer to (the Host rule).
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def limits(self) -> Quota:
@@ -121,6 +123,8 @@ class Option:
             return _parse_size(raw)
         if self.kind == "bool":
             return raw.strip().lower() in {"1", "t", "true", "yes", "on"}
+        if self.kind == "names":
+            return tuple(name.strip().lower() for name in raw.split(",") if name.strip())
         return raw
 
 
@@ -229,6 +233,14 @@ OPTIONS = (
         "log_retention",
         "int",
         "log entries (and workflow runs) kept per user (default 10000)",
+    ),
+    Option(
+        "--allowed-hosts",
+        "QSTASH_EMULATOR_ALLOWED_HOSTS",
+        "allowed_hosts",
+        "names",
+        "other names the server answers to, comma-separated (a docker compose service name, "
+        "a tunnel's); the API refuses any other Host, which stops DNS rebinding",
     ),
     Option(
         "--strict-destinations",

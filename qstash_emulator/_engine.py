@@ -150,6 +150,13 @@ class Engine:
     async def _stop_dispatch(self) -> None:
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
 
+    async def drain(self) -> None:
+        """Start no more attempts (nor timers); return once those under way have ended and
+        their outcomes are recorded. ``stop()`` then drops any still running."""
+        await self._stop_dispatch()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
         await self._stop_dispatch()
@@ -638,6 +645,8 @@ def callback_message(
         timeout_ms=config["timeout_ms"],
         failure_callback=config.get("failure_callback"),
         caller_ip=msg.caller_ip,
+        # Its body carries the source's body and headers: what hides them hides them here too.
+        redact=msg.redact,
         kind=kind,
         source_message_id=msg.id,
         queue_name=msg.queue_name,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ._headers import canonical
+from ._wire import wire_url
 
 if TYPE_CHECKING:
     import aiohttp
@@ -84,7 +85,7 @@ class AiohttpTransport:
         try:
             async with asyncio.timeout(timeout_s):
                 async with client.request(
-                    method, url, headers=headers, data=body or None, allow_redirects=False
+                    method, wire_url(url), headers=headers, data=body or None, allow_redirects=False
                 ) as resp:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:
@@ -95,14 +96,16 @@ class AiohttpTransport:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _body(self, resp: aiohttp.ClientResponse) -> bytes:
-        """The whole body (up to the cap): a reset or a stall mid-body fails the attempt."""
+        """The first bytes of the body (up to the cap), once the whole body has arrived: the
+        rest is read and dropped, so an endless body, or a reset or stall mid-body, fails
+        the attempt (docs/behaviour.md#delivery)."""
         data = bytearray()
-        while len(data) < self._max:
-            chunk = await resp.content.read(self._max - len(data))
+        while True:
+            chunk = await resp.content.readany()
             if not chunk:
-                break
-            data += chunk
-        return bytes(data)
+                return bytes(data)
+            if len(data) < self._max:
+                data += chunk[: self._max - len(data)]
 
     async def close(self) -> None:
         if self._session is not None:

@@ -397,3 +397,46 @@ def test_a_large_response_body_is_read_whole(emulator: Emulator, destination: De
     settle(emulator, message_id)
     (dead,) = dlq(emulator)
     assert dead["responseBody"] == big.decode()
+
+
+def endless_body(conn: socket.socket, stop: threading.Event) -> None:
+    """A 200 whose chunked body never ends: 64 KB chunks until the emulator hangs up."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (65536, b"z" * 65536)
+    while not stop.is_set():
+        conn.sendall(chunk)
+
+
+def body_past_the_cap(conn: socket.socket, stop: threading.Event) -> None:
+    """A 500 with a 12 MB body, over the 10 MB kept of a response, that does end."""
+    size = 12 << 20
+    conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % size)
+    for at in range(0, size, 1 << 20):
+        conn.sendall(bytes([ord("a") + at // (1 << 20)]) * (1 << 20))
+
+
+def test_an_endless_response_body_fails_at_the_timeout(
+    emulator: Emulator, raw: Callable[[Behaviour], RawServer]
+) -> None:
+    """Delivered means the whole response arrived: 10 MB of a body that never ends is not it."""
+    server = raw(endless_body)
+    message_id = publish(
+        emulator, server.url + "/hook", **RETRY_ONCE_NOW, **{"Upstash-Timeout": "1s"}
+    )
+    rows = settle(emulator, message_id, timeout=30)
+    assert [r["state"] for r in rows] == FAILED_AFTER_ONE_RETRY
+    errors = [r for r in rows if r["state"] == "ERROR"]
+    assert [r["error"] for r in errors] == ["timeout after 1s"] * 2
+    assert server.hits == 2
+
+
+def test_a_response_past_the_cap_is_read_to_its_end_and_its_start_kept(
+    emulator: Emulator, raw: Callable[[Behaviour], RawServer]
+) -> None:
+    server = raw(body_past_the_cap)
+    message_id = publish(emulator, server.url + "/hook", **{"Upstash-Retries": "0"})
+    assert [r["state"] for r in settle(emulator, message_id)][-1] == "FAILED"
+    (dead,) = dlq(emulator)
+    assert dead["responseStatus"] == 500
+    body = dead["responseBody"]
+    assert len(body) == 10 << 20 and body == "".join(c * (1 << 20) for c in "abcdefghij")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from .. import _json
-from .._errors import BadRequest
+from .._errors import BadRequest, Forbidden
 from .._runtime import Caller, Runtime
 from ._operations import accepted_query
 from ._query import int_param, multi
 
 __all__ = [
+    "authenticating",
     "caller",
     "caller_ip",
     "empty",
@@ -22,7 +26,11 @@ __all__ = [
     "json_body",
     "multi",
     "runtime",
+    "tokenless",
 ]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
 
 
 def runtime(request: Request) -> Runtime:
@@ -31,7 +39,43 @@ def runtime(request: Request) -> Runtime:
 
 
 def caller(request: Request, write: bool = False) -> Caller:
-    """Authenticate by ``Authorization: Bearer`` or ``?qstash_token=``."""
+    """Who sent the request: authenticated before the handler ran (see ``authenticating``),
+    or here for a route outside the API (the dashboard's)."""
+    who: Caller | None = getattr(request.state, "caller", None)
+    if who is None:
+        who = _authenticate(request, write)
+        _check_query(request)
+    elif write and who.readonly:
+        raise Forbidden("Forbidden: this token is read-only")
+    return who
+
+
+def tokenless(endpoint: Endpoint) -> Endpoint:
+    """Mark a handler that is called without a token by design (a run's webhook URL)."""
+    endpoint.tokenless = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def authenticating(route: BaseRoute) -> BaseRoute:
+    """``route`` with its caller authenticated (401, or 403 for a read-only token's write)
+    and its query names checked (400) before its handler runs: the order every API answer
+    promises holds whatever a handler reads first."""
+    if not isinstance(route, Route) or getattr(route.endpoint, "tokenless", False):
+        return route
+    endpoint = route.endpoint
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        request.state.caller = _authenticate(request, request.method not in _READS)
+        _check_query(request)
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(route.path, guarded, methods=route.methods, name=route.name)
+
+
+def _authenticate(request: Request, write: bool) -> Caller:
+    """By ``Authorization: Bearer`` or ``?qstash_token=``."""
     auth = request.headers.get("authorization")
     token = None
     if auth:
@@ -39,9 +83,7 @@ def caller(request: Request, write: bool = False) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    who = runtime(request).authenticate(token, write)
-    _check_query(request)
-    return who
+    return runtime(request).authenticate(token, write)
 
 
 def _check_query(request: Request) -> None:

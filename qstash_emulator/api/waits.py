@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from .. import _json
 from .._errors import NotFound
-from ._common import caller, json, json_body, runtime
+from ._common import caller, json, json_body, runtime, tokenless
 
 __all__ = ["routes"]
 
@@ -40,6 +40,7 @@ async def waiters(request: Request) -> Response:
     return json(await runtime(request).waits.waiters(who.user_id, request.path_params["eventId"]))
 
 
+@tokenless
 async def webhook(request: Request) -> Response:
     """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
     rt = runtime(request)

@@ -137,15 +137,10 @@ class Runs:
                     created_at=created_at,
                     init_message_id="",
                     headers=_user_headers(opts.header),
-                    retries=opts.retries,
-                    retry_delay=opts.retry_delay,
-                    flow=opts.flow,
-                    failure_callback=opts.failure_callback,
-                    labels=opts.labels,
-                    redact=opts.redact,
                     features=tag["features"],
                     caller_ip=caller_ip,
                     invoker=invoker,
+                    **Run.settings_of(opts),
                 )
                 yield _Admission(
                     opts, body, run=run, create=True, store=self.store, restart=restart
@@ -160,7 +155,8 @@ class Runs:
                     f"workflow run {tag['run_id']!r} does not exist or has already ended"
                 )
             if tag["call_type"] == CallType.STEP:
-                opts = _with_run_config(opts, running)
+                # A step with no settings of its own takes the trigger's.
+                opts = running.applied(opts)
             yield _Admission(opts, body, run=running, store=self.store)
 
     async def trigger(
@@ -358,20 +354,6 @@ def _user_headers(header: dict[str, list[str]]) -> dict[str, list[str]]:
         for name, values in header.items()
         if not name.lower().startswith(H.WORKFLOW_PREFIX) and name.lower() != H.CONTENT_TYPE
     }
-
-
-def _with_run_config(opts: PublishOptions, run: Run) -> PublishOptions:
-    """A step with no retries, retry delay, flow control or failure callback of its own takes
-    the trigger's: newer SDKs send them with the trigger only."""
-    return dataclasses.replace(
-        opts,
-        retries=opts.retries if opts.retries is not None else run.retries,
-        retry_delay=opts.retry_delay or run.retry_delay,
-        flow=opts.flow or run.flow,
-        failure_callback=opts.failure_callback or run.failure_callback,
-        labels=opts.labels or run.labels,
-        redact=opts.redact or run.redact,
-    )
 
 
 def _unwrap_invoke(body: bytes) -> tuple[bytes, dict[str, Any]]:
