@@ -19,6 +19,7 @@ from ._durations import parse_duration_ms
 from ._errors import EmulatorError
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
+from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
 from .contracts import _command as contract_command
@@ -94,7 +95,11 @@ def _seconds(raw: str) -> float:
 def banner(settings: Settings, url: str) -> str:
     """The block the official dev server prints, ready to paste into ``.env``."""
     user = settings.users[0]
-    store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
+    store = (
+        mask_secrets(settings.redis_url)
+        if settings.redis_url
+        else "in memory (lost on exit; use --redis-url to keep it)"
+    )
     return "\n".join(
         [
             f"Upstash QStash development server is running at {url}",

@@ -11,12 +11,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import _json
-from .._errors import BadRequest, Forbidden
+from .._errors import BadRequest, BodyTooLarge, Forbidden
 from .._runtime import Caller, Runtime
 from ._operations import accepted_query
 from ._query import int_param, multi
 
 __all__ = [
+    "BATCH_LIMIT",
+    "JSON_LIMIT",
     "authenticating",
     "caller",
     "caller_ip",
@@ -25,9 +27,16 @@ __all__ = [
     "json",
     "json_body",
     "multi",
+    "read_body",
     "runtime",
     "tokenless",
 ]
+
+# The largest bodies, besides a message's (the plan's size): a batch (Upstash's limit for one
+# call), and the JSON of other routes, which may carry a message body too (a wait's timeout
+# body), hence the larger of this and the message size (docs/behaviour.md#request-bodies).
+BATCH_LIMIT = 100 << 20
+JSON_LIMIT = 1 << 20
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _READS = frozenset({"GET", "HEAD"})
@@ -121,8 +130,37 @@ def empty(status: int = 200) -> Response:
     return Response(b"", status)
 
 
-async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
-    raw = await request.body()
+async def read_body(
+    request: Request, limit: int | None = None, limit_name: str = "this route's limit"
+) -> bytes:
+    """The request's body, never read past ``limit`` bytes (default: the message size): one
+    whose ``Content-Length`` is over it is refused before a byte is read, and a streamed one
+    once it passes the limit (``BodyTooLarge``; the connection is then closed)."""
+    if limit is None:
+        limit = runtime(request).settings.message_size_limit
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(
+            f"invalid body: {int(declared)} bytes exceeds {limit_name} of {limit} bytes"
+        )
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise BodyTooLarge(
+                f"invalid body: more than {limit} bytes exceeds {limit_name} of {limit} bytes"
+            )
+    return bytes(received)
+
+
+async def json_body(
+    request: Request, *, allow_empty: bool = False, limit: int | None = None
+) -> Any:
+    """The body as JSON, at most ``limit`` bytes (default: ``JSON_LIMIT`` or the message size,
+    whichever is larger)."""
+    if limit is None:
+        limit = max(JSON_LIMIT, runtime(request).settings.message_size_limit)
+    raw = await read_body(request, limit)
     if not raw.strip():
         if allow_empty:
             return None
