@@ -38,6 +38,8 @@ from ._time import Driver
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
+    from qstash_emulator.contracts import Report
+
     from ._server import Server
 
 __all__ = ["SEEDED_EPOCH_MS", "QStashFixture"]
@@ -64,6 +66,8 @@ class QStashFixture(WorkflowRuns):
         identity = server.identity
         shared = identity.keys if server.session_env else None
         self.user: User = server.emulator.create_user(user_id, shared)
+        if server.contract is not None:
+            server.contract.bind(user_id, test_id)
         server.emulator.bind_token(identity.token, user_id)
         # With the environment set for the session, the test's token is the session's.
         self._token = identity.token if server.session_env else self.user.token
@@ -299,6 +303,23 @@ class QStashFixture(WorkflowRuns):
         )
         self._seen_dead_letters.update(e["dlqId"] for e in entries)
         return entries
+
+    def replay_contract(
+        self,
+        contract: str | os.PathLike[str] | dict[str, Any],
+        *,
+        to: str | None = None,
+        only: str | None = None,
+    ) -> Report:
+        """Deliver each entry's exemplar of a contract as QStash would (signed, the
+        ``Upstash-*`` and forwarded headers), no retries, to ``to`` (an origin replacing the
+        destination's; default the destination itself: mount your consumer there); the
+        report says what was accepted, ``report.check()`` fails the test on a refusal."""
+        from ._contract import replay_for
+
+        return replay_for(
+            self, contract if isinstance(contract, dict) else os.fspath(contract), to, only
+        )
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
         """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""

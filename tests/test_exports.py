@@ -12,5 +12,5 @@ def test_all_is_sorted_and_complete() -> None:
         qstash_emulator.__all__ == sorted(qstash_emulator.__all__)
     )
     # subpackages and the testing module import as attributes
-    assert public - exported <= {"api", "dashboard", "testing", "workflows"}
+    assert public - exported <= {"api", "contracts", "dashboard", "testing", "workflows"}
     assert exported <= public
