@@ -15,12 +15,12 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
-from ._durations import parse_duration_ms
-from ._errors import EmulatorError
+from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
 from ._runtime import Runtime
 from ._serving import Server, listen
+from ._wait import add_parser as add_wait_parser, run as run_wait
 
 __all__ = ["main"]
 
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=duration_arg,
         default=DRAIN_S,
         metavar="DURATION",
         help="on SIGTERM or SIGINT, how long the requests and deliveries under way may take to "
@@ -78,14 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print message and response bodies (their first 200 characters) in the feed",
     )
+    add_wait_parser(commands)
     return parser
-
-
-def _seconds(raw: str) -> float:
-    try:
-        return parse_duration_ms(raw, "duration") / 1_000
-    except EmulatorError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def banner(settings: Settings, url: str) -> str:
@@ -124,6 +118,8 @@ def _exposed(host: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "wait":
+        return run_wait(args)
     try:
         settings = settings_from(vars(args))
     except ValueError as exc:

@@ -8,6 +8,7 @@ from . import (
     batch,
     dlq,
     flow_control,
+    health,
     inspect,
     keys,
     logs,
@@ -41,6 +42,7 @@ def all_routes() -> list[BaseRoute]:
         *workflows.routes,
         *waits.routes,
         *workflow_dlq.routes,
+        *health.routes,
         *inspect.routes,
         *openapi.routes,
     ]

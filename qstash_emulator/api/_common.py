@@ -15,6 +15,7 @@ from ._query import int_param, multi
 
 __all__ = [
     "caller",
+    "check_query",
     "caller_ip",
     "empty",
     "int_param",
@@ -40,11 +41,11 @@ def caller(request: Request, write: bool = False) -> Caller:
     if not token:
         token = request.query_params.get("qstash_token")
     who = runtime(request).authenticate(token, write)
-    _check_query(request)
+    check_query(request)
     return who
 
 
-def _check_query(request: Request) -> None:
+def check_query(request: Request) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):
