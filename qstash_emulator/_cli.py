@@ -18,6 +18,7 @@ from ._config import OPTIONS, Settings, settings_from
 from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
+from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
 from ._wait import add_parser as add_wait_parser, run as run_wait
@@ -85,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 def banner(settings: Settings, url: str) -> str:
     """The block the official dev server prints, ready to paste into ``.env``."""
     user = settings.users[0]
-    store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
+    store = (
+        mask_secrets(settings.redis_url)
+        if settings.redis_url
+        else "in memory (lost on exit; use --redis-url to keep it)"
+    )
     return "\n".join(
         [
             f"Upstash QStash development server is running at {url}",

@@ -240,33 +240,24 @@ class Inspector:
         self, user: str, states: Collection[str] | None, offset: int, count: int
     ) -> tuple[list[Waiting], int, dict[WaitingState, int]]:
         """One page of ``waiting``, the number of messages the filter matches, and how many
-        are in each state: for a dashboard over 10,000 messages, in three round trips."""
-        store, engine = self.store, self.engine
-        ids = await store.pending_ids(user)
-        dues = await store.due_times(ids)
+        are in each state. The states come from indexes (due times and claims, the retrying
+        set), never from records: only the page's records are read."""
+        ids, dues, claimed, retrying = await self.store.waiting_index(user)
         now = self.clock.now_ms()
-        # Retrying or not is in the record: read only the ones that are due somewhen.
-        timed = [i for i, due in zip(ids, dues, strict=True) if due is not None]
-        records = dict(zip(timed, await store.get_many(timed), strict=True))
         counts = dict.fromkeys(STATES, 0)
         matched: list[tuple[str, WaitingState, int | None]] = []
         for message_id, due in zip(ids, dues, strict=True):
-            msg = records.get(message_id)
-            if due is not None and msg is None:
-                continue
-            retrying = msg is not None and msg.state == State.RETRY
-            state = _state(due, retrying, due is None and engine.is_in_flight(message_id), now)
+            state = _state(due, message_id in retrying, message_id in claimed, now)
             counts[state] += 1
             if states is None or state in states:
                 matched.append((message_id, state, due))
         chosen = matched[offset : offset + count]
-        untimed = [i for i, _, due in chosen if due is None]
-        records.update(zip(untimed, await store.get_many(untimed), strict=True))
-        found = []
-        for message_id, state, due in chosen:
-            msg = records.get(message_id)
-            if msg is not None and msg.user == user:
-                found.append(Waiting(msg, state, due))
+        records = await self.store.get_many([i for i, _, _ in chosen])
+        found = [
+            Waiting(msg, state, due)
+            for (_, state, due), msg in zip(chosen, records, strict=True)
+            if msg is not None and msg.user == user
+        ]
         return found, len(matched), counts
 
     async def dead_letters(self, user: str) -> list[dict[str, Any]]:

@@ -22,6 +22,8 @@ Shared by all users:
 
 Each user's, under ``u:{user}:`` (a user's purge deletes them all):
     pending                 zset    message id -> created at; the messages not final
+    retrying                set     message ids waiting for a retry (not final): counts by
+                                    state without reading records
     dedup:{key}             string  {message id}|{when the key stops counting}, with a TTL
     logs                    stream  state changes, several rows an entry (``_streams``)
     dlq                     stream  one entry per dead letter; its id is the dlqId
@@ -111,6 +113,9 @@ class Keyspace:
 
     def pending(self, user: str) -> str:
         return self._user(user, "pending")
+
+    def retrying(self, user: str) -> str:
+        return self._user(user, "retrying")
 
     def dedup(self, user: str, dedup_key: str) -> str:
         return self._user(user, "dedup", dedup_key)

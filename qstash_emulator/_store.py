@@ -24,7 +24,7 @@ from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
 from ._lease_store import Lease
-from ._models import DeadLetter, Message
+from ._models import DeadLetter, Message, State
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
 from ._schedule_store import ScheduleStore
@@ -283,8 +283,14 @@ class Store:
 
     async def reschedule(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Put an in-flight (or parked) message back on the due list at ``msg.due``."""
-        due = msg.due
-        await self._write_record(msg, rows, lambda w: w.zadd(self._due, msg.id, due))
+        due, retrying = msg.due, msg.state == State.RETRY
+
+        def also(w: Writes) -> None:
+            w.zadd(self._due, msg.id, due)
+            if retrying:
+                w.pipe.sadd(self.keyspace.retrying(msg.user), msg.id)
+
+        await self._write_record(msg, rows, also)
 
     async def park(self, msg: Message, rows: Iterable[Row] = ()) -> None:
         """Take a message off the due list (in flight or not); a queue or flow key holds it."""
@@ -300,11 +306,34 @@ class Store:
             w.zadd(self._finished, msg.id, forget_at)
             w.zrem(self._due, msg.id)
             w.zrem(self.keyspace.pending(msg.user), msg.id)
+            if msg.retried:
+                w.pipe.srem(self.keyspace.retrying(msg.user), msg.id)
 
         await self._write_record(msg, rows, also)
 
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.keyspace.pending(user), 0, -1)]
+
+    async def waiting_index(
+        self, user: str
+    ) -> tuple[list[str], list[int | None], set[str], set[str]]:
+        """The user's messages that are not final, oldest first, when each is next due, which
+        are claimed (in flight, whether or not their attempt has started) and which wait for
+        a retry: their states without reading a record."""
+        ids = await self.pending_ids(user)
+        dues: list[int | None] = []
+        claimed: set[str] = set()
+        # A read per thousand: in memory each read holds the event loop, and other API
+        # calls go in between.
+        for start in range(0, len(ids), 1_000):
+            chunk = ids[start : start + 1_000]
+            scores = await self.redis.zmscore(self._due, chunk)
+            for message_id, score in zip(chunk, scores, strict=True):
+                if score is not None and score >= _CLAIMED:
+                    claimed.add(message_id)
+                dues.append(None if score is None or score >= _CLAIMED else int(score))
+        retrying = await self.redis.smembers(self.keyspace.retrying(user))
+        return ids, dues, claimed, {i.decode() for i in retrying}
 
     async def move_due(self, message_id: str, due_ms: int) -> bool:
         """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ._headers import canonical
+from ._wire import wire_url
 
 if TYPE_CHECKING:
     import aiohttp
@@ -84,7 +85,7 @@ class AiohttpTransport:
         try:
             async with asyncio.timeout(timeout_s):
                 async with client.request(
-                    method, url, headers=headers, data=body or None, allow_redirects=False
+                    method, wire_url(url), headers=headers, data=body or None, allow_redirects=False
                 ) as resp:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:

@@ -38,7 +38,7 @@ def _documented(key: str, prefix: str = "qe:") -> bool:
 def test_the_docstring_lists_the_families() -> None:
     shared, per_user = _families()
     assert len(shared) == 10
-    assert len(per_user) == 26
+    assert len(per_user) == 27
     assert _documented("qe:u:user_1:q:jobs:ready")
     assert not _documented("qe:u:user_1:unknown")
     assert not _documented("other:due")

@@ -22,13 +22,14 @@ from . import (
     workflow_dlq,
     workflows,
 )
+from ._common import authenticating
 
 __all__ = ["all_routes"]
 
 
 def all_routes() -> list[BaseRoute]:
-    """Every API route, in matching order."""
-    return [
+    """Every API route, in matching order, each authenticating its caller first."""
+    routes = [
         *publish.routes,
         *messages.routes,
         *logs.routes,
@@ -46,3 +47,4 @@ def all_routes() -> list[BaseRoute]:
         *inspect.routes,
         *openapi.routes,
     ]
+    return [authenticating(route) for route in routes]

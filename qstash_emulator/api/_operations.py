@@ -142,6 +142,7 @@ _RUN_FILTERS = (
     "toDate",
     "flowControlKey",
     "callerIp",
+    "callerIP",  # the older spelling, as /v2/logs takes it
 )
 
 _MESSAGE_ID = {"type": "object", "properties": {"messageId": _STR, "url": _STR}}

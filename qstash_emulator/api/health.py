@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._common import check_query, json, runtime
+from ._common import check_query, json, runtime, tokenless
 
 __all__ = ["NAME", "routes"]
 
@@ -27,6 +27,7 @@ def _version() -> str:
     return version(NAME)
 
 
+@tokenless
 async def health(request: Request) -> Response:
     """Ready: version, store and uptime; no token, and nothing about any user."""
     check_query(request)
