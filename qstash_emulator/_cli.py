@@ -22,6 +22,7 @@ from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
 from ._wait import add_parser as add_wait_parser, run as run_wait
+from .contracts import _command as contract_command
 
 __all__ = ["main"]
 
@@ -79,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print message and response bodies (their first 200 characters) in the feed",
     )
+    contract_command.add_record_option(dev)
+    contract_command.add_replay_command(commands)
     add_wait_parser(commands)
     return parser
 
@@ -123,6 +126,8 @@ def _exposed(host: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "replay":
+        return contract_command.run_replay(args)
     if args.command == "wait":
         return run_wait(args)
     try:
@@ -163,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout, color=color, bodies=args.show_bodies, default_user=settings.users[0].user_id
         )
         feed.attach(runtime)
+    recorder = contract_command.record(args.record_contract, runtime)
     config = uvicorn.Config(
         create_app(runtime),
         log_level=args.log_level,
@@ -193,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if feed is not None:
             feed.close()
+        contract_command.write_recorded(args.record_contract, recorder)
     if not server.drained:
         why = (
             "a second signal came"
