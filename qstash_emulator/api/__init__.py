@@ -8,7 +8,6 @@ from . import (
     batch,
     dlq,
     flow_control,
-    health,
     inspect,
     keys,
     logs,
@@ -43,7 +42,6 @@ def all_routes() -> list[BaseRoute]:
         *workflows.routes,
         *waits.routes,
         *workflow_dlq.routes,
-        *health.routes,
         *inspect.routes,
         *openapi.routes,
     ]

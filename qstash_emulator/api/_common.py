@@ -21,7 +21,6 @@ __all__ = [
     "JSON_LIMIT",
     "authenticating",
     "caller",
-    "check_query",
     "caller_ip",
     "empty",
     "int_param",
@@ -54,7 +53,7 @@ def caller(request: Request, write: bool = False) -> Caller:
     who: Caller | None = getattr(request.state, "caller", None)
     if who is None:
         who = _authenticate(request, write)
-        check_query(request)
+        _check_query(request)
     elif write and who.readonly:
         raise Forbidden("Forbidden: this token is read-only")
     return who
@@ -77,7 +76,7 @@ def authenticating(route: BaseRoute) -> BaseRoute:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         request.state.caller = _authenticate(request, request.method not in _READS)
-        check_query(request)
+        _check_query(request)
         response: Response = await endpoint(request)
         return response
 
@@ -96,7 +95,7 @@ def _authenticate(request: Request, write: bool) -> Caller:
     return runtime(request).authenticate(token, write)
 
 
-def check_query(request: Request) -> None:
+def _check_query(request: Request) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):
