@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,6 +83,7 @@ class Runtime:
         # A shared Redis serves one emulator at a time (see _lease_store); memory is private.
         self.lease = store.lease() if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
+        self.started_at = time.monotonic()  # again at start(): the uptime /_emulator/health shows
         self.router = Router(AiohttpTransport(settings.message_size_limit))
         self.engine = engine = Engine(store, settings, clock, self.router, self.signing_keys)
         self.publisher = publisher = Publisher(store, settings, clock, engine)
@@ -252,6 +254,7 @@ class Runtime:
     # Life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.started_at = time.monotonic()
         try:
             if self.lease is not None:
                 await self.lease.acquire()

@@ -166,6 +166,10 @@ class Store:
         for message_id in ids:
             w.zrem(self._finished, message_id)
 
+    async def ping(self) -> None:
+        """Return once the store answers; StoreUnavailable if it does not."""
+        await self.redis.ping()
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
