@@ -78,13 +78,16 @@ class Delivery:
 
     @property
     def body(self) -> bytes:
+        """The request body as sent, ``bytes``; ``text`` decodes it, ``json()`` parses it."""
         return self.attempt.request.body
 
     @property
     def text(self) -> str:
+        """The request body as ``str`` (UTF-8)."""
         return self.attempt.request.text
 
     def json(self) -> Any:
+        """The request body parsed from JSON."""
         return orjson.loads(self.body)
 
     # What happened ----------------------------------------------------------------------------
@@ -128,6 +131,7 @@ class Delivery:
 
     @property
     def next_delay_ms(self) -> int | None:
+        """How long until the retry, in ms; None when no retry follows."""
         return self.attempt.next_delay_ms
 
     @property
@@ -143,19 +147,22 @@ class Delivery:
 
     @property
     def started_at(self) -> int:
-        """Emulator-clock ms (virtual time under a virtual clock)."""
+        """When the attempt started: Unix ms on the emulator's clock, like ``qstash.now_ms``."""
         return self.attempt.started_at
 
     @property
     def finished_at(self) -> int:
+        """When the attempt ended: Unix ms on the emulator's clock."""
         return self.attempt.finished_at
 
     @property
     def wall_started(self) -> float:
+        """When the attempt started in wall time: Unix seconds (``time.time()``)."""
         return self.attempt.wall_started
 
     @property
     def wall_finished(self) -> float:
+        """When the attempt ended in wall time: Unix seconds."""
         return self.attempt.wall_finished
 
     # The signature ----------------------------------------------------------------------------

@@ -20,8 +20,10 @@ from ._durations import parse_duration_ms
 from ._errors import EmulatorError
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
+from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
+from .contracts import _command as contract_command
 
 __all__ = ["main"]
 
@@ -79,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print message and response bodies (their first 200 characters) in the feed",
     )
+    contract_command.add_record_option(dev)
+    contract_command.add_replay_command(commands)
     return parser
 
 
@@ -92,7 +96,11 @@ def _seconds(raw: str) -> float:
 def banner(settings: Settings, url: str) -> str:
     """The block the official dev server prints, ready to paste into ``.env``."""
     user = settings.users[0]
-    store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
+    store = (
+        mask_secrets(settings.redis_url)
+        if settings.redis_url
+        else "in memory (lost on exit; use --redis-url to keep it)"
+    )
     return "\n".join(
         [
             f"Upstash QStash development server is running at {url}",
@@ -125,6 +133,8 @@ def _exposed(host: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "replay":
+        return contract_command.run_replay(args)
     try:
         settings = settings_from(vars(args))
     except ValueError as exc:
@@ -163,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout, color=color, bodies=args.show_bodies, default_user=settings.users[0].user_id
         )
         feed.attach(runtime)
+    recorder = contract_command.record(args.record_contract, runtime)
     raise_file_limit()
     config = uvicorn.Config(
         create_app(runtime),
@@ -195,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if feed is not None:
             feed.close()
+        contract_command.write_recorded(args.record_contract, recorder)
     if not server.drained:
         why = (
             "a second signal came"

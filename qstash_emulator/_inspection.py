@@ -240,15 +240,14 @@ class Inspector:
         self, user: str, states: Collection[str] | None, offset: int, count: int
     ) -> tuple[list[Waiting], int, dict[WaitingState, int]]:
         """One page of ``waiting``, the number of messages the filter matches, and how many
-        are in each state. The states come from indexes (due times, the retrying set, the
-        attempts running), never from records: only the page's records are read."""
-        ids, dues, retrying = await self.store.waiting_index(user)
-        now, engine = self.clock.now_ms(), self.engine
+        are in each state. The states come from indexes (due times and claims, the retrying
+        set), never from records: only the page's records are read."""
+        ids, dues, claimed, retrying = await self.store.waiting_index(user)
+        now = self.clock.now_ms()
         counts = dict.fromkeys(STATES, 0)
         matched: list[tuple[str, WaitingState, int | None]] = []
         for message_id, due in zip(ids, dues, strict=True):
-            in_flight = due is None and engine.is_in_flight(message_id)
-            state = _state(due, message_id in retrying, in_flight, now)
+            state = _state(due, message_id in retrying, message_id in claimed, now)
             counts[state] += 1
             if states is None or state in states:
                 matched.append((message_id, state, due))

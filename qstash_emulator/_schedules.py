@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -189,6 +190,8 @@ class Schedules:
         self._next: int | None = None
         self._next_version = -1
         self._version = 0
+        # Hear each schedule created or replaced (a contract's record of them).
+        self.created: list[Callable[[Schedule], None]] = []
 
     def reset(self) -> None:
         """Forget the cached next run time after the store was flushed."""
@@ -262,6 +265,8 @@ class Schedules:
                 body=body,
             )
             await self._save(sched)
+        for listener in self.created:
+            listener(sched)
         return sched.id
 
     async def delete(self, user: str, schedule_id: str) -> bool:

@@ -310,17 +310,26 @@ class Store:
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.keyspace.pending(user), 0, -1)]
 
-    async def waiting_index(self, user: str) -> tuple[list[str], list[int | None], set[str]]:
-        """The user's messages that are not final, oldest first, when each is next due and
-        which of them wait for a retry: their states without reading a record."""
+    async def waiting_index(
+        self, user: str
+    ) -> tuple[list[str], list[int | None], set[str], set[str]]:
+        """The user's messages that are not final, oldest first, when each is next due, which
+        are claimed (in flight, whether or not their attempt has started) and which wait for
+        a retry: their states without reading a record."""
         ids = await self.pending_ids(user)
         dues: list[int | None] = []
+        claimed: set[str] = set()
         # A read per thousand: in memory each read holds the event loop, and other API
         # calls go in between.
         for start in range(0, len(ids), 1_000):
-            dues += await self.due_times(ids[start : start + 1_000])
+            chunk = ids[start : start + 1_000]
+            scores = await self.redis.zmscore(self._due, chunk)
+            for message_id, score in zip(chunk, scores, strict=True):
+                if score is not None and score >= _CLAIMED:
+                    claimed.add(message_id)
+                dues.append(None if score is None or score >= _CLAIMED else int(score))
         retrying = await self.redis.smembers(self.keyspace.retrying(user))
-        return ids, dues, {i.decode() for i in retrying}
+        return ids, dues, claimed, {i.decode() for i in retrying}
 
     async def move_due(self, message_id: str, due_ms: int) -> bool:
         """Make a message waiting on the due list come due at ``due_ms`` (moved, never copied).

@@ -45,6 +45,13 @@ def test_banner_is_the_env_block() -> None:
     assert any(line.startswith("curl -X POST http://127.0.0.1:8080/v2/publish/") for line in lines)
 
 
+def test_banner_masks_the_redis_password() -> None:
+    settings = Settings(redis_url="rediss://default:hunter2@eu1.example.io:6379/0")
+    lines = banner(settings, "http://127.0.0.1:8080").splitlines()
+    assert "State: rediss://default:***@eu1.example.io:6379/0" in lines
+    assert "hunter2" not in "\n".join(lines)
+
+
 def test_settings_from_flags_environment_and_aliases() -> None:
     env = {
         "QSTASH_DEV_PORT": "9999",

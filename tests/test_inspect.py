@@ -250,3 +250,27 @@ def test_a_page_of_messages_reads_only_the_records_it_shows(
     assert only["messages"][0]["retried"] == 1
     vclient.message.cancel(failing.message_id)
     assert _get(virtual, "messages", count=1)["counts"]["retrying"] == 0
+
+
+def test_a_claimed_message_counts_as_in_flight_before_its_attempt_starts(
+    emulator: Emulator, client: QStash, destination: Destination
+) -> None:
+    """Under load the engine claims more than it has started: a claimed message is in flight,
+    never "queued" (which only a queue holds)."""
+    from qstash_emulator._store import _CLAIMED
+
+    res = client.message.publish_json(url=destination.url + "/later", body={}, delay="1h")
+    store = emulator.runtime.store
+    # A claim (made a minute ahead, so the sweep leaves it alone) no attempt has taken up yet.
+    claimed = _CLAIMED + emulator.clock.now_ms() + 60_000
+    emulator.call(store.redis.zadd(store.keyspace.due, {res.message_id: claimed}))
+    page = _get(emulator, "messages", count=10)
+    assert page["counts"] == {
+        "pending": 0,
+        "delayed": 0,
+        "retrying": 0,
+        "in_flight": 1,
+        "queued": 0,
+    }
+    assert [m["state"] for m in page["messages"]] == ["in_flight"]
+    assert [m["state"] for m in _get(emulator, "messages")["messages"]] == ["in_flight"]
