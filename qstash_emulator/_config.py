@@ -32,14 +32,29 @@ class Quota:
     max_endpoints_per_group: int
     max_parallelism: int
     messages_per_day: int | None
+    # How long a dead letter is kept (None: until deleted), by the wall clock.
+    dlq_retention_s: int | None = None
 
 
 _YEAR = 365 * 86_400
 QUOTAS = {
-    "free": Quota("free", 1 << 20, 7 * 86_400, 15 * 60, 10, 2, 10, 1, 100, 10, 1_000),
-    "payg": Quota("payg", 10 << 20, _YEAR, 2 * 3_600, 100, 10, 1_000, 100, 100, 100, None),
+    "free": Quota("free", 1 << 20, 7 * 86_400, 15 * 60, 10, 2, 10, 1, 100, 10, 1_000, 3 * 86_400),
+    "payg": Quota(
+        "payg", 10 << 20, _YEAR, 2 * 3_600, 100, 10, 1_000, 100, 100, 100, None, 7 * 86_400
+    ),
     "pro": Quota(
-        "pro", 50 << 20, 10 * _YEAR, 6 * 3_600, 1_000, 10, 10_000, 1_000, 1_000, 200, None
+        "pro",
+        50 << 20,
+        10 * _YEAR,
+        6 * 3_600,
+        1_000,
+        10,
+        10_000,
+        1_000,
+        1_000,
+        200,
+        None,
+        30 * 86_400,
     ),
     "unlimited": Quota(
         "unlimited",
@@ -73,6 +88,9 @@ class Settings:
     max_retries: int = 20
     max_message_size: int | None = None
     log_retention: int = 10_000
+    # Bytes of bodies kept by the logs, and apart from them by the recorded attempts; the
+    # oldest are dropped first (docs/behaviour.md#memory).
+    body_budget: int = 256 << 20
     region: str = "EU-CENTRAL-1"
     strict_destinations: bool = False
     # False: every answer closes its connection, so an SDK client that is never closed
@@ -236,6 +254,14 @@ OPTIONS = (
         "log_retention",
         "int",
         "log entries (and workflow runs) kept per user (default 10000)",
+    ),
+    Option(
+        "--body-budget",
+        "QSTASH_EMULATOR_BODY_BUDGET",
+        "body_budget",
+        "size",
+        "bytes of message and response bodies the logs keep, and the recorded attempts "
+        "apart from them; the oldest are dropped first (default 256MB)",
     ),
     Option(
         "--allowed-hosts",
