@@ -98,6 +98,9 @@ class Settings:
     keep_alive: bool = True
     # Names besides loopback and --host that the API and dashboard answer to (the Host rule).
     allowed_hosts: tuple[str, ...] = ()
+    # Connections open at once, and how long a request's headers may take (_connections).
+    max_connections: int = 1_000
+    header_timeout_s: float = 10.0
 
     @property
     def limits(self) -> Quota:
@@ -267,6 +270,21 @@ OPTIONS = (
         "names",
         "other names the server answers to, comma-separated (a docker compose service name, "
         "a tunnel's); the API refuses any other Host, which stops DNS rebinding",
+    ),
+    Option(
+        "--max-connections",
+        "QSTASH_EMULATOR_MAX_CONNECTIONS",
+        "max_connections",
+        "int",
+        "connections open at once; more are closed as they arrive (default 1000)",
+    ),
+    Option(
+        "--header-timeout",
+        "QSTASH_EMULATOR_HEADER_TIMEOUT",
+        "header_timeout_s",
+        "seconds",
+        "a connection whose request headers are not all there this long after it opened "
+        "(or after its last answer) is closed (default 10s)",
     ),
     Option(
         "--strict-destinations",
