@@ -21,7 +21,7 @@ from ._keyspace import Keyspace
 
 __all__ = ["INLINE", "BodyStore"]
 
-INLINE = 1_024
+INLINE = 4_096
 FIELDS = ("body", "responseBody")
 _RECENT = 4_096
 
