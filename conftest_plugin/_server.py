@@ -28,6 +28,8 @@ from qstash_emulator.testing import (
 if TYPE_CHECKING:
     from qstash import QStash
 
+    from qstash_emulator.contracts import Recorder as ContractRecorder
+
 from . import _sdk
 from ._deliveries import Delivery
 from ._endpoints import ScriptedResponder
@@ -97,6 +99,7 @@ class Server:
         prefix: str,
         identity: Identity,
         session_env: bool = False,
+        contract: ContractRecorder | None = None,
     ) -> None:
         # Closed connections: the code under test builds SDK clients it cannot close.
         settings = Settings(port=0, redis_url=redis_url, redis_prefix=prefix, keep_alive=False)
@@ -116,6 +119,10 @@ class Server:
         emulator.on_api_call(self.active.add)
         emulator.keep_local(offline)
         emulator.bind_token(identity.token, None, UNBOUND)
+        # --qstash-contract: hears each test's publishes (the fixture binds users to tests).
+        self.contract = contract
+        if contract is not None:
+            contract.attach(emulator)
         self.emulator.start()
 
     def env(self) -> dict[str, str]:
@@ -166,9 +173,16 @@ class Server:
 class ServerPool:
     """Starts each kind of server the first time a test asks for it."""
 
-    def __init__(self, redis_url: str | None, worker: str, session_env: bool = False) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        worker: str,
+        session_env: bool = False,
+        contract: ContractRecorder | None = None,
+    ) -> None:
         self.redis_url = redis_url
         self.session_env = session_env
+        self.contract = contract
         self.identity = Identity.new()
         # A fresh prefix per run keeps workers (and old runs) apart on a shared Redis.
         self.prefix = f"qe:pytest:{worker}:{uuid.uuid4().hex[:8]}:"
@@ -186,6 +200,7 @@ class ServerPool:
                     f"{self.prefix}{kind}:",
                     self.identity,
                     self.session_env,
+                    self.contract,
                 )
                 self._servers[virtual] = server
             return server

@@ -15,6 +15,8 @@ import pytest
 from ._options import MARKER_HELP
 
 if TYPE_CHECKING:
+    from qstash_emulator.contracts import Recorder
+
     from ._fixture import QStashFixture
     from ._server import ServerPool
 
@@ -51,6 +53,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="skip the fixture's teardown checks (pending messages, unread dead letters, "
         "unused scripted responses)",
     )
+    group.addoption(
+        "--qstash-contract",
+        metavar="PATH",
+        default=None,
+        help="record how the tests used QStash as a contract: written to PATH if it does "
+        "not exist, else the run must match it (docs/contracts.md)",
+    )
+    group.addoption(
+        "--qstash-contract-update",
+        action="store_true",
+        default=False,
+        help="rewrite the --qstash-contract file with this run's use of QStash",
+    )
     parser.addini(
         "qstash_env",
         "when the QSTASH_* variables point at the emulator: 'test' (for each test using the "
@@ -78,7 +93,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         return  # per test; or the xdist controller, which runs no test
     from ._server import ServerPool
 
-    pool = ServerPool(getattr(options, "qstash_redis_url", None), worker or "main", True)
+    pool = ServerPool(
+        getattr(options, "qstash_redis_url", None),
+        worker or "main",
+        True,
+        _contract_recorder(early_config, getattr(options, "qstash_contract", None)),
+    )
     env = pool.get(virtual=True).env()
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -87,6 +107,20 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    path = config.getoption("qstash_contract")
+    if path:
+        from ._contract import ContractPlugin
+
+        config.pluginmanager.register(ContractPlugin(config, path), "qstash-contract")
+
+
+def _contract_recorder(config: pytest.Config, path: str | None) -> Recorder | None:
+    """The recorder of ``--qstash-contract``, or None without it."""
+    if not path:
+        return None
+    from ._contract import recorder_for
+
+    return recorder_for(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -120,7 +154,9 @@ def qstash_servers(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
         yield session[0]  # started before collection; closed at unconfigure
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    pool = ServerPool(request.config.getoption("qstash_redis_url"), worker)
+    config = request.config
+    recorder = _contract_recorder(config, config.getoption("qstash_contract"))
+    pool = ServerPool(config.getoption("qstash_redis_url"), worker, contract=recorder)
     yield pool
     pool.close()
 

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from . import _json, dashboard
 from ._errors import EmulatorError
+from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._store import StoreUnavailable
 from .api import all_routes
@@ -64,7 +65,7 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, mask_secrets(request.url.path))
     return _error(f"internal error: {type(exc).__name__}", 500)
 
 
@@ -85,7 +86,9 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         lifespan=lifespan,
         middleware=[
             *([] if runtime.settings.keep_alive else [Middleware(CloseConnections)]),
-            Middleware(BrowserGuard, bind=runtime.settings.host),
+            Middleware(
+                BrowserGuard, bind=runtime.settings.host, names=runtime.settings.allowed_hosts
+            ),
             Middleware(FaultMiddleware, faults=runtime.faults),
         ],
         exception_handlers={

@@ -16,6 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._transport import DeliveryError, Response
+from ._wire import wire_url
 
 if TYPE_CHECKING:
     import httpx
@@ -126,7 +127,7 @@ class MountedApp:
     ) -> Response:
         import httpx
 
-        request = httpx.Request(method, url, headers=headers, content=body)
+        request = httpx.Request(method, _as_written(url), headers=headers, content=body)
         ended = threading.Event()
         if self._wsgi is not None:
             future = self._threads.run(_call_wsgi, self._wsgi, request)
@@ -143,6 +144,19 @@ class MountedApp:
         finally:
             if self._asgi is not None and not ended.is_set():
                 self._threads.cancelled(ended)  # timed out, or its caller was cancelled
+
+
+def _as_written(url: str) -> httpx.URL:
+    """``url`` with its path as written: httpx removes dot segments (``/x/../admin``), which a
+    server receives as sent, and production sends them."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    path = wire_url(url).raw_path
+    if parsed.raw_path.split(b"?")[0] != path.encode():
+        # httpx has no public way to keep them; its parsed form is a NamedTuple.
+        parsed._uri_reference = parsed._uri_reference._replace(path=path)
+    return parsed
 
 
 def _answer(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:

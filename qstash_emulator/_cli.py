@@ -15,12 +15,20 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
+from ._connections import raise_file_limit, uvicorn_options
+from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
+from ._masking import mask_secrets
 from ._runtime import Runtime
-from ._serving import listen
+from ._serving import Server, listen
+from ._wait import add_parser as add_wait_parser, run as run_wait
+from .contracts import _command as contract_command
 
 __all__ = ["main"]
+
+# How long a stop waits for the requests and deliveries under way (docs/ci.md#stopping).
+DRAIN_S = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,17 +69,32 @@ def _parser() -> argparse.ArgumentParser:
         "retried or dead-lettered message, callback, schedule run and queue pause)",
     )
     dev.add_argument(
+        "--drain-timeout",
+        type=duration_arg,
+        default=DRAIN_S,
+        metavar="DURATION",
+        help="on SIGTERM or SIGINT, how long the requests and deliveries under way may take to "
+        "finish (default 10s); exit status 0 if they did, 1 if some were dropped",
+    )
+    dev.add_argument(
         "--show-bodies",
         action="store_true",
         help="print message and response bodies (their first 200 characters) in the feed",
     )
+    contract_command.add_record_option(dev)
+    contract_command.add_replay_command(commands)
+    add_wait_parser(commands)
     return parser
 
 
 def banner(settings: Settings, url: str) -> str:
     """The block the official dev server prints, ready to paste into ``.env``."""
     user = settings.users[0]
-    store = settings.redis_url or "in memory (lost on exit; use --redis-url to keep it)"
+    store = (
+        mask_secrets(settings.redis_url)
+        if settings.redis_url
+        else "in memory (lost on exit; use --redis-url to keep it)"
+    )
     return "\n".join(
         [
             f"Upstash QStash development server is running at {url}",
@@ -104,6 +127,10 @@ def _exposed(host: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "replay":
+        return contract_command.run_replay(args)
+    if args.command == "wait":
+        return run_wait(args)
     try:
         settings = settings_from(vars(args))
     except ValueError as exc:
@@ -135,7 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sock.close()
             print(f"qstash-emulator: {exc}", file=sys.stderr)
             return 1
-    print(banner(settings, url), flush=True)
     feed = None
     if not args.quiet:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -143,20 +169,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout, color=color, bodies=args.show_bodies, default_user=settings.users[0].user_id
         )
         feed.attach(runtime)
+    recorder = contract_command.record(args.record_contract, runtime)
+    raise_file_limit()
     config = uvicorn.Config(
         create_app(runtime),
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
+        **uvicorn_options(settings.max_connections, settings.header_timeout_s),
     )
     # The server owns this process: keep start-up objects out of every collection, and let
     # the many short-lived objects of each message pile up longer between young-generation
     # collections (default 700). Under wrk: ~0.66 -> ~0.55 ms of CPU a message (median of 5).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    left = {"deliveries": 0}
+
+    async def drain() -> None:
+        try:
+            await runtime.engine.drain()
+        finally:
+            left["deliveries"] = runtime.engine.in_flight
+
+    def ready() -> None:
+        # Only now: the app has started and the port accepts connections (docs/ci.md).
+        sys.stdout.write(banner(settings, url) + "\n")
+        sys.stdout.flush()
+
+    server = Server(config, on_ready=ready, drain=drain, drain_s=args.drain_timeout)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         if feed is not None:
             feed.close()
+        contract_command.write_recorded(args.record_contract, recorder)
+    if not server.drained:
+        why = (
+            "a second signal came"
+            if server.force_exit
+            else f"--drain-timeout {args.drain_timeout:g}s passed"
+        )
+        print(
+            f"qstash-emulator: {why} with {left['deliveries']} deliveries and "
+            f"{server.requests_left} requests under way; they were dropped",
+            file=sys.stderr,
+        )
+        return 1
     return 0

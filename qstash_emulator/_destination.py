@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ._errors import BadRequest
+from ._wire import wire_url
 
 __all__ = [
     "NAME_PATTERN",
@@ -46,6 +47,10 @@ def validate_url(url: str, field: str) -> str:
         raise BadRequest(f"invalid {field}: {url!r} has no host")
     if any(c in url for c in "\r\n\t "):
         raise BadRequest(f"invalid {field}: {url!r} contains whitespace")
+    try:
+        wire_url(url)  # what the transport sends: a URL it cannot send is refused here
+    except ValueError as exc:
+        raise BadRequest(f"invalid {field}: {url!r}: {exc}") from exc
     return url
 
 
@@ -93,7 +98,7 @@ def config_from_query(raw_query: str) -> list[tuple[str, str]]:
 
 async def refuse_private(url: str, field: str) -> None:
     """Production refuses destinations on loopback or private networks; strict mode does too."""
-    host = urlsplit(url).hostname or ""
+    host = wire_url(url).raw_host or ""  # the name the transport resolves
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:

@@ -9,6 +9,7 @@ and a ``{"error": "..."}`` body:
     ├── Unauthorized          401  missing or unknown token
     ├── Forbidden             403  a write with a read-only token
     ├── NotFound              404  unknown message, DLQ entry, schedule, queue, group, key
+    ├── BodyTooLarge          413  a request body past its route's limit (not read past it)
     ├── QuotaExceeded         412  a plan limit (queues, schedules, parallelism ...)
     └── RateLimited           429  daily or burst limit, with its rate-limit headers
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequest",
+    "BodyTooLarge",
     "EmulatorError",
     "Forbidden",
     "NotFound",
@@ -48,6 +50,10 @@ class PlanLimit(BadRequest):
 
     def for_workflow(self) -> QuotaExceeded:
         return QuotaExceeded(self.message, self.headers)
+
+
+class BodyTooLarge(EmulatorError):
+    status_code = 413
 
 
 class Unauthorized(EmulatorError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from . import _json
+from ._headers import on_the_wire, unsendable
 from ._quotas import burst_limit_error, daily_limit_error
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultKind", "Faults"]
@@ -50,6 +51,12 @@ class Fault:
         if self.times is not None and self.times < 1:
             raise ValueError(f"invalid times {self.times!r}: expected at least 1, or None")
         self.method = self.method.upper() if self.method else None
+        for name, value in self.headers.items():
+            # Sent on the answer: one the HTTP server cannot write would crash every match.
+            if (reason := unsendable(name, value)) is not None:
+                raise ValueError(f"invalid headers: {reason}")
+            if not on_the_wire(name):
+                raise ValueError(f"invalid headers: {name!r} is set by the server")
 
     @property
     def left(self) -> int | None:

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from ._inspection import _span
+from ._masking import mask_secrets
 from ._models import Message
 from ._records import Attempt
 
@@ -124,6 +125,7 @@ class Feed:
     def _emit(self, event: str, user: str, text: str, body: bytes) -> None:
         now = time.time()
         stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1e3) % 1000:03d}"
+        text = mask_secrets(text)  # URLs with ?qstash_token=... or user:password@
         if user != self.default_user:
             text = f"[{user}] {text}"
         label = event.ljust(_WIDTH)

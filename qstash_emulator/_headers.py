@@ -23,7 +23,9 @@ __all__ = [
     "PublishOptions",
     "RunHeaders",
     "canonical",
+    "check_sendable",
     "on_the_wire",
+    "unsendable",
     "parse_bool",
     "parse_flow_value",
     "parse_publish",
@@ -106,6 +108,10 @@ _FRAMING = frozenset(
 )
 # Never forwarded with Upstash-Header-Forward either: auth and SDK noise.
 _NOT_FORWARDED_ALL = frozenset({"authorization", "accept-encoding"})
+# What HTTP/1.1 can carry (RFC 9110 5.1 and 5.5, and Go's net/http, which refuses the rest
+# when it sends): a name is a token; a value has no control character but the tab.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -197,6 +203,24 @@ def on_the_wire(name: str) -> bool:
     """Whether a forwarded header may be sent: connection and framing ones are the transport's."""
     lower = name.lower()
     return lower not in _FRAMING and not lower.startswith("proxy-")
+
+
+def unsendable(name: str, value: str) -> str | None:
+    """Why a header cannot be sent as given, or None when it can."""
+    if not _TOKEN.fullmatch(name):
+        return f"{name!r} is not a valid HTTP header name"
+    if (bad := _CONTROL.search(value)) is not None:
+        return f"the value of {name!r} has a control character ({bad.group()!r})"
+    return None
+
+
+def check_sendable(name: str, value: str, sent_as: str | None = None) -> None:
+    """Refuse with a 400 naming header ``name`` (as the caller wrote it) when it, or the
+    header ``sent_as`` it becomes on the wire, cannot be sent."""
+    reason = unsendable(sent_as if sent_as is not None else name, value)
+    if reason is not None:
+        shown = canonical(name) if _TOKEN.fullmatch(name) else repr(name)
+        raise BadRequest(f"invalid {shown}: {reason}")
 
 
 def parse_bool(value: str, field: str) -> bool:
@@ -399,8 +423,8 @@ def _parse_callback(
     url = headers.get(prefix)
     forward = prefix + "-forward-"
     forwarded = {
-        canonical(n[len(forward) :]): v
-        for n, v in headers.values.items()
+        canonical(n[len(forward) :]): _sendable(n, vs, n[len(forward) :])
+        for n, vs in headers.values.items()
         if n.startswith(forward) and len(n) > len(forward) and on_the_wire(n[len(forward) :])
     }
     # The options are checked even without the URL: a malformed value is refused, not ignored.
@@ -479,19 +503,26 @@ def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:
     for name, values in headers.values.items():
         if name.startswith(H.FORWARD):
             if len(name) > len(H.FORWARD) and on_the_wire(name[len(H.FORWARD) :]):
-                out.setdefault(canonical(name[len(H.FORWARD) :]), []).extend(values)
+                sent = _sendable(name, values, name[len(H.FORWARD) :])
+                out.setdefault(canonical(name[len(H.FORWARD) :]), []).extend(sent)
         elif name == H.CONTENT_TYPE:
-            own_type = values[:1]
+            own_type = _sendable(name, values[:1], name)
         elif (
             forward_all
             and not name.startswith("upstash-")
             and name not in _NOT_FORWARDED_ALL
             and on_the_wire(name)
         ):
-            out.setdefault(canonical(name), []).extend(values)
+            out.setdefault(canonical(name), []).extend(_sendable(name, values, name))
     # One Content-Type: a forwarded one wins over the publish request's own.
     if "Content-Type" in out:
         out["Content-Type"] = out["Content-Type"][:1]
     elif own_type:
         out["Content-Type"] = own_type
     return out
+
+
+def _sendable(name: str, values: list[str], sent_as: str) -> list[str]:
+    for value in values:
+        check_sendable(name, value, sent_as)
+    return values

@@ -2,12 +2,14 @@
 
 A hostile name that starts resolving to 127.0.0.1 makes a browser treat the emulator as that
 name's own origin; its requests still carry the name in ``Host``. Only loopback names, IP
-literals the bind covers and the bind name itself are the emulator's own.
+literals the bind covers, the bind name itself and the names given to ``--allowed-hosts`` are
+the emulator's own.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 
 __all__ = ["host_allowed", "is_loopback"]
 
@@ -32,12 +34,13 @@ def _hostname(header: str) -> str:
     return header
 
 
-def host_allowed(header: str, bind: str) -> bool:
-    """Whether a request naming ``header`` as its Host may reach a server bound to ``bind``."""
+def host_allowed(header: str, bind: str, names: Collection[str] = ()) -> bool:
+    """Whether a request naming ``header`` as its Host may reach a server bound to ``bind``;
+    ``names`` are further names the user said the server is reached by."""
     host, bind = _hostname(header), bind.strip("[]").lower()
     if not host:
         return False
-    if host == "localhost" or host == bind:
+    if host == "localhost" or host == bind or host in names:
         return True
     try:
         address = ipaddress.ip_address(host)

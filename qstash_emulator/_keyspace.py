@@ -18,13 +18,21 @@ Shared by all users:
     flow-wake               zset    {user}\\0{flow key} -> when the key's rate window opens,
                                     or PARKED while only an event can release its waiters
     waits                   zset    {user}\\n{event id}\\n{waiter id} -> the waiter's deadline
+    bodies                  zset    u:{user}:body:{digest} key -> bytes of bodies stored
+                                    before it: the oldest are deleted past the body budget
     inflight                zset    schema 1 only: message ids in flight (now on ``due``)
 
 Each user's, under ``u:{user}:`` (a user's purge deletes them all):
     pending                 zset    message id -> created at; the messages not final
+    retrying                set     message ids waiting for a retry (not final): counts by
+                                    state without reading records
     dedup:{key}             string  {message id}|{when the key stops counting}, with a TTL
     logs                    stream  state changes, several rows an entry (``_streams``)
-    dlq                     stream  one entry per dead letter; its id is the dlqId
+    body:{digest}           string  a long body log rows or dead letters refer to
+                                    (``_body_store``)
+    dlq                     stream  one entry per dead letter; its id is the dlqId (r record,
+                                    b body, resp last response, rb its body or rbref the
+                                    {digest}:{length} of a long one under body:{digest})
     keys                    hash    current / next signing key after a rotation
     daily:{day}             string  messages published that day (days since 1970, emulator
                                     clock, UTC): the plan's daily quota
@@ -84,6 +92,7 @@ class Keyspace:
         self.due_indexes = frozenset(
             {self.due, self.queue_wake, self.schedule_due, self.flow_wake, self.waits}
         )
+        self.bodies = prefix + "bodies"
 
     @staticmethod
     def literal(text: str) -> str:
@@ -110,6 +119,10 @@ class Keyspace:
         """A SCAN pattern matching every user's ``queues`` hash."""
         return self._user("*", "queues")
 
+    def all_dlqs(self) -> str:
+        """A SCAN pattern matching every user's ``dlq`` stream."""
+        return self._user("*", "dlq")
+
     def user_of_queue_configs(self, key: str) -> str:
         """The user whose ``queues`` hash ``key`` is."""
         return key[len(self.prefix + "u:") : -len(":queues")]
@@ -117,11 +130,17 @@ class Keyspace:
     def pending(self, user: str) -> str:
         return self._user(user, "pending")
 
+    def retrying(self, user: str) -> str:
+        return self._user(user, "retrying")
+
     def dedup(self, user: str, dedup_key: str) -> str:
         return self._user(user, "dedup", dedup_key)
 
     def logs(self, user: str) -> str:
         return self._user(user, "logs")
+
+    def body(self, user: str, digest: str) -> str:
+        return self._user(user, "body", digest)
 
     def dlq(self, user: str) -> str:
         return self._user(user, "dlq")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -192,6 +193,8 @@ class Schedules:
         self._next: int | None = None
         self._next_version = -1
         self._version = 0
+        # Hear each schedule created or replaced (a contract's record of them).
+        self.created: list[Callable[[Schedule], None]] = []
         store.due_listeners.append(self._due_written)
 
     def _due_written(self, index: str, when_ms: int) -> None:
@@ -271,6 +274,8 @@ class Schedules:
                 body=body,
             )
             await self._save(sched)
+        for listener in self.created:
+            listener(sched)
         return sched.id
 
     async def delete(self, user: str, schedule_id: str) -> bool:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from types import FrameType
 from typing import Any, TypeVar
 
 import uvicorn
@@ -14,9 +16,11 @@ import uvicorn
 # Only the standard library and uvicorn: bench/fixture_cost.py loads this file by path for its
 # bare-uvicorn baseline, which must not import the emulator.
 
-__all__ = ["ThreadedServer", "listen"]
+__all__ = ["Server", "ThreadedServer", "listen"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("qstash_emulator")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -34,18 +38,53 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its fixed waits on the way out, which made every stop take
-    0.2 s: the main loop wakes when ``wake()`` is called (uvicorn looks at ``should_exit``
-    every 0.1 s), and shutdown waits for open connections only while there are some (uvicorn
-    sleeps 0.1 s first whatever is open)."""
+class Server(uvicorn.Server):
+    """uvicorn's server, told when it is ready, with a bounded stop and no fixed waits.
+
+    ``on_ready`` is called once the app's start-up is done and the port accepts connections
+    (uvicorn listens only after the start-up). On the way out the requests under way and
+    ``drain()`` (work of the app's own, such as deliveries under way) get ``drain_s`` seconds
+    together (None: uvicorn's ``timeout_graceful_shutdown``); ``drained`` says whether they
+    finished. A signal is not raised again on exit, as uvicorn does: the exit status is the
+    caller's. uvicorn's fixed waits made every stop take 0.2 s: the main loop wakes when
+    ``wake()`` is called (uvicorn looks at ``should_exit`` every 0.1 s), and shutdown waits for
+    open connections only while there are some (uvicorn sleeps 0.1 s first whatever is open).
+    """
 
     _wake: asyncio.Event | None = None
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
+        drain_s: float | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+        self.drain = drain
+        self.drain_s = config.timeout_graceful_shutdown if drain_s is None else drain_s
+        self.drained = True
+        self.requests_left = 0
+        self.signal: int | None = None
 
     def wake(self) -> None:
         """Look at ``should_exit`` now; called in the server's loop."""
         if self._wake is not None:
             self._wake.set()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGINT or SIGTERM: stop; a second one stops without waiting for what is under way."""
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        self.signal = sig
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and self.on_ready is not None:
+            self.on_ready()
 
     async def main_loop(self) -> None:
         self._wake = asyncio.Event()
@@ -65,13 +104,29 @@ class _Server(uvicorn.Server):
         for connection in list(self.server_state.connections):
             connection.shutdown()  # an idle one closes now, a busy one after its response
         state = self.server_state
+        draining = asyncio.ensure_future(self.drain()) if self.drain is not None else None
+
+        def busy() -> bool:
+            return bool(state.connections or state.tasks or (draining and not draining.done()))
+
         try:
-            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
-                while state.connections or state.tasks:
+            async with asyncio.timeout(self.drain_s):
+                while busy() and not self.force_exit:
                     await asyncio.sleep(0.01)
         except TimeoutError:
+            pass
+        if busy():
+            self.drained = False
+            self.requests_left = len(state.tasks)
             for task in state.tasks:
                 task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if draining is not None:
+            if not draining.done():
+                draining.cancel()
+            await asyncio.gather(draining, return_exceptions=True)
+            if not draining.cancelled() and draining.exception() is not None:
+                self.drained = False
+                log.error("draining failed", exc_info=draining.exception())
         for server in self.servers:
             await server.wait_closed()
         await self.lifespan.shutdown()
@@ -96,7 +151,7 @@ class ThreadedServer:
         self._sock = listen(host, port)
         self.port: int = self._sock.getsockname()[1]
         options = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
-        self.server = _Server(uvicorn.Config(app, **options))
+        self.server = Server(uvicorn.Config(app, **options))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._failure = "its thread ended"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -171,3 +171,39 @@ def test_entry_over_the_size_limit_fails_alone(destination: Destination) -> None
         assert set(out[1]) == {"messageId", "url"}
         (got,) = destination.wait(1, "/small")
         assert got.body == b"1234"
+
+
+def test_an_entry_with_a_header_that_cannot_be_sent_is_refused_not_dead_lettered(
+    emulator: Emulator, destination: Destination
+) -> None:
+    cb = destination.url + "/cb"
+    r = _batch(
+        emulator,
+        [
+            {"destination": destination.url + "/a", "headers": {"Upstash-Forward-X-A": "1\r\n2"}},
+            {"destination": destination.url + "/b", "headers": {"Upstash-Forward-X\nB": "1"}},
+            {
+                "destination": destination.url + "/c",
+                "headers": {"Upstash-Callback": cb, "Upstash-Callback-Forward-X-C": "a\rb"},
+            },
+            {"destination": destination.url + "/ok", "body": "ok"},
+        ],
+    )
+    assert r.status_code == 200
+    out = r.json()
+    assert out[:3] == [
+        {
+            "error": "invalid Upstash-Forward-X-A: the value of 'x-a' "
+            "has a control character ('\\r')"
+        },
+        {"error": "invalid 'upstash-forward-x\\nb': 'x\\nb' is not a valid HTTP header name"},
+        {
+            "error": "invalid Upstash-Callback-Forward-X-C: the value of 'x-c' "
+            "has a control character ('\\r')"
+        },
+    ]
+    assert [x.path for x in destination.wait(1)] == ["/ok"]
+    auth = {"Authorization": f"Bearer {emulator.token}"}
+    assert httpx.get(f"{emulator.url}/v2/dlq", headers=auth).json()["messages"] == []
+    waiting = httpx.get(f"{emulator.url}/_emulator/messages", headers=auth).json()
+    assert waiting["messages"] == []

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 
 import httpx
+import pytest
 
 from qstash_emulator import DEFAULT_USERS
 from qstash_emulator._cli import banner
 from qstash_emulator._config import OPTIONS, Settings, settings_from
 
-from .conftest import Destination, wait_until
+from .conftest import Destination, Held, wait_until
 from .servers import EmulatorProcess, free_port
 
 
@@ -43,6 +45,13 @@ def test_banner_is_the_env_block() -> None:
     assert any(line.startswith("curl -X POST http://127.0.0.1:8080/v2/publish/") for line in lines)
 
 
+def test_banner_masks_the_redis_password() -> None:
+    settings = Settings(redis_url="rediss://default:hunter2@eu1.example.io:6379/0")
+    lines = banner(settings, "http://127.0.0.1:8080").splitlines()
+    assert "State: rediss://default:***@eu1.example.io:6379/0" in lines
+    assert "hunter2" not in "\n".join(lines)
+
+
 def test_settings_from_flags_environment_and_aliases() -> None:
     env = {
         "QSTASH_DEV_PORT": "9999",
@@ -57,6 +66,8 @@ def test_settings_from_flags_environment_and_aliases() -> None:
     assert settings.users[0].token == "tok"
     assert settings.users[0].current_signing_key == "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
     assert settings_from({}, {}).port == 8080
+    names = {"QSTASH_EMULATOR_ALLOWED_HOSTS": "qstash, My.Tunnel.example,"}
+    assert settings_from({}, names).allowed_hosts == ("qstash", "my.tunnel.example")
 
 
 def test_dev_server_runs_and_serves_the_sdk(destination: Destination) -> None:
@@ -164,3 +175,113 @@ def test_a_port_in_use_is_a_clear_error() -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "QSTASH_URL" not in done.stdout
+
+
+def _block(proc: subprocess.Popen[str]) -> dict[str, str]:
+    """The ``QSTASH_*`` lines of the printed block, read as a CI script reads them."""
+    assert proc.stdout is not None
+    found: dict[str, str] = {}
+    for line in proc.stdout:  # ends when the process does
+        name, _, value = line.strip().partition("=")
+        if name.startswith("QSTASH_"):
+            found[name] = value
+        if name == "QSTASH_NEXT_SIGNING_KEY":
+            return found
+    raise AssertionError(f"the process exited with {proc.wait()} before printing the block")
+
+
+def _start_and_call_at_once() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        env = _block(proc)
+        # At once, no retry: the block promises a server that answers.
+        r = httpx.get(
+            f"{env['QSTASH_URL']}/v2/keys",
+            headers={"Authorization": f"Bearer {env['QSTASH_TOKEN']}"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "current": env["QSTASH_CURRENT_SIGNING_KEY"],
+            "next": env["QSTASH_NEXT_SIGNING_KEY"],
+        }
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0
+
+
+def test_the_block_is_printed_once_the_server_answers() -> None:
+    """The block was printed before the port listened: a request sent on reading it was
+    refused in 10 of 10 starts (the port listened 54-127 ms later)."""
+    for _ in range(3):
+        _start_and_call_at_once()
+
+
+@pytest.mark.slow
+def test_the_block_is_printed_once_the_server_answers_every_time() -> None:
+    for _ in range(20):
+        _start_and_call_at_once()
+
+
+def _slow_delivery(destination: Destination, *args: str) -> tuple[EmulatorProcess, Held]:
+    """A dev server with one delivery under way to an endpoint that answers when released."""
+    held = Held()
+    destination.script("/slow", held)  # type: ignore[arg-type]
+    proc = EmulatorProcess(*args)
+    r = httpx.post(f"{proc.url}/v2/publish/{destination.url}/slow", headers=proc.auth)
+    assert r.status_code == 200, r.text
+    assert held.entered.wait(10)
+    return proc, held
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_lets_the_delivery_under_way_finish_then_exits_0(
+    destination: Destination, sig: signal.Signals
+) -> None:
+    """SIGTERM exited 143 and SIGINT 130 with a traceback, dropping the delivery."""
+    proc, held = _slow_delivery(destination)
+    proc.proc.send_signal(sig)
+    with socket.socket() as probe:  # the port closes at once: nothing new is taken
+        wait_until(
+            lambda: probe.connect_ex(("127.0.0.1", proc.port)) != 0, what="the port to close"
+        )
+    held.release.set()
+    out, _ = proc.proc.communicate(timeout=15)
+    text = out.decode()
+    assert proc.proc.returncode == 0, text
+    assert "delivered" in text and "status 200" in text, text
+    assert "Traceback" not in text
+    assert len(destination.received) == 1
+
+
+def test_a_delivery_that_outlasts_the_drain_is_dropped_and_the_exit_says_so(
+    destination: Destination,
+) -> None:
+    proc, held = _slow_delivery(destination, "--drain-timeout", "1s")
+    try:
+        proc.proc.send_signal(signal.SIGTERM)
+        out, _ = proc.proc.communicate(timeout=15)
+    finally:
+        held.release.set()
+    text = out.decode()
+    assert proc.proc.returncode == 1, text
+    assert (
+        "qstash-emulator: --drain-timeout 1s passed with 1 deliveries and 0 requests under "
+        "way; they were dropped" in text
+    )
+    assert "delivered" not in text
+
+
+def test_a_bad_drain_timeout_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--drain-timeout", "soon"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "argument --drain-timeout: 'soon' is not a duration such as 10s" in done.stderr

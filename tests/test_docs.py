@@ -30,6 +30,8 @@ _OUTSIDE = re.compile(
 )
 _SECTION_LINK = re.compile(r"docs/([\w-]+\.md)#([\w-]+)")
 _IN_PAGE_LINK = re.compile(r"\]\(#([\w-]+)\)")
+# A link to a file of the repository, with an optional section after a "#".
+_RELATIVE_LINK = re.compile(r"\]\((?!https?:|#|mailto:)([^)#\s]+)(?:#([\w-]+))?\)")
 
 
 def _files() -> Iterator[tuple[Path, str]]:
@@ -75,7 +77,24 @@ def test_every_cited_section_exists() -> None:
     assert cited >= 30  # the code does cite the rules it follows
 
 
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "examples" / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
 def test_every_link_inside_a_page_has_its_section() -> None:
-    for page in sorted(DOCS.glob("*.md")):
+    for page in _pages():
         missing = set(_IN_PAGE_LINK.findall(page.read_text())) - _anchors(page)
         assert missing == set(), f"{page.name} links to sections it lacks: {sorted(missing)}"
+
+
+def test_every_relative_link_reaches_its_file_and_section() -> None:
+    """README's contents list and the links between pages (docs/ci.md, docs/performance.md)."""
+    broken = []
+    for page in _pages():
+        for target, anchor in _RELATIVE_LINK.findall(page.read_text()):
+            path = (page.parent / target).resolve()
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} does not exist")
+            elif anchor and anchor not in _anchors(path):
+                broken.append(f"{page.relative_to(ROOT)}: {target} has no section {anchor}")
+    assert broken == []

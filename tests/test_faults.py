@@ -149,3 +149,27 @@ def test_reset_clears_faults(emulator: Emulator) -> None:
     emulator.runtime.faults.add(status=500, times=None)
     emulator.reset()
     assert emulator.runtime.faults.remaining() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"X\r\nY": "1"}, "'X\\r\\nY' is not a valid HTTP header name"),
+        ({"X A": "1"}, "'X A' is not a valid HTTP header name"),
+        ({"X-A": "1\r\nSet-Cookie: a=b"}, "the value of 'X-A' has a control character ('\\r')"),
+        ({"Content-Length": "5"}, "'Content-Length' is set by the server"),
+    ],
+)
+def test_faults_refuse_headers_they_cannot_send(
+    emulator: Emulator, headers: dict[str, str], error: str
+) -> None:
+    auth = {"Authorization": f"Bearer {emulator.token}"}
+    api = f"{emulator.url}/_emulator/faults"
+    response = httpx.post(api, headers=auth, json={"status": 503, "headers": headers})
+    assert response.status_code == 400
+    assert response.json() == {"error": f"invalid fault: invalid headers: {error}"}
+    with pytest.raises(ValueError, match="invalid headers"):
+        Fault(headers=headers)
+    # Nothing was programmed: the next API call is answered, not crashed on.
+    assert httpx.get(api, headers=auth).json() == {"faults": []}
+    assert httpx.get(f"{emulator.url}/v2/keys", headers=auth).status_code == 200

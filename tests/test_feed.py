@@ -257,3 +257,23 @@ def _answers(url: str, auth: dict[str, str]) -> bool:
         return httpx.get(f"{url}/v2/keys", headers=auth).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_the_feed_masks_passwords_and_tokens_in_urls(
+    piped: DevServer, destination: Destination
+) -> None:
+    where = destination.url.replace("http://", "http://ann:hunter2@") + "/s?api_key=k1&page=2"
+    callback = f"{destination.url}/cb?qstash_token=tok1"
+    r = httpx.post(
+        f"{piped.url}/v2/publish/{where}",
+        headers={**piped.auth, "Upstash-Callback": callback},
+        content=b"x",
+    )
+    msg = r.json()["messageId"]
+    shown = where.replace("hunter2", "***").replace("k1", "***")
+    assert "ann:***@" in shown and "api_key=***&page=2" in shown
+    piped.wait_for(rf"^{STAMP}published +{msg} -> POST {re.escape(shown)}$")
+    piped.wait_for(rf"^{STAMP}delivered +{msg} status 200 in \d+ ms <- {re.escape(shown)}$")
+    piped.wait_for(rf"^{STAMP}callback +msg_\w+ of {msg} .* <- .*/cb\?qstash_token=\*\*\*$")
+    out = piped.stop()
+    assert "hunter2" not in out and "k1" not in out and "tok1" not in out

@@ -174,3 +174,36 @@ def test_callback_and_failure_callback_prefixes_configure_their_own_messages() -
 def test_bad_workflow_headers_name_the_header(items: list[tuple[str, str]], field: str) -> None:
     with pytest.raises(BadRequest, match=field):
         parse_publish(items, Settings())
+
+
+@pytest.mark.parametrize(
+    ("items", "error"),
+    [
+        ([("Upstash-Forward-X-A", "a\r\nb")], "invalid Upstash-Forward-X-A: the value of 'x-a'"),
+        ([("Upstash-Forward-X\r\nA", "a")], "invalid 'upstash-forward-x\\r\\na': 'x\\r\\na' is"),
+        ([("Upstash-Forward-X A", "a")], "invalid 'upstash-forward-x a': 'x a' is not"),
+        ([("Upstash-Forward-X-A", "a\x00")], "invalid Upstash-Forward-X-A: the value of 'x-a' has"),
+        ([("Content-Type", "text/plain\n")], "invalid Content-Type: the value of 'content-type'"),
+        (
+            [("Upstash-Header-Forward", "true"), ("X-B", "1\n2")],
+            "invalid X-B: the value of 'x-b'",
+        ),
+        (
+            [("Upstash-Callback", "http://cb.example"), ("Upstash-Callback-Forward-X-C", "\r")],
+            "invalid Upstash-Callback-Forward-X-C: the value of 'x-c'",
+        ),
+        (
+            [("Upstash-Failure-Callback-Forward-X-D\n", "1")],
+            "invalid 'upstash-failure-callback-forward-x-d\\n': 'x-d\\n' is not",
+        ),
+    ],
+)
+def test_headers_that_cannot_be_sent_are_refused(items: list[tuple[str, str]], error: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        parse_publish(items, Settings())
+    assert info.value.message.startswith(error)
+
+
+def test_sendable_headers_keep_tabs_and_non_ascii() -> None:
+    opts = parse_publish([("Upstash-Forward-X-A", "a\tb é")], Settings())
+    assert opts.header == {"X-A": ["a\tb é"]}

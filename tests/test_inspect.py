@@ -10,8 +10,10 @@ import pytest
 from qstash import QStash
 
 from qstash_emulator import Emulator
+from qstash_emulator._models import Message
 
 from .conftest import Destination, sdk, wait_until
+from .test_dashboard import add_delayed
 
 
 def _get(emu: Emulator, path: str, token: str | None = None, **params: Any) -> Any:
@@ -212,3 +214,63 @@ def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
         f"{res.message_id} POST https://example.com/x: delayed, next attempt in 1m30s "
         f"(at {format_ms(due)})"
     )
+
+
+def test_a_page_of_messages_reads_only_the_records_it_shows(
+    virtual: Emulator, vclient: QStash, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's page: counts by state come from indexes, records only for the page,
+    so one page costs the same at 100 waiting messages as at 2,000."""
+    real = Message.from_record.__func__  # type: ignore[attr-defined]
+    decoded: list[str] = []
+
+    def counting(cls: type[Message], record: dict[str, Any], body: bytes) -> Message:
+        decoded.append(record["id"])
+        return real(cls, record, body)  # type: ignore[no-any-return]
+
+    destination.script("/fail", (500, {}, b"down"))
+    failing = vclient.message.publish_json(url=destination.url + "/fail", body={}, retries=2)
+    virtual.wait_idle()
+    monkeypatch.setattr(Message, "from_record", classmethod(counting))
+    for waiting in (100, 2_000):
+        virtual.call(add_delayed(virtual, waiting))
+        decoded.clear()
+        page = _get(virtual, "messages", count=10, offset=20)
+        assert len(decoded) == 10, f"{len(decoded)} records read for a page of 10"
+        assert page["total"] == waiting + 1
+        assert page["counts"] == {
+            "pending": 0,
+            "delayed": waiting,
+            "retrying": 1,
+            "in_flight": 0,
+            "queued": 0,
+        }
+    only = _get(virtual, "messages", count=5, state="retrying")
+    assert [m["messageId"] for m in only["messages"]] == [failing.message_id]
+    assert only["messages"][0]["retried"] == 1
+    vclient.message.cancel(failing.message_id)
+    assert _get(virtual, "messages", count=1)["counts"]["retrying"] == 0
+
+
+def test_a_claimed_message_counts_as_in_flight_before_its_attempt_starts(
+    emulator: Emulator, client: QStash, destination: Destination
+) -> None:
+    """Under load the engine claims more than it has started: a claimed message is in flight,
+    never "queued" (which only a queue holds)."""
+    from qstash_emulator._store import _CLAIMED
+
+    res = client.message.publish_json(url=destination.url + "/later", body={}, delay="1h")
+    store = emulator.runtime.store
+    # A claim (made a minute ahead, so the sweep leaves it alone) no attempt has taken up yet.
+    claimed = _CLAIMED + emulator.clock.now_ms() + 60_000
+    emulator.call(store.redis.zadd(store.keyspace.due, {res.message_id: claimed}))
+    page = _get(emulator, "messages", count=10)
+    assert page["counts"] == {
+        "pending": 0,
+        "delayed": 0,
+        "retrying": 0,
+        "in_flight": 1,
+        "queued": 0,
+    }
+    assert [m["state"] for m in page["messages"]] == ["in_flight"]
+    assert [m["state"] for m in _get(emulator, "messages")["messages"]] == ["in_flight"]

@@ -298,3 +298,16 @@ def test_callback_and_forward_all_skip_framing_headers(
     assert callback.headers["host"] == f"127.0.0.1:{destination.port}"
     assert callback.headers["content-length"] == str(len(callback.body))
     assert json.loads(callback.body)["status"] == 200
+
+
+def test_a_forwarded_header_in_the_query_that_cannot_be_sent_is_400(
+    emulator: Emulator, destination: Destination
+) -> None:
+    auth = {"Authorization": f"Bearer {emulator.token}"}
+    for query, error in [
+        ("upstash-forward-x-a=1%0D%0A2", "invalid Upstash-Forward-X-A: the value of 'x-a'"),
+        ("upstash-callback-forward-x%0Ab=1", "invalid 'upstash-callback-forward-x\\nb'"),
+    ]:
+        r = httpx.post(f"{emulator.url}/v2/publish/{destination.url}/x?{query}", headers=auth)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"].startswith(error)

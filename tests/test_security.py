@@ -26,8 +26,9 @@ from .servers import EmulatorProcess, free_port
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
-# Called without a token by design: a run's webhook URL (its path names the user and run).
-_TOKENLESS = ("/v2/workflows/hooks/",)
+# Called without a token by design: a run's webhook URL (its path names the user and run), and
+# the readiness probe (tests/test_health.py: it shows nothing of any user).
+_TOKENLESS = ("/v2/workflows/hooks/", "/_emulator/health")
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -83,22 +84,43 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
         assert "Unauthorized" in _error(r)
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("POST", "/v2/publish/http://127.0.0.1:9/x?upstash-delay=soon"),
-        ("POST", "/v2/queues"),
-        ("POST", "/v2/flowControl/k/pin?parallelism=0"),
-        ("POST", "/v2/flowControl/k/unpin?rate=maybe"),
-        ("GET", "/v2/logs?count=0"),
-        ("POST", "/v2/batch"),
-        ("GET", "/_emulator/messages?state=bogus"),
-    ],
-)
-def test_authentication_comes_before_validation(http: httpx.Client, method: str, path: str) -> None:
-    """Without a token, bad input still gets 401: nothing about the request is judged."""
-    r = http.request(method, path, content=b"not json")
-    assert r.status_code == 401, r.text
+def _documented(server: Emulator) -> list[tuple[str, str]]:
+    """Every operation of the OpenAPI document the server serves, with its parameters filled."""
+    r = httpx.get(
+        f"{server.url}/v2/openapi.json", headers={"Authorization": f"Bearer {server.token}"}
+    )
+    ops = []
+    for template, item in r.json()["paths"].items():
+        if template.startswith(_TOKENLESS):
+            continue
+        path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), template)
+        ops.extend((method.upper(), path) for method in item if method != "parameters")
+    return sorted(ops)
+
+
+# Query values and a body that every route would refuse, were it to judge them.
+_BAD_QUERY = {"source": "bogus", "count": "0", "labeel": "x", "state": "bogus", "cancel": "x"}
+
+
+def test_authentication_comes_before_validation_on_every_documented_route(
+    server: Emulator, http: httpx.Client
+) -> None:
+    """Without a token bad input gets 401, and a read-only token's write 403: nothing about
+    the request is judged before who sent it."""
+    readonly = server.runtime.create_user().readonly_token
+    ops = _documented(server)
+    assert len(ops) > 60
+    judged = []
+    for method, path in ops:
+        r = http.request(method, path, params=_BAD_QUERY, content=b"not json")
+        if r.status_code != 401:
+            judged.append((method, path, r.status_code, r.text))
+        if method not in ("GET", "HEAD"):
+            auth = {"Authorization": f"Bearer {readonly}"}
+            r = http.request(method, path, params=_BAD_QUERY, headers=auth, content=b"not json")
+            if r.status_code != 403:
+                judged.append((method, path, r.status_code, r.text))
+    assert judged == []
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES, ids=[" ".join(o) for o in WRITES])

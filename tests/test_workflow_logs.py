@@ -117,6 +117,8 @@ def test_every_filter_selects_its_runs(runs: Any) -> None:
     assert runs.ids(toDate=t1) == [b, a]
     assert runs.ids(flowControlKey="k1") == [a]
     assert runs.ids(callerIp="127.0.0.1") == [c, b, a]
+    assert runs.ids(callerIP="127.0.0.1") == [c, b, a]  # the older spelling, as /v2/logs
+    assert runs.ids(callerIP="10.9.9.9") == []
     assert runs.ids(messageId=runs.step_a) == [a]
 
 

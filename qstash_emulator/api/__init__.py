@@ -8,6 +8,7 @@ from . import (
     batch,
     dlq,
     flow_control,
+    health,
     inspect,
     keys,
     logs,
@@ -21,13 +22,14 @@ from . import (
     workflow_dlq,
     workflows,
 )
+from ._common import authenticating
 
 __all__ = ["all_routes"]
 
 
 def all_routes() -> list[BaseRoute]:
-    """Every API route, in matching order."""
-    return [
+    """Every API route, in matching order, each authenticating its caller first."""
+    routes = [
         *publish.routes,
         *messages.routes,
         *logs.routes,
@@ -41,6 +43,8 @@ def all_routes() -> list[BaseRoute]:
         *workflows.routes,
         *waits.routes,
         *workflow_dlq.routes,
+        *health.routes,
         *inspect.routes,
         *openapi.routes,
     ]
+    return [authenticating(route) for route in routes]

@@ -5,9 +5,14 @@ Every dev server shares one well-known token, so a page on any site could send a
 the request). Browsers mark requests from other origins with ``Sec-Fetch-Site: cross-site`` or
 ``same-site`` (another port of localhost is the same site); those are refused. A page of the
 emulator's own (``same-origin``) and an address typed into the browser (``none``) pass, and SDKs
-and other HTTP clients send no ``Sec-Fetch-*`` header at all. A browser request must also
-name a ``Host`` the emulator serves on, which stops DNS rebinding (``_hosts``). Webhook URLs
-(``/v2/workflows/hooks/...``) stay open: anything may call them, as in production.
+and other HTTP clients send no ``Sec-Fetch-*`` header at all.
+
+DNS rebinding needs a rule of its own: a page on a name that starts resolving to 127.0.0.1 is
+that name's own origin, and a browser sends no ``Sec-Fetch-*`` header to plain http on it.
+What it cannot change is the ``Host`` its requests carry, so every request must name a
+``Host`` the emulator serves on (``_hosts``), browser or not. Webhook URLs
+(``/v2/workflows/hooks/...``) stay open: anything may call them, by any name, as in
+production. The dashboard's routes have their own guard (``dashboard._guard``).
 """
 
 from __future__ import annotations
@@ -23,16 +28,23 @@ __all__ = ["BrowserGuard"]
 _OPEN = "/v2/workflows/hooks/"
 
 
-class BrowserGuard:
-    """ASGI middleware refusing browser requests from other origins or rebound names (403)."""
+def _dashboard(path: str) -> bool:
+    return path == "/" or path.startswith("/_dashboard/")
 
-    def __init__(self, app: ASGIApp, bind: str) -> None:
+
+class BrowserGuard:
+    """ASGI middleware refusing a foreign ``Host`` and browser requests from other origins
+    (403)."""
+
+    def __init__(self, app: ASGIApp, bind: str, names: tuple[str, ...] = ()) -> None:
         self.app = app
         self.bind = bind
+        self.names = names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("path", "").startswith(_OPEN):
-            error = _refusal(Headers(scope=scope), self.bind)
+        path = scope.get("path", "")
+        if scope["type"] == "http" and not path.startswith(_OPEN) and not _dashboard(path):
+            error = self._refusal(Headers(scope=scope))
             if error is not None:
                 body = _json.dumps({"error": error})
                 headers = [
@@ -44,20 +56,18 @@ class BrowserGuard:
                 return
         await self.app(scope, receive, send)
 
-
-def _refusal(headers: Headers, bind: str) -> str | None:
-    site = headers.get("sec-fetch-site")
-    if site is None:
+    def _refusal(self, headers: Headers) -> str | None:
+        host = headers.get("host", "")
+        if not host_allowed(host, self.bind, self.names):
+            return (
+                f"the API answers only on the addresses it serves on, not Host {host!r} (a web "
+                "page may be trying DNS rebinding); reach it as 127.0.0.1 or localhost, or add "
+                "the name with --allowed-hosts"
+            )
+        site = headers.get("sec-fetch-site")
+        if site in ("cross-site", "same-site"):
+            return (
+                "browser requests from other origins are refused: a page elsewhere may be "
+                f"using the emulator's well-known token (Sec-Fetch-Site: {site})"
+            )
         return None
-    if site in ("cross-site", "same-site"):
-        return (
-            "browser requests from other origins are refused: a page elsewhere may be using "
-            f"the emulator's well-known token (Sec-Fetch-Site: {site})"
-        )
-    host = headers.get("host", "")
-    if not host_allowed(host, bind):
-        return (
-            f"browser requests must name an address the emulator serves on, not Host {host!r} "
-            "(a web page may be trying DNS rebinding)"
-        )
-    return None

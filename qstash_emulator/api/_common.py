@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from .. import _json
-from .._errors import BadRequest
+from .._errors import BadRequest, BodyTooLarge, Forbidden
 from .._runtime import Caller, Runtime
 from ._operations import accepted_query
 from ._query import int_param, multi
 
 __all__ = [
+    "BATCH_LIMIT",
+    "JSON_LIMIT",
+    "authenticating",
     "caller",
+    "check_query",
     "caller_ip",
     "empty",
     "int_param",
     "json",
     "json_body",
     "multi",
+    "read_body",
     "runtime",
+    "tokenless",
 ]
+
+# The largest bodies, besides a message's (the plan's size): a batch (Upstash's limit for one
+# call), and the JSON of other routes, which may carry a message body too (a wait's timeout
+# body), hence the larger of this and the message size (docs/behaviour.md#request-bodies).
+BATCH_LIMIT = 100 << 20
+JSON_LIMIT = 1 << 20
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
 
 
 def runtime(request: Request) -> Runtime:
@@ -31,7 +49,43 @@ def runtime(request: Request) -> Runtime:
 
 
 def caller(request: Request, write: bool = False) -> Caller:
-    """Authenticate by ``Authorization: Bearer`` or ``?qstash_token=``."""
+    """Who sent the request: authenticated before the handler ran (see ``authenticating``),
+    or here for a route outside the API (the dashboard's)."""
+    who: Caller | None = getattr(request.state, "caller", None)
+    if who is None:
+        who = _authenticate(request, write)
+        check_query(request)
+    elif write and who.readonly:
+        raise Forbidden("Forbidden: this token is read-only")
+    return who
+
+
+def tokenless(endpoint: Endpoint) -> Endpoint:
+    """Mark a handler that is called without a token by design (a run's webhook URL)."""
+    endpoint.tokenless = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def authenticating(route: BaseRoute) -> BaseRoute:
+    """``route`` with its caller authenticated (401, or 403 for a read-only token's write)
+    and its query names checked (400) before its handler runs: the order every API answer
+    promises holds whatever a handler reads first."""
+    if not isinstance(route, Route) or getattr(route.endpoint, "tokenless", False):
+        return route
+    endpoint = route.endpoint
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        request.state.caller = _authenticate(request, request.method not in _READS)
+        check_query(request)
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(route.path, guarded, methods=route.methods, name=route.name)
+
+
+def _authenticate(request: Request, write: bool) -> Caller:
+    """By ``Authorization: Bearer`` or ``?qstash_token=``."""
     auth = request.headers.get("authorization")
     token = None
     if auth:
@@ -39,12 +93,10 @@ def caller(request: Request, write: bool = False) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    who = runtime(request).authenticate(token, write)
-    _check_query(request)
-    return who
+    return runtime(request).authenticate(token, write)
 
 
-def _check_query(request: Request) -> None:
+def check_query(request: Request) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):
@@ -79,8 +131,37 @@ def empty(status: int = 200) -> Response:
     return Response(b"", status)
 
 
-async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
-    raw = await request.body()
+async def read_body(
+    request: Request, limit: int | None = None, limit_name: str = "this route's limit"
+) -> bytes:
+    """The request's body, never read past ``limit`` bytes (default: the message size): one
+    whose ``Content-Length`` is over it is refused before a byte is read, and a streamed one
+    once it passes the limit (``BodyTooLarge``; the connection is then closed)."""
+    if limit is None:
+        limit = runtime(request).settings.message_size_limit
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(
+            f"invalid body: {int(declared)} bytes exceeds {limit_name} of {limit} bytes"
+        )
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise BodyTooLarge(
+                f"invalid body: more than {limit} bytes exceeds {limit_name} of {limit} bytes"
+            )
+    return bytes(received)
+
+
+async def json_body(
+    request: Request, *, allow_empty: bool = False, limit: int | None = None
+) -> Any:
+    """The body as JSON, at most ``limit`` bytes (default: ``JSON_LIMIT`` or the message size,
+    whichever is larger)."""
+    if limit is None:
+        limit = max(JSON_LIMIT, runtime(request).settings.message_size_limit)
+    raw = await read_body(request, limit)
     if not raw.strip():
         if allow_empty:
             return None

@@ -7,14 +7,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._errors import BadRequest
-from ._common import caller, caller_ip, json, json_body, runtime
+from ._common import BATCH_LIMIT, caller, caller_ip, json, json_body, runtime
 
 __all__ = ["routes"]
 
 
 async def batch(request: Request) -> Response:
     who = caller(request, write=True)
-    entries = await json_body(request)
+    limit = max(BATCH_LIMIT, runtime(request).settings.message_size_limit)
+    entries = await json_body(request, limit=limit)
     if not isinstance(entries, list):
         raise BadRequest(
             "invalid body: expected a JSON array of {destination, headers, body, queue}"

@@ -7,9 +7,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._destination import config_from_query, parse_destination
+from .._errors import BodyTooLarge, PlanLimit
 from .._headers import PublishOptions, parse_publish
 from .._publisher import check_size
-from ._common import caller, caller_ip, json, runtime
+from ._common import caller, caller_ip, json, read_body, runtime
 
 __all__ = ["raw_tail", "read_publish", "routes"]
 
@@ -38,7 +39,11 @@ async def read_publish(
     if user is not None:
         items = await rt.url_groups.with_defaults(user, destination, items)
     opts = parse_publish(items, rt.settings, schedule=schedule)
-    body = await request.body()
+    try:
+        body = await read_body(request, limit_name="the maximum message size")
+    except BodyTooLarge as exc:
+        error = PlanLimit(exc.message)
+        raise error.for_workflow() if opts.workflow else error from exc
     check_size(rt.settings, body, opts=opts)
     return destination, opts, body
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from .. import _json
 from .._errors import NotFound
-from ._common import caller, json, json_body, runtime
+from ._common import caller, json, json_body, read_body, runtime, tokenless
 
 __all__ = ["routes"]
 
@@ -26,11 +26,12 @@ async def wait(request: Request) -> Response:
 async def notify(request: Request) -> Response:
     """The raw body is the event's data, handed to every waiter (of one run, with its id)."""
     who = caller(request, write=True)
-    answers = await runtime(request).waits.notify(
-        who.user_id,
-        request.path_params["eventId"],
-        await request.body(),
-        request.path_params.get("workflowRunId"),
+    waits = runtime(request).waits
+    run_id = request.path_params.get("workflowRunId")
+    if run_id is not None:
+        await waits.check_run(who.user_id, run_id)  # before the body is read
+    answers = await waits.notify(
+        who.user_id, request.path_params["eventId"], await read_body(request), run_id
     )
     return json(answers)
 
@@ -40,26 +41,29 @@ async def waiters(request: Request) -> Response:
     return json(await runtime(request).waits.waiters(who.user_id, request.path_params["eventId"]))
 
 
+@tokenless
 async def webhook(request: Request) -> Response:
     """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
     rt = runtime(request)
     user = request.path_params["userId"]
     if user not in {u.user_id for u in rt.users}:
         raise NotFound(f"user {user!r} not found")
+    run_id = request.path_params["workflowRunId"]
+    # Anyone may call this URL: what can be checked is checked before a byte is read.
+    await rt.waits.check_run(user, run_id)
+    body = await read_body(request)
     header: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         header.setdefault(name, []).append(value)
     capture = {
         "method": request.method,
         "header": header,
-        "body": _json.b64(await request.body()),
+        "body": _json.b64(body),
         "proto": request.url.scheme,
         "host": request.headers.get("host", request.url.netloc),
         "url": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
-    await rt.waits.webhook(
-        user, request.path_params["workflowRunId"], request.path_params["eventId"], capture
-    )
+    await rt.waits.webhook(user, run_id, request.path_params["eventId"], capture)
     return json({})
 
 

@@ -9,7 +9,18 @@ from starlette.routing import Route
 from .._errors import BadRequest, PlanLimit
 from .._headers import H, parse_bool
 from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
-from ._common import caller, caller_ip, empty, int_param, json, json_body, multi, runtime
+from ._common import (
+    BATCH_LIMIT,
+    caller,
+    caller_ip,
+    empty,
+    int_param,
+    json,
+    json_body,
+    multi,
+    read_body,
+    runtime,
+)
 from .publish import raw_tail, read_publish
 
 __all__ = ["run_filter", "routes"]
@@ -23,7 +34,7 @@ async def end_run(request: Request) -> Response:
     run_id = request.path_params["workflowRunId"]
     raw = request.query_params.get("cancel")
     if raw is not None and not parse_bool(raw, "cancel"):
-        result = (await request.body()).decode("utf-8", "replace")
+        result = (await read_body(request)).decode("utf-8", "replace")
         await runs.finish(who.user_id, run_id, result)
     else:
         await runs.cancel(who.user_id, run_id)
@@ -115,7 +126,8 @@ async def trigger_many(request: Request) -> Response:
     """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
     as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
     who = caller(request, write=True)
-    entries = await json_body(request)
+    limit = max(BATCH_LIMIT, runtime(request).settings.message_size_limit)
+    entries = await json_body(request, limit=limit)
     if not isinstance(entries, list):
         raise BadRequest("invalid body: expected a JSON array of {destination, body, headers}")
     answers = await runtime(request).batches.trigger(who.user_id, caller_ip(request), entries)

@@ -6,7 +6,8 @@ page keeps the token in memory and sends it as ``Authorization``, which a cross-
 can only send after a CORS preflight that fails). What is left is DNS rebinding: a hostile
 name that starts resolving to 127.0.0.1 makes the browser treat the dashboard as that name's
 own origin. Its requests carry that name in ``Host``, so only names the emulator serves on
-are accepted: loopback names, IP literals the bind covers, and the bind name itself.
+are accepted: loopback names, IP literals the bind covers, the bind name itself and the
+names given to ``--allowed-hosts``.
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ HEADERS = {
 class Guard:
     """Refuses requests with a foreign ``Host``; adds ``HEADERS`` to every answer."""
 
-    def __init__(self, app: ASGIApp, bind: str) -> None:
+    def __init__(self, app: ASGIApp, bind: str, names: tuple[str, ...] = ()) -> None:
         self.app = app
         self.bind = bind
+        self.names = names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         host = Headers(scope=scope).get("host", "")
-        if not host_allowed(host, self.bind):
+        if not host_allowed(host, self.bind, self.names):
             error = (
                 f"the dashboard answers only on the addresses it serves on, not Host {host!r} "
                 "(a web page may be trying DNS rebinding); open it at http://127.0.0.1:<port>/"

@@ -77,7 +77,7 @@ class Dashboard:
 def routes(runtime: Runtime) -> list[BaseRoute]:
     """``/`` (the page) and ``/_dashboard/...``, behind the Host check."""
     dashboard = Dashboard(runtime)
-    bind = runtime.settings.host
+    bind, names = runtime.settings.host, runtime.settings.allowed_hosts
     inner = Router(
         routes=[
             Route("/api/users", dashboard.users, methods=["GET"]),
@@ -86,4 +86,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             Mount("/static", StaticFiles(directory=STATIC)),
         ]
     )
-    return [Route("/", Guard(dashboard.index, bind)), Mount("/_dashboard", Guard(inner, bind))]
+    return [
+        Route("/", Guard(dashboard.index, bind, names)),
+        Mount("/_dashboard", Guard(inner, bind, names)),
+    ]

@@ -10,8 +10,8 @@ from typing import Any
 
 from .._engine import make_row
 from .._errors import BadRequest, NotFound
-from .._headers import H, PublishOptions
-from .._models import DeadLetter, Message, State, flow_fields, new_id
+from .._headers import PublishOptions
+from .._models import DeadLetter, Message, State, new_id
 from .._store import Store
 from .._views import dlq_view
 from ._delivery import RunMessages
@@ -171,12 +171,8 @@ class RunDlq:
         again.run_id, again.run_created_at, again.created_at = run.run_id, run.created_at, now
         again.due = opts.due(now)
         again.not_before = again.due
-        if H.RETRIES in given and run.retries is not None:
-            again.max_retries = run.retries
-        if H.RETRY_DELAY in given:
-            again.retry_delay = run.retry_delay
-        if H.FAILURE_CALLBACK in given:
-            again.failure_callback = run.failure_callback
+        for name, value in run.message_fields(self.runs.settings.default_retries, given).items():
+            setattr(again, name, value)
         run.init_message_id = kept[0].message_id if kept else again.id
         record = self.runs.store.created(run, [*kept, RunStep.of(again, again.call_type or "")])
         await self.store.add([again], [make_row(again, State.CREATED, now)], record)
@@ -234,35 +230,22 @@ def _continued(old: Run, run_id: str, now: int, opts: PublishOptions, given: set
         invoker=None,
         features=[f for f in old.features if f not in (TRIGGER_API, UNKNOWN_SDK)],
     )
-    if H.RETRIES in given:
-        run.retries = opts.retries
-    if H.RETRY_DELAY in given:
-        run.retry_delay = opts.retry_delay
-    if H.FLOW_KEY in given:
-        run.flow = opts.flow
-    if H.LABEL in given:
-        run.labels = opts.labels
-    if H.FAILURE_CALLBACK in given:
-        run.failure_callback = opts.failure_callback
+    run.override(opts, given)
     return run
 
 
 def _from_step(step: RunStep, run: Run, default_retries: int) -> Message:
-    """The run's first message again, from what the run recorded of it."""
+    """The run's first message again, from what the run recorded of it and its settings."""
     return Message(
         id=new_id("msg_"),
         user=run.user,
         url=run.url,
         created_at=0,
         not_before=0,
-        max_retries=run.retries if run.retries is not None else default_retries,
         method=step.method,
         header=step.header,
         body=step.body,
-        retry_delay=run.retry_delay,
-        failure_callback=run.failure_callback,
-        labels=run.labels,
         caller_ip=run.caller_ip,
-        **flow_fields(run.flow),
         call_type=CallType.STEP,
+        **run.message_fields(default_retries),
     )

@@ -6,16 +6,29 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._headers import CallbackConfig, FlowControl
+from .._headers import CallbackConfig, FlowControl, H, PublishOptions
 from .._json import b64
-from .._models import Message
+from .._models import Message, option_fields
 
-__all__ = ["TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
+__all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 
 # Marks in a run's feature list for runs the trigger API started (for an SDK that said which
 # version it is, or for one that did not: it gets the run id and starts the run itself).
 TRIGGER_API = "TriggerApi"
 UNKNOWN_SDK = "UnknownSdk"
+
+
+# The trigger's settings a run applies to its later messages (newer SDKs send them with the
+# trigger only), each with the header that sets it; a Run field and a PublishOptions field of
+# the same name. Creation, a step's inheritance, resume and restart all copy this list.
+RUN_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("retries", H.RETRIES),
+    ("retry_delay", H.RETRY_DELAY),
+    ("flow", H.FLOW_KEY),
+    ("failure_callback", H.FAILURE_CALLBACK),
+    ("labels", H.LABEL),
+    ("redact", H.REDACT),
+)
 
 
 class RunState:
@@ -70,6 +83,35 @@ class Run:
     def ended(self) -> bool:
         return self.state != RunState.STARTED
 
+    @staticmethod
+    def settings_of(opts: PublishOptions) -> dict[str, Any]:
+        """The settings a run started with ``opts`` keeps (keyword arguments of Run)."""
+        return {name: getattr(opts, name) for name, _ in RUN_SETTINGS}
+
+    def applied(self, opts: PublishOptions) -> PublishOptions:
+        """``opts`` with the run's settings where they set none of their own."""
+        unset = {
+            name: getattr(self, name)
+            for name, _ in RUN_SETTINGS
+            if getattr(opts, name) in (None, "", [])
+        }
+        return dataclasses.replace(opts, **unset)
+
+    def message_fields(self, default_retries: int, given: set[str] | None = None) -> dict[str, Any]:
+        """A message's fields for the run's settings: all of them, or those whose header
+        (lower case) is among ``given``."""
+        named = _SETTING_HEADERS if given is None else _SETTING_HEADERS & given
+        fields = option_fields(self.applied(PublishOptions()), default_retries, named)
+        if fields.get("max_retries", 0) is None:
+            fields["max_retries"] = default_retries
+        return fields
+
+    def override(self, opts: PublishOptions, given: set[str]) -> None:
+        """Take the settings whose header (lower case) is among ``given`` from ``opts``."""
+        for name, header in RUN_SETTINGS:
+            if header in given:
+                setattr(self, name, getattr(opts, name))
+
     def record(self) -> dict[str, Any]:
         """Every field that is set, for storage as JSON."""
         return {
@@ -84,6 +126,7 @@ class Run:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Run))
+_SETTING_HEADERS = frozenset(header for _, header in RUN_SETTINGS)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .._destination import is_url
 from .._engine import Engine
 from .._errors import BadRequest, NotFound
 from .._headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
+from .._masking import mask_secrets
 from .._models import Message, new_id
 from ._logs import RunFilter, select_runs
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
@@ -137,15 +138,10 @@ class Runs:
                     created_at=created_at,
                     init_message_id="",
                     headers=_user_headers(opts.header),
-                    retries=opts.retries,
-                    retry_delay=opts.retry_delay,
-                    flow=opts.flow,
-                    failure_callback=opts.failure_callback,
-                    labels=opts.labels,
-                    redact=opts.redact,
                     features=tag["features"],
                     caller_ip=caller_ip,
                     invoker=invoker,
+                    **Run.settings_of(opts),
                 )
                 yield _Admission(
                     opts, body, run=run, create=True, store=self.store, restart=restart
@@ -160,7 +156,8 @@ class Runs:
                     f"workflow run {tag['run_id']!r} does not exist or has already ended"
                 )
             if tag["call_type"] == CallType.STEP:
-                opts = _with_run_config(opts, running)
+                # A step with no settings of its own takes the trigger's.
+                opts = running.applied(opts)
             yield _Admission(opts, body, run=running, store=self.store)
 
     async def trigger(
@@ -306,7 +303,8 @@ class Runs:
                 run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
             )
         except (BadRequest, NotFound) as exc:  # the parent ended meanwhile
-            log.info("invoke result of %s not delivered: %s", run.run_id, exc.message)
+            reason = mask_secrets(exc.message)  # it may quote the parent's URL
+            log.info("invoke result of %s not delivered: %s", run.run_id, reason)
             return
         parent = await self.store.get(
             run.user, invoker["workflowRunId"], invoker.get("workflowRunCreatedAt") or 0
@@ -358,20 +356,6 @@ def _user_headers(header: dict[str, list[str]]) -> dict[str, list[str]]:
         for name, values in header.items()
         if not name.lower().startswith(H.WORKFLOW_PREFIX) and name.lower() != H.CONTENT_TYPE
     }
-
-
-def _with_run_config(opts: PublishOptions, run: Run) -> PublishOptions:
-    """A step with no retries, retry delay, flow control or failure callback of its own takes
-    the trigger's: newer SDKs send them with the trigger only."""
-    return dataclasses.replace(
-        opts,
-        retries=opts.retries if opts.retries is not None else run.retries,
-        retry_delay=opts.retry_delay or run.retry_delay,
-        flow=opts.flow or run.flow,
-        failure_callback=opts.failure_callback or run.failure_callback,
-        labels=opts.labels or run.labels,
-        redact=opts.redact or run.redact,
-    )
 
 
 def _unwrap_invoke(body: bytes) -> tuple[bytes, dict[str, Any]]:

@@ -107,9 +107,7 @@ class Waits:
         the run when it is not waiting, else it is lost); one answer per waiter."""
         waiters = await self.store.waiters(user, event_id)
         if run_id is not None:
-            run = await self.store.active(user, run_id)
-            if run is None:
-                raise NotFound(f"workflow run {run_id!r} not found or already ended")
+            await self.check_run(user, run_id)
             waiters = [w for w in waiters if w["runId"] == run_id]
             if not waiters:
                 await self.store.keep_event(user, run_id, event_id, data)
@@ -120,6 +118,11 @@ class Waits:
             if taken is not None:
                 answers.append(await self._resolve(user, taken, data))
         return answers
+
+    async def check_run(self, user: str, run_id: str) -> None:
+        """NotFound unless the run is going."""
+        if await self.store.active(user, run_id) is None:
+            raise NotFound(f"workflow run {run_id!r} not found or already ended")
 
     async def webhook(self, user: str, run_id: str, event_id: str, capture: dict[str, Any]) -> None:
         """A request to a run's webhook URL: a notification of that run with the request."""

@@ -1,0 +1,143 @@
+"""``--qstash-contract PATH``: record how the tests used QStash, write it as a contract, or
+check the run against the committed one (``--qstash-contract-update`` rewrites it).
+
+Each xdist worker records its own tests and hands its uses to the controller at the end;
+the controller builds the one document from all of them, so the file does not depend on
+which worker ran which test, nor in what order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from qstash_emulator.contracts import (
+    Answer,
+    ContractError,
+    Recorder,
+    Report,
+    Target,
+    Usage,
+    build,
+    compare,
+    dumps,
+    load,
+    loads,
+    replay,
+    targets,
+)
+
+if TYPE_CHECKING:
+    from ._fixture import QStashFixture
+
+__all__ = ["ContractPlugin", "recorder_for", "replay_for"]
+
+_RECORDER = pytest.StashKey[Recorder]()
+_WIRE = "qstash_contract"
+
+
+def recorder_for(config: pytest.Config) -> Recorder:
+    """The run's recorder (one per process)."""
+    recorder = config.stash.get(_RECORDER, None)
+    if recorder is None:
+        recorder = config.stash[_RECORDER] = Recorder()
+    return recorder
+
+
+class _Workers:
+    """The xdist controller's side: each worker's uses, as it finishes."""
+
+    def __init__(self, uses: list[Usage]) -> None:
+        self.uses = uses
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {})
+        self.uses.extend(Usage.from_wire(items) for items in output.get(_WIRE, []))
+
+
+class ContractPlugin:
+    """Writes or checks the contract at the end of the session."""
+
+    def __init__(self, config: pytest.Config, path: str) -> None:
+        self.path = Path(path)
+        self.update = bool(config.getoption("qstash_contract_update"))
+        self.recorder = recorder_for(config)
+        self.from_workers: list[Usage] = []
+        self.report: list[str] = []
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_Workers(self.from_workers), "qstash-contract-workers")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config = session.config
+        uses = self.recorder.usages()
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller writes the file
+            workeroutput[_WIRE] = [u.wire() for u in uses]
+            return
+        uses += self.from_workers
+        current = build(uses)
+        count = len(current["entries"])
+        entries = f"{count} {'entry' if count == 1 else 'entries'}"
+        if self.update or not self.path.exists():
+            verb = "rewritten" if self.path.exists() else "written"
+            self.path.write_bytes(dumps(current))
+            self.report = [f"{self.path}: {verb} ({entries})"]
+            return
+        try:
+            committed = loads(self.path.read_bytes(), str(self.path))
+        except (OSError, ContractError) as exc:
+            self.report = [f"cannot check the contract: {exc}"]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        lines = compare(committed, current, uses)
+        if not lines:
+            self.report = [f"{self.path}: this run matches ({entries})"]
+            return
+        self.report = [
+            f"{self.path}: this run's use of QStash differs from the contract "
+            "(--qstash-contract-update rewrites it; a run of part of the suite reports what "
+            "it did not reach as removed):",
+            *lines,
+        ]
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report:
+            terminalreporter.section("qstash contract")
+            for line in self.report:
+                terminalreporter.write_line(line)
+
+
+def replay_for(
+    fixture: QStashFixture,
+    contract: str | Path | dict[str, Any],
+    to: str | None,
+    only: str | None,
+) -> Report:
+    """``qstash.replay_contract``: each exemplar published as this test's user, no retries."""
+    import httpx
+
+    document = contract if isinstance(contract, dict) else load(contract)
+    auth = {"Authorization": f"Bearer {fixture.token}"}
+
+    def publish(target: Target) -> str:
+        answer = httpx.post(
+            fixture.url + target.publish_path(),
+            headers={**target.publish_headers(), **auth},
+            content=target.body,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["messageId"])
+
+    def wait(message_id: str) -> Answer:
+        delivery = fixture.wait_for(message_id=message_id)
+        response = delivery.response
+        return Answer(delivery.status, response.body if response else b"", delivery.error)
+
+    report = replay(targets(document, to, only), publish, wait)
+    if report.refused:
+        fixture.dead_letters()  # the refused are dead letters: the report looked at them
+    return report
