@@ -189,10 +189,7 @@ class ScriptedResponder:
         if step is None:
             return None
         if step is REFUSE:
-            host = urlsplit(url).netloc
-            raise DeliveryError(
-                f"ClientConnectorError: Cannot connect to host {host} [Connection refused]"
-            )
+            raise DeliveryError.refused(url)
         if step is HANG:
             if not self.virtual:
                 await asyncio.sleep(timeout_s)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from ._headers import canonical
 from ._wire import wire_url
@@ -44,6 +46,11 @@ class DeliveryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.timeout = timeout
+
+    @classmethod
+    def refused(cls, url: str) -> DeliveryError:
+        """Nothing listens where ``url`` points: what a refused connection records."""
+        return cls(refused(address(url)))
 
 
 class Transport(Protocol):
@@ -90,10 +97,8 @@ class AiohttpTransport:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:
             raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise DeliveryError(unanswered(exc, url)) from exc
 
     async def _body(self, resp: aiohttp.ClientResponse) -> bytes:
         """The first bytes of the body (up to the cap), once the whole body has arrived: the
@@ -110,3 +115,52 @@ class AiohttpTransport:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def address(url: str) -> str:
+    """The ``host:port`` a URL's request goes to (the scheme's port when none is written)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return parts.netloc
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def refused(where: str) -> str:
+    """The error of an attempt that nothing listened for at ``where`` (host:port)."""
+    return f"connection refused by {where}"
+
+
+def unanswered(exc: BaseException, url: str) -> str:
+    """Why a request to ``url`` got no answer, in words rather than the HTTP client's own
+    ("connection refused by 127.0.0.1:9", not "ClientConnectorError: Cannot connect to host
+    127.0.0.1:9 ssl:default [Connect call failed ...]"): the text every view of the attempt
+    shows, from the log row and the dead letter to the dashboard and the test fixtures."""
+    import aiohttp
+
+    where = address(url)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"{urlsplit(url).hostname} does not resolve ({exc.os_error.strerror})"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} is not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return f"TLS with {where} failed ({exc})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"{where} broke off its answer before the end of the body"
+    if isinstance(exc, aiohttp.ClientResponseError):  # what came back does not parse as HTTP
+        first = str(exc.message).strip().splitlines()[0].rstrip(":")
+        return f"{where} answered something that is not HTTP ({first})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"invalid URL {url}"
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code == errno.ECONNREFUSED:
+        return refused(where)
+    if code == errno.ECONNRESET:
+        return f"connection reset by {where}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot reach {where} ({exc.strerror})"
+    return f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,8 @@ from qstash_emulator._models import Message
 from qstash_emulator._serving import ThreadedServer
 from qstash_emulator._transport import Response as Answer
 
+from .chromium import browser, checked, shots  # noqa: F401 (fixtures of the browser tests)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Load and crash runs stay out of the default run; ``-m slow`` (CI's own step) runs them."""

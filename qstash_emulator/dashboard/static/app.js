@@ -89,7 +89,7 @@ function when(ms) {
   if (ms === null || ms === undefined) return "–";
   const delta = ms - (Date.now() + state.clockOffset); // due times are on the emulator's clock
   const rel = Math.abs(delta) < 1000 ? "now" : delta > 0 ? `in ${span(delta)}` : `${span(delta)} ago`;
-  return `${rel} (${time(ms)})`;
+  return h("span", { class: "when" }, rel, " ", h("span", { class: "at" }, `(${time(ms)})`));
 }
 
 function table(headers, rows, empty = "Nothing here.") {
@@ -100,6 +100,21 @@ function table(headers, rows, empty = "Nothing here.") {
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
     h("tbody", {}, rows),
   );
+}
+
+// "POST http://host:port/a/b?c=d" with a break opportunity before each path segment and query
+// part: a narrow column wraps it where a reader expects, never inside "http".
+function destination(method, url) {
+  url = url || "";
+  const path = url.indexOf("/", url.indexOf("//") >= 0 ? url.indexOf("//") + 2 : 0);
+  const head = path < 0 ? url : url.slice(0, path);
+  const parts = path < 0 ? [] : url.slice(path).split(/(?=[/?&])/);
+  return [method ? `${method} ` : "", head, ...parts.flatMap((part) => [h("wbr"), part])];
+}
+
+// A row's buttons: side by side while the column is wide enough, else one under the other.
+function actionsCell(...buttons) {
+  return h("td", { class: "actions", onclick: (e) => e.stopPropagation() }, h("div", { class: "actions" }, ...buttons));
 }
 
 function kv(entries) {
@@ -114,6 +129,7 @@ function headerList(headers) {
 }
 
 function bodyOf(obj, text = "body", b64 = "bodyBase64") {
+  if (obj[`${text}Dropped`]) return h("p", { class: "muted" }, "body dropped: over the server's --body-budget (oldest bodies go first)");
   if (obj[text] !== undefined && obj[text] !== "") return h("pre", {}, obj[text]);
   if (obj[b64]) return h("pre", {}, `(base64) ${obj[b64]}`);
   return h("p", { class: "muted" }, "empty body");
@@ -351,9 +367,9 @@ async function show(view, quiet = false) {
     state.clockOffset = clock.virtual ? clock.now - Date.now() : 0;
     const content = await RENDER[view]();
     if (state.view !== view) return;
-    const scroll = window.scrollY;
+    const scroll = main.scrollTop;
     main.replaceChildren(...[content].flat().filter((x) => x !== null && x !== undefined));
-    window.scrollTo(0, scroll);
+    main.scrollTop = scroll;
   } catch (error) {
     main.replaceChildren(h("div", { class: "empty" }, `Could not load: ${error.message}`));
   }
@@ -394,7 +410,7 @@ const RENDER = {
             h("td", { class: "mono" }, time(row.time)),
             h("td", {}, badge(row.state)),
             h("td", { class: "id" }, row.messageId),
-            h("td", { class: "url" }, `${row.method || ""} ${row.url || ""}`),
+            h("td", { class: "url" }, destination(row.method, row.url)),
             h("td", {}, resultOf(row)),
           ),
         ),
@@ -437,10 +453,10 @@ const RENDER = {
         },
         h("td", { class: "id" }, msg.messageId, msg.kind !== "message" ? h("div", { class: "muted" }, `${msg.kind.replace("_", " ")} of ${msg.sourceMessageId}`) : null),
         h("td", {}, badge(msg.state)),
-        h("td", { class: "url" }, `${msg.method} ${msg.url}`, msg.queueName ? h("div", { class: "muted" }, `queue ${msg.queueName}`) : null),
+        h("td", { class: "url" }, destination(msg.method, msg.url), msg.queueName ? h("div", { class: "muted" }, `queue ${msg.queueName}`) : null),
         h("td", {}, `${msg.retried} / ${msg.maxRetries}`),
-        h("td", {}, when(msg.nextDeliveryTime)),
-        h("td", { class: "actions", onclick: (e) => e.stopPropagation() }, messageActions(msg.messageId, msg.state)),
+        h("td", { class: "due" }, when(msg.nextDeliveryTime)),
+        actionsCell(messageActions(msg.messageId, msg.state)),
       ),
     );
     return [
@@ -503,10 +519,10 @@ const RENDER = {
         { class: "clickable" + (state.detail && state.detail.id === m.dlqId ? " selected" : ""), dataset: { dlq: m.dlqId, id: m.messageId }, onclick: () => openDetail("dlq", m.dlqId) },
         h("td", { onclick: (e) => e.stopPropagation() }, h("input", { type: "checkbox", "aria-label": "select", checked: d.selected.has(m.dlqId), onchange: (e) => { if (e.target.checked) d.selected.add(m.dlqId); else d.selected.delete(m.dlqId); show("dlq"); } })),
         h("td", { class: "id" }, m.messageId),
-        h("td", { class: "url" }, `${m.method} ${m.url}`),
+        h("td", { class: "url" }, destination(m.method, m.url)),
         h("td", {}, badge(String(m.responseStatus), m.responseStatus >= 500 || m.responseStatus === 0 ? "bad" : "warn")),
         h("td", {}, time(m.createdAt)),
-        h("td", { class: "actions", onclick: (e) => e.stopPropagation() }, dlqActions(m.dlqId)),
+        actionsCell(dlqActions(m.dlqId)),
       ),
     );
     const pages = h(
@@ -530,12 +546,10 @@ const RENDER = {
         { dataset: { id: s.scheduleId } },
         h("td", { class: "id" }, s.scheduleId),
         h("td", { class: "mono" }, s.cron),
-        h("td", { class: "url" }, `${s.method} ${s.destination}`),
+        h("td", { class: "url" }, destination(s.method, s.destination)),
         h("td", {}, s.isPaused ? badge("paused") : times[i].times.map((t) => h("div", {}, when(t)))),
         h("td", {}, Object.keys(s.lastScheduleStates || {}).length ? Object.entries(s.lastScheduleStates).map(([id, st]) => h("div", {}, badge(st, st === "SUCCESS" ? "ok" : st === "FAIL" ? "bad" : "info"), " ", h("span", { class: "mono" }, id))) : h("span", { class: "muted" }, s.lastScheduleTime ? time(s.lastScheduleTime) : "never ran"), s.error ? h("div", { class: "muted" }, s.error) : null),
-        h(
-          "td",
-          { class: "actions" },
+        actionsCell(
           s.isPaused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", `/v2/schedules/${encodeURIComponent(s.scheduleId)}/resume`)) }, "Resume")
             : h("button", { "data-action": "pause", onclick: () => act("Paused", () => api("POST", `/v2/schedules/${encodeURIComponent(s.scheduleId)}/pause`)) }, "Pause"),
@@ -557,9 +571,7 @@ const RENDER = {
         h("td", {}, q.lag),
         h("td", {}, q.parallelism),
         h("td", {}, q.paused ? badge("paused") : badge("running", "ok")),
-        h(
-          "td",
-          { class: "actions" },
+        actionsCell(
           q.paused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", `/v2/queues/${encodeURIComponent(q.name)}/resume`)) }, "Resume")
             : h("button", { "data-action": "pause", onclick: () => act("Paused", () => api("POST", `/v2/queues/${encodeURIComponent(q.name)}/pause`)) }, "Pause"),
@@ -576,7 +588,7 @@ const RENDER = {
         "tr",
         { dataset: { id: g.name } },
         h("td", { class: "mono" }, g.name),
-        h("td", {}, g.endpoints.map((e) => h("div", { class: "url" }, e.name ? `${e.name}: ` : "", e.url))),
+        h("td", {}, g.endpoints.map((e) => h("div", { class: "url" }, e.name ? `${e.name}: ` : "", destination("", e.url)))),
         h("td", {}, time(g.updatedAt)),
       ),
     );
@@ -595,9 +607,7 @@ const RENDER = {
         h("td", {}, `${k.parallelismCount} / ${k.parallelismMax || "∞"}`, k.isPinnedParallelism ? h("span", { class: "muted" }, " pinned") : null),
         h("td", {}, `${k.rateCount} / ${k.rateMax || "∞"} per ${k.ratePeriod} s`, k.isPinnedRate ? h("span", { class: "muted" }, " pinned") : null),
         h("td", {}, k.isPaused ? badge("paused") : badge("running", "ok")),
-        h(
-          "td",
-          { class: "actions" },
+        actionsCell(
           k.isPaused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", path(k, "resume"))) }, "Resume")
             : h("button", { "data-action": "pause", onclick: () => act("Paused", () => api("POST", path(k, "pause"))) }, "Pause"),
@@ -641,7 +651,7 @@ RENDER.workflows = async () => {
         onclick: () => openDetail("run", run.workflowRunId),
       },
       h("td", { class: "id" }, run.workflowRunId),
-      h("td", { class: "url" }, run.workflowUrl),
+      h("td", { class: "url" }, destination("", run.workflowUrl)),
       h("td", {}, badge(run.workflowState.replace("RUN_", "").toLowerCase(), runKind(run.workflowState))),
       h("td", {}, String(run.steps.reduce((n, g) => n + (g.type === "next" ? 0 : g.steps.length), 0))),
       h("td", {}, time(run.workflowRunCreatedAt)),
@@ -697,8 +707,8 @@ function waitersBox() {
             "tr",
             { class: "clickable", dataset: { waiter: runOf(waiter) }, onclick: () => runOf(waiter) && openDetail("run", runOf(waiter)) },
             h("td", { class: "id" }, runOf(waiter)),
-            h("td", { class: "url" }, waiter.url),
-            h("td", {}, waiter.deadline ? when(waiter.deadline * 1000) : "–"),
+            h("td", { class: "url" }, destination("", waiter.url)),
+            h("td", { class: "due" }, waiter.deadline ? when(waiter.deadline * 1000) : "–"),
           ),
         ),
         `No run waits for ${w.eventId}.`,
