@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from email.utils import parsedate_to_datetime
 
 from ._errors import BadRequest
 
-__all__ = ["duration_ms", "parse_duration_ms", "parse_go_duration_ms", "parse_retry_after_ms"]
+__all__ = [
+    "duration_arg",
+    "duration_ms",
+    "parse_duration_ms",
+    "parse_go_duration_ms",
+    "parse_retry_after_ms",
+]
 
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
 _DURATION = re.compile(r"(?:(\d+)([dhms]))")
@@ -43,6 +50,14 @@ def parse_duration_ms(value: str, field: str) -> int:
             f"invalid {field}: {value!r} is not a duration such as 10s, 5m, 2h, 1d or 1h30m"
         )
     return ms
+
+
+def duration_arg(raw: str) -> float:
+    """A command-line duration (``10s``, ``2m``; bare digits are seconds) in seconds."""
+    ms = duration_ms(raw)
+    if ms is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration such as 10s, 5m or 1h30m")
+    return ms / 1_000
 
 
 def parse_go_duration_ms(value: str) -> float | None:
