@@ -10,6 +10,7 @@ import orjson
 
 from qstash_emulator.testing import (
     Attempt,
+    AttemptRequest,
     AttemptResponse,
     Kind,
     Outcome,
@@ -78,13 +79,22 @@ class Delivery:
 
     @property
     def body(self) -> bytes:
+        """The request body as sent, ``bytes`` (empty once dropped: see ``body_dropped``);
+        ``text`` decodes it, ``json()`` parses it."""
         return self.attempt.request.body
 
     @property
+    def body_dropped(self) -> bool:
+        """Whether the body was dropped to stay within the server's body budget."""
+        return self.attempt.request.body_dropped
+
+    @property
     def text(self) -> str:
+        """The request body as ``str`` (UTF-8)."""
         return self.attempt.request.text
 
     def json(self) -> Any:
+        """The request body parsed from JSON."""
         return orjson.loads(self.body)
 
     # What happened ----------------------------------------------------------------------------
@@ -128,6 +138,7 @@ class Delivery:
 
     @property
     def next_delay_ms(self) -> int | None:
+        """How long until the retry, in ms; None when no retry follows."""
         return self.attempt.next_delay_ms
 
     @property
@@ -143,19 +154,22 @@ class Delivery:
 
     @property
     def started_at(self) -> int:
-        """Emulator-clock ms (virtual time under a virtual clock)."""
+        """When the attempt started: Unix ms on the emulator's clock, like ``qstash.now_ms``."""
         return self.attempt.started_at
 
     @property
     def finished_at(self) -> int:
+        """When the attempt ended: Unix ms on the emulator's clock."""
         return self.attempt.finished_at
 
     @property
     def wall_started(self) -> float:
+        """When the attempt started in wall time: Unix seconds (``time.time()``)."""
         return self.attempt.wall_started
 
     @property
     def wall_finished(self) -> float:
+        """When the attempt ended in wall time: Unix seconds."""
         return self.attempt.wall_finished
 
     # The signature ----------------------------------------------------------------------------
@@ -203,9 +217,9 @@ class Delivery:
         if self.destination_url != self.url:
             lines.append(f"  delivered to {self.destination_url} (rewritten)")
         lines.append(f"  at {format_ms(self.started_at)} (emulator clock)")
-        lines.append(f"  request body: {_short(self.body)}")
+        lines.append(f"  request body: {_shown(self.attempt.request)}")
         if self.response is not None:
-            lines.append(f"  response body: {_short(self.response.body)}")
+            lines.append(f"  response body: {_shown(self.response)}")
         lines.append(f"  decision: {self.outcome} because {self.reason}")
         if self.next_delay_ms is not None:
             lines.append(
@@ -229,6 +243,10 @@ class Delivery:
 
     def __repr__(self) -> str:
         return f"<Delivery {self.describe()}>"
+
+
+def _shown(part: AttemptRequest | AttemptResponse) -> str:
+    return "(dropped: over the body budget)" if part.body_dropped else _short(part.body)
 
 
 def _short(data: bytes, limit: int = 200) -> str:

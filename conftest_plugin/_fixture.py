@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, overload
 
 import pytest
@@ -33,7 +34,7 @@ from ._options import Options
 from ._pending import PendingMessage
 from ._runs import WorkflowRuns
 from ._server import UNBOUND
-from ._time import Driver
+from ._time import Driver, Duration
 
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
@@ -216,15 +217,23 @@ class QStashFixture(WorkflowRuns):
     # Time -------------------------------------------------------------------------------------
 
     @property
-    def now(self) -> int:
-        """The emulator's clock, in Unix ms."""
+    def now(self) -> datetime:
+        """The emulator's clock as an aware UTC ``datetime``; ``now_ms`` is the same in ms."""
+        return datetime.fromtimestamp(self._driver.now() / 1_000, UTC)
+
+    @property
+    def now_ms(self) -> int:
+        """The emulator's clock in Unix milliseconds: the unit of every time on a record
+        (``Delivery.started_at``, ``PendingMessage.due``, ``schedule_times()`` ...)."""
         return self._driver.now()
 
-    def advance(self, seconds: float) -> int:
-        """Move the virtual clock forward, delivering everything that comes due on the way,
-        in order, each at its own time. Returns the new time (ms)."""
+    def advance(self, duration: Duration) -> datetime:
+        """Move the virtual clock forward by ``duration``: seconds (a number), a ``timedelta``
+        or a string such as ``"90s"``, ``"1h30m"`` or ``"7d"``, delivering everything that
+        comes due on the way, in order, each at its own time. Returns the new ``now``."""
         __tracebackhide__ = True
-        return self._driver.advance(seconds, self.options.timeout)
+        self._driver.advance(duration, self.options.timeout)
+        return self.now
 
     def run_until_idle(
         self, timeout: float | None = None, max_seconds: float | None = None
@@ -288,7 +297,7 @@ class QStashFixture(WorkflowRuns):
         """Messages not final yet: pending, delayed, retrying, in_flight or queued."""
         if state is not None and state not in STATES:
             raise ValueError(f"invalid state {state!r}: expected one of {', '.join(STATES)}")
-        now = self.now
+        now = self.now_ms
         return [
             PendingMessage.of(w, now)
             for w in self._driver.waiting()
@@ -322,7 +331,7 @@ class QStashFixture(WorkflowRuns):
         )
 
     def schedule_times(self, schedule_id: str, count: int = 5) -> list[int]:
-        """The next ``count`` run times of a schedule, on the emulator's clock (ms)."""
+        """The next ``count`` run times of a schedule: Unix ms on the emulator's clock."""
         inspector = self._server.emulator.inspector
         times = self._driver.call(
             inspector.schedule_times(self.user.user_id, schedule_id, count),
@@ -410,7 +419,7 @@ class QStashFixture(WorkflowRuns):
         faults = self._server.emulator.faults.remaining(self.user.user_id)
         return _teardown.report(
             self.options,
-            self.now,
+            self.now_ms,
             leftovers,
             self._seen_dead_letters,
             self._endpoints,

@@ -17,7 +17,7 @@ class PendingMessage:
 
     message_id: str
     state: WaitingState  # "pending", "delayed", "retrying", "in_flight" or "queued"
-    due: int | None  # emulator-clock ms; None while in flight or held by a queue
+    due: int | None  # Unix ms on the emulator's clock; None while in flight or held by a queue
     url: str
     method: str
     kind: Kind  # "message", "callback" or "failure_callback"
@@ -26,7 +26,7 @@ class PendingMessage:
     queue_name: str | None
     schedule_id: str | None
     headers: dict[str, str]
-    body: bytes = field(repr=False)
+    body: bytes = field(repr=False)  # as published; text decodes it, json() parses it
     description: str = field(repr=False)
 
     @classmethod

@@ -53,7 +53,7 @@ class RunStep:
     out: Any
     step_id: int | None
     message_id: str
-    created_at: int
+    created_at: int  # Unix ms on the emulator's clock
     concurrent: int
     fields: dict[str, Any] = field(repr=False)  # all the logs show (sleepFor, callUrl ...)
 
@@ -65,7 +65,7 @@ class WorkflowRun:
     run_id: str
     url: str
     state: str
-    created_at: int
+    created_at: int  # Unix ms on the emulator's clock, like completed_at
     completed_at: int | None
     response: str | None  # the function's return value, as the SDK sent it (JSON text)
     steps: tuple[RunStep, ...]  # the init step first: its out is the run's payload

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from qstash_emulator.testing import Emulator, Fault, Waiting
+from qstash_emulator.testing import Emulator, Fault, Waiting, docs_path
 
 from ._endpoints import Endpoint
 from ._matching import Deliveries
@@ -18,7 +18,6 @@ from ._runs import WorkflowRun, run_records, unfinished_text
 
 __all__ = ["Leftovers", "failure_text", "gather", "report"]
 
-DOCS = "README.md, 'Testing your app' > 'Teardown checks'"
 
 Leftovers = tuple[list[Waiting], list[dict[str, Any]], list[WorkflowRun]]
 
@@ -96,5 +95,5 @@ def failure_text(problems: list[str]) -> str:
         "qstash teardown checks failed:\n"
         + "\n".join(problems)
         + "\nOpt out with @pytest.mark.qstash(checks=False) (or checks=(...) to keep "
-        f"some); see {DOCS}"
+        f"some); see 'Teardown checks' in {docs_path('README.md')}"
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qstash_emulator.testing import VirtualClock, Waiting
+from qstash_emulator.testing import VirtualClock, Waiting, duration_ms
 
 from ._deliveries import Delivery
 from ._matching import Criteria, no_match_message
@@ -20,14 +21,38 @@ from ._matching import Criteria, no_match_message
 if TYPE_CHECKING:
     from ._server import Recorder, Server
 
-__all__ = ["Driver"]
+__all__ = ["Driver", "Duration", "to_ms"]
 
 T = TypeVar("T")
+
+# How long to move the clock: seconds, a timedelta, or a QStash duration string ("1h30m").
+Duration = float | timedelta | str
 
 _YEAR_MS = 366 * 86_400_000
 # With a virtual clock and nothing left to deliver, a waiter gives up after this long without
 # any new activity instead of sitting out its whole timeout.
 IDLE_GRACE_S = 0.25
+
+
+def to_ms(duration: Duration) -> int:
+    """A ``Duration`` in ms: seconds (a number), a ``timedelta``, or ``"90s"``, ``"1h30m"``."""
+    if isinstance(duration, timedelta):
+        ms = round(duration / timedelta(milliseconds=1))
+    elif isinstance(duration, str):
+        parsed = duration_ms(duration)
+        if parsed is None:
+            raise ValueError(
+                f"{duration!r} is not a duration: give seconds (a number), a timedelta, or a "
+                "string such as '90s', '5m', '1h30m' or '7d'"
+            )
+        ms = parsed
+    elif isinstance(duration, int | float) and not isinstance(duration, bool):
+        ms = round(duration * 1_000)
+    else:
+        raise TypeError(f"a duration is seconds, a timedelta or a string, not {duration!r}")
+    if ms < 0:
+        raise ValueError("a clock only moves forward")
+    return ms
 
 
 class Driver:
@@ -71,14 +96,13 @@ class Driver:
         __tracebackhide__ = True
         self.call(self.emulator.idle(), timeout, "waiting for due deliveries to finish")
 
-    def advance(self, seconds: float, timeout: float) -> int:
+    def advance(self, duration: Duration, timeout: float) -> int:
         __tracebackhide__ = True
         if not self.server.virtual:
             raise RuntimeError("advance() needs the virtual clock; this test uses real time")
-        if seconds < 0:
-            raise ValueError("a clock only moves forward")
-        target = self.now() + round(seconds * 1_000)
-        self.call(self._advance(target), timeout, f"advancing the clock by {seconds:g}s")
+        ms = to_ms(duration)
+        target = self.now() + ms
+        self.call(self._advance(target), timeout, f"advancing the clock by {ms / 1_000:g}s")
         return self.now()
 
     async def _advance(self, target: int) -> None:

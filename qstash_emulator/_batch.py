@@ -108,11 +108,13 @@ class Batches:
     async def _publish_entry(self, user: str, ip: str, index: int, entry: Any) -> Result:
         destination, opts, body = await self.read_entry(user, index, entry)
         queue = _field(entry, "queue", index, str)
-        if queue:
-            validate_name(queue, f"batch[{index}].queue")
-            await self.queues.check_enqueue(user, queue)
-        return await self.publisher.publish(
-            user, destination, opts, body, ip, queue_name=queue or None
+        if not queue:
+            return await self.publisher.publish(user, destination, opts, body, ip)
+        validate_name(queue, f"batch[{index}].queue")
+        return await self.queues.enqueue(
+            user,
+            queue,
+            lambda: self.publisher.publish(user, destination, opts, body, ip, queue_name=queue),
         )
 
 

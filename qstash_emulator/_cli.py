@@ -15,13 +15,14 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
-from ._durations import parse_duration_ms
-from ._errors import EmulatorError
+from ._connections import raise_file_limit, uvicorn_options
+from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
 from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
+from ._wait import add_parser as add_wait_parser, run as run_wait
 from .contracts import _command as contract_command
 
 __all__ = ["main"]
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=duration_arg,
         default=DRAIN_S,
         metavar="DURATION",
         help="on SIGTERM or SIGINT, how long the requests and deliveries under way may take to "
@@ -82,14 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     contract_command.add_record_option(dev)
     contract_command.add_replay_command(commands)
+    add_wait_parser(commands)
     return parser
-
-
-def _seconds(raw: str) -> float:
-    try:
-        return parse_duration_ms(raw, "duration") / 1_000
-    except EmulatorError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def banner(settings: Settings, url: str) -> str:
@@ -134,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return contract_command.run_replay(args)
+    if args.command == "wait":
+        return run_wait(args)
     try:
         settings = settings_from(vars(args))
     except ValueError as exc:
@@ -173,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         feed.attach(runtime)
     recorder = contract_command.record(args.record_contract, runtime)
+    raise_file_limit()
     config = uvicorn.Config(
         create_app(runtime),
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
+        **uvicorn_options(settings.max_connections, settings.header_timeout_s),
     )
     # The server owns this process: keep start-up objects out of every collection, and let
     # the many short-lived objects of each message pile up longer between young-generation

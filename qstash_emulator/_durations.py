@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from email.utils import parsedate_to_datetime
 
 from ._errors import BadRequest
 
-__all__ = ["parse_duration_ms", "parse_go_duration_ms", "parse_retry_after_ms"]
+__all__ = [
+    "duration_arg",
+    "duration_ms",
+    "parse_duration_ms",
+    "parse_go_duration_ms",
+    "parse_retry_after_ms",
+]
 
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
 _DURATION = re.compile(r"(?:(\d+)([dhms]))")
@@ -24,16 +31,33 @@ _GO_UNIT_MS = {
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
-def parse_duration_ms(value: str, field: str) -> int:
-    """Parse a QStash duration (``10s``, ``1d10h30m``; bare digits are seconds) into ms."""
+def duration_ms(value: str) -> int | None:
+    """A QStash duration (``10s``, ``1d10h30m``; bare digits are seconds) in ms, or None if
+    ``value`` is not one."""
     text = value.strip()
     if text.isdigit():
         return int(text) * 1_000
     if not text or _DURATION.sub("", text) != "":
+        return None
+    return sum(int(n) * _UNIT_MS[unit] for n, unit in _DURATION.findall(text))
+
+
+def parse_duration_ms(value: str, field: str) -> int:
+    """Parse a QStash duration into ms, or answer 400 naming ``field``."""
+    ms = duration_ms(value)
+    if ms is None:
         raise BadRequest(
             f"invalid {field}: {value!r} is not a duration such as 10s, 5m, 2h, 1d or 1h30m"
         )
-    return sum(int(n) * _UNIT_MS[unit] for n, unit in _DURATION.findall(text))
+    return ms
+
+
+def duration_arg(raw: str) -> float:
+    """A command-line duration (``10s``, ``2m``; bare digits are seconds) in seconds."""
+    ms = duration_ms(raw)
+    if ms is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration such as 10s, 5m or 1h30m")
+    return ms / 1_000
 
 
 def parse_go_duration_ms(value: str) -> float | None:

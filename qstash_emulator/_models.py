@@ -130,6 +130,7 @@ class DeadLetter:
 
 # The message field each publish option sets as it is, and the header that gives it: a publish
 # sets them all, a dead-letter retry those its own headers name. (header, field, option)
+# Flow control, which sets four fields, is Upstash-Flow-Control-Key's (flow_fields).
 _OPTION_FIELDS = (
     (H.METHOD, "method", "method"),
     (H.RETRIES, "max_retries", "retries"),
@@ -148,15 +149,22 @@ def option_fields(
 ) -> dict[str, Any]:
     """The message fields ``opts`` set: all of them for a new message; with ``given`` (the
     lower-case header names of a dead-letter retry) only those its headers set."""
+    named: set[str] | None = None
     if given is not None:
         named = set(given) | ({H.FORWARD} if any(g.startswith(H.FORWARD) for g in given) else set())
-        return {field: getattr(opts, o) for h, field, o in _OPTION_FIELDS if h in named}
-    fields = {field: getattr(opts, option) for _, field, option in _OPTION_FIELDS}
+    fields = {
+        field: getattr(opts, option)
+        for h, field, option in _OPTION_FIELDS
+        if named is None or h in named
+    }
+    if named is None or H.FLOW_KEY in named:
+        fields.update(flow_fields(opts.flow))
+    if named is not None:
+        return fields
     if fields["max_retries"] is None:
         fields["max_retries"] = default_retries
     run = opts.workflow
     fields.update(
-        flow_fields(opts.flow),
         run_id=run["run_id"] if run else None,
         call_type=run["call_type"] if run else None,
     )

@@ -5,7 +5,9 @@ these keys carry out."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from redis.exceptions import WatchError
 
 from . import _json
 from ._keyspace import Keyspace, QueuePart
@@ -13,6 +15,8 @@ from ._keyspace import Keyspace, QueuePart
 __all__ = ["QueueStore"]
 
 Config = dict[str, Any]
+# Optimistic transactions retried at most this often (each retry means another write won).
+_TRIES = 1_000
 
 
 class QueueStore:
@@ -42,6 +46,47 @@ class QueueStore:
     async def add_config(self, user: str, queue: str, config: Config) -> None:
         """Write ``config`` unless the queue has one already."""
         await self._redis.hsetnx(self._keyspace.queues(user), queue, _json.dumps(config))
+
+    async def create(
+        self, user: str, queue: str, config: Config, limit: int
+    ) -> Literal["created", "exists"] | int:
+        """Write ``config`` if the queue has none and the user has fewer than ``limit``
+        queues, in one step with the count (concurrent creations cannot both pass it).
+
+        An int is a refusal: the user's count of queues."""
+        key = self._keyspace.queues(user)
+        for _ in range(_TRIES):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)  # another write to the user's queues: try again
+                    if await pipe.hexists(key, queue):
+                        return "exists"
+                    count = int(await pipe.hlen(key))
+                    if count >= limit:
+                        return count
+                    pipe.multi()
+                    pipe.hset(key, queue, _json.dumps(config))
+                    await pipe.execute()
+                    return "created"
+                except WatchError:
+                    continue
+        raise RuntimeError(f"queue {queue!r} not created: {_TRIES} conflicting writes")
+
+    async def delete_if_empty(self, user: str, queue: str) -> None:
+        """Forget a queue no message joined (its creator's publish was refused)."""
+        key, members = self._keyspace.queues(user), self._k(user, queue, "members")
+        for _ in range(_TRIES):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key, members)
+                    if await pipe.zcard(members):
+                        return
+                    pipe.multi()
+                    pipe.hdel(key, queue)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
     async def exists(self, user: str, queue: str) -> bool:
         return bool(await self._redis.hexists(self._keyspace.queues(user), queue))

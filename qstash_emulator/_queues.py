@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ._clock import Clock
 from ._config import Settings
@@ -39,6 +39,13 @@ from ._quotas import require_room
 from ._store import Store
 
 __all__ = ["Queues"]
+
+T = TypeVar("T")
+
+
+def _new_config(now: int) -> dict[str, Any]:
+    """A queue made by an enqueue (or before its first upsert): parallelism 1, running."""
+    return {"createdAt": now, "updatedAt": now, "parallelism": 1, "paused": False}
 
 
 class Queues:
@@ -103,34 +110,43 @@ class Queues:
         if not isinstance(paused, bool):
             raise BadRequest(f"invalid paused: {paused!r}, want true or false")
         async with self._lock(user, name):
-            config = await self.store.queues.config(user, name)
             now = self.clock.now_ms()
+            config = await self.store.queues.config(user, name)
             if config is None:
-                await self._require_room(user)
-                config = {"createdAt": now}
+                fresh = _new_config(now)
+                await self._create_within_limit(user, name, fresh)
+                config = await self.store.queues.config(user, name) or fresh
             config.update(parallelism=parallelism, paused=paused, updatedAt=now)
             await self.store.queues.put_config(user, name, config)
             await self._pump(user, name)
 
-    async def _require_room(self, user: str) -> None:
+    async def _create_within_limit(self, user: str, queue: str, config: dict[str, Any]) -> bool:
+        """Create the queue unless it exists; 412 past the plan's count. The check and the
+        creation are one store step, so concurrent creations keep to the limit."""
         limits = self.settings.limits
-        count = await self.store.queues.count(user)
-        require_room("queues", count, limits.max_queues, limits.name)
+        if await self.store.queues.exists(user, queue):  # the common case, one read
+            return False
+        done = await self.store.queues.create(user, queue, config, limits.max_queues)
+        if isinstance(done, int):
+            require_room("queues", done, limits.max_queues, limits.name)
+        return done == "created"
 
-    async def check_enqueue(self, user: str, queue: str) -> None:
-        """Before an enqueue: 412 when the queue is missing and no more may be created.
-
-        The queue itself is created (parallelism 1, docs/behaviour.md#queues) by ``accept``, once a
-        message is actually stored for it.
-        """
+    async def enqueue(self, user: str, queue: str, publish: Callable[[], Awaitable[T]]) -> T:
+        """Run ``publish`` for an enqueue to ``queue``, creating the queue first when it is
+        missing (parallelism 1, docs/behaviour.md#queues; 412 when no more may be created).
+        A publish that is refused leaves no queue behind that it created."""
         validate_name(queue, "queueName")
-        if not await self.store.queues.exists(user, queue):
-            await self._require_room(user)
+        config = _new_config(self.clock.now_ms())
+        created = await self._create_within_limit(user, queue, config)
+        try:
+            return await publish()
+        except BaseException:
+            if created:
+                await self.store.queues.delete_if_empty(user, queue)
+            raise
 
     async def _create(self, user: str, queue: str) -> None:
-        now = self.clock.now_ms()
-        config = {"createdAt": now, "updatedAt": now, "parallelism": 1, "paused": False}
-        await self.store.queues.add_config(user, queue, config)
+        await self.store.queues.add_config(user, queue, _new_config(self.clock.now_ms()))
 
     async def view(self, user: str, queue: str, config: dict[str, Any]) -> dict[str, Any]:
         """The Queue JSON; ``lag`` counts messages not yet final (the active ones too)."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
+from ._docs import docs_path
+from ._durations import duration_ms
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, FaultKind, Faults
 from ._inspection import STATES, Inspector, Waiting, WaitingState, format_ms
@@ -61,6 +63,8 @@ __all__ = [
     "WaitingState",
     "Waits",
     "check_signature",
+    "docs_path",
+    "duration_ms",
     "format_ms",
     "make_token",
     "new_signing_key",

@@ -689,6 +689,7 @@ def _matches(route: Any, path: str) -> bool:
 
 # Routes whose only input is the token (tested in test_security.py).
 _INPUTLESS = {
+    ("GET", "/_emulator/health"),
     ("POST", "/v2/notify/{eventId}"),
     ("GET", "/v2/waiters/{eventId}"),
     ("GET", "/v2/keys"),

@@ -284,4 +284,4 @@ def test_a_bad_drain_timeout_is_a_clear_error() -> None:
         text=True,
     )
     assert done.returncode == 2
-    assert "argument --drain-timeout: invalid duration: 'soon' is not a duration" in done.stderr
+    assert "argument --drain-timeout: 'soon' is not a duration such as 10s" in done.stderr

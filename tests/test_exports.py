@@ -12,5 +12,28 @@ def test_all_is_sorted_and_complete() -> None:
         qstash_emulator.__all__ == sorted(qstash_emulator.__all__)
     )
     # subpackages and the testing module import as attributes
-    assert public - exported <= {"api", "contracts", "dashboard", "testing", "workflows"}
+    assert public - exported <= {"api", "contracts", "dashboard", "pytest", "testing", "workflows"}
     assert exported <= public
+
+
+def test_the_plugin_names_import_from_the_package() -> None:
+    """Users import ``qstash_emulator.pytest``; ``conftest_plugin`` is the plugin's internals."""
+    import conftest_plugin
+    from conftest_plugin._endpoints import reply
+    from conftest_plugin._fixture import QStashFixture
+    from qstash_emulator import pytest as public
+
+    assert public.QStashFixture is QStashFixture and public.reply is reply
+    assert sorted(dir(public)) == sorted(public.__all__)
+    for name in public.__all__:
+        assert getattr(public, name).__name__ == name
+    assert not hasattr(conftest_plugin, "QStashFixture")
+
+
+def test_nothing_documented_imports_from_the_plugin_internals() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    pages = [root / "README.md", *root.glob("docs/*.md"), *root.glob("examples/**/*.py")]
+    found = [p.name for p in pages if "from conftest_plugin import" in p.read_text()]
+    assert found == []

@@ -88,8 +88,17 @@ def test_served_document_is_the_one_fuzzed(fuzzed: Emulator) -> None:
     assert r.json()["paths"] == SCHEMA.raw_schema["paths"]
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
+# No input and no token: nothing a negative case could break (hypothesis: Unsatisfiable).
+_NOTHING_TO_NEGATE = ("/_emulator/health",)
+CASES = [
+    pytest.param(op, mode, id=f"{op.method.upper()} {op.path}-{mode.value}")
+    for op in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if not (mode is GenerationMode.NEGATIVE and op.path in _NOTHING_TO_NEGATE)
+]
+
+
+@pytest.mark.parametrize(("operation", "mode"), CASES)
 def test_no_operation_answers_5xx_and_errors_are_json(
     fuzzed: Emulator, operation: Any, mode: GenerationMode
 ) -> None:

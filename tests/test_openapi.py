@@ -29,6 +29,25 @@ def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
     assert publish["responses"]["4XX"] == {"$ref": "#/components/responses/Error"}
 
 
+def test_the_probe_is_documented_as_open(emulator: Emulator) -> None:
+    r = httpx.get(
+        emulator.url + OPENAPI_PATH, headers={"Authorization": f"Bearer {emulator.token}"}
+    )
+    probe = r.json()["paths"]["/_emulator/health"]["get"]
+    assert probe["security"] == []
+    assert probe["tags"] == ["emulator"]
+    schema = probe["responses"]["200"]["content"]["application/json"]["schema"]
+    health = httpx.get(emulator.url + "/_emulator/health").json()
+    assert sorted(schema["required"]) == sorted(health)
+    # Every other operation keeps the document's token requirement.
+    assert all(
+        "security" not in op
+        for path, item in r.json()["paths"].items()
+        for op in item.values()
+        if path != "/_emulator/health"
+    )
+
+
 def test_every_route_is_described_in_the_table() -> None:
     """A new route without an entry in ``_operations._OPS`` would be fuzzed without its inputs."""
     missing = [

@@ -201,7 +201,7 @@ def test_redirects_are_followed_on_every_path(pytester: pytest.Pytester) -> None
 
         from fastapi import FastAPI, Request, Response
         from flask import Flask, request as flask_request
-        from conftest_plugin import reply
+        from qstash_emulator.pytest import reply
 
         api = FastAPI()  # redirect_slashes: /hooks/restock -> 307 /hooks/restock/
 

@@ -13,7 +13,7 @@ def test_scripted_answers_drive_retry_dlq_and_callbacks(pytester: pytest.Pyteste
         from urllib.parse import urlsplit
 
         import pytest
-        from conftest_plugin import reply
+        from qstash_emulator.pytest import reply
 
         def test_sequence_then_default(qstash):
             hook = qstash.endpoint("/jobs").respond(500, 500, 200)
@@ -37,7 +37,7 @@ def test_scripted_answers_drive_retry_dlq_and_callbacks(pytester: pytest.Pyteste
             assert qstash.assert_dead_lettered(url=hook.url)["responseBody"] == "bad input"
 
         def test_retry_after(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/ra").respond(reply(429, headers={"Retry-After": "7"}))
             qstash.client().message.publish_json(url=hook.url, body={})
             qstash.run_until_idle()
@@ -121,7 +121,7 @@ def test_scripted_functions(pytester: pytest.Pytester) -> None:
         """
         import asyncio
         import pytest
-        from conftest_plugin import reply
+        from qstash_emulator.pytest import reply
 
         def test_an_async_function_is_awaited(qstash):
             async def later(request):
@@ -190,7 +190,7 @@ def test_scripted_functions(pytester: pytest.Pytester) -> None:
 def test_a_failed_status_assertion_shows_the_body(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        from conftest_plugin import reply
+        from qstash_emulator.pytest import reply
 
         def test_status(qstash):
             hook = qstash.endpoint("/s").respond(reply(200, "queued for later"))

@@ -11,7 +11,7 @@ def test_records_carry_request_response_and_decision(pytester: pytest.Pytester) 
     pytester.makepyfile(
         """
         def test_records(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/r").respond(503, 200)
             client = qstash.client()
             res = client.message.publish_json(
@@ -213,7 +213,7 @@ def test_assertion_failures_show_near_misses_field_by_field(pytester: pytest.Pyt
 def test_dead_letter_assertion(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        from conftest_plugin import reply
+        from qstash_emulator.pytest import reply
 
         def test_dead(qstash):
             hook = qstash.endpoint("/d").always(reply(500, "broken"))
@@ -247,7 +247,7 @@ def test_return_shapes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
-        from conftest_plugin import Deliveries, Delivery, PendingMessage
+        from qstash_emulator.pytest import Deliveries, Delivery, PendingMessage
 
         def test_shapes(qstash):
             hook = qstash.endpoint("/n")
@@ -264,7 +264,7 @@ def test_return_shapes(pytester: pytest.Pytester) -> None:
             [pending] = qstash.messages()
             assert isinstance(pending, PendingMessage)
             assert (pending.message_id, pending.state, pending.due) == (
-                res.message_id, "delayed", qstash.now + 60_000
+                res.message_id, "delayed", qstash.now_ms + 60_000
             )
             assert (pending.url, pending.method, pending.kind) == (hook.url, "POST", "message")
             assert (pending.retried, pending.max_retries) == (0, 3)

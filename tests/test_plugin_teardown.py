@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -42,6 +44,14 @@ def test_checks_fail_the_test_listing_what_was_left(pytester: pytest.Pytester) -
             "Opt out with @pytest.mark.qstash(checks=False)*",
         ]
     )
+    # The message sends the reader to a file this installation has, at its section.
+    found = [
+        line.split("see 'Teardown checks' in ", 1)[1]
+        for line in result.stdout.lines
+        if "see 'Teardown checks' in " in line
+    ]
+    assert len(found) == 4
+    assert "\n### Teardown checks\n" in Path(found[0]).read_text(encoding="utf-8")
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_dead_letter*",

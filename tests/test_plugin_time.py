@@ -13,7 +13,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
         import time
 
         def test_default_backoff_to_the_second(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/b").always(500)
             qstash.client().message.publish_json(url=hook.url, body={}, retries=3)
             wall = time.monotonic()
@@ -25,7 +25,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             qstash.assert_dead_lettered(url=hook.url)
 
         def test_retry_delay_expression(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/e").respond(500, 500, 200)
             qstash.client().message.publish_json(
                 url=hook.url, body={}, retry_delay="1000 * (1 + retried)"
@@ -37,7 +37,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             )
 
         def test_advance_delivers_in_order_each_at_its_time(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/a")
             client = qstash.client()
             client.message.publish_json(url=hook.url, body={"n": 2}, delay=120)
@@ -45,7 +45,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             client.message.publish_json(
                 url=hook.url, body={"n": 3}, not_before=start // 1000 + 180
             )
-            assert qstash.advance(59) == start + 59_000
+            assert qstash.advance(59).timestamp() * 1000 == start + 59_000
             assert not qstash.deliveries.called
             qstash.advance(61)
             assert [(d.json()["n"], d.started_at - start) for d in qstash.deliveries] == [
@@ -56,7 +56,7 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             assert qstash.deliveries.last.started_at == (start // 1000 + 180) * 1000
 
         def test_flow_control_windows(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/fc")
             client = qstash.client()
             for n in range(3):
@@ -67,12 +67,12 @@ def test_virtual_clock_honours_every_delay_exactly(pytester: pytest.Pytester) ->
             assert [d.started_at - start for d in hook.deliveries] == [0, 60_000, 120_000]
 
         def test_wait_for_jumps_to_what_is_due(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/w")
             qstash.client().message.publish_json(url=hook.url, body={}, delay=86400)
             delivery = qstash.wait_for(url=hook.url)
             assert delivery.started_at - start == 86_400_000
-            assert qstash.now == start + 86_400_000
+            assert qstash.now_ms == start + 86_400_000
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=5)
@@ -106,7 +106,7 @@ def test_run_now_moves_a_retry_or_a_delayed_message(pytester: pytest.Pytester) -
         import pytest
 
         def test_retry(qstash):
-            start = qstash.now
+            start = qstash.now_ms
             hook = qstash.endpoint("/r").respond(500)
             res = qstash.client().message.publish_json(url=hook.url, body={})
             qstash.wait_for(url=hook.url)
@@ -114,7 +114,7 @@ def test_run_now_moves_a_retry_or_a_delayed_message(pytester: pytest.Pytester) -
             assert retrying.message_id == res.message_id
             assert retrying.due == start + 12_182
             qstash.run_now(res.message_id)
-            assert qstash.now == start  # moved, no time passed
+            assert qstash.now_ms == start  # moved, no time passed
             assert [d.outcome for d in qstash.deliveries] == ["retry", "delivered"]
             assert qstash.messages() == []
 
@@ -153,10 +153,10 @@ def test_schedules_fire_on_the_virtual_clock(pytester: pytest.Pytester) -> None:
             assert nightly[0] == times[-1] + 600_000
             qstash.run_now(schedule_id)
             assert hook.call_count == 7
-            assert hook.last.started_at == qstash.now  # the next run happened now...
+            assert hook.last.started_at == qstash.now_ms  # the next run happened now...
             # ...instead of at its time (moved, never copied): the cron's following time is next.
             assert qstash.schedule_times(schedule_id, count=1) == nightly[1:]
-            qstash.advance((nightly[1] - qstash.now) / 1000 - 1)
+            qstash.advance((nightly[1] - qstash.now_ms) / 1000 - 1)
             assert hook.call_count == 7
         """
     )
@@ -206,14 +206,48 @@ def test_each_test_starts_at_wall_time(pytester: pytest.Pytester) -> None:
 
         @pytest.mark.parametrize("n", range(2))
         def test_three_days(qstash, n):
-            assert abs(qstash.now - time.time() * 1000) < 5_000
+            assert abs(qstash.now_ms - time.time() * 1000) < 5_000
             qstash.advance(3 * 86_400)
 
         @pytest.mark.qstash(seed=1)
         @pytest.mark.parametrize("n", range(2))
         def test_seeded(qstash, n):
-            assert qstash.now == 1_767_225_600_000  # 2026-01-01T00:00:00Z
+            assert qstash.now_ms == 1_767_225_600_000  # 2026-01-01T00:00:00Z
             qstash.advance(60)
         """
     )
     pytester.runpytest("-q", "-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_units_are_unmistakable(pytester: pytest.Pytester) -> None:
+    """``now`` is a datetime, ``now_ms`` Unix ms (the unit of record times), and ``advance``
+    takes seconds, a timedelta or a duration string: mixing units fails instead of passing."""
+    pytester.makepyfile(
+        """
+        from datetime import UTC, datetime, timedelta
+
+        import pytest
+
+        def test_units(qstash):
+            start, start_ms = qstash.now, qstash.now_ms
+            assert start.tzinfo is UTC and start.timestamp() * 1000 == start_ms
+            hook = qstash.endpoint("/u")
+            qstash.client().message.publish_json(url=hook.url, body={"n": 1}, delay=90)
+            assert qstash.advance(timedelta(seconds=89)) == start + timedelta(seconds=89)
+            assert not hook.called
+            assert qstash.advance("1s") == start + timedelta(seconds=90)
+            assert hook.last.started_at == start_ms + 90_000 == qstash.now_ms
+            assert isinstance(hook.last.body, bytes) and hook.last.text == '{"n": 1}'
+            assert qstash.advance("1h30m") - start == timedelta(hours=1, minutes=30, seconds=90)
+            assert qstash.advance(0.5) - start == timedelta(hours=1, minutes=31, seconds=30.5)
+            with pytest.raises(TypeError):
+                assert qstash.now - start >= 8 * 86_400  # seconds against a timedelta
+            with pytest.raises(ValueError, match="'soon' is not a duration: give seconds"):
+                qstash.advance("soon")
+            with pytest.raises(ValueError, match="a clock only moves forward"):
+                qstash.advance(timedelta(seconds=-1))
+            with pytest.raises(TypeError, match="not True"):
+                qstash.advance(True)
+        """
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=1)

@@ -82,7 +82,7 @@ def test_python_workflows_run_assert_and_get_checked_under_the_fixture(
             shipped = []
             qstash.mount(SHOP, make_app(shipped))
             wall = time.monotonic()
-            start = qstash.now
+            start = qstash.now_ms
             ship_at = start // 1000 + 10 * DAY
             qstash.client().message.publish_json(
                 url=SHOP + "/orders", body={"items": 3, "ship_at": ship_at}
@@ -96,7 +96,7 @@ def test_python_workflows_run_assert_and_get_checked_under_the_fixture(
             assert run.step("cool off").fields["sleepFor"] == 7 * DAY
             assert run.payload == {"items": 3, "ship_at": ship_at}
             assert shipped == [30]
-            assert qstash.now >= ship_at * 1000
+            assert qstash.now_ms >= ship_at * 1000
             done = qstash.assert_run(run.run_id, state="RUN_SUCCESS", outputs={"ship": "shipped"})
             assert done == run
             assert qstash.runs(state="RUN_SUCCESS") == [run]
@@ -212,7 +212,7 @@ def test_a_js_workflow_sleeps_a_week_and_times_out_a_day_long_wait_in_under_a_se
         def test_a_week_and_a_day(qstash):
             proc, app = start_app()
             try:
-                start, wall = qstash.now, time.monotonic()
+                start, wall = qstash.now_ms, time.monotonic()
                 run_id = trigger(app, "/week", {{}})
                 run = qstash.wait_for_run(run_id)
                 took = time.monotonic() - wall
@@ -222,7 +222,7 @@ def test_a_js_workflow_sleeps_a_week_and_times_out_a_day_long_wait_in_under_a_se
                 assert run.step("a week").fields["sleepFor"] == "7d"
                 assert run.step("a day's wait").fields["waitTimeout"] is True
                 assert run.outputs["finish"] == {{"timedOut": True}}
-                assert qstash.now - start >= 8 * DAY
+                assert qstash.now_ms - start >= 8 * DAY
             finally:
                 stop(proc)
 

@@ -5,6 +5,7 @@ The rules: docs/behaviour.md#queues.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -121,6 +122,33 @@ def test_queue_count_and_parallelism_quotas_are_412() -> None:
         with pytest.raises(QStashError, match="412"):
             client.queue.upsert("q1", parallelism=3)
         assert len(client.queue.list()) == 10
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_concurrent_creations_keep_to_the_plans_queue_limit(backend: str, request: Any) -> None:
+    redis_url = None
+    if backend == "redis":
+        import redis
+
+        redis_url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(redis_url).flushdb()
+    with Emulator(quota="free", redis_url=redis_url) as free:
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=free.url, headers=_auth(free)) as http:
+                enqueues = [
+                    http.post(f"/v2/enqueue/e{i}/http://127.0.0.1:9/x", content=b"b")
+                    for i in range(12)
+                ]
+                upserts = [http.post("/v2/queues", json={"queueName": f"u{i}"}) for i in range(12)]
+                answers = await asyncio.gather(*enqueues, *upserts)
+                return [r.status_code for r in answers]
+
+        statuses = asyncio.run(burst())
+        assert sorted(set(statuses)) == [200, 412]
+        assert statuses.count(200) == 10  # free: 10 queues
+        names = [q["name"] for q in httpx.get(f"{free.url}/v2/queues", headers=_auth(free)).json()]
+        assert len(names) == 10
 
 
 def test_queues_are_per_user(emulator: Emulator, client: QStash) -> None:

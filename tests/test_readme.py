@@ -29,13 +29,14 @@ def test_readme_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.Mon
     blocks = _blocks()
     for number, block in enumerate(blocks):
         pytester.makepyfile(**{f"test_readme_{number}": block})
-    tests = sum(len(re.findall(r"^def test_", b, flags=re.M)) for b in blocks)
+    tests = sum(len(re.findall(r"^(?:async )?def test_", b, flags=re.M)) for b in blocks)
     # A separate process, as a user runs them: the SDK's clients (it has no close()) are
     # garbage-collected there, not in this session, which treats warnings as errors.
-    # Only our plugin: unrelated installed plugins would just slow the start.
+    # Only our plugin, and anyio's for the async example: unrelated installed plugins would
+    # just slow the start.
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     result = pytester.runpytest_subprocess(
-        "-q", "-p", "no:cacheprovider", "-p", "conftest_plugin.plugin"
+        "-q", "-p", "no:cacheprovider", "-p", "conftest_plugin.plugin", "-p", "anyio"
     )
     result.assert_outcomes(passed=tests)
 

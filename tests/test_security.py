@@ -26,8 +26,9 @@ from .servers import EmulatorProcess, free_port
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
-# Called without a token by design: a run's webhook URL (its path names the user and run).
-_TOKENLESS = ("/v2/workflows/hooks/",)
+# Called without a token by design: a run's webhook URL (its path names the user and run), and
+# the readiness probe (tests/test_health.py: it shows nothing of any user).
+_TOKENLESS = ("/v2/workflows/hooks/", "/_emulator/health")
 
 
 def _operations() -> list[tuple[str, str]]:

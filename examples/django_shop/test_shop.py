@@ -9,7 +9,7 @@ from django.core.wsgi import get_wsgi_application
 from django.test import Client
 from shop import views
 
-from conftest_plugin import QStashFixture
+from qstash_emulator.pytest import QStashFixture
 
 
 @pytest.fixture

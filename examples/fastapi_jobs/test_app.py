@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest_plugin import QStashFixture
 from fastapi_jobs.app import PUBLIC_URL, app, processed, reports
+from qstash_emulator.pytest import QStashFixture
 
 
 class AppClient:
@@ -76,7 +76,7 @@ def test_the_nightly_report_runs_at_two(client: AppClient, qstash: QStashFixture
     assert client.post("/schedules/nightly-report").json() == {"scheduleId": "nightly-report"}
     next_run = qstash.schedule_times("nightly-report", count=1)[0]
 
-    qstash.advance(86_400)  # one virtual day
+    qstash.advance("1d")  # one virtual day
 
     [run] = qstash.deliveries.filter(path="/jobs/report")
     assert run.started_at == next_run

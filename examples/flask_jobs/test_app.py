@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from conftest_plugin import QStashFixture
 from flask_jobs import app as module
 from flask_jobs.app import PUBLIC_URL, app, sent
+from qstash_emulator.pytest import QStashFixture
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from . import (
     batch,
     dlq,
     flow_control,
+    health,
     inspect,
     keys,
     logs,
@@ -42,6 +43,7 @@ def all_routes() -> list[BaseRoute]:
         *workflows.routes,
         *waits.routes,
         *workflow_dlq.routes,
+        *health.routes,
         *inspect.routes,
         *openapi.routes,
     ]

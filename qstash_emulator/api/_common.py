@@ -21,6 +21,7 @@ __all__ = [
     "JSON_LIMIT",
     "authenticating",
     "caller",
+    "check_query",
     "caller_ip",
     "empty",
     "int_param",
@@ -53,7 +54,7 @@ def caller(request: Request, write: bool = False) -> Caller:
     who: Caller | None = getattr(request.state, "caller", None)
     if who is None:
         who = _authenticate(request, write)
-        _check_query(request)
+        check_query(request)
     elif write and who.readonly:
         raise Forbidden("Forbidden: this token is read-only")
     return who
@@ -76,7 +77,7 @@ def authenticating(route: BaseRoute) -> BaseRoute:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         request.state.caller = _authenticate(request, request.method not in _READS)
-        _check_query(request)
+        check_query(request)
         response: Response = await endpoint(request)
         return response
 
@@ -95,7 +96,7 @@ def _authenticate(request: Request, write: bool) -> Caller:
     return runtime(request).authenticate(token, write)
 
 
-def _check_query(request: Request) -> None:
+def check_query(request: Request) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):

@@ -43,6 +43,7 @@ class Op:
     response: dict[str, Any] | None = None
     tag: str = "qstash"
     open_query: bool = False  # any query: it belongs to the request the route captures
+    public: bool = False  # answers without a token
 
 
 # Publish-family headers: (description, example). Names from the one header table.
@@ -369,6 +370,22 @@ _OPS: dict[tuple[str, str], Op] = {
         "GET",
         OPENAPI_PATH,
     ): Op("This document", tag="emulator"),
+    ("GET", "/_emulator/health"): Op(
+        "Readiness probe, no token: version, store, uptime",
+        tag="emulator",
+        public=True,
+        response={
+            "type": "object",
+            "required": ["status", "emulator", "version", "store", "uptimeMs"],
+            "properties": {
+                "status": {"const": "ok"},
+                "emulator": {"const": "qstash-emulator"},
+                "version": _STR,
+                "store": {"enum": ["memory", "redis"]},
+                "uptimeMs": {"type": "integer", "minimum": 0},
+            },
+        },
+    ),
     ("GET", "/_emulator/messages"): Op(
         "Waiting messages by state; with count (and offset) a page, the total and counts",
         ("state", "count", "offset", "messageId"),
@@ -462,6 +479,8 @@ def _operation(op: Op, path_params: list[str], operation_id: str) -> dict[str, A
             "4XX": {"$ref": "#/components/responses/Error"},
         },
     }
+    if op.public:
+        out["security"] = []
     if op.publish:
         out["requestBody"] = {
             "required": False,

@@ -57,9 +57,12 @@ async def enqueue(request: Request) -> Response:
     raw_queue, _, tail = raw_tail(request, "/v2/enqueue/").partition("/")
     queue = validate_name(unquote(raw_queue), "queueName")
     destination, opts, body = await read_publish(request, tail, user=who.user_id)
-    await rt.queues.check_enqueue(who.user_id, queue)
-    result = await rt.publisher.publish(
-        who.user_id, destination, opts, body, caller_ip(request), queue_name=queue
+    result = await rt.queues.enqueue(
+        who.user_id,
+        queue,
+        lambda: rt.publisher.publish(
+            who.user_id, destination, opts, body, caller_ip(request), queue_name=queue
+        ),
     )
     if isinstance(result, dict) and result.get("deduplicated"):
         return json(result, 202)

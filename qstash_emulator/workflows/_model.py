@@ -8,7 +8,7 @@ from typing import Any
 
 from .._headers import CallbackConfig, FlowControl, H, PublishOptions
 from .._json import b64
-from .._models import Message, flow_fields, option_fields
+from .._models import Message, option_fields
 
 __all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 
@@ -104,8 +104,6 @@ class Run:
         fields = option_fields(self.applied(PublishOptions()), default_retries, named)
         if fields.get("max_retries", 0) is None:
             fields["max_retries"] = default_retries
-        if H.FLOW_KEY in named:
-            fields.update(flow_fields(self.flow))
         return fields
 
     def override(self, opts: PublishOptions, given: set[str]) -> None:
