@@ -113,6 +113,9 @@ def notes_of(figures: list[Figure]) -> list[str]:
     return [f"- {f.scenario} {f.name} ({f.backend}): {f.note}" for f in figures if f.note]
 
 
+BY_HAND = "## Big bodies"
+
+
 def write_results(
     path: Path, figures: list[Figure], info: dict[str, str], mode: str, command: str
 ) -> None:
@@ -135,4 +138,7 @@ def write_results(
         *notes_of(figures),
         "",
     ]
-    path.write_text("\n".join(lines))
+    # Scenarios run by hand (bench/big_bodies.py) keep their section below the table.
+    old = path.read_text() if path.exists() else ""
+    at = old.find("\n" + BY_HAND)
+    path.write_text("\n".join(lines) + (old[at:] if at >= 0 else ""))

@@ -10,6 +10,7 @@ import orjson
 
 from qstash_emulator.testing import (
     Attempt,
+    AttemptRequest,
     AttemptResponse,
     Kind,
     Outcome,
@@ -78,8 +79,14 @@ class Delivery:
 
     @property
     def body(self) -> bytes:
-        """The request body as sent, ``bytes``; ``text`` decodes it, ``json()`` parses it."""
+        """The request body as sent, ``bytes`` (empty once dropped: see ``body_dropped``);
+        ``text`` decodes it, ``json()`` parses it."""
         return self.attempt.request.body
+
+    @property
+    def body_dropped(self) -> bool:
+        """Whether the body was dropped to stay within the server's body budget."""
+        return self.attempt.request.body_dropped
 
     @property
     def text(self) -> str:
@@ -210,9 +217,9 @@ class Delivery:
         if self.destination_url != self.url:
             lines.append(f"  delivered to {self.destination_url} (rewritten)")
         lines.append(f"  at {format_ms(self.started_at)} (emulator clock)")
-        lines.append(f"  request body: {_short(self.body)}")
+        lines.append(f"  request body: {_shown(self.attempt.request)}")
         if self.response is not None:
-            lines.append(f"  response body: {_short(self.response.body)}")
+            lines.append(f"  response body: {_shown(self.response)}")
         lines.append(f"  decision: {self.outcome} because {self.reason}")
         if self.next_delay_ms is not None:
             lines.append(
@@ -236,6 +243,10 @@ class Delivery:
 
     def __repr__(self) -> str:
         return f"<Delivery {self.describe()}>"
+
+
+def _shown(part: AttemptRequest | AttemptResponse) -> str:
+    return "(dropped: over the body budget)" if part.body_dropped else _short(part.body)
 
 
 def _short(data: bytes, limit: int = 200) -> str:

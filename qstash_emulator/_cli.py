@@ -15,6 +15,7 @@ import uvicorn
 
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
+from ._connections import raise_file_limit, uvicorn_options
 from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
@@ -169,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         feed.attach(runtime)
     recorder = contract_command.record(args.record_contract, runtime)
+    raise_file_limit()
     config = uvicorn.Config(
         create_app(runtime),
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
+        **uvicorn_options(settings.max_connections, settings.header_timeout_s),
     )
     # The server owns this process: keep start-up objects out of every collection, and let
     # the many short-lived objects of each message pile up longer between young-generation

@@ -32,14 +32,29 @@ class Quota:
     max_endpoints_per_group: int
     max_parallelism: int
     messages_per_day: int | None
+    # How long a dead letter is kept (None: until deleted), by the wall clock.
+    dlq_retention_s: int | None = None
 
 
 _YEAR = 365 * 86_400
 QUOTAS = {
-    "free": Quota("free", 1 << 20, 7 * 86_400, 15 * 60, 10, 2, 10, 1, 100, 10, 1_000),
-    "payg": Quota("payg", 10 << 20, _YEAR, 2 * 3_600, 100, 10, 1_000, 100, 100, 100, None),
+    "free": Quota("free", 1 << 20, 7 * 86_400, 15 * 60, 10, 2, 10, 1, 100, 10, 1_000, 3 * 86_400),
+    "payg": Quota(
+        "payg", 10 << 20, _YEAR, 2 * 3_600, 100, 10, 1_000, 100, 100, 100, None, 7 * 86_400
+    ),
     "pro": Quota(
-        "pro", 50 << 20, 10 * _YEAR, 6 * 3_600, 1_000, 10, 10_000, 1_000, 1_000, 200, None
+        "pro",
+        50 << 20,
+        10 * _YEAR,
+        6 * 3_600,
+        1_000,
+        10,
+        10_000,
+        1_000,
+        1_000,
+        200,
+        None,
+        30 * 86_400,
     ),
     "unlimited": Quota(
         "unlimited",
@@ -73,6 +88,9 @@ class Settings:
     max_retries: int = 20
     max_message_size: int | None = None
     log_retention: int = 10_000
+    # Bytes of bodies kept by the logs, and apart from them by the recorded attempts; the
+    # oldest are dropped first (docs/behaviour.md#memory).
+    body_budget: int = 256 << 20
     region: str = "EU-CENTRAL-1"
     strict_destinations: bool = False
     # False: every answer closes its connection, so an SDK client that is never closed
@@ -80,6 +98,9 @@ class Settings:
     keep_alive: bool = True
     # Names besides loopback and --host that the API and dashboard answer to (the Host rule).
     allowed_hosts: tuple[str, ...] = ()
+    # Connections open at once, and how long a request's headers may take (_connections).
+    max_connections: int = 1_000
+    header_timeout_s: float = 10.0
 
     @property
     def limits(self) -> Quota:
@@ -235,12 +256,35 @@ OPTIONS = (
         "log entries (and workflow runs) kept per user (default 10000)",
     ),
     Option(
+        "--body-budget",
+        "QSTASH_EMULATOR_BODY_BUDGET",
+        "body_budget",
+        "size",
+        "bytes of message and response bodies the logs keep, and the recorded attempts "
+        "apart from them; the oldest are dropped first (default 256MB)",
+    ),
+    Option(
         "--allowed-hosts",
         "QSTASH_EMULATOR_ALLOWED_HOSTS",
         "allowed_hosts",
         "names",
         "other names the server answers to, comma-separated (a docker compose service name, "
         "a tunnel's); the API refuses any other Host, which stops DNS rebinding",
+    ),
+    Option(
+        "--max-connections",
+        "QSTASH_EMULATOR_MAX_CONNECTIONS",
+        "max_connections",
+        "int",
+        "connections open at once; more are closed as they arrive (default 1000)",
+    ),
+    Option(
+        "--header-timeout",
+        "QSTASH_EMULATOR_HEADER_TIMEOUT",
+        "header_timeout_s",
+        "seconds",
+        "a connection whose request headers are not all there this long after it opened "
+        "(or after its last answer) is closed (default 10s)",
     ),
     Option(
         "--strict-destinations",

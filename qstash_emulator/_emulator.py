@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from ._app import create_app
 from ._clock import Clock, RealClock, VirtualClock
 from ._config import Settings
+from ._connections import uvicorn_options
 from ._errors import EmulatorError
 from ._faults import Faults
 from ._inspection import Inspector
@@ -51,6 +52,7 @@ class Emulator:
             self.settings.port,
             name="qstash-emulator",
             lifespan="on",
+            **uvicorn_options(self.settings.max_connections, self.settings.header_timeout_s),
         )
         self._port = server.port
         if self.runtime.lease is not None:

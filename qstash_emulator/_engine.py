@@ -274,9 +274,7 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:  # a Redis restart: retry, never die
-                if not self._store_down:
-                    self._store_down = True
-                    log.warning("store unavailable (%s): retrying", exc)
+                self._store_failed(exc)
                 await asyncio.sleep(0.5)
             except Exception:
                 log.exception("engine loop error; retrying in 0.5s")
@@ -309,8 +307,23 @@ class Engine:
             await asyncio.sleep(_SWEEP_S)
             try:
                 await self.return_orphans()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
                 continue
+            self._store_answered()
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """Log an outage once, however many calls meet it."""
+        if not self._store_down:
+            self._store_down = True
+            log.warning("store unavailable (%s): retrying; outcomes wait until it answers", exc)
+
+    def _store_answered(self) -> None:
+        """Log the end of an outage once. Only the sweep calls this: it reads the store every
+        second, while other calls that succeed may not have touched the store at all."""
+        if self._store_down:
+            self._store_down = False
+            log.warning("store answers again")
 
     async def return_orphans(self) -> int:
         """Make due again each claim no attempt of this engine holds; how many there were."""
@@ -402,15 +415,10 @@ class Engine:
             try:
                 result = await write()
             except StoreUnavailable as exc:
-                if not self._store_down:
-                    self._store_down = True
-                    log.warning("store unavailable (%s): outcomes wait until it answers", exc)
+                self._store_failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            if self._store_down:
-                self._store_down = False
-                log.warning("store answers again")
             return result
 
     async def _send(self, msg: Message) -> None:

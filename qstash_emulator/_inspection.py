@@ -20,13 +20,15 @@ from ._dead_letters import view
 from ._engine import Engine
 from ._headers import H
 from ._models import Message, State
-from ._records import Attempt
+from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._schedules import Schedules, parse_cron
 from ._signing import check_signature
 from ._store import Store
 
 __all__ = ["STATES", "History", "Inspector", "Waiting", "WaitingState", "format_ms"]
 
+# A request or response body this long counts against the body budget.
+_HEAVY = 1_024
 # The states a message that is not final can be in, as the inspection API names them.
 WaitingState = Literal["pending", "delayed", "retrying", "in_flight", "queued"]
 STATES: tuple[WaitingState, ...] = get_args(WaitingState)
@@ -121,19 +123,40 @@ def _state(due: int | None, retrying: bool, in_flight: bool, now: int) -> Waitin
 
 
 class History:
-    """The most recent delivery attempts of each user (bounded), as engine listeners see them."""
+    """The most recent delivery attempts of each user (bounded), as engine listeners see them.
 
-    def __init__(self, per_user: int = 1_000) -> None:
+    Their bodies together stay within ``body_budget`` bytes: past it, the oldest attempts'
+    bodies are dropped, in place, so every holder of the attempt (``Emulator.attempts``, the
+    pytest plugin's records) sees them dropped and their memory is freed."""
+
+    def __init__(self, per_user: int = 1_000, body_budget: int = 256 << 20) -> None:
         self._per_user = per_user
+        self._budget = body_budget
         self._by_user: dict[str, deque[Attempt]] = {}
+        self._heavy: deque[tuple[Attempt, int]] = deque()  # oldest first, with body bytes
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def add(self, attempt: Attempt) -> None:
+        size = sum(len(part.body) for part in _heavy_parts(attempt))
         with self._lock:
             queue = self._by_user.get(attempt.user)
             if queue is None:
                 queue = self._by_user[attempt.user] = deque(maxlen=self._per_user)
             queue.append(attempt)
+            if size:
+                self._heavy.append((attempt, size))
+                self._bytes += size
+            while self._bytes > self._budget and self._heavy:
+                oldest, counted = self._heavy.popleft()
+                self._bytes -= counted
+                for part in _heavy_parts(oldest):
+                    part.drop_body()
+
+    @property
+    def body_bytes(self) -> int:
+        """Bytes of the bodies counted against the budget now."""
+        return self._bytes
 
     def of(self, user: str, message_id: str | None = None) -> list[Attempt]:
         with self._lock:
@@ -145,10 +168,24 @@ class History:
     def reset(self) -> None:
         with self._lock:
             self._by_user.clear()
+            self._heavy.clear()
+            self._bytes = 0
 
     def forget_user(self, user: str) -> None:
         with self._lock:
             self._by_user.pop(user, None)
+            kept = [(a, n) for a, n in self._heavy if a.user != user]
+            self._heavy = deque(kept)
+            self._bytes = sum(n for _, n in kept)
+
+
+def _heavy_parts(attempt: Attempt) -> list[AttemptRequest | AttemptResponse]:
+    """The request and response whose bodies count against the budget: small bodies stay,
+    bounded by the number of attempts kept."""
+    parts: list[AttemptRequest | AttemptResponse] = [attempt.request]
+    if attempt.response is not None:
+        parts.append(attempt.response)
+    return [part for part in parts if len(part.body) >= _HEAVY]
 
 
 def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -163,7 +200,7 @@ def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[
             "method": attempt.request.method,
             "url": attempt.request.url,
             "headers": attempt.request.headers,
-            **_json.text_or_base64(attempt.request.body, "body", "bodyBase64"),
+            **_body_view(attempt.request),
         },
         "outcome": attempt.outcome,
         "reason": attempt.reason,
@@ -178,7 +215,7 @@ def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[
         out["response"] = {
             "status": attempt.response.status,
             "headers": attempt.response.headers,
-            **_json.text_or_base64(attempt.response.body, "body", "bodyBase64"),
+            **_body_view(attempt.response),
         }
     if attempt.error is not None:
         out["error"] = attempt.error
@@ -189,8 +226,16 @@ def attempt_view(attempt: Attempt, keys: tuple[str, str] | None = None) -> dict[
     return out
 
 
+def _body_view(part: AttemptRequest | AttemptResponse) -> dict[str, Any]:
+    if part.body_dropped:
+        return {"bodyDropped": True}
+    return _json.text_or_base64(part.body, "body", "bodyBase64")
+
+
 def _signature_view(attempt: Attempt, keys: tuple[str, str]) -> dict[str, Any]:
     request = attempt.request
+    if request.body_dropped:  # the body claim cannot be checked any more
+        return {"valid": None, "reason": "the body was dropped (over the body budget)"}
     check = check_signature(
         request.headers.get(H.SIGNATURE),
         keys,

@@ -18,6 +18,8 @@ Shared by all users:
     flow-wake               zset    {user}\\0{flow key} -> when the key's rate window opens,
                                     or PARKED while only an event can release its waiters
     waits                   zset    {user}\\n{event id}\\n{waiter id} -> the waiter's deadline
+    bodies                  zset    u:{user}:body:{digest} key -> bytes of bodies stored
+                                    before it: the oldest are deleted past the body budget
     inflight                zset    schema 1 only: message ids in flight (now on ``due``)
 
 Each user's, under ``u:{user}:`` (a user's purge deletes them all):
@@ -26,6 +28,7 @@ Each user's, under ``u:{user}:`` (a user's purge deletes them all):
                                     state without reading records
     dedup:{key}             string  {message id}|{when the key stops counting}, with a TTL
     logs                    stream  state changes, several rows an entry (``_streams``)
+    body:{digest}           string  a long body log rows refer to (``_body_store``)
     dlq                     stream  one entry per dead letter; its id is the dlqId
     keys                    hash    current / next signing key after a rotation
     daily:{day}             string  messages published that day (days since 1970, emulator
@@ -81,6 +84,7 @@ class Keyspace:
         self.flow_wake = prefix + "flow-wake"
         self.waits = prefix + "waits"
         self.legacy_inflight = prefix + "inflight"
+        self.bodies = prefix + "bodies"
 
     @staticmethod
     def literal(text: str) -> str:
@@ -107,6 +111,10 @@ class Keyspace:
         """A SCAN pattern matching every user's ``queues`` hash."""
         return self._user("*", "queues")
 
+    def all_dlqs(self) -> str:
+        """A SCAN pattern matching every user's ``dlq`` stream."""
+        return self._user("*", "dlq")
+
     def user_of_queue_configs(self, key: str) -> str:
         """The user whose ``queues`` hash ``key`` is."""
         return key[len(self.prefix + "u:") : -len(":queues")]
@@ -122,6 +130,9 @@ class Keyspace:
 
     def logs(self, user: str) -> str:
         return self._user(user, "logs")
+
+    def body(self, user: str, digest: str) -> str:
+        return self._user(user, "body", digest)
 
     def dlq(self, user: str) -> str:
         return self._user(user, "dlq")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _json
 from ._filters import Filter
 from ._store import Store
 
@@ -21,10 +20,7 @@ class Logs:
         self, user: str, flt: Filter, cursor: str | None, count: int, latest_first: bool
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Up to ``count`` rows ``flt`` keeps from ``cursor`` on, and where the next page
-        starts (None at the end)."""
-
-        def pick(row: bytes) -> dict[str, Any] | None:
-            event: dict[str, Any] = _json.loads(row)
-            return event if flt.matches(event, time_key="time") else None
-
-        return await self.store.log_page(user, cursor, count, latest_first, pick)
+        starts (None at the end); a page ends early at a byte cap (docs/behaviour.md#memory)."""
+        return await self.store.log_page(
+            user, cursor, count, latest_first, lambda row: flt.matches(row, time_key="time")
+        )

@@ -12,14 +12,29 @@ from ._retry import Outcome
 __all__ = ["Attempt", "AttemptRequest", "AttemptResponse"]
 
 
-@dataclass(frozen=True)
-class AttemptRequest:
+class _Body:
+    """A body the byte budget may drop: then empty, with ``body_dropped`` set."""
+
+    body: bytes
+    body_dropped: bool
+
+    def drop_body(self) -> int:
+        """Forget the body (docs/behaviour.md#memory); how many bytes that freed."""
+        freed = len(self.body)
+        if freed:
+            self.body, self.body_dropped = b"", True
+        return freed
+
+
+@dataclass
+class AttemptRequest(_Body):
     """The request as the destination received it."""
 
     method: str
     url: str
     headers: dict[str, str]
     body: bytes
+    body_dropped: bool = False
 
     @property
     def text(self) -> str:
@@ -38,11 +53,12 @@ class AttemptRequest:
         return None
 
 
-@dataclass(frozen=True)
-class AttemptResponse:
+@dataclass
+class AttemptResponse(_Body):
     status: int
     headers: dict[str, list[str]]
     body: bytes
+    body_dropped: bool = False
 
     @property
     def text(self) -> str:

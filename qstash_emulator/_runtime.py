@@ -76,8 +76,10 @@ class Runtime:
         self.settings = settings
         self.clock = clock = clock or RealClock()
         self.store = store = Store.connect(
-            settings.redis_url, settings.log_retention, settings.redis_prefix
+            settings.redis_url, settings.log_retention, settings.redis_prefix, settings.body_budget
         )
+        retention = settings.limits.dlq_retention_s
+        store.dlq_retention_ms = retention * 1_000 if retention is not None else None
         # A shared Redis serves one emulator at a time (see _lease_store); memory is private.
         self.lease = store.lease() if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
@@ -86,7 +88,7 @@ class Runtime:
         self.engine = engine = Engine(store, settings, clock, self.router, self.signing_keys)
         self.publisher = publisher = Publisher(store, settings, clock, engine)
         self.faults = Faults()
-        self.history = History()
+        self.history = History(body_budget=settings.body_budget)
         self.quotas = Quotas(store, settings, clock)
         self.url_groups = UrlGroups(store, settings, clock)
         self.messages = Messages(store, settings, clock, engine)

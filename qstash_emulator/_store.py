@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
+from ._body_store import BodyStore, row_bytes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
@@ -35,6 +36,10 @@ __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
+# Log rows as stored (key, JSON), and the long bodies taken out of them (key, text).
+Logged = tuple[list[tuple[str, bytes]], list[tuple[str, str]]]
+# A page of log rows or dead letters ends early once it holds this many bytes.
+PAGE_BYTES = 16 << 20
 T = TypeVar("T")
 # The errors of a store that does not answer (down, restarting, unreachable), as opposed to
 # one that refuses a command: the caller may try again once it answers.
@@ -57,6 +62,7 @@ class Store:
         prefix: str = "qe:",
         log_retention: int = 10_000,
         sweep_expired: bool = False,
+        body_budget: int = 256 << 20,
     ) -> None:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
@@ -69,6 +75,7 @@ class Store:
         self.schedules = ScheduleStore(client, self.keyspace)
         self.flow = FlowStore(client, self.keyspace)
         self.quotas = QuotaStore(client, self.keyspace)
+        self.bodies = BodyStore(client, self.keyspace, body_budget)
         self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
@@ -77,9 +84,17 @@ class Store:
         self._sweeper: asyncio.Task[None] | None = None
         # Hear every log row as it is written (the dashboard's live stream); rows carry _user.
         self.row_listeners: list[Callable[[list[Row]], None]] = []
+        # How long a dead letter is kept, by the wall clock (the plan's; None: until deleted).
+        self.dlq_retention_ms: int | None = None
 
     @classmethod
-    def connect(cls, url: str | None, log_retention: int = 10_000, prefix: str = "qe:") -> Store:
+    def connect(
+        cls,
+        url: str | None,
+        log_retention: int = 10_000,
+        prefix: str = "qe:",
+        body_budget: int = 256 << 20,
+    ) -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
         client: Any
         if url is None:
@@ -99,7 +114,7 @@ class Store:
                 retry_on_error=[aioredis.ConnectionError],
             )
             client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix, log_retention, sweep_expired=url is None)
+        return cls(client, prefix, log_retention, url is None, body_budget)
 
     def lease(self) -> Lease:
         """This emulator's claim on the store (see ``_lease_store``)."""
@@ -118,7 +133,10 @@ class Store:
             await asyncio.sleep(0.25)
             turn += 1
             try:
-                await self.forget_finished(int(time.time() * 1_000))
+                wall_ms = int(time.time() * 1_000)
+                await self.forget_finished(wall_ms)
+                if turn % 240 == 1:  # once a minute
+                    await self.trim_dead_letters(wall_ms)
                 if self._sweep_expired and turn % 4 == 0:
                     await self.redis.dbsize()
             except aioredis.RedisError:  # a Redis restart: try again next turn
@@ -133,6 +151,15 @@ class Store:
             await self._batch.run(functools.partial(self._forget, [i.decode() for i in found]))
             if len(found) < 1_000:
                 return
+
+    async def trim_dead_letters(self, wall_ms: int) -> None:
+        """Delete the dead letters older than the retention at ``wall_ms`` (a dead letter's
+        id is the wall time it was made)."""
+        if self.dlq_retention_ms is None:
+            return
+        oldest = max(0, wall_ms - self.dlq_retention_ms)
+        async for key in self.redis.scan_iter(match=self.keyspace.all_dlqs(), count=1_000):
+            await self.redis.xtrim(key, minid=oldest, approximate=False)
 
     def _forget(self, ids: list[str], w: Writes) -> None:
         w.pipe.delete(*(self.keyspace.message(i) for i in ids))
@@ -156,6 +183,7 @@ class Store:
         await self._batch.drain()
         self._logs.clear()
         self._fresh.clear()
+        self.bodies.forget()
         keys = [
             k async for k in self.redis.scan_iter(match=self.keyspace.everything(), count=1_000)
         ]
@@ -175,7 +203,7 @@ class Store:
         """Store new messages, make them due, and log them; ``also``'s writes in the same
         transaction."""
         batch = [(msg, _json.dumps(msg.record())) for msg in messages]
-        logged = self._encode_rows(rows)
+        logged = await self._encode_rows(rows)
         fresh = self._fresh
 
         def fill(w: Writes) -> None:
@@ -186,7 +214,7 @@ class Store:
                 w.zadd(self.keyspace.pending(msg.user), msg.id, msg.created_at)
             if also is not None:
                 also(w)
-            _log(w, logged)
+            self._log(w, logged)
 
         # Known before the write lands: the claim that finds them on the due list comes after.
         kept = [m for m, _ in batch if m.due == m.created_at and len(fresh) < _FRESH_MAX]
@@ -197,6 +225,8 @@ class Store:
             for msg in kept:
                 fresh.pop(msg.id, None)
             raise
+        if logged[1]:
+            await self.bodies.trim()
 
     async def get(self, message_id: str) -> Message | None:
         record, body = await self.redis.hmget(self.keyspace.message(message_id), ["r", "b"])
@@ -222,15 +252,17 @@ class Store:
         transaction. Every record write goes through here: it drops the hand-over copy."""
         self._fresh.pop(msg.id, None)
         key = self.keyspace.message(msg.id)
-        record, logged = _json.dumps(msg.record()), self._encode_rows(rows)
+        record, logged = _json.dumps(msg.record()), await self._encode_rows(rows)
 
         def fill(w: Writes) -> None:
             w.pipe.hset(key, "r", record)
             if also is not None:
                 also(w)
-            _log(w, logged)
+            self._log(w, logged)
 
         await self._batch.run(fill)
+        if logged[1]:
+            await self.bodies.trim()
 
     async def claim_due(
         self, now_ms: int, limit: int, mark: Callable[[list[str]], None] | None = None
@@ -368,6 +400,7 @@ class Store:
         for companion in (self.schedules, self.queues, self.flow):
             await companion.purge(user)
         self._logs.forget(self.keyspace.logs(user))
+        self.bodies.forget_recent()
         ids = await self.pending_ids(user)
         for message_id in ids:
             self._fresh.pop(message_id, None)
@@ -449,18 +482,26 @@ class Store:
 
     # Logs ---------------------------------------------------------------------------------
 
-    def _encode_rows(self, rows: Iterable[Row]) -> list[tuple[str, bytes]]:
+    async def _encode_rows(self, rows: Iterable[Row]) -> Logged:
+        """Rows as the log stores them (long bodies taken out), and the bodies to store."""
         if self.row_listeners:
             rows = list(rows)
             for listener in self.row_listeners:
                 listener(rows)
-        return [
-            (
-                self.keyspace.logs(row["_user"]),
-                _json.dumps({k: v for k, v in row.items() if k != "_user"}),
-            )
-            for row in rows
-        ]
+        encoded, bodies = [], []
+        for row in rows:
+            user = row["_user"]
+            stored = {k: v for k, v in row.items() if k != "_user"}
+            bodies += self.bodies.take_out(user, stored)
+            encoded.append((self.keyspace.logs(user), _json.dumps(stored)))
+        if bodies:
+            await self.bodies.ready()
+        return encoded, bodies
+
+    def _log(self, w: Writes, logged: Logged) -> None:
+        for key, data in logged[0]:
+            w.log(key, data)
+        self.bodies.write(w, logged[1])
 
     async def log_page(
         self,
@@ -468,17 +509,35 @@ class Store:
         cursor: str | None,
         count: int,
         latest_first: bool,
-        pick: Callable[[bytes], T | None],
-    ) -> tuple[list[T], str | None]:
-        """What ``pick`` makes of up to ``count`` log rows of ``user`` from ``cursor`` on
-        (None skips a row), and where the next page starts."""
-        return await scan_rows(
-            self.redis, self.keyspace.logs(user), cursor, count, latest_first, pick
+        keep: Callable[[Row], bool],
+    ) -> tuple[list[Row], str | None]:
+        """Up to ``count`` log rows of ``user`` that ``keep`` accepts from ``cursor`` on,
+        with their bodies, and where the next page starts: a page ends early once it holds
+        ``PAGE_BYTES`` (docs/behaviour.md#memory)."""
+
+        def pick(raw: bytes) -> tuple[Row, int] | None:
+            row: Row = _json.loads(raw)
+            return (row, row_bytes(row, raw)) if keep(row) else None
+
+        found, nxt = await scan_rows(
+            self.redis,
+            self.keyspace.logs(user),
+            cursor,
+            count,
+            latest_first,
+            pick,
+            lambda kept: kept[1],
+            PAGE_BYTES,
         )
+        rows = [row for row, _ in found]
+        await self.bodies.put_back(user, rows)
+        return rows, nxt
 
     async def append_rows(self, rows: Iterable[Row]) -> None:
-        logged = self._encode_rows(rows)
-        await self._batch.run(lambda w: _log(w, logged))
+        logged = await self._encode_rows(rows)
+        await self._batch.run(lambda w: self._log(w, logged))
+        if logged[1]:
+            await self.bodies.trim()
 
     # Dead letters -------------------------------------------------------------------------
 
@@ -524,6 +583,7 @@ class Store:
             count,
             latest_first,
             lambda fields: keep(_dead_letter("", fields)),
+            PAGE_BYTES,
         )
         return [_dead_letter(dlq_id, fields) for dlq_id, fields in entries], nxt
 
@@ -568,11 +628,6 @@ def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
 
 def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(dlq_id, *decode_dlq(fields))
-
-
-def _log(w: Writes, logged: list[tuple[str, bytes]]) -> None:
-    for key, data in logged:
-        w.log(key, data)
 
 
 def _is_stream_id(text: str) -> bool:

@@ -56,15 +56,19 @@ async def scan_rows(
     count: int,
     latest_first: bool,
     pick: Callable[[bytes], T | None],
+    weigh: Callable[[T], int] = lambda _: 0,
+    max_bytes: int | None = None,
 ) -> tuple[list[T], str | None]:
     """Page through a log row by row, newest or oldest first: what ``pick`` makes of each
-    row it keeps (None to skip it), each row read once. A cursor is an entry id, with ``.N``
+    row it keeps (None to skip it), each row read once. The page ends at ``count`` rows, or
+    once the rows kept ``weigh`` ``max_bytes`` together. A cursor is an entry id, with ``.N``
     when the page ended inside that entry."""
     start, _, skip = (cursor or "").partition(".")
     found: list[T] = []
+    weight = 0
     async with contextlib.aclosing(_walk(redis, key, start, latest_first, count)) as walk:
         async for entry_id, fields in walk:
-            if len(found) == count:
+            if len(found) == count or (max_bytes is not None and weight >= max_bytes):
                 return found, entry_id
             rows = [fields[b"d"], *(fields[b"d%d" % i] for i in range(1, len(fields)))]
             if latest_first:
@@ -73,7 +77,9 @@ async def scan_rows(
                 kept = pick(rows[at])
                 if kept is not None:
                     found.append(kept)
-                    if len(found) == count and at + 1 < len(rows):
+                    weight += weigh(kept)
+                    full = len(found) == count or (max_bytes is not None and weight >= max_bytes)
+                    if full and at + 1 < len(rows):
                         return found, f"{entry_id}.{at + 1}"
     return found, None
 
@@ -85,15 +91,19 @@ async def scan_stream(
     count: int,
     latest_first: bool,
     keep: Callable[[dict[bytes, bytes]], bool],
+    max_bytes: int | None = None,
 ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
-    """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts."""
+    """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts;
+    the page ends at ``count`` entries or once they hold ``max_bytes``."""
     found: list[tuple[str, dict[bytes, bytes]]] = []
+    weight = 0
     async with contextlib.aclosing(_walk(redis, key, cursor, latest_first, count)) as walk:
         async for entry_id, fields in walk:
-            if len(found) == count:
+            if len(found) == count or (max_bytes is not None and weight >= max_bytes):
                 return found, entry_id
             if keep(fields):
                 found.append((entry_id, fields))
+                weight += sum(len(value) for value in fields.values())
     return found, None
 
 

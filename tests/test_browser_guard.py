@@ -4,9 +4,7 @@ and other clients (no ``Sec-Fetch-*`` headers) are untouched."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +12,7 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .test_dashboard_browser import CHROMEDRIVER, CHROMIUM, REBOUND, browser
-
-__all__ = ["browser"]  # the module-scoped Chromium of the dashboard's browser tests
+from .chromium import MARKS, REBOUND
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +133,8 @@ def test_webhook_urls_stay_open_to_other_origins(http: httpx.Client) -> None:
     assert by_another_name.status_code == 404, by_another_name.text
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not os.environ.get("CI"),
-    reason="needs Debian's chromium and chromium-driver",
-)
+@MARKS[0]
+@MARKS[1]
 def test_a_page_on_a_rebound_name_cannot_use_the_api(
     browser: Any, http: httpx.Client, server: Emulator
 ) -> None:

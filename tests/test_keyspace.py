@@ -37,8 +37,8 @@ def _documented(key: str, prefix: str = "qe:") -> bool:
 
 def test_the_docstring_lists_the_families() -> None:
     shared, per_user = _families()
-    assert len(shared) == 10
-    assert len(per_user) == 27
+    assert len(shared) == 11
+    assert len(per_user) == 28
     assert _documented("qe:u:user_1:q:jobs:ready")
     assert not _documented("qe:u:user_1:unknown")
     assert not _documented("other:due")
@@ -52,7 +52,12 @@ def test_every_key_a_keyspace_names_is_documented() -> None:
         if isinstance(value, str) and name != "prefix"
     }
     for name, method in inspect.getmembers(keyspace, inspect.ismethod):
-        if name.startswith("_") or name in {"everything", "of_user", "all_queue_configs"}:
+        if name.startswith("_") or name in {
+            "everything",
+            "of_user",
+            "all_queue_configs",
+            "all_dlqs",
+        }:
             continue
         if name == "user_of_queue_configs":
             continue
@@ -76,6 +81,7 @@ def test_the_scan_patterns_match_what_they_name() -> None:
     assert re.fullmatch(keyspace.of_user("u1").replace("*", ".*"), keyspace.dlq("u1"))
     assert keyspace.user_of_queue_configs(keyspace.queues("user:x")) == "user:x"
     assert re.fullmatch(keyspace.all_queue_configs().replace("*", ".*"), keyspace.queues("u"))
+    assert re.fullmatch(keyspace.all_dlqs().replace("*", ".*"), keyspace.dlq("u"))
 
 
 def test_what_an_emulator_writes_is_documented(

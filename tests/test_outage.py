@@ -117,3 +117,38 @@ def test_a_redis_outage_loses_and_strands_nothing(
     finally:
         out = emu.stop()
     assert "Traceback" not in out, out
+    # However many calls met the outage: logged once when it began, once when it ended.
+    assert out.count("store unavailable") == 1, out
+    assert out.count("store answers again") == 1, out
+
+
+def test_an_outage_of_an_idle_server_is_logged_once_each_way(
+    durable_redis: RedisServer,
+) -> None:
+    emu = EmulatorProcess("--redis-url", durable_redis.url, "--quiet")
+    assert emu.proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.decode() for line in emu.proc.stdout or ()), daemon=True
+    )
+    reader.start()
+    try:
+        durable_redis.kill()
+        wait_until(lambda: any("store unavailable" in x for x in lines), 10, "the outage logged")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # the outage lasts: nothing more is logged
+            r = httpx.get(f"{emu.url}/v2/queues", headers=emu.auth, timeout=10)
+            assert r.status_code == 503
+            time.sleep(0.1)
+        durable_redis.start()
+        wait_until(lambda: any("answers again" in x for x in lines), 10, "the recovery logged")
+        r = httpx.get(f"{emu.url}/v2/queues", headers=emu.auth, timeout=10)
+        assert r.status_code == 200
+    finally:
+        emu.proc.terminate()
+        emu.proc.wait(10)
+        reader.join(5)
+        emu.proc.stdout.close()
+    out = "".join(lines)
+    assert out.count("store unavailable") == 1, out
+    assert out.count("store answers again") == 1, out

@@ -129,6 +129,7 @@ function headerList(headers) {
 }
 
 function bodyOf(obj, text = "body", b64 = "bodyBase64") {
+  if (obj[`${text}Dropped`]) return h("p", { class: "muted" }, "body dropped: over the server's --body-budget (oldest bodies go first)");
   if (obj[text] !== undefined && obj[text] !== "") return h("pre", {}, obj[text]);
   if (obj[b64]) return h("pre", {}, `(base64) ${obj[b64]}`);
   return h("p", { class: "muted" }, "empty body");

@@ -1,0 +1,166 @@
+"""What a long-running server keeps of big bodies: within the body budget, in bytes.
+
+The rules: docs/behaviour.md#memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from qstash_emulator import Emulator, _store
+
+from .conftest import Destination, wait_until
+
+MB = 1 << 20
+# A body of the tests: 256 KB (341 KB in base64).
+KB256 = 256 << 10
+
+
+@pytest.fixture
+def small_budget() -> Iterator[Emulator]:
+    """An emulator keeping 1.25 MB of bodies in its logs (and apart from them in recorded
+    attempts)."""
+    with Emulator(body_budget=5 * KB256) as emu:
+        yield emu
+
+
+def _auth(emu: Emulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.token}"}
+
+
+def _publish_all(emu: Emulator, url: str, bodies: list[bytes]) -> list[str]:
+    ids = []
+    for body in bodies:
+        r = httpx.post(f"{emu.url}/v2/publish/{url}", headers=_auth(emu), content=body)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["messageId"])
+    return ids
+
+
+def _all_rows(emu: Emulator) -> list[dict[str, Any]]:
+    """Every log row, page after page, oldest first."""
+    rows: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(100):
+        params = {"count": "1000", "order": "earliestFirst"}
+        if cursor:
+            params["cursor"] = cursor
+        page = httpx.get(f"{emu.url}/v2/logs", params=params, headers=_auth(emu)).json()
+        rows += page["logs"]
+        cursor = page.get("cursor") or ""
+        if not cursor:
+            return rows
+    raise AssertionError("more than 100 pages")
+
+
+def _delivered(emu: Emulator, ids: list[str]) -> None:
+    def done() -> bool:
+        return {r["messageId"] for r in _all_rows(emu) if r["state"] == "DELIVERED"} >= set(ids)
+
+    wait_until(done, 20, "every message to be delivered")
+
+
+async def _log_bytes(emu: Emulator, user: str) -> int:
+    """Bytes the store holds for ``user``'s logs: the rows, and the bodies they refer to."""
+    store = emu.runtime.store
+    keyspace = store.keyspace
+    entries = await store.redis.xrange(keyspace.logs(user), "-", "+")
+    rows = sum(len(v) for _, fields in entries for v in fields.values())
+    bodies = 0
+    async for key in store.redis.scan_iter(match=keyspace.body(user, "*"), count=1_000):
+        bodies += await store.redis.strlen(key)
+    return int(rows + bodies)
+
+
+def test_log_bodies_stay_within_the_budget_oldest_dropped_first(
+    small_budget: Emulator, destination: Destination
+) -> None:
+    """10 messages of 256 KB write 30 rows showing a body: 10 MB as rows embedded it; the
+    budget keeps the newest 1.25 MB: 3 bodies of 341 KB in base64, and marks the others
+    dropped."""
+    emu = small_budget
+    bodies = [bytes([65 + n]) * KB256 for n in range(10)]
+    ids = _publish_all(emu, destination.url + "/ok", bodies)
+    _delivered(emu, ids)
+    kept = emu.call(_log_bytes(emu, "defaultUser"))
+    assert kept <= 5 * KB256 + 64 * 1024, f"{kept / MB:.2f} MB kept for a 1.25 MB budget"
+    rows = _all_rows(emu)
+    assert len(rows) == 30
+    by_message = {i: [r for r in rows if r["messageId"] == i] for i in ids}
+    for message_id, body in zip(ids[-3:], bodies[-3:], strict=True):
+        assert all(base64.b64decode(r["body"]) == body for r in by_message[message_id])
+        assert not any("bodyDropped" in r for r in by_message[message_id])
+    for message_id in ids[:7]:
+        assert all(r["bodyDropped"] is True and "body" not in r for r in by_message[message_id])
+
+
+def test_a_page_of_logs_stops_at_its_byte_cap_and_gives_a_cursor(
+    emulator: Emulator, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_store, "PAGE_BYTES", 3 * KB256)
+    bodies = [bytes([97 + n]) * KB256 for n in range(4)]
+    ids = _publish_all(emulator, destination.url + "/ok", bodies)
+    _delivered(emulator, ids)
+    first = httpx.get(f"{emulator.url}/v2/logs", params={"count": "1000"}, headers=_auth(emulator))
+    page = first.json()
+    # Each row shows 341 KB of base64: the page ends with the row that passes 768 KB (the
+    # answer holds its rows twice, under "logs" and "events").
+    assert len(page["logs"]) == 3 and page["cursor"]
+    assert len(first.content) < 9 * KB256
+    rows = _all_rows(emulator)
+    assert len(rows) == 12 and len({(r["messageId"], r["state"]) for r in rows}) == 12
+
+
+def test_recorded_attempts_keep_bodies_within_the_budget(
+    small_budget: Emulator, destination: Destination
+) -> None:
+    """6 answers of 256 KB: the attempts keep the newest 1.25 MB (5 answers); older ones show as
+    dropped in /_emulator/attempts and, being the same objects, in ``Emulator.attempts``."""
+    emu = small_budget
+    answer = b"r" * KB256
+    destination.script("/big", *[(200, {}, answer)] * 6)
+    ids = _publish_all(emu, destination.url + "/big", [b"x"] * 6)
+    wait_until(lambda: len(emu.attempts) == 6, 20, "six attempts")
+    assert emu.runtime.history.body_bytes <= 5 * KB256
+    views = httpx.get(f"{emu.url}/_emulator/attempts", headers=_auth(emu)).json()["attempts"]
+    by_id = {v["messageId"]: v for v in views}
+    dropped = [by_id[i]["response"].get("bodyDropped", False) for i in ids]
+    assert dropped == [True, False, False, False, False, False]
+    assert by_id[ids[-1]]["response"]["body"] == answer.decode()
+    assert "body" not in by_id[ids[0]]["response"]
+    assert by_id[ids[0]]["request"]["body"] == "x"  # small bodies are not counted
+    in_process = {a.message_id: a for a in emu.attempts}
+    assert in_process[ids[0]].response is not None
+    assert in_process[ids[0]].response.body_dropped and in_process[ids[0]].response.body == b""
+
+
+def test_dead_letters_are_kept_for_the_plans_retention(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """payg keeps dead letters 7 days (by the wall clock: a dead letter's id is its time)."""
+    destination.script("/down", (500, {}, b"down"))
+    r = httpx.post(
+        f"{emulator.url}/v2/publish/{destination.url}/down",
+        headers={**_auth(emulator), "Upstash-Retries": "0"},
+        content=b"x",
+    )
+    assert r.status_code == 200
+
+    def dlq() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{emulator.url}/v2/dlq", headers=_auth(emulator)).json()
+        return list(answer["messages"])
+
+    wait_until(lambda: len(dlq()) == 1, 15, "the dead letter")
+    week = 7 * 86_400_000
+    now = int(time.time() * 1_000)
+    store = emulator.runtime.store
+    emulator.call(store.trim_dead_letters(now + week - 60_000))
+    assert len(dlq()) == 1
+    emulator.call(store.trim_dead_letters(now + week + 60_000))
+    assert dlq() == []
