@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
-from ._body_store import BodyStore, row_bytes
+from ._body_store import INLINE, BodyStore, row_bytes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
@@ -36,8 +36,8 @@ __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
-# Log rows as stored (key, JSON), and the long bodies taken out of them (key, text).
-Logged = tuple[list[tuple[str, bytes]], list[tuple[str, str]]]
+# Log rows as stored (key, JSON), and the long bodies taken out of them (key, data).
+Logged = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]
 # A page of log rows or dead letters ends early once it holds this many bytes.
 PAGE_BYTES = 16 << 20
 T = TypeVar("T")
@@ -543,28 +543,60 @@ class Store:
 
     async def dlq_add(self, msg: Message, response: dict[str, Any]) -> str:
         meta = {k: v for k, v in response.items() if k != "body"}
-        fields = {
+        fields: dict[str, bytes] = {
             "r": _json.dumps(msg.record()),
             "b": msg.body,
             "resp": _json.dumps(meta),
-            "rb": response.get("body", b""),
         }
-        (entry_id,) = await self._batch.run(
-            lambda w: w.pipe.xadd(self.keyspace.dlq(msg.user), fields)
-        )
+        body: bytes = response.get("body", b"")
+        stored: list[tuple[str, bytes]] = []
+        if len(body) > INLINE:  # kept within the body budget, as log rows' bodies are
+            digest, key, fresh = self.bodies.claim(msg.user, body)
+            fields["rbref"] = f"{digest}:{len(body)}".encode()
+            if fresh:
+                stored.append((key, body))
+                await self.bodies.ready()
+        else:
+            fields["rb"] = body
+
+        def fill(w: Writes) -> None:
+            w.pipe.xadd(self.keyspace.dlq(msg.user), fields)
+            self.bodies.write(w, stored)
+
+        entry_id = (await self._batch.run(fill))[0]
+        if stored:
+            await self.bodies.trim()
         return str(entry_id.decode())
+
+    async def _letters(
+        self, user: str, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> list[DeadLetter]:
+        """Dead letters from their stream entries, response bodies put back."""
+        refs = [f[b"rbref"].decode().partition(":")[0] for _, f in entries if b"rbref" in f]
+        found = await self.bodies.fetch(user, refs)
+        letters = []
+        for dlq_id, fields in entries:
+            letter = _dead_letter(dlq_id, fields)
+            if b"rbref" in fields:
+                data = found[fields[b"rbref"].decode().partition(":")[0]]
+                if data is None:
+                    letter.response["bodyDropped"] = True
+                else:
+                    letter.response["body"] = data
+            letters.append(letter)
+        return letters
 
     async def dlq_get(self, user: str, dlq_id: str) -> DeadLetter | None:
         try:
             entries = await self.redis.xrange(self.keyspace.dlq(user), min=dlq_id, max=dlq_id)
         except aioredis.ResponseError:
             return None
-        return _dead_letter(dlq_id, entries[0][1]) if entries else None
+        return (await self._letters(user, [(dlq_id, entries[0][1])]))[0] if entries else None
 
     async def dlq_all(self, user: str) -> list[DeadLetter]:
         """Every dead letter of ``user``, oldest first."""
         entries = await self.redis.xrange(self.keyspace.dlq(user), "-", "+")
-        return [_dead_letter(entry_id.decode(), fields) for entry_id, fields in entries]
+        return await self._letters(user, [(i.decode(), fields) for i, fields in entries])
 
     async def dlq_page(
         self,
@@ -575,7 +607,7 @@ class Store:
         keep: Callable[[DeadLetter], bool],
     ) -> tuple[list[DeadLetter], str | None]:
         """Up to ``count`` dead letters ``keep`` accepts from ``cursor`` on, and where the
-        next page starts."""
+        next page starts; a page ends early once it holds ``PAGE_BYTES``."""
         entries, nxt = await scan_stream(
             self.redis,
             self.keyspace.dlq(user),
@@ -583,9 +615,10 @@ class Store:
             count,
             latest_first,
             lambda fields: keep(_dead_letter("", fields)),
+            _letter_bytes,
             PAGE_BYTES,
         )
-        return [_dead_letter(dlq_id, fields) for dlq_id, fields in entries], nxt
+        return await self._letters(user, entries), nxt
 
     async def dlq_take(self, user: str, dlq_ids: Iterable[str]) -> list[str]:
         """Remove entries, answering the ids this call removed: of calls racing for one
@@ -628,6 +661,12 @@ def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
 
 def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(dlq_id, *decode_dlq(fields))
+
+
+def _letter_bytes(fields: dict[bytes, bytes]) -> int:
+    """What a dead letter weighs in an answer: its fields and the body it refers to."""
+    ref = fields.get(b"rbref", b":0")
+    return sum(len(value) for value in fields.values()) + int(ref.partition(b":")[2])
 
 
 def _is_stream_id(text: str) -> bool:

@@ -106,6 +106,19 @@ def test_bad_option_is_a_clear_error() -> None:
     assert "--quota must be one of free, payg, pro, unlimited" in done.stderr
 
 
+def test_a_bad_redis_url_is_a_clear_error_without_its_password() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--redis-url", "redis://:s3cret@h:abc/0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "qstash-emulator: --redis-url redis://:***@h:abc/0: "
+        "Port could not be cast to integer value as 'abc'\n"
+    )
+
+
 def test_exposed_bind_warns() -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -160,7 +160,7 @@ def _states() -> list[tuple[type, str, set[str]]]:
         (Attempt, "outcome", outcomes),
         (Decision, "outcome", outcomes),
         (Fault, "kind", {"error", "daily", "burst", "drop"}),
-        (Option, "kind", {"str", "int", "seconds", "size", "bool"}),
+        (Option, "kind", {"str", "int", "seconds", "size", "bool", "names"}),
         (Waiting, "state", waiting),
         (PendingMessage, "state", waiting),
         (PendingMessage, "kind", kinds),
