@@ -23,7 +23,7 @@ set -a
 set +a
 
 # 4. Test.
-python -m pytest -q -p no:cacheprovider test_publish.py
+python -m pytest -q tests
 
 # 5. Stop: SIGTERM lets what is under way finish, then the server exits 0 (1 if it had to
 #    drop something after --drain-timeout, 10 s by default): `wait` fails the job only then.
