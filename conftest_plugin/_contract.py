@@ -46,6 +46,7 @@ class _Fixture(Protocol):
 
     def dead_letters(self) -> list[dict[str, Any]]: ...
 
+
 __all__ = ["ContractPlugin", "recorder_for", "replay_for"]
 
 _RECORDER = pytest.StashKey[Recorder]()
