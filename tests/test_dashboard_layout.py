@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from qstash.log import LogState
 
 from qstash_emulator import Emulator
 
@@ -97,9 +96,13 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
             auth = {"Authorization": f"Bearer {emu.token}"}
 
             def settled() -> bool:
-                retrying = [e for e in client.log.list(filter={"state": LogState.RETRY}).logs]
-                runs = httpx.get(f"{emu.url}/v2/workflows/logs", headers=auth).json()["runs"]
-                return len(retrying) >= 2 and bool(client.dlq.list().messages) and bool(runs)
+                def get(path: str, key: str, **params: str) -> list[Any]:
+                    r = httpx.get(f"{emu.url}{path}", params=params, headers=auth)
+                    return list(r.json()[key])
+
+                retrying = get("/_emulator/messages", "messages", state="retrying")
+                dead = get("/v2/dlq", "messages")
+                return len(retrying) == 2 and bool(dead) and bool(get("/v2/workflows/logs", "runs"))
 
             wait_until(settled, 15, "the retries, the dead letter and the run")
             yield emu
