@@ -88,7 +88,7 @@ def test_python_workflows_run_assert_and_get_checked_under_the_fixture(
                 url=SHOP + "/orders", body={"items": 3, "ship_at": ship_at}
             )
             run = qstash.wait_for_run(url=SHOP + "/orders")
-            # A week of sleep in seconds of wall time (2.05 s seen with a load average of 15).
+            # A week of sleep takes seconds of wall time (2.05 s seen with a load average of 15).
             assert time.monotonic() - wall < 15.0, time.monotonic() - wall
             assert run.state == "RUN_SUCCESS"
             assert run.step_names == ["reserve", "cool off", "charge", "ship day", "ship"]
