@@ -131,6 +131,8 @@ class Engine:
         self.cancel_requested: set[str] = set()
         self._store_down = False
         self._sweeper: asyncio.Task[None] | None = None
+        # Attempts under way that stop() cancelled (the dev server reports them on exit).
+        self.dropped = 0
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Engine:
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
         await self._stop_dispatch()
+        self.dropped = len(self._tasks)
         await _cancel(list(self._tasks))
         await self.transport.close()
 
