@@ -9,7 +9,7 @@ which worker ran which test, nor in what order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -30,7 +30,22 @@ from qstash_emulator.contracts import (
 )
 
 if TYPE_CHECKING:
-    from ._fixture import QStashFixture
+    from ._deliveries import Delivery
+
+
+class _Fixture(Protocol):
+    """What a replay needs of the ``qstash`` fixture."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def token(self) -> str: ...
+
+    def wait_for(self, *, message_id: str) -> Delivery: ...
+
+    def dead_letters(self) -> list[dict[str, Any]]: ...
+
 
 __all__ = ["ContractPlugin", "recorder_for", "replay_for"]
 
@@ -112,7 +127,7 @@ class ContractPlugin:
 
 
 def replay_for(
-    fixture: QStashFixture,
+    fixture: _Fixture,
     contract: str | Path | dict[str, Any],
     to: str | None,
     only: str | None,

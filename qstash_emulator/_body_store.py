@@ -1,11 +1,13 @@
-"""The bodies log rows show, stored once each and kept within a byte budget.
+"""The bodies log rows and dead letters show, stored once each and kept within a byte budget.
 
 A row's ``body`` or ``responseBody`` longer than ``INLINE`` characters leaves the row: the row
 keeps a reference (``bodyRef`` / ``responseBodyRef``: key digest and length) and the text is
-stored once under ``u:{user}:body:{digest}``, however many rows show it. The ``bodies`` index
-scores each stored body with the number of bytes stored before it; once more than the budget
-was stored after a body, it is deleted: the oldest go first, and what stays is within the
-budget. A row whose body is gone reads ``bodyDropped: true`` (docs/behaviour.md#memory).
+stored once under ``u:{user}:body:{digest}``, however many rows show it. A dead letter's
+response body does the same (its ``rbref`` field); its message body stays, to be retried.
+The ``bodies`` index scores each stored body with the number of bytes stored before it; once
+more than the budget was stored after a body, it is deleted: the oldest go first, and what
+stays is within the budget. A row whose body is gone reads ``bodyDropped: true``
+(docs/behaviour.md#memory).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ._keyspace import Keyspace
 
 __all__ = ["INLINE", "BodyStore"]
 
-INLINE = 1_024
+INLINE = 4_096
 FIELDS = ("body", "responseBody")
 _RECENT = 4_096
 
@@ -44,34 +46,42 @@ class BodyStore:
             size = await self.redis.strlen(key) if key is not None else 0
             self._stored = int(last[0][1]) + size if last else 0
 
-    def take_out(self, user: str, row: dict[str, Any]) -> list[tuple[str, str]]:
-        """Replace ``row``'s long bodies by references; the (key, text) pairs to store."""
+    def claim(self, user: str, data: bytes) -> tuple[str, str, bool]:
+        """The digest and key ``data`` is stored under, and whether it must be written (it
+        was not stored lately)."""
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        key = self.keyspace.body(user, digest)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return digest, key, False
+        self._recent[key] = None
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        return digest, key, True
+
+    def take_out(self, user: str, row: dict[str, Any]) -> list[tuple[str, bytes]]:
+        """Replace ``row``'s long bodies by references; the (key, data) pairs to store."""
         out = []
         for field in FIELDS:
             text = row.get(field)
             if not isinstance(text, str) or len(text) <= INLINE:
                 continue
-            digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+            data = text.encode()
+            digest, key, fresh = self.claim(user, data)
             del row[field]
-            row[field + "Ref"] = [digest, len(text)]
-            key = self.keyspace.body(user, digest)
-            if key in self._recent:
-                self._recent.move_to_end(key)
-                continue
-            self._recent[key] = None
-            if len(self._recent) > _RECENT:
-                self._recent.popitem(last=False)
-            out.append((key, text))
+            row[field + "Ref"] = [digest, len(data)]
+            if fresh:
+                out.append((key, data))
         return out
 
-    def write(self, w: Writes, bodies: list[tuple[str, str]]) -> None:
+    def write(self, w: Writes, bodies: list[tuple[str, bytes]]) -> None:
         """Queue on ``w`` the writes that store ``bodies`` (``ready`` was awaited)."""
-        for key, text in bodies:
+        for key, data in bodies:
             if self._stored is None:  # a flush came in between: nothing is stored
                 self._stored = 0
-            w.pipe.set(key, text)
+            w.pipe.set(key, data)
             w.pipe.zadd(self.keyspace.bodies, {key: self._stored})
-            self._stored += len(text)
+            self._stored += len(data)
 
     async def trim(self) -> None:
         """Delete the bodies stored before the last ``budget`` bytes."""
@@ -90,26 +100,25 @@ class BodyStore:
                 self._recent.pop(key.decode(), None)
         self._trimmed = line
 
+    async def fetch(self, user: str, digests: list[str]) -> dict[str, bytes | None]:
+        """The stored bodies by digest; None for one no longer stored."""
+        unique = list(dict.fromkeys(digests))
+        if not unique:
+            return {}
+        found = await self.redis.mget([self.keyspace.body(user, d) for d in unique])
+        return dict(zip(unique, found, strict=True))
+
     async def put_back(self, user: str, rows: list[dict[str, Any]]) -> None:
         """Put the stored bodies back into ``rows``; a body no longer stored is marked
         ``<field>Dropped``."""
-        wanted = [
-            (row, field, self.keyspace.body(user, row[field + "Ref"][0]))
-            for row in rows
-            for field in FIELDS
-            if field + "Ref" in row
-        ]
-        if not wanted:
-            return
-        keys = list(dict.fromkeys(key for _, _, key in wanted))
-        found = dict(zip(keys, await self.redis.mget(keys), strict=True))
-        for row, field, key in wanted:
-            del row[field + "Ref"]
-            text = found[key]
-            if text is None:
+        wanted = [(row, field) for row in rows for field in FIELDS if field + "Ref" in row]
+        found = await self.fetch(user, [row[field + "Ref"][0] for row, field in wanted])
+        for row, field in wanted:
+            data = found[row.pop(field + "Ref")[0]]
+            if data is None:
                 row[field + "Dropped"] = True
             else:
-                row[field] = text.decode()
+                row[field] = data.decode()
 
     def forget(self) -> None:
         """After a flush: nothing is stored any more."""

@@ -16,6 +16,7 @@ import uvicorn
 from ._app import create_app
 from ._config import OPTIONS, Settings, settings_from
 from ._connections import raise_file_limit, uvicorn_options
+from ._docs import docs_path
 from ._durations import duration_arg
 from ._feed import Feed
 from ._lease_store import StoreTaken, StoreUnreachable
@@ -111,7 +112,7 @@ def banner(settings: Settings, url: str) -> str:
             f'-H "Authorization: Bearer {user.token}"',
             "",
             f"Other test users: {', '.join(u.user_id for u in settings.users[1:]) or 'none'} "
-            "(see the README for their tokens)",
+            f"(their tokens: the dashboard, or 'The dev server' in {docs_path()})",
         ]
     )
 

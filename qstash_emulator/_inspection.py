@@ -19,7 +19,7 @@ from ._clock import Clock
 from ._dead_letters import view
 from ._engine import Engine
 from ._headers import H
-from ._models import Message, State
+from ._models import FINAL_STATES, Message, State
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._schedules import Schedules, parse_cron
 from ._signing import check_signature
@@ -280,6 +280,18 @@ class Inspector:
             if states is None or state in states:
                 found.append(Waiting(msg, state, due))
         return found
+
+    async def one(self, user: str, message_id: str) -> Waiting | None:
+        """One of the user's messages with its state as ``waiting`` names it; None once it is
+        final (or unknown, or another user's)."""
+        store = self.store
+        msg = await store.get(message_id)
+        if msg is None or msg.user != user or msg.state in FINAL_STATES:
+            return None
+        (due,) = await store.due_times([message_id])
+        in_flight = due is None and await store.is_in_flight(message_id)
+        state = _state(due, msg.state == State.RETRY, in_flight, self.clock.now_ms())
+        return Waiting(msg, state, due)
 
     async def page(
         self, user: str, states: Collection[str] | None, offset: int, count: int

@@ -28,8 +28,11 @@ Each user's, under ``u:{user}:`` (a user's purge deletes them all):
                                     state without reading records
     dedup:{key}             string  {message id}|{when the key stops counting}, with a TTL
     logs                    stream  state changes, several rows an entry (``_streams``)
-    body:{digest}           string  a long body log rows refer to (``_body_store``)
-    dlq                     stream  one entry per dead letter; its id is the dlqId
+    body:{digest}           string  a long body log rows or dead letters refer to
+                                    (``_body_store``)
+    dlq                     stream  one entry per dead letter; its id is the dlqId (r record,
+                                    b body, resp last response, rb its body or rbref the
+                                    {digest}:{length} of a long one under body:{digest})
     keys                    hash    current / next signing key after a rotation
     daily:{day}             string  messages published that day (days since 1970, emulator
                                     clock, UTC): the plan's daily quota
@@ -84,6 +87,11 @@ class Keyspace:
         self.flow_wake = prefix + "flow-wake"
         self.waits = prefix + "waits"
         self.legacy_inflight = prefix + "inflight"
+        # The indexes scored by when something comes due for the engine: every write of a
+        # score to them goes through the batcher (``Writes.zadd``), which wakes the engine.
+        self.due_indexes = frozenset(
+            {self.due, self.queue_wake, self.schedule_due, self.flow_wake, self.waits}
+        )
         self.bodies = prefix + "bodies"
 
     @staticmethod

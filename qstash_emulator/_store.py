@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
-from ._body_store import BodyStore, row_bytes
+from ._body_store import INLINE, BodyStore, row_bytes
 from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
@@ -36,8 +36,8 @@ __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 log = logging.getLogger("qstash_emulator")
 
 Row = dict[str, Any]
-# Log rows as stored (key, JSON), and the long bodies taken out of them (key, text).
-Logged = tuple[list[tuple[str, bytes]], list[tuple[str, str]]]
+# Log rows as stored (key, JSON), and the long bodies taken out of them (key, data).
+Logged = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]
 # A page of log rows or dead letters ends early once it holds this many bytes.
 PAGE_BYTES = 16 << 20
 T = TypeVar("T")
@@ -70,13 +70,18 @@ class Store:
         self.keyspace = Keyspace(prefix)
         self._due = self.keyspace.due
         self._finished = self.keyspace.finished
+        # Hear (index, earliest time) for each write of due times (``Keyspace.due_indexes``),
+        # once applied: the engine's wake-up, and the timers' caches of those indexes.
+        self.due_listeners: list[Callable[[str, int], None]] = []
+        self._batch = Batcher(
+            client, self._logs.write, self.keyspace.due_indexes, self._due_written
+        )
         self.groups = GroupStore(client, self.keyspace)
-        self.queues = QueueStore(client, self.keyspace)
-        self.schedules = ScheduleStore(client, self.keyspace)
-        self.flow = FlowStore(client, self.keyspace)
+        self.queues = QueueStore(client, self.keyspace, self._batch)
+        self.schedules = ScheduleStore(client, self.keyspace, self._batch)
+        self.flow = FlowStore(client, self.keyspace, self._batch)
         self.quotas = QuotaStore(client, self.keyspace)
         self.bodies = BodyStore(client, self.keyspace, body_budget)
-        self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
@@ -115,6 +120,10 @@ class Store:
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, url is None, body_budget)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        for listener in list(self.due_listeners):
+            listener(index, when_ms)
 
     def lease(self) -> Lease:
         """This emulator's claim on the store (see ``_lease_store``)."""
@@ -429,14 +438,15 @@ class Store:
     async def unclaim(self, ids: list[str], due_ms: int) -> None:
         """Make claimed messages due again at ``due_ms`` (a claim no attempt holds)."""
         if ids:
-            await self.redis.zadd(self._due, dict.fromkeys(ids, due_ms), xx=True, lt=True)
+            await self._batch.run(lambda w: _due_again(w, self._due, ids, due_ms))
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""
         upgraded = await self._upgrade(now_ms)
-        ids = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
+        found = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
+        ids = [i.decode() for i in found]
         if ids:
-            await self.redis.zadd(self._due, dict.fromkeys(ids, now_ms), xx=True)
+            await self._batch.run(lambda w: _due_again(w, self._due, ids, now_ms))
         return len(ids) + upgraded
 
     async def _upgrade(self, now_ms: int) -> int:
@@ -453,13 +463,15 @@ class Store:
         if version == SCHEMA:
             return 0
         # 1 -> 2: the ids in flight lived in a key of their own; now they are on the due list.
-        legacy = await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)
-        pipe = self.redis.pipeline(transaction=True)
-        if legacy:
-            pipe.zadd(self._due, dict.fromkeys(legacy, now_ms))
-        pipe.delete(self.keyspace.legacy_inflight)
-        pipe.set(self.keyspace.schema, SCHEMA)
-        await pipe.execute()
+        legacy = [i.decode() for i in await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)]
+
+        def fill(w: Writes) -> None:
+            for message_id in legacy:
+                w.zadd(self._due, message_id, now_ms)
+            w.pipe.delete(self.keyspace.legacy_inflight)
+            w.pipe.set(self.keyspace.schema, SCHEMA)
+
+        await self._batch.run(fill)
         return len(legacy)
 
     # Deduplication ------------------------------------------------------------------------
@@ -543,28 +555,60 @@ class Store:
 
     async def dlq_add(self, msg: Message, response: dict[str, Any]) -> str:
         meta = {k: v for k, v in response.items() if k != "body"}
-        fields = {
+        fields: dict[str, bytes] = {
             "r": _json.dumps(msg.record()),
             "b": msg.body,
             "resp": _json.dumps(meta),
-            "rb": response.get("body", b""),
         }
-        (entry_id,) = await self._batch.run(
-            lambda w: w.pipe.xadd(self.keyspace.dlq(msg.user), fields)
-        )
+        body: bytes = response.get("body", b"")
+        stored: list[tuple[str, bytes]] = []
+        if len(body) > INLINE:  # kept within the body budget, as log rows' bodies are
+            digest, key, fresh = self.bodies.claim(msg.user, body)
+            fields["rbref"] = f"{digest}:{len(body)}".encode()
+            if fresh:
+                stored.append((key, body))
+                await self.bodies.ready()
+        else:
+            fields["rb"] = body
+
+        def fill(w: Writes) -> None:
+            w.pipe.xadd(self.keyspace.dlq(msg.user), fields)
+            self.bodies.write(w, stored)
+
+        entry_id = (await self._batch.run(fill))[0]
+        if stored:
+            await self.bodies.trim()
         return str(entry_id.decode())
+
+    async def _letters(
+        self, user: str, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> list[DeadLetter]:
+        """Dead letters from their stream entries, response bodies put back."""
+        refs = [f[b"rbref"].decode().partition(":")[0] for _, f in entries if b"rbref" in f]
+        found = await self.bodies.fetch(user, refs)
+        letters = []
+        for dlq_id, fields in entries:
+            letter = _dead_letter(dlq_id, fields)
+            if b"rbref" in fields:
+                data = found[fields[b"rbref"].decode().partition(":")[0]]
+                if data is None:
+                    letter.response["bodyDropped"] = True
+                else:
+                    letter.response["body"] = data
+            letters.append(letter)
+        return letters
 
     async def dlq_get(self, user: str, dlq_id: str) -> DeadLetter | None:
         try:
             entries = await self.redis.xrange(self.keyspace.dlq(user), min=dlq_id, max=dlq_id)
         except aioredis.ResponseError:
             return None
-        return _dead_letter(dlq_id, entries[0][1]) if entries else None
+        return (await self._letters(user, [(dlq_id, entries[0][1])]))[0] if entries else None
 
     async def dlq_all(self, user: str) -> list[DeadLetter]:
         """Every dead letter of ``user``, oldest first."""
         entries = await self.redis.xrange(self.keyspace.dlq(user), "-", "+")
-        return [_dead_letter(entry_id.decode(), fields) for entry_id, fields in entries]
+        return await self._letters(user, [(i.decode(), fields) for i, fields in entries])
 
     async def dlq_page(
         self,
@@ -575,7 +619,7 @@ class Store:
         keep: Callable[[DeadLetter], bool],
     ) -> tuple[list[DeadLetter], str | None]:
         """Up to ``count`` dead letters ``keep`` accepts from ``cursor`` on, and where the
-        next page starts."""
+        next page starts; a page ends early once it holds ``PAGE_BYTES``."""
         entries, nxt = await scan_stream(
             self.redis,
             self.keyspace.dlq(user),
@@ -583,9 +627,10 @@ class Store:
             count,
             latest_first,
             lambda fields: keep(_dead_letter("", fields)),
+            _letter_bytes,
             PAGE_BYTES,
         )
-        return [_dead_letter(dlq_id, fields) for dlq_id, fields in entries], nxt
+        return await self._letters(user, entries), nxt
 
     async def dlq_take(self, user: str, dlq_ids: Iterable[str]) -> list[str]:
         """Remove entries, answering the ids this call removed: of calls racing for one
@@ -628,6 +673,18 @@ def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
 
 def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(dlq_id, *decode_dlq(fields))
+
+
+def _due_again(w: Writes, key: str, ids: list[str], due_ms: int) -> None:
+    """Claimed messages (still on the due list) come due at ``due_ms``."""
+    for message_id in ids:
+        w.zadd(key, message_id, due_ms, xx=True)
+
+
+def _letter_bytes(fields: dict[bytes, bytes]) -> int:
+    """What a dead letter weighs in an answer: its fields and the body it refers to."""
+    ref = fields.get(b"rbref", b":0")
+    return sum(len(value) for value in fields.values()) + int(ref.partition(b":")[2])
 
 
 def _is_stream_id(text: str) -> bool:

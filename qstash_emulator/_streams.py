@@ -91,10 +91,11 @@ async def scan_stream(
     count: int,
     latest_first: bool,
     keep: Callable[[dict[bytes, bytes]], bool],
+    weigh: Callable[[dict[bytes, bytes]], int] = lambda _: 0,
     max_bytes: int | None = None,
 ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str | None]:
     """Page through a stream, newest or oldest first, keeping entries that ``keep`` accepts;
-    the page ends at ``count`` entries or once they hold ``max_bytes``."""
+    the page ends at ``count`` entries or once the entries kept ``weigh`` ``max_bytes``."""
     found: list[tuple[str, dict[bytes, bytes]]] = []
     weight = 0
     async with contextlib.aclosing(_walk(redis, key, cursor, latest_first, count)) as walk:
@@ -103,7 +104,7 @@ async def scan_stream(
                 return found, entry_id
             if keep(fields):
                 found.append((entry_id, fields))
-                weight += sum(len(value) for value in fields.values())
+                weight += weigh(fields)
     return found, None
 
 

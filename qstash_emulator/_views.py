@@ -96,7 +96,10 @@ def dlq_view(msg: Message, dlq_id: str, response: dict[str, Any]) -> dict[str, A
     view["responseStatus"] = response.get("status", 0)
     view["responseHeader"] = response.get("header", {})
     view["responseHeaders"] = view["responseHeader"]
-    view.update(text_or_base64(response.get("body", b""), "responseBody", "responseBodyBase64"))
+    if response.get("bodyDropped"):  # over the body budget (docs/behaviour.md#memory)
+        view["responseBodyDropped"] = True
+    else:
+        view.update(text_or_base64(response.get("body", b""), "responseBody", "responseBodyBase64"))
     if response.get("error"):
         view["error"] = response["error"]
     return view

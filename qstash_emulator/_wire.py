@@ -7,6 +7,7 @@ docs/behaviour.md#destinations.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
@@ -25,6 +26,7 @@ _MAX_HOST = 253
 _MAX_LABEL = 63
 
 
+@functools.lru_cache(maxsize=4_096)  # a few destinations take most messages
 def wire_url(url: str) -> URL:
     """``url`` as it is sent; ValueError (with the reason) when the client cannot send it.
 

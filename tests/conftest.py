@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Load and crash runs stay out of the default run; ``-m slow`` (CI's own step) runs them."""
     if "slow" in (config.getoption("markexpr") or ""):
         return
-    skip = pytest.mark.skip(reason="a load or crash run: python -m pytest -m slow")
+    skip = pytest.mark.skip(reason="a load, crash or CI recipe run: python -m pytest -m slow")
     for item in items:
         if item.get_closest_marker("slow") is not None:
             item.add_marker(skip)

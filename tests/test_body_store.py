@@ -164,3 +164,41 @@ def test_dead_letters_are_kept_for_the_plans_retention(
     assert len(dlq()) == 1
     emulator.call(store.trim_dead_letters(now + week + 60_000))
     assert dlq() == []
+
+
+def test_dead_letters_response_bodies_share_the_budget(
+    small_budget: Emulator, destination: Destination
+) -> None:
+    """Dead letters keep their message body whole (to be retried); their long response
+    bodies are kept within the budget with the logs' bodies, the oldest dropped first."""
+    emu = small_budget
+    answers = [bytes([48 + n]) * KB256 for n in range(6)]
+    destination.script("/down", *[(500, {}, a) for a in answers])
+    ids = []
+    for n in range(6):
+        r = httpx.post(
+            f"{emu.url}/v2/publish/{destination.url}/down",
+            headers={**_auth(emu), "Upstash-Retries": "0"},
+            content=b"message %d" % n,
+        )
+        ids.append(r.json()["messageId"])
+        # One at a time: each answer is the next scripted one, in order.
+        wait_until(lambda done=n + 1: _dlq_count(emu) == done, 15, f"dead letter {n + 1}")
+    letters = httpx.get(
+        f"{emu.url}/v2/dlq", params={"order": "earliestFirst"}, headers=_auth(emu)
+    ).json()["messages"]
+    assert [d["messageId"] for d in letters] == ids
+    assert [d["body"] for d in letters] == [f"message {n}" for n in range(6)]
+    # Each failure stored its answer twice: raw for the dead letter, base64 for the ERROR
+    # row (597 KB together); 1.25 MB holds the newest two of each.
+    assert [d.get("responseBodyDropped", False) for d in letters] == [True] * 4 + [False] * 2
+    assert [d["responseBody"] for d in letters[4:]] == [a.decode() for a in answers[4:]]
+    assert all("responseBody" not in d for d in letters[:4])
+    retried = httpx.post(f"{emu.url}/v2/dlq/retry/{letters[0]['dlqId']}", headers=_auth(emu))
+    assert retried.status_code == 201
+    destination.wait(7, "/down")
+    assert destination.received[-1].body == b"message 0"
+
+
+def _dlq_count(emu: Emulator) -> int:
+    return len(httpx.get(f"{emu.url}/v2/dlq", headers=_auth(emu)).json()["messages"])

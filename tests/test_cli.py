@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -43,6 +44,10 @@ def test_banner_is_the_env_block() -> None:
     assert "QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r" in lines
     assert "QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs" in lines
     assert any(line.startswith("curl -X POST http://127.0.0.1:8080/v2/publish/") for line in lines)
+    # The other users' tokens are in a README this installation has (a wheel ships it).
+    where = lines[-1].split("'The dev server' in ", 1)[1].rstrip(")")
+    assert lines[-1].startswith("Other test users: testUser1, testUser2, testUser3 (their tokens")
+    assert "| testUser1 | `eyJ" in Path(where).read_text(encoding="utf-8")
 
 
 def test_banner_masks_the_redis_password() -> None:
@@ -104,6 +109,19 @@ def test_bad_option_is_a_clear_error() -> None:
     )
     assert done.returncode == 2
     assert "--quota must be one of free, payg, pro, unlimited" in done.stderr
+
+
+def test_a_bad_redis_url_is_a_clear_error_without_its_password() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--redis-url", "redis://:s3cret@h:abc/0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "qstash-emulator: --redis-url redis://:***@h:abc/0: "
+        "Port could not be cast to integer value as 'abc'\n"
+    )
 
 
 def test_exposed_bind_warns() -> None:

@@ -96,7 +96,7 @@ def test_published_message_appears_live_and_its_detail_shows_the_forwarded_heade
     )
 
     open_view(page, emulator, "activity")
-    until(page, "the delivered row", lambda d: "DELIVERED" in one(d, "#view table").text)
+    until(page, "the delivered row", lambda d: css(d, '#view .badge[data-state="DELIVERED"]'))
     assert one(page, '.card[data-state="delayed"] .n').text == "3"
     shot("activity")
 
@@ -123,7 +123,9 @@ def test_retry_a_dead_letter_by_clicking_and_see_it_delivered(
     assert retried[1].body == b"payload"
     until(page, "the dead letter to go", lambda d: not css(d, f'tr[data-id="{sent.message_id}"]'))
     open_view(page, emulator, "activity")
-    until(page, "the retried copy delivered", lambda d: "DELIVERED" in one(d, "#view table").text)
+    until(
+        page, "the retried copy delivered", lambda d: css(d, '#view .badge[data-state="DELIVERED"]')
+    )
 
 
 def test_pause_a_schedule(
@@ -303,7 +305,7 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
         shot("workflow-runs")
 
         click(page, '#detail button[data-action="cancel-run"]')
-        until(page, "the run cancelled", lambda d: "RUN CANCELED" in one(d, "#detail").text)
+        until(page, "the run cancelled", lambda d: css(d, '#detail [data-state="RUN_CANCELED"]'))
         with httpx.Client(base_url=emulator.url) as http:
             runs = http.get(
                 "/v2/workflows/logs",
@@ -344,7 +346,7 @@ def test_find_the_runs_waiting_for_an_event_and_notify_them(
             {"runId": run_id, "eventData": {"amount": 5}, "timeout": False}
         ]
         click(page, f'#view tr[data-id="{run_id}"]')
-        until(page, "the run to succeed", lambda d: "RUN SUCCESS" in one(d, "#detail").text)
+        until(page, "the run to succeed", lambda d: css(d, '#detail [data-state="RUN_SUCCESS"]'))
     finally:
         js.stop()
 

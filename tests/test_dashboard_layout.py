@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from qstash.log import LogState
 
 from qstash_emulator import Emulator
 
@@ -60,6 +59,7 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
     dest.script("/orders/42/invoice", *[(500, {}, b"down")] * 4)
     dest.script("/reports/monthly", (500, {"X-Why": "down"}, b"try later"))
     with Emulator() as emu, sdk(emu) as client:
+        auth = {"Authorization": f"Bearer {emu.token}"}
         app = WorkflowApp(emu)
         try:
 
@@ -83,7 +83,10 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
             client.queue.upsert("emails", parallelism=2)
             client.queue.pause("emails")
             client.message.enqueue(queue="emails", url=f"{dest.url}/emails/send", body="x")
-            client.schedule.create(destination=f"{dest.url}/cron/daily-report", cron="*/5 * * * *")
+            schedule = client.schedule.create(
+                destination=f"{dest.url}/cron/daily-report", cron="*/5 * * * *"
+            )
+            httpx.post(f"{emu.url}/_emulator/run-now/{schedule}", headers=auth)
             client.url_group.upsert_endpoints(
                 url_group="fan-out",
                 endpoints=[{"url": f"{dest.url}/a"}, {"url": f"{dest.url}/b", "name": "bee"}],
@@ -94,12 +97,17 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
                 flow_control={"key": "tenant-north", "parallelism": 2, "rate": 10, "period": 60},
             )
             client.message.publish_json(url=f"{app.url}/workflows/order", body={"items": 3})
-            auth = {"Authorization": f"Bearer {emu.token}"}
 
             def settled() -> bool:
-                retrying = [e for e in client.log.list(filter={"state": LogState.RETRY}).logs]
-                runs = httpx.get(f"{emu.url}/v2/workflows/logs", headers=auth).json()["runs"]
-                return len(retrying) >= 2 and bool(client.dlq.list().messages) and bool(runs)
+                def get(path: str, key: str, **params: str) -> list[Any]:
+                    r = httpx.get(f"{emu.url}{path}", params=params, headers=auth)
+                    return list(r.json()[key])
+
+                retrying = get("/_emulator/messages", "messages", state="retrying")
+                dead = get("/v2/dlq", "messages")
+                ran = client.schedule.get(schedule).last_schedule_states
+                runs = get("/v2/workflows/logs", "runs")
+                return len(retrying) == 2 and bool(dead) and bool(runs) and bool(ran)
 
             wait_until(settled, 15, "the retries, the dead letter and the run")
             yield emu

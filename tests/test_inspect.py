@@ -9,7 +9,7 @@ import httpx
 import pytest
 from qstash import QStash
 
-from qstash_emulator import Emulator
+from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator._models import Message
 
 from .conftest import Destination, sdk, wait_until
@@ -59,6 +59,28 @@ def test_messages_by_state(virtual: Emulator, vclient: QStash, destination: Dest
     assert [m["messageId"] for m in only] == [failing.message_id]
     both = _get(virtual, "messages", state="retrying,delayed")["messages"]
     assert len(both) == 2
+    # One message, in the list's shape: a dashboard's detail says the state the list says.
+    for one in listed:
+        assert _get(virtual, "messages", messageId=one["messageId"])["messages"] == [one]
+    assert _get(virtual, "messages", messageId=delayed.message_id, state="retrying") == {
+        "messages": []
+    }
+
+
+def test_one_message_is_listed_until_it_is_final_and_only_for_its_user(
+    emulator: Emulator, client: QStash, destination: Destination
+) -> None:
+    sent = client.message.publish_json(url=destination.url + "/ok", body={}, delay=60)
+    theirs = _get(emulator, "messages", DEFAULT_USERS[1].token, messageId=sent.message_id)
+    assert theirs == {"messages": []}
+    (mine,) = _get(emulator, "messages", messageId=sent.message_id)["messages"]
+    assert mine["state"] == "delayed"
+    assert _post(emulator, f"run-now/{sent.message_id}").status_code == 200
+    destination.wait(1, "/ok")
+    wait_until(
+        lambda: _get(emulator, "messages", messageId=sent.message_id) == {"messages": []},
+        what="the delivered message to be final",
+    )
 
 
 def test_in_flight_state(emulator: Emulator, client: QStash, destination: Destination) -> None:

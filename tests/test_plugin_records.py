@@ -280,3 +280,42 @@ def test_return_shapes(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-q").assert_outcomes(passed=1)
+
+
+def test_a_body_dropped_by_the_budget_shows_as_dropped_in_the_record() -> None:
+    """The record is the attempt the server keeps: when the body budget drops its body, the
+    plugin's delivery says so instead of showing an empty body."""
+    from conftest_plugin._deliveries import Delivery
+    from qstash_emulator._inspection import History
+    from qstash_emulator.testing import Attempt, AttemptRequest, AttemptResponse
+
+    def attempt(n: int) -> Attempt:
+        return Attempt(
+            message_id=f"msg_{n}",
+            user="u",
+            kind="message",
+            retried=0,
+            max_retries=0,
+            request=AttemptRequest("POST", "http://127.0.0.1:9/x", {}, b"q" * 3_000),
+            response=AttemptResponse(200, {}, b"r" * 3_000),
+            error=None,
+            outcome="delivered",
+            reason="status 200",
+            next_delay_ms=None,
+            delay_source=None,
+            started_at=0,
+            finished_at=0,
+            wall_started=0.0,
+            wall_finished=0.0,
+        )
+
+    history = History(body_budget=10_000)
+    first, second = attempt(1), attempt(2)
+    history.add(first)
+    history.add(second)
+    assert history.body_bytes == 6_000
+    old, new = Delivery(first, first.url, ("k1", "k2")), Delivery(second, second.url, ("k", "k"))
+    assert old.body_dropped and old.body == b"" and old.response is not None
+    assert old.response.body_dropped and old.response.body == b""
+    assert "request body: (dropped: over the body budget)" in old.explain()
+    assert not new.body_dropped and new.body == b"q" * 3_000

@@ -124,7 +124,7 @@ def test_queue_count_and_parallelism_quotas_are_412() -> None:
         assert len(client.queue.list()) == 10
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def test_concurrent_creations_keep_to_the_plans_queue_limit(backend: str, request: Any) -> None:
     redis_url = None
     if backend == "redis":

@@ -17,7 +17,7 @@ from qstash import Receiver
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator._wire import wire_url
 
-from .conftest import wait_until
+from .conftest import Destination, wait_until
 
 LONG_LABEL = "a" * 64
 
@@ -182,3 +182,12 @@ def test_an_app_mounted_in_process_gets_the_path_as_written(emulator: Emulator) 
         assert sorted(seen) == [("/x", b"/x"), ("/x/../admin", b"/x/../admin")]
     finally:
         emulator.runtime.router.remove("https://app.example")
+
+
+def test_an_absolute_redirect_is_followed_as_written(
+    emulator: Emulator, raw: RawServer, destination: Destination
+) -> None:
+    destination.script("/moved", (307, {"Location": raw.url + "/r/%2e%2e/../z"}, b""))
+    assert _publish(emulator, destination.url + "/moved").status_code == 200
+    ((line, _),) = raw.wait(1)
+    assert line == "POST /r/%2e%2e/../z HTTP/1.1"

@@ -388,7 +388,7 @@ _OPS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/_emulator/messages"): Op(
         "Waiting messages by state; with count (and offset) a page, the total and counts",
-        ("state", "count", "offset"),
+        ("state", "count", "offset", "messageId"),
         tag="emulator",
     ),
     ("GET", "/_emulator/dlq"): Op("Dead letters, unpaged", tag="emulator"),

@@ -22,7 +22,8 @@ __all__ = ["routes"]
 
 async def list_messages(request: Request) -> Response:
     """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued;
-    with ``count`` (and ``offset``) one page of them, their total and the counts by state."""
+    with ``count`` (and ``offset``) one page of them, their total and the counts by state;
+    with ``messageId`` that one only (none once it is final)."""
     who = caller(request)
     states = set(multi(request, "state"))
     unknown = states - set(STATES)
@@ -32,6 +33,11 @@ async def list_messages(request: Request) -> Response:
         )
     count = int_param(request, "count", None, 1, 1_000)
     inspector = runtime(request).inspector
+    message_id = request.query_params.get("messageId")
+    if message_id:  # one message, while it waits: a detail says its state as the list does
+        one = await inspector.one(who.user_id, message_id)
+        found = [one] if one is not None and (not states or one.state in states) else []
+        return json({"messages": [w.view() for w in found]})
     if count is None:
         waiting = await inspector.waiting(who.user_id, states or None)
         return json({"messages": [w.view() for w in waiting]})

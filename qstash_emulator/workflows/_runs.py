@@ -25,6 +25,7 @@ from .._destination import is_url
 from .._engine import Engine
 from .._errors import BadRequest, NotFound
 from .._headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
+from .._masking import mask_secrets
 from .._models import Message, new_id
 from ._logs import RunFilter, select_runs
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
@@ -302,7 +303,8 @@ class Runs:
                 run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
             )
         except (BadRequest, NotFound) as exc:  # the parent ended meanwhile
-            log.info("invoke result of %s not delivered: %s", run.run_id, exc.message)
+            reason = mask_secrets(exc.message)  # it may quote the parent's URL
+            log.info("invoke result of %s not delivered: %s", run.run_id, reason)
             return
         parent = await self.store.get(
             run.user, invoker["workflowRunId"], invoker.get("workflowRunCreatedAt") or 0

@@ -66,8 +66,60 @@ function toast(text, error = false) {
   toast.timer = setTimeout(() => (el.className = ""), error ? 6000 : 2500);
 }
 
-function badge(text, kind) {
-  return h("span", { class: `badge ${kind || text}` }, text.replace("_", " "));
+// One vocabulary: every state the API names, as the page words it and how it looks. A message's
+// state reads the same in the list, its detail and its log rows; the API's own name is the
+// badge's title (and data-state).
+const WORDS = {
+  // a message that is not final (/_emulator/messages)
+  pending: ["pending", "info"],
+  delayed: ["delayed", ""],
+  retrying: ["retrying", "warn"],
+  in_flight: ["in flight", "info"],
+  queued: ["queued", ""],
+  // log rows (/v2/logs)
+  CREATED: ["created", "info"],
+  ACTIVE: ["in flight", "info"],
+  ERROR: ["attempt failed", "warn"],
+  RETRY: ["retrying", "warn"],
+  DELIVERED: ["delivered", "ok"],
+  FAILED: ["failed", "bad"],
+  CANCEL_REQUESTED: ["cancel requested", "warn"],
+  CANCELED: ["canceled", "warn"],
+  CANCELLED: ["canceled", "warn"],
+  // an attempt's outcome (/_emulator/attempts)
+  delivered: ["delivered", "ok"],
+  retry: ["will retry", "warn"],
+  failed: ["failed", "bad"],
+  // workflow runs and their steps
+  RUN_STARTED: ["running", "info"],
+  RUN_SUCCESS: ["succeeded", "ok"],
+  RUN_FAILED: ["failed", "bad"],
+  RUN_CANCELED: ["canceled", "warn"],
+  STEP_PROGRESS: ["in progress", "info"],
+  STEP_SUCCESS: ["succeeded", "ok"],
+  STEP_RETRY: ["retrying", "warn"],
+  STEP_FAILED: ["failed", "bad"],
+  STEP_CANCELED: ["canceled", "warn"],
+  // a schedule's last runs
+  IN_PROGRESS: ["in progress", "info"],
+  SUCCESS: ["succeeded", "ok"],
+  FAIL: ["failed", "bad"],
+  // queues, schedules and flow-control keys
+  paused: ["paused", "warn"],
+  running: ["running", "ok"],
+};
+
+const word = (code) => (WORDS[code] || [String(code).toLowerCase().replaceAll("_", " ")])[0];
+
+function badge(code) {
+  const kind = (WORDS[code] || [])[1] || "";
+  const said = word(code);
+  return h("span", { class: `badge ${kind}`, title: said === code ? null : code, dataset: { state: code } }, said);
+}
+
+// A badge for free text (a status code, a signature check).
+function tag(text, kind) {
+  return h("span", { class: `badge ${kind}` }, text);
 }
 
 function time(ms) {
@@ -389,16 +441,16 @@ const RENDER = {
       state.rows = logs.events;
     }
     const cards = [
-      ...STATES.map((s) => [s.replace("_", " "), page.counts[s]]),
-      ["delivered since opened", state.seen.DELIVERED],
-      ["failed since opened", state.seen.FAILED],
+      ...STATES.map((s) => [s, word(s), page.counts[s]]),
+      ["delivered", "delivered since opened", state.seen.DELIVERED],
+      ["failed", "failed since opened", state.seen.FAILED],
     ];
     return [
       h("h2", {}, "Activity"),
       h(
         "div",
         { class: "cards", id: "counts" },
-        cards.map(([label, n]) => h("div", { class: "card", dataset: { state: label } }, h("div", { class: "n" }, n), h("div", { class: "l" }, label))),
+        cards.map(([code, label, n]) => h("div", { class: "card", dataset: { state: code } }, h("div", { class: "n" }, n), h("div", { class: "l" }, label))),
       ),
       state.missedRows ? h("p", { class: "muted" }, `${state.missedRows} rows went by too fast to show.`) : null,
       table(
@@ -443,6 +495,10 @@ const RENDER = {
         label,
       );
     const total = Object.values(page.counts).reduce((a, b) => a + b, 0);
+    const go = (offset) => {
+      m.offset = offset;
+      show("messages");
+    };
     const rows = page.messages.map((msg) =>
       h(
         "tr",
@@ -465,13 +521,14 @@ const RENDER = {
         "div",
         { class: "toolbar chips" },
         chip(null, `all ${total}`),
-        STATES.map((s) => chip(s, `${s.replace("_", " ")} ${page.counts[s]}`)),
+        STATES.map((s) => chip(s, `${word(s)} ${page.counts[s]}`)),
       ),
       table(["Message", "State", "Destination", "Retried", "Next delivery", ""], rows, "No message is waiting."),
-      pager(m.offset, page.total, (offset) => {
-        m.offset = offset;
-        show("messages");
-      }),
+      pager(
+        `${m.offset + 1}–${Math.min(m.offset + PAGE, page.total)} of ${page.total}`,
+        m.offset > 0 && (() => go(Math.max(0, m.offset - PAGE))),
+        m.offset + PAGE < page.total && (() => go(m.offset + PAGE)),
+      ),
     ];
   },
 
@@ -520,17 +577,16 @@ const RENDER = {
         h("td", { onclick: (e) => e.stopPropagation() }, h("input", { type: "checkbox", "aria-label": "select", checked: d.selected.has(m.dlqId), onchange: (e) => { if (e.target.checked) d.selected.add(m.dlqId); else d.selected.delete(m.dlqId); show("dlq"); } })),
         h("td", { class: "id" }, m.messageId),
         h("td", { class: "url" }, destination(m.method, m.url)),
-        h("td", {}, badge(String(m.responseStatus), m.responseStatus >= 500 || m.responseStatus === 0 ? "bad" : "warn")),
+        h("td", {}, m.responseStatus ? tag(String(m.responseStatus), m.responseStatus >= 500 ? "bad" : "warn") : tag("no answer", "bad")),
         h("td", {}, time(m.createdAt)),
         actionsCell(dlqActions(m.dlqId)),
       ),
     );
-    const pages = h(
-      "div",
-      { class: "pager" },
-      h("button", { disabled: d.page === 0, onclick: () => { d.page -= 1; show("dlq"); } }, "← Newer"),
-      h("span", { class: "muted" }, `page ${d.page + 1}`),
-      h("button", { disabled: !result.cursor, onclick: () => { d.cursors[d.page + 1] = result.cursor; d.page += 1; show("dlq"); } }, "Older →"),
+    const pages = pager(
+      `page ${d.page + 1}`,
+      d.page > 0 && (() => { d.page -= 1; show("dlq"); }),
+      !!result.cursor && (() => { d.cursors[d.page + 1] = result.cursor; d.page += 1; show("dlq"); }),
+      ["← Newer", "Older →"],
     );
     return [h("h2", {}, "Dead letters"), filters, bulk, table(["", "Message", "Destination", "Status", "Created", ""], rows, "The dead-letter queue is empty."), pages];
   },
@@ -545,10 +601,10 @@ const RENDER = {
         "tr",
         { dataset: { id: s.scheduleId } },
         h("td", { class: "id" }, s.scheduleId),
-        h("td", { class: "mono" }, s.cron),
+        h("td", { class: "mono nowrap" }, s.cron),
         h("td", { class: "url" }, destination(s.method, s.destination)),
         h("td", {}, s.isPaused ? badge("paused") : times[i].times.map((t) => h("div", {}, when(t)))),
-        h("td", {}, Object.keys(s.lastScheduleStates || {}).length ? Object.entries(s.lastScheduleStates).map(([id, st]) => h("div", {}, badge(st, st === "SUCCESS" ? "ok" : st === "FAIL" ? "bad" : "info"), " ", h("span", { class: "mono" }, id))) : h("span", { class: "muted" }, s.lastScheduleTime ? time(s.lastScheduleTime) : "never ran"), s.error ? h("div", { class: "muted" }, s.error) : null),
+        h("td", {}, lastRun(s), s.error ? h("div", { class: "muted" }, s.error) : null),
         actionsCell(
           s.isPaused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", `/v2/schedules/${encodeURIComponent(s.scheduleId)}/resume`)) }, "Resume")
@@ -570,7 +626,7 @@ const RENDER = {
         h("td", { class: "mono" }, q.name),
         h("td", {}, q.lag),
         h("td", {}, q.parallelism),
-        h("td", {}, q.paused ? badge("paused") : badge("running", "ok")),
+        h("td", {}, q.paused ? badge("paused") : badge("running")),
         actionsCell(
           q.paused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", `/v2/queues/${encodeURIComponent(q.name)}/resume`)) }, "Resume")
@@ -606,7 +662,7 @@ const RENDER = {
         h("td", {}, k.waitListSize),
         h("td", {}, `${k.parallelismCount} / ${k.parallelismMax || "∞"}`, k.isPinnedParallelism ? h("span", { class: "muted" }, " pinned") : null),
         h("td", {}, `${k.rateCount} / ${k.rateMax || "∞"} per ${k.ratePeriod} s`, k.isPinnedRate ? h("span", { class: "muted" }, " pinned") : null),
-        h("td", {}, k.isPaused ? badge("paused") : badge("running", "ok")),
+        h("td", {}, k.isPaused ? badge("paused") : badge("running")),
         actionsCell(
           k.isPaused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", path(k, "resume"))) }, "Resume")
@@ -652,18 +708,17 @@ RENDER.workflows = async () => {
       },
       h("td", { class: "id" }, run.workflowRunId),
       h("td", { class: "url" }, destination("", run.workflowUrl)),
-      h("td", {}, badge(run.workflowState.replace("RUN_", "").toLowerCase(), runKind(run.workflowState))),
-      h("td", {}, String(run.steps.reduce((n, g) => n + (g.type === "next" ? 0 : g.steps.length), 0))),
+      h("td", {}, badge(run.workflowState)),
+      h("td", {}, String(stepCount(run))),
       h("td", {}, time(run.workflowRunCreatedAt)),
       h("td", {}, run.workflowRunCompletedAt ? time(run.workflowRunCompletedAt) : "–"),
     ),
   );
-  const pages = h(
-    "div",
-    { class: "pager" },
-    h("button", { disabled: r.page === 0, onclick: () => { r.page -= 1; show("workflows"); } }, "← Newer"),
-    h("span", { class: "muted" }, `page ${r.page + 1}`),
-    h("button", { disabled: !result.cursor, onclick: () => { r.cursors[r.page + 1] = result.cursor; r.page += 1; show("workflows"); } }, "Older →"),
+  const pages = pager(
+    `page ${r.page + 1}`,
+    r.page > 0 && (() => { r.page -= 1; show("workflows"); }),
+    !!result.cursor && (() => { r.cursors[r.page + 1] = result.cursor; r.page += 1; show("workflows"); }),
+    ["← Newer", "Older →"],
   );
   return [h("h2", {}, "Workflow runs"), table(["Run", "Workflow", "State", "Steps", "Started", "Ended"], rows, "No workflow runs."), pages, waitersBox()];
 };
@@ -729,14 +784,6 @@ function waitersBox() {
   );
 }
 
-function runKind(runState) {
-  return { RUN_SUCCESS: "ok", RUN_FAILED: "bad", RUN_CANCELED: "warn", RUN_STARTED: "info" }[runState] || "";
-}
-
-function stepKind(stepState) {
-  return { STEP_SUCCESS: "ok", STEP_FAILED: "bad", STEP_RETRY: "warn", STEP_CANCELED: "warn", STEP_PROGRESS: "info" }[stepState] || "info";
-}
-
 async function runDetail(runId) {
   const result = await api("GET", "/v2/workflows/logs", { query: { workflowRunId: runId, trimBody: 2000 } });
   const run = result.runs[0];
@@ -744,7 +791,7 @@ async function runDetail(runId) {
   const running = run.workflowState === "RUN_STARTED";
   const out = [
     h("div", { class: "toolbar" }, h("h3", {}, run.workflowRunId), h("button", { onclick: closeDetail, "aria-label": "close" }, "Close")),
-    h("p", {}, badge(run.workflowState, runKind(run.workflowState)), " ", h("span", { class: "url" }, run.workflowUrl)),
+    h("p", {}, badge(run.workflowState), " ", h("span", { class: "url" }, destination("", run.workflowUrl))),
     running
       ? h("div", { class: "actions" }, h("button", { class: "danger", "data-action": "cancel-run", onclick: () => act("Run cancelled", () => api("DELETE", `/v2/workflows/runs/${encodeURIComponent(runId)}`)) }, "Cancel run"))
       : null,
@@ -755,7 +802,7 @@ async function runDetail(runId) {
       ...(run.dlqId ? [["dead letter", run.dlqId]] : []),
       ...(run.failureFunction ? [["failure function", run.failureFunction.state || JSON.stringify(run.failureFunction)]] : []),
     ]),
-    h("h4", {}, "Steps"),
+    h("h4", {}, `Steps (${stepCount(run)})`),
   ];
   const timeline = h("div", { class: "timeline", id: "run-steps" });
   for (const group of run.steps) {
@@ -771,9 +818,9 @@ async function runDetail(runId) {
         h(
           "div",
           { class: "attempt", dataset: { step: name, state: step.state } },
-          h("div", { class: "head" }, h("strong", {}, name), step.stepType ? h("span", { class: "muted" }, step.stepType) : null, badge(step.state, stepKind(step.state)), h("span", { class: "mono" }, time(step.createdAt)), extra.length ? h("span", { class: "muted" }, extra.join(", ")) : null),
+          h("div", { class: "head" }, h("strong", {}, name), step.stepType ? h("span", { class: "muted" }, step.stepType) : null, badge(step.state), h("span", { class: "mono" }, time(step.createdAt)), extra.length ? h("span", { class: "muted" }, extra.join(", ")) : null),
           step.out !== undefined && step.out !== null ? h("pre", {}, typeof step.out === "string" ? step.out : JSON.stringify(step.out)) : null,
-          ...(step.errors || []).map((e) => h("div", { class: "muted" }, `${time(e.time)} ${e.status || ""} ${e.error || ""}`)),
+          ...(step.errors || []).map((e) => h("div", { class: "muted" }, `${time(e.time)} ${e.status || e.error || ""}`)),
           step.messageId ? h("div", { class: "muted mono" }, step.messageId) : null,
         ),
       );
@@ -784,22 +831,45 @@ async function runDetail(runId) {
   return out;
 }
 
+// What a log row's attempt came to, said once: the status when the destination answered, else
+// why it did not; a final failure's row says why no retry follows; a retry row says when.
 function resultOf(row) {
-  if (row.error) return h("span", { class: "muted" }, `${row.responseStatus ? row.responseStatus + " " : ""}${row.error}`);
+  if (row.state === "FAILED" && row.error) return h("span", { class: "muted" }, row.error);
   if (row.responseStatus) return String(row.responseStatus);
-  if (row.nextDeliveryTime && row.state === "RETRY") return `next ${when(row.nextDeliveryTime)}`;
+  if (row.error) return h("span", { class: "muted" }, row.error);
+  if (row.state === "RETRY" && row.nextDeliveryTime) {
+    const ahead = row.nextDeliveryTime - (Date.now() + state.clockOffset);
+    return ahead >= 1000 ? ["retry ", when(row.nextDeliveryTime)] : `retry at ${time(row.nextDeliveryTime)}`;
+  }
   return "";
 }
 
-function pager(offset, total, go) {
-  const last = Math.min(offset + PAGE, total);
+// Paging buttons, only when there is another page to go to. ``back`` and ``forward`` are what
+// a click does, or false where there is no page that way.
+function pager(info, back, forward, labels = ["← Previous", "Next →"]) {
+  if (!back && !forward) return null;
   return h(
     "div",
     { class: "pager" },
-    h("button", { disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE)) }, "← Previous"),
-    h("span", { class: "muted", id: "page-info" }, total ? `${offset + 1}–${last} of ${total}` : "0 of 0"),
-    h("button", { disabled: last >= total, onclick: () => go(offset + PAGE) }, "Next →"),
+    h("button", { disabled: !back, onclick: back || undefined }, labels[0]),
+    h("span", { class: "muted", id: "page-info" }, info),
+    h("button", { disabled: !forward, onclick: forward || undefined }, labels[1]),
   );
+}
+
+// A schedule's last run: when, and how each message it sent fared (click one for its detail).
+function lastRun(s) {
+  if (!s.lastScheduleTime) return h("span", { class: "muted" }, "never ran");
+  const sent = Object.entries(s.lastScheduleStates || {});
+  return [
+    h("div", { class: "mono" }, time(s.lastScheduleTime)),
+    h("div", { class: "chips" }, sent.map(([id, st]) => h("span", { class: "clickable", title: id, dataset: { id }, onclick: () => openDetail("message", id) }, badge(st)))),
+  ];
+}
+
+// A run's steps: every one its timeline shows, those not delivered yet included.
+function stepCount(run) {
+  return run.steps.reduce((n, group) => n + group.steps.length, 0);
 }
 
 function messageActions(id, msgState) {
@@ -917,25 +987,28 @@ async function optional(promise) {
 }
 
 async function messageDetail(id) {
-  const [msg, attempts, logs] = await Promise.all([
+  const [msg, waits, attempts, logs] = await Promise.all([
     optional(api("GET", `/v2/messages/${id}`)),
+    api("GET", "/_emulator/messages", { query: { messageId: id } }),
     api("GET", "/_emulator/attempts", { query: { messageId: id } }),
     api("GET", "/v2/logs", { query: { messageId: id, count: 100 } }),
   ]);
   const rows = logs.events.slice().reverse();
-  const last = rows.length ? rows[rows.length - 1].state : null;
-  const finished = ["DELIVERED", "FAILED", "CANCELED"].includes(last);
+  // While it waits, its state as the list says it; once final, its final log row's.
+  const waiting = waits.messages[0];
+  const final = rows.find((r) => ["DELIVERED", "FAILED", "CANCELED", "CANCELLED"].includes(r.state));
+  const now = waiting ? waiting.state : final ? final.state : null;
   const out = [
     h("div", { class: "toolbar" }, h("h3", {}, id), h("button", { onclick: closeDetail, "aria-label": "close" }, "Close")),
-    last ? h("p", {}, badge(last)) : null,
-    !finished && msg ? h("div", { class: "actions" }, messageActions(id, "")) : null,
+    now ? h("p", { id: "detail-state" }, badge(now)) : null,
+    waiting ? h("div", { class: "actions" }, messageActions(id, waiting.state)) : null,
   ];
   if (msg) {
     out.push(
       h("h4", {}, "Request"),
       kv([
         ["method", msg.method],
-        ["url", msg.url],
+        ["url", destination("", msg.url)],
         ["created", time(msg.createdAt)],
         ["not before", time(msg.notBefore)],
         ["max retries", String(msg.maxRetries)],
@@ -953,9 +1026,17 @@ async function messageDetail(id) {
   } else {
     out.push(h("p", { class: "muted" }, "The message itself is no longer kept (its grace period is over); its attempts and log rows follow."));
   }
-  out.push(h("h4", {}, `Attempts (${attempts.attempts.length})`));
-  if (!attempts.attempts.length) out.push(h("p", { class: "muted" }, "No attempt yet."));
-  attempts.attempts.forEach((a, n) => out.push(attemptView(a, n)));
+  // Its own attempts and those of its callbacks, each numbered on its own, in the order they began.
+  const began = (a, b) => a.startedAt - b.startedAt || a.wallStartedAt - b.wallStartedAt;
+  const own = attempts.attempts.filter((a) => a.messageId === id).sort(began);
+  const callbacks = attempts.attempts.filter((a) => a.messageId !== id).sort(began);
+  out.push(h("h4", {}, `Attempts (${own.length})`));
+  if (!own.length) out.push(h("p", { class: "muted" }, "No attempt yet."));
+  own.forEach((a, n) => out.push(attemptView(a, n)));
+  if (callbacks.length) {
+    out.push(h("h4", {}, `Callbacks (${callbacks.length})`));
+    callbacks.forEach((a, n) => out.push(attemptView(a, n)));
+  }
   out.push(
     h("h4", {}, "Log"),
     table(
@@ -972,8 +1053,8 @@ function attemptView(a, n) {
   const signature = !sig
     ? null
     : sig.valid
-      ? badge(`signature valid (${sig.key} key)`, "valid")
-      : badge(`signature invalid: ${sig.reason}`, "invalid");
+      ? tag(`signature valid (${sig.key} key)`, "ok")
+      : tag(`signature invalid: ${sig.reason}`, "bad");
   const decision =
     a.outcome === "retry"
       ? `retry in ${span(a.nextDelayMs)} (${a.delaySource})`
@@ -982,7 +1063,7 @@ function attemptView(a, n) {
         : `delivered (${a.reason})`;
   return h(
     "div",
-    { class: "attempt", dataset: { outcome: a.outcome } },
+    { class: "attempt", dataset: { outcome: a.outcome, kind: a.kind } },
     h(
       "div",
       { class: "head" },
@@ -997,7 +1078,7 @@ function attemptView(a, n) {
     h("details", {}, h("summary", {}, "Request as the destination saw it"), kv([["", `${a.request.method} ${a.request.url}`]]), headerList(a.request.headers), bodyOf(a.request)),
     a.response
       ? h("details", {}, h("summary", {}, `Response ${a.response.status}`), headerList(a.response.headers), bodyOf(a.response))
-      : h("div", { class: "muted" }, `no response: ${a.error}`),
+      : h("div", { class: "muted" }, `no answer: ${a.error}`),
   );
 }
 
@@ -1013,7 +1094,7 @@ async function dlqDetail(dlqId) {
     h("h4", {}, "Request"),
     kv([
       ["method", m.method],
-      ["url", m.url],
+      ["url", destination("", m.url)],
       ["created", time(m.createdAt)],
       ["dlq id", m.dlqId],
     ]),
