@@ -155,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     runtime = Runtime(settings)
+    runtime.loops.port = port
     if runtime.lease is not None:
         runtime.lease.address = url
         try:
