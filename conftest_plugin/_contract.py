@@ -32,6 +32,8 @@ from qstash_emulator.contracts import (
 if TYPE_CHECKING:
     from ._deliveries import Delivery
 
+__all__ = ["ContractPlugin", "recorder_for", "replay_for"]
+
 
 class _Fixture(Protocol):
     """What a replay needs of the ``qstash`` fixture."""
@@ -46,8 +48,6 @@ class _Fixture(Protocol):
 
     def dead_letters(self) -> list[dict[str, Any]]: ...
 
-
-__all__ = ["ContractPlugin", "recorder_for", "replay_for"]
 
 _RECORDER = pytest.StashKey[Recorder]()
 _WIRE = "qstash_contract"

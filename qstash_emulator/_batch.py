@@ -17,6 +17,7 @@ from ._config import Settings
 from ._destination import parse_destination, validate_name
 from ._errors import BadRequest, EmulatorError, PlanLimit
 from ._headers import H, PublishOptions, parse_publish
+from ._loops import Loops
 from ._publisher import Publisher, check_size
 from ._queues import Queues
 from ._quotas import Quotas
@@ -46,6 +47,7 @@ class Batches:
         self.queues = queues
         self.url_groups = url_groups
         self.runs = runs
+        self.loops: Loops | None = None  # set by the runtime
 
     async def publish(self, user: str, ip: str, entries: list[Any]) -> list[Result]:
         """``POST /v2/batch``: each entry's publish answer, or its error."""
@@ -101,6 +103,8 @@ class Batches:
             items.extend((name, v) for v in values)
         items = await self.url_groups.with_defaults(user, destination, items)
         opts = parse_publish(items, self.settings)
+        if self.loops is not None:
+            self.loops.refuse(destination, opts, f"batch[{index}].")
         body = (_field(entry, "body", index, str) or "").encode()
         check_size(self.settings, body, f"batch[{index}].body", opts)
         return destination, opts, body

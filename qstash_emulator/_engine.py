@@ -140,6 +140,8 @@ class Engine:
         self.cancel_requested: set[str] = set()
         self._store_down = False
         self._sweeper: asyncio.Task[None] | None = None
+        # Attempts under way that stop() cancelled (the dev server reports them on exit).
+        self.dropped = 0
         # While the dispatcher sleeps: until when (None: until woken). A due time written
         # earlier than that, or while a turn runs (it may have read the times already), wakes it.
         self._sleeping = False
@@ -191,6 +193,7 @@ class Engine:
         if self._due_written in self.store.due_listeners:
             self.store.due_listeners.remove(self._due_written)
         await self._stop_dispatch()
+        self.dropped = len(self._tasks)
         await _cancel(list(self._tasks))
         await self.transport.close()
 

@@ -101,7 +101,7 @@ class Router:
                         return response
                     hop, followed = following, followed + 1
         except TimeoutError as exc:
-            raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
+            raise DeliveryError.timed_out(timeout_s) from exc
 
     async def _send_once(self, hop: Hop, timeout_s: float) -> Response:
         method, url, headers, body = hop.method, hop.url, hop.headers, hop.body

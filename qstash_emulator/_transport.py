@@ -49,6 +49,11 @@ class DeliveryError(Exception):
         self.timeout = timeout
 
     @classmethod
+    def timed_out(cls, timeout_s: float) -> DeliveryError:
+        """No complete answer within ``timeout_s`` seconds."""
+        return cls(f"timeout after {timeout_s:g}s", timeout=True)
+
+    @classmethod
     def refused(cls, url: str) -> DeliveryError:
         """Nothing listens where ``url`` points: what a refused connection records."""
         return cls(refused(address(url)))
@@ -107,7 +112,7 @@ class AiohttpTransport:
                 ) as resp:
                     return Response(resp.status, list(resp.headers.items()), await self._body(resp))
         except TimeoutError as exc:
-            raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
+            raise DeliveryError.timed_out(timeout_s) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise DeliveryError(unanswered(exc, url)) from exc
 

@@ -1,7 +1,8 @@
 """The dashboard's layout at the common screen widths, with the detail panel open: every view's
 rows stay inside their table and the table inside the page (no sideways scrolling), every
 button is on screen, and text wraps between words or before a URL's path segments, never
-inside one ("POST htt / p://127.0. / 0.1:..."). Each view is saved as a screenshot per width.
+inside one ("POST htt / p://127.0. / 0.1:..."). Each view is saved as a screenshot per width,
+in widths/ of the screenshot folder (tests/chromium.py says where that is).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def test_every_view_fits_with_the_detail_open(
     width: int, world: Emulator, checked: Any, shots: Path
 ) -> None:
     page = checked
+    folder = shots / "widths"  # apart from the README's pictures when both go to one place
+    folder.mkdir(exist_ok=True)
     viewport(page, width, HEIGHT)
     open_view(page, world, "messages")
     click(page, "#view tr[data-id]")
@@ -132,6 +135,6 @@ def test_every_view_fits_with_the_detail_open(
         if view in OPENS:
             click(page, OPENS[view])
             until(page, f"the {view} detail", lambda d: css(d, "#detail:not([hidden]) h3"))
-        page.save_screenshot(str(shots / f"{view}-{width}.png"))
+        page.save_screenshot(str(folder / f"{view}-{width}.png"))
         found[view] = page.execute_script(PROBLEMS)
     assert found == {view: [] for view, _, _ in VIEWS}
