@@ -17,6 +17,7 @@ from qstash_emulator.contracts import (
     Answer,
     ContractError,
     Recorder,
+    ReplayError,
     Report,
     Target,
     Usage,
@@ -144,7 +145,8 @@ def replay_for(
             headers={**target.publish_headers(), **auth},
             content=target.body,
         )
-        answer.raise_for_status()
+        if answer.status_code >= 300:
+            raise ReplayError(f"the emulator refused the publish: {answer.text}")
         return str(answer.json()["messageId"])
 
     def wait(message_id: str) -> Answer:

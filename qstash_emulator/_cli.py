@@ -23,6 +23,7 @@ from ._lease_store import StoreTaken, StoreUnreachable
 from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
+from ._store import Store
 from ._wait import add_parser as add_wait_parser, run as run_wait
 from .contracts import _command as contract_command
 
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_wait(args)
     try:
         settings = settings_from(vars(args))
+        if settings.redis_url:
+            Store.check_url(settings.redis_url)
     except ValueError as exc:
         print(f"qstash-emulator: {exc}", file=sys.stderr)
         return 2

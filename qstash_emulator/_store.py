@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
@@ -25,6 +26,7 @@ from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
 from ._lease_store import Lease
+from ._masking import mask_secrets
 from ._models import DeadLetter, Message, State
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
@@ -91,6 +93,14 @@ class Store:
         self.row_listeners: list[Callable[[list[Row]], None]] = []
         # How long a dead letter is kept, by the wall clock (the plan's; None: until deleted).
         self.dlq_retention_ms: int | None = None
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Refuse a Redis URL that cannot be parsed, naming it without its password."""
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"--redis-url {mask_secrets(url)}: {exc}") from None
 
     @classmethod
     def connect(

@@ -148,3 +148,28 @@ def test_without_the_option_nothing_is_written(suite: pytest.Pytester) -> None:
 def test_contract_path_in_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--qstash-contract=PATH*", "*--qstash-contract-update*"])
+
+
+def test_the_session_wide_environment_records_too(pytester: pytest.Pytester) -> None:
+    """With ``qstash_env = session`` the emulator starts before conftest.py: its recorder
+    comes from the same run, and binds each test's user as the fixture makes it."""
+    pytester.makeini("[pytest]\nqstash_env = session\n")
+    pytester.makepyfile(
+        test_app="""
+        import os
+        from qstash import QStash
+
+        def test_publish(qstash):
+            qstash.endpoint("https://app.example.com/hook", 200)
+            QStash(os.environ["QSTASH_TOKEN"], base_url=os.environ["QSTASH_URL"]).message.publish(
+                url="https://app.example.com/hook", body="x"
+            )
+            qstash.run_until_idle()
+        """
+    )
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["c.json: written (1 entry)"])
+    assert (
+        b'"destination": "https://app.example.com/hook"' in (pytester.path / "c.json").read_bytes()
+    )
