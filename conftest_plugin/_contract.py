@@ -9,7 +9,7 @@ which worker ran which test, nor in what order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -17,6 +17,7 @@ from qstash_emulator.contracts import (
     Answer,
     ContractError,
     Recorder,
+    ReplayError,
     Report,
     Target,
     Usage,
@@ -30,9 +31,24 @@ from qstash_emulator.contracts import (
 )
 
 if TYPE_CHECKING:
-    from ._fixture import QStashFixture
+    from ._deliveries import Delivery
 
 __all__ = ["ContractPlugin", "recorder_for", "replay_for"]
+
+
+class _Fixture(Protocol):
+    """What a replay needs of the ``qstash`` fixture."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def token(self) -> str: ...
+
+    def wait_for(self, *, message_id: str) -> Delivery: ...
+
+    def dead_letters(self) -> list[dict[str, Any]]: ...
+
 
 _RECORDER = pytest.StashKey[Recorder]()
 _WIRE = "qstash_contract"
@@ -112,7 +128,7 @@ class ContractPlugin:
 
 
 def replay_for(
-    fixture: QStashFixture,
+    fixture: _Fixture,
     contract: str | Path | dict[str, Any],
     to: str | None,
     only: str | None,
@@ -129,7 +145,8 @@ def replay_for(
             headers={**target.publish_headers(), **auth},
             content=target.body,
         )
-        answer.raise_for_status()
+        if answer.status_code >= 300:
+            raise ReplayError(f"the emulator refused the publish: {answer.text}")
         return str(answer.json()["messageId"])
 
     def wait(message_id: str) -> Answer:

@@ -193,7 +193,7 @@ class ScriptedResponder:
         if step is HANG:
             if not self.virtual:
                 await asyncio.sleep(timeout_s)
-            raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True)
+            raise DeliveryError.timed_out(timeout_s)
         if not isinstance(step, Reply):
             assert callable(step)
             step = await _call(step, AttemptRequest(method, url, headers, body), timeout_s)
@@ -214,7 +214,7 @@ async def _call(handler: Handler, request: AttemptRequest, timeout_s: float) -> 
         async with asyncio.timeout(timeout_s):
             answer = await asyncio.to_thread(run)
     except TimeoutError as exc:
-        raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
+        raise DeliveryError.timed_out(timeout_s) from exc
     except Exception as exc:
         name = getattr(handler, "__name__", repr(handler))
         return Reply(500, {"Content-Type": "text/plain"}, _raised(name, exc).encode())

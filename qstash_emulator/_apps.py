@@ -140,7 +140,7 @@ class MountedApp:
                 answer: Response = await asyncio.wrap_future(future)
                 return answer
         except TimeoutError as exc:
-            raise DeliveryError(f"timeout after {timeout_s:g}s", timeout=True) from exc
+            raise DeliveryError.timed_out(timeout_s) from exc
         finally:
             if self._asgi is not None and not ended.is_set():
                 self._threads.cancelled(ended)  # timed out, or its caller was cancelled

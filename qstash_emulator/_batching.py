@@ -6,6 +6,12 @@ publishes and finished attempts write in the same event-loop turn; sent together
 fraction of that, and each caller still returns only after its own writes are stored.
 Sorted-set changes and log rows go further: the batch's changes to one sorted set become one
 ZADD and one ZREM, and its rows for one log are written together.
+
+Every due time the engine acts on (a message's delivery, a schedule's run, a queue delay, a
+flow-control window, a wait's deadline) is written here, as a ``Writes.zadd`` on one of the
+store's due indexes: once it has landed, the batcher tells ``on_due`` the earliest, so an
+engine sleeping until later (or until woken) wakes for it, and caches of those indexes are
+dropped before it looks. No caller has to remember to.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["AppendLog", "Batcher", "Fill", "Writes"]
+__all__ = ["NOT_A_TIME", "AppendLog", "Batcher", "Fill", "Writes"]
+
+# Scores from here on mark a state (claimed, parked), not a time anything is due.
+NOT_A_TIME = float(2**52)
 
 
 class Writes:
@@ -51,9 +60,17 @@ _SET, _REMOVE, _IF_PRESENT = 0, 1, 2
 class Batcher:
     """Runs queued operations in submission order, as few transactions as possible."""
 
-    def __init__(self, redis: Any, log_writer: AppendLog) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        log_writer: AppendLog,
+        due_keys: frozenset[str] = frozenset(),
+        on_due: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.redis = redis
         self._log_writer = log_writer
+        self._due_keys = due_keys
+        self.on_due = on_due
         self._waiting: list[tuple[Fill, asyncio.Future[list[Any]]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -137,6 +154,7 @@ class Batcher:
         for index, key in emitted:
             if isinstance(replies[index], Exception):
                 _fail(writers[key], replies[index])
+        self._announce(folded)
         for start, end, future in spans:
             if future.done():  # its caller was cancelled (the writes stand), or a fold failed
                 continue
@@ -146,6 +164,20 @@ class Batcher:
                 future.set_exception(error)
             else:
                 future.set_result(part)
+
+    def _announce(self, folded: dict[str, dict[str, tuple[int, float]]]) -> None:
+        """Tell ``on_due`` the earliest due time the batch wrote to each due index (applied
+        now)."""
+        if self.on_due is None:
+            return
+        for key in self._due_keys & folded.keys():
+            times = [
+                score
+                for kind, score in folded[key].values()
+                if kind != _REMOVE and score < NOT_A_TIME
+            ]
+            if times:
+                self.on_due(key, int(min(times)))
 
 
 def _fail(futures: Iterable[asyncio.Future[list[Any]]], exc: BaseException) -> None:

@@ -23,6 +23,7 @@ from ._lease_store import StoreTaken, StoreUnreachable
 from ._masking import mask_secrets
 from ._runtime import Runtime
 from ._serving import Server, listen
+from ._store import Store
 from ._wait import add_parser as add_wait_parser, run as run_wait
 from .contracts import _command as contract_command
 
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_wait(args)
     try:
         settings = settings_from(vars(args))
+        if settings.redis_url:
+            Store.check_url(settings.redis_url)
     except ValueError as exc:
         print(f"qstash-emulator: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     runtime = Runtime(settings)
+    runtime.loops.port = port
     if runtime.lease is not None:
         runtime.lease.address = url
         try:
@@ -184,20 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # collections (default 700). Under wrk: ~0.66 -> ~0.55 ms of CPU a message (median of 5).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    left = {"deliveries": 0}
-
-    async def drain() -> None:
-        try:
-            await runtime.engine.drain()
-        finally:
-            left["deliveries"] = runtime.engine.in_flight
 
     def ready() -> None:
         # Only now: the app has started and the port accepts connections (docs/ci.md).
         sys.stdout.write(banner(settings, url) + "\n")
         sys.stdout.flush()
 
-    server = Server(config, on_ready=ready, drain=drain, drain_s=args.drain_timeout)
+    server = Server(config, on_ready=ready, drain=runtime.engine.drain, drain_s=args.drain_timeout)
     try:
         server.run(sockets=[sock])
     finally:
@@ -211,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else f"--drain-timeout {args.drain_timeout:g}s passed"
         )
         print(
-            f"qstash-emulator: {why} with {left['deliveries']} deliveries and "
+            f"qstash-emulator: {why} with {runtime.engine.dropped} deliveries and "
             f"{server.requests_left} requests under way; they were dropped",
             file=sys.stderr,
         )

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._durations import parse_duration_ms
-from ._masking import mask_secrets
 from ._users import DEFAULT_USERS, User
 
 __all__ = ["OPTIONS", "QUOTAS", "Option", "OptionKind", "Quota", "Settings"]
@@ -94,6 +93,10 @@ class Settings:
     body_budget: int = 256 << 20
     region: str = "EU-CENTRAL-1"
     strict_destinations: bool = False
+    # Attempts in flight to one destination (scheme, host, port) and of one user; the engine
+    # has at most 1,024 in all (docs/behaviour.md#delivery).
+    in_flight_per_destination: int = 256
+    in_flight_per_user: int = 512
     # False: every answer closes its connection, so an SDK client that is never closed
     # (qstash 3.x gives no way to) holds no idle socket to be collected unclosed later.
     keep_alive: bool = True
@@ -257,6 +260,20 @@ OPTIONS = (
         "log entries (and workflow runs) kept per user (default 10000)",
     ),
     Option(
+        "--in-flight-per-destination",
+        "QSTASH_EMULATOR_IN_FLIGHT_PER_DESTINATION",
+        "in_flight_per_destination",
+        "int",
+        "attempts in flight to one scheme://host:port at most (default 256)",
+    ),
+    Option(
+        "--in-flight-per-user",
+        "QSTASH_EMULATOR_IN_FLIGHT_PER_USER",
+        "in_flight_per_user",
+        "int",
+        "attempts in flight of one user at most (default 512)",
+    ),
+    Option(
         "--body-budget",
         "QSTASH_EMULATOR_BODY_BUDGET",
         "body_budget",
@@ -318,11 +335,10 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
         )
     if settings.quota not in QUOTAS:
         raise ValueError(f"--quota must be one of {', '.join(QUOTAS)}, not {settings.quota!r}")
-    if settings.redis_url:
-        from redis.connection import parse_url
-
-        try:
-            parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
-        except ValueError as exc:  # shown without its password
-            raise ValueError(f"--redis-url {mask_secrets(settings.redis_url)}: {exc}") from None
+    for flag, value in (
+        ("--in-flight-per-destination", settings.in_flight_per_destination),
+        ("--in-flight-per-user", settings.in_flight_per_user),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, not {value}")
     return settings

@@ -54,7 +54,7 @@ class Emulator:
             lifespan="on",
             **uvicorn_options(self.settings.max_connections, self.settings.header_timeout_s),
         )
-        self._port = server.port
+        self._port = self.runtime.loops.port = server.port
         if self.runtime.lease is not None:
             self.runtime.lease.address = self.url
         try:

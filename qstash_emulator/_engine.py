@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -19,10 +19,11 @@ from . import _json
 from ._clock import Clock
 from ._config import Settings
 from ._headers import CallbackConfig, H, on_the_wire
+from ._lanes import Lanes, Waiting, destination_of
 from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
-from ._signing import sign
+from ._signing import preload, sign
 from ._store import Store, StoreUnavailable
 from ._transport import DeliveryError, Response, Transport
 from ._views import callback_payload, log_row
@@ -43,6 +44,8 @@ T = TypeVar("T")
 _BATCH = 256
 _SWEEP_S = 1.0
 _MAX_IN_FLIGHT = 1_024
+# Claimed messages waiting for room at their destination or user (ids only, in memory).
+_MAX_WAITING = 100_000
 
 
 class Gate(Protocol):
@@ -127,10 +130,24 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._attempting: set[str] = set()
+        self._lanes = Lanes(settings.in_flight_per_destination, settings.in_flight_per_user)
+        # The transport call of each attempt sending now, for a cancel to end it.
+        self._sends: dict[str, asyncio.Future[Response]] = {}
+        # One set per sweep under way: the ids let go of meanwhile (their claims may have
+        # looked abandoned to its read, though an attempt held them until then).
+        self._let_go: list[set[str]] = []
         self._claiming = False
         self.cancel_requested: set[str] = set()
         self._store_down = False
         self._sweeper: asyncio.Task[None] | None = None
+        # Attempts under way that stop() cancelled (the dev server reports them on exit).
+        self.dropped = 0
+        # While the dispatcher sleeps: until when (None: until woken). A due time written
+        # earlier than that, or while a turn runs (it may have read the times already), wakes it.
+        self._sleeping = False
+        self._sleeps_until: int | None = None
+        # Readies the transport in the background: the first delivery is not the slow one.
+        self._warming: asyncio.Task[None] | None = None
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -141,11 +158,22 @@ class Engine:
         if recovered:
             log.info("recovered %d in-flight messages; they will be delivered again", recovered)
         self.clock.subscribe(self.notify)
+        self.store.due_listeners.append(self._due_written)
         self._dispatch()
+        if self._warming is None:
+            self._warming = asyncio.create_task(_quietly(self._warm()), name="qstash-emulator-warm")
 
     def _dispatch(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
         self._sweeper = asyncio.create_task(self._sweep(), name="qstash-emulator-orphans")
+
+    async def _warm(self) -> None:
+        """Ready, in the background, what the first delivery would otherwise wait for: the
+        signing library and the network transport (their imports are kept out of start-up)."""
+        await asyncio.to_thread(preload)
+        warm = getattr(self.transport, "warm", None)
+        if warm is not None:
+            await warm()
 
     async def _stop_dispatch(self) -> None:
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
@@ -159,7 +187,13 @@ class Engine:
 
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
+        if self._warming is not None:
+            await _cancel([self._warming])
+            self._warming = None
+        if self._due_written in self.store.due_listeners:
+            self.store.due_listeners.remove(self._due_written)
         await self._stop_dispatch()
+        self.dropped = len(self._tasks)
         await _cancel(list(self._tasks))
         await self.transport.close()
 
@@ -178,7 +212,9 @@ class Engine:
                 self._dispatch()
 
     async def abort(self) -> None:
-        """Drop every attempt in flight (their outcomes are not recorded)."""
+        """Drop every attempt in flight (their outcomes are not recorded), and forget the
+        claimed messages waiting for room (the sweep makes them due again)."""
+        self._unmark(self._lanes.clear())
         await _cancel(list(self._tasks))
         self.cancel_requested.clear()
 
@@ -195,6 +231,18 @@ class Engine:
             self._wake.set()
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        """A due time was stored (``Store.due_listeners``): wake the dispatcher if it would
+        otherwise sleep past it."""
+        if not self._sleeping or self._sleeps_until is None or when_ms < self._sleeps_until:
+            self.notify()
+
+    @property
+    def wakes_at(self) -> int | None:
+        """When the dispatcher next looks for due work: now while it runs, None while it
+        sleeps until woken."""
+        return self._sleeps_until if self._sleeping else self.clock.now_ms()
 
     @property
     def in_flight(self) -> int:
@@ -214,12 +262,12 @@ class Engine:
     async def wait_idle(self) -> None:
         """Return once nothing is due now and no attempt is running."""
         while True:
-            if not self._tasks and not self._claiming:
+            if not self._tasks and not self._claiming and not self._lanes:
                 nxt = await self.next_due()
                 if nxt is None or nxt > self.clock.now_ms():
                     # One more loop turn so the dispatcher can claim what just became due.
                     await asyncio.sleep(0)
-                    if not self._tasks and not self._claiming:
+                    if not self._tasks and not self._claiming and not self._lanes:
                         nxt = await self.next_due()
                         if nxt is None or nxt > self.clock.now_ms():
                             return
@@ -246,6 +294,9 @@ class Engine:
                         await timer.fire(now)
                         due = await timer.next_due()
                     timer_dues.append(due)
+                for waiting in self._lanes.ready(_MAX_IN_FLIGHT - len(self._tasks)):
+                    self._attempting.add(waiting.message_id)
+                    self._start(self._attempt_waiting(waiting), waiting)
                 free = _MAX_IN_FLIGHT - len(self._tasks)
                 # While a claim is under way its messages are neither due nor tasks yet;
                 # wait_idle must not mistake that moment for idleness.
@@ -253,12 +304,10 @@ class Engine:
                 try:
                     claimed: list[Message] = []
                     after: int | None = None
-                    if free > 0:
+                    if free > 0 and len(self._lanes) < _MAX_WAITING:
                         claimed, after = await self._claim(min(_BATCH, free))
                     for msg in claimed:
-                        task = asyncio.create_task(self._attempt(msg))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._done)
+                        self._admit(msg)
                 finally:
                     self._claiming = False
                 if claimed and len(claimed) == _BATCH:
@@ -270,7 +319,11 @@ class Engine:
                     nxt = min(known) if known else None
                 if not self._tasks:
                     self._idle.set()
-                await self.clock.wait(nxt, self._wake)
+                self._sleeping, self._sleeps_until = True, nxt
+                try:
+                    await self.clock.wait(nxt, self._wake)
+                finally:
+                    self._sleeping = False
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:  # a Redis restart: retry, never die
@@ -292,12 +345,54 @@ class Engine:
         try:
             claimed, after = await self.store.claim_due(self.clock.now_ms(), limit, mark)
         except BaseException:
-            self._attempting.difference_update(chosen)
+            self._unmark(chosen)
             raise
         gone = set(chosen) - {m.id for m in claimed}
-        self._attempting.difference_update(gone)
+        self._unmark(gone)
         self.cancel_requested.difference_update(gone)
         return claimed, after
+
+    def _admit(self, msg: Message) -> None:
+        """Start the attempt of a claimed message, or let it wait for room at its
+        destination or user."""
+        slots = Waiting(msg.id, destination_of(msg.url), msg.user)
+        if msg.id in self.cancel_requested:  # a cancel raced the claim: it ends at once
+            self._lanes.take(slots.destination, slots.user)
+        elif not self._lanes.admit(msg.id, slots.destination, slots.user):
+            self._attempting.discard(msg.id)  # held while it waits in line
+            return
+        self._start(self._attempt(msg), slots)
+
+    def _start(self, attempt: Coroutine[Any, Any, None], slots: Waiting) -> None:
+        """Run ``attempt`` as a task holding ``slots`` of the lanes until it ends."""
+        task = asyncio.create_task(attempt)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._ended, slots))
+
+    def _ended(self, slots: Waiting, task: asyncio.Task[None]) -> None:
+        self._lanes.release(slots.destination, slots.user)
+        self._done(task)
+
+    async def _attempt_waiting(self, waiting: Waiting) -> None:
+        """The attempt of a message that waited for room (it is read again: it may have
+        changed or ended meanwhile)."""
+        try:
+            msg = await self.store.get(waiting.message_id)
+        except BaseException:
+            self._unmark([waiting.message_id])
+            raise
+        if msg is None or msg.final_at is not None:
+            self._unmark([waiting.message_id])
+            self.cancel_requested.discard(waiting.message_id)
+            return
+        await self._attempt(msg)
+
+    def _unmark(self, ids: Iterable[str]) -> None:
+        """No attempt of this engine holds ``ids`` any more."""
+        ids = list(ids)
+        self._attempting.difference_update(ids)
+        for let_go in self._let_go:
+            let_go.update(ids)
 
     async def _sweep(self) -> None:
         """Every second, return to due the claims no running attempt holds: left by a claim
@@ -327,13 +422,21 @@ class Engine:
 
     async def return_orphans(self) -> int:
         """Make due again each claim no attempt of this engine holds; how many there were."""
-        # A claim made after this instant may belong to an attempt starting now: only older
-        # claims count, and of those the ones whose attempt was running at this instant are
-        # held (an attempt is marked before its claim is written and unmarked after its
-        # outcome is).
+        # An attempt is marked before its claim is written and unmarked after its outcome is
+        # (a claimed message waiting for room is held by its line).
+        # So a claim the read finds was marked before the read, and is held if it is still
+        # marked after it, or was let go of meanwhile (its outcome may have landed after the
+        # read): the marks are looked at once the read is done, never before. A claim's own
+        # time is taken before it is marked, so comparing times alone cannot tell.
         now = self.clock.now_ms()
-        running = set(self._attempting)
-        orphans = [i for i in await self.store.claimed_before(now) if i not in running]
+        let_go: set[str] = set()
+        self._let_go.append(let_go)
+        try:
+            claimed = await self.store.claimed_before(now)
+            held = self._attempting | self._lanes.ids() | let_go
+        finally:
+            self._let_go.remove(let_go)
+        orphans = [i for i in claimed if i not in held]
         if orphans:
             await self.store.unclaim(orphans, now)
             log.warning("%d claimed messages had no running attempt: due again", len(orphans))
@@ -367,11 +470,12 @@ class Engine:
                 return
             await self._send(msg)
         finally:
-            self._attempting.discard(msg.id)
+            self._unmark([msg.id])
             self.cancel_requested.discard(msg.id)
 
     async def cancel(self, msg: Message) -> bool:
-        """Cancel a message that is not final. One in flight finishes its attempt, then stops.
+        """Cancel a message that is not final. One in flight has its attempt ended (the
+        request is dropped) unless it is already being settled.
 
         False when there is nothing left to cancel: the message is final, or its cancel was
         already asked for while it is in flight (one message is cancelled once).
@@ -382,9 +486,24 @@ class Engine:
         if self.is_in_flight(msg.id):
             self.cancel_requested.add(msg.id)
             await self.store.append_rows([make_row(msg, State.CANCEL_REQUESTED, now)])
+            send = self._sends.get(msg.id)
+            if send is not None:
+                send.cancel()
             return True
+        self._lanes.drop([msg.id])  # before any wait: a message in line must not start now
         await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
         return True
+
+    @contextlib.contextmanager
+    def holding(self, message_ids: Iterable[str]) -> Iterator[None]:
+        """Those of these messages that wait for room do not start inside: a bulk cancel
+        ending attempts in flight would otherwise start them, only to end them too."""
+        paused = self._lanes.pause(message_ids)
+        try:
+            yield
+        finally:
+            self._lanes.resume(paused)
+            self.notify()
 
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
@@ -422,28 +541,58 @@ class Engine:
             return result
 
     async def _send(self, msg: Message) -> None:
-        started, wall_started = self.clock.now_ms(), time.time()
         current_key = (await self._keys(msg.user))[0]
         run = await self.runs.outgoing(msg) if msg.run_id and self.runs else None
         body = run.body if run is not None else msg.body
         headers = self._request_headers(msg, current_key, body, run)
         timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
+        # Logged as the attempt starts, its time taken as the row is queued behind those
+        # queued before it: the log stays in time order (written with the outcome, it would
+        # land below the rows of attempts that started later).
+        started, wall_started = self.clock.now_ms(), time.time()
+        active = [make_row(msg, State.ACTIVE, started)]
+        await self._durably(lambda: self.store.append_rows(active))
         response: Response | None = None
         error: str | None = None
+        ended = False
         try:
-            response = await self.transport.send(msg.method, msg.url, headers, body, timeout_s)
+            response = await self._call(msg, headers, body, timeout_s)
+        except _Ended:
+            error, ended = "cancelled while in flight: the request was dropped", True
         except DeliveryError as exc:
             error = exc.reason
         except Exception as exc:  # any other failure to send is a failed attempt, not a crash
             error = f"{type(exc).__name__}: {exc}"
         now = self.clock.now_ms()
         decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
+        if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
+            decision = Decision("retry", error or "", 0)
         if run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))
         self._emit(msg, headers, body, response, error, decision, started, wall_started)
-        await self._settle(msg, response, error, decision, started)
+        await self._settle(msg, response, error, decision, ended)
+
+    async def _call(
+        self, msg: Message, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> Response:
+        """The destination's answer; raises ``_Ended`` when a cancel ends the attempt."""
+        send = asyncio.ensure_future(
+            self.transport.send(msg.method, msg.url, headers, body, timeout_s)
+        )
+        self._sends[msg.id] = send
+        if msg.id in self.cancel_requested:  # asked for while the attempt was starting
+            send.cancel()
+        try:
+            return await send
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if send.cancelled() and task is not None and not task.cancelling():
+                raise _Ended from None
+            raise
+        finally:
+            self._sends.pop(msg.id, None)
 
     def _request_headers(
         self, msg: Message, key: str, body: bytes, run: RunDelivery | None = None
@@ -519,8 +668,10 @@ class Engine:
         response: Response | None,
         error: str | None,
         decision: Decision,
-        started: int,
+        ended: bool = False,
     ) -> None:
+        """Record the attempt's outcome; one a cancel ``ended`` has no callback and no
+        ERROR row: the message is cancelled."""
         now = self.clock.now_ms()
         result: dict[str, Any] = {"status": response.status if response else 0}
         if response is not None:
@@ -534,13 +685,13 @@ class Engine:
                 await self._durably(lambda: runs.attempted(msg, decision, result, now))
             except Exception:  # what the logs show of a run must not hold up its message
                 log.exception("recording the attempt of %s in its run failed", msg.id)
-        rows = [make_row(msg, State.ACTIVE, started)]
+        rows: list[dict[str, Any]] = []
         callbacks: list[tuple[Message, CallbackConfig]] = []
         ready: list[Message] = []
         if decision.outcome == "delivered":
             msg.state, msg.final_at = State.DELIVERED, now
             rows.append(make_row(msg, State.DELIVERED, now, responseStatus=result["status"]))
-        else:
+        elif not ended:
             rows.append(
                 make_row(
                     msg,
@@ -555,7 +706,7 @@ class Engine:
                     else None,
                 )
             )
-        if msg.callback and msg.kind == "message":
+        if msg.callback and msg.kind == "message" and not ended:
             callbacks.append(
                 (callback_message(msg, "callback", msg.callback, result, None, now), msg.callback)
             )
@@ -618,6 +769,10 @@ class Engine:
             rows = [make_row(c, State.CREATED, now) for c in callbacks]
             await self._durably(lambda: self.store.add(callbacks, rows))
             self.notify()
+
+
+class _Ended(Exception):
+    """A cancel ended the attempt in flight."""
 
 
 def callback_message(
@@ -686,6 +841,14 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.05)
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """``work``, whose failure only costs the time it would have saved."""
+    try:
+        await work
+    except Exception:
+        log.debug("warming up failed", exc_info=True)
 
 
 async def _now(write: Callable[[], Awaitable[T]]) -> T:

@@ -90,6 +90,12 @@ class FlowControl:
         self._next: int | None = None
         self._next_version = -1
         self._version = 0
+        store.due_listeners.append(self._due_written)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        """A wake-up was stored: the cached earliest one is stale (before the engine looks)."""
+        if index == self.store.keyspace.flow_wake:
+            self._version += 1
 
     def reset(self) -> None:
         """Forget process state after the store was flushed."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _json
+from ._batching import Batcher, Writes
 from ._keyspace import Keyspace
 
 __all__ = ["PARKED", "FlowStore"]
@@ -21,8 +22,9 @@ State = dict[str, Any]
 class FlowStore:
     """Reads and writes of flow-control keys (``store.flow``)."""
 
-    def __init__(self, redis: Any, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Any, keyspace: Keyspace, batch: Batcher) -> None:
         self._redis = redis
+        self._batch = batch
         self._keyspace = keyspace
         self._wake = keyspace.flow_wake
 
@@ -77,10 +79,11 @@ class FlowStore:
 
     async def wake_at(self, user: str, key: str, at: float | None) -> None:
         """Look at the key again at ``at`` (ms), on an event (``PARKED``), or never (None)."""
+        member = user + _SEP + key
         if at is None:
-            await self._redis.zrem(self._wake, user + _SEP + key)
+            await self._redis.zrem(self._wake, member)
         else:
-            await self._redis.zadd(self._wake, {user + _SEP + key: at})
+            await self._batch.run(lambda w: w.zadd(self._wake, member, at))
 
     async def next_wake(self) -> int | None:
         """The earliest time a key is to be looked at again (parked keys aside)."""
@@ -107,6 +110,11 @@ class FlowStore:
 
     async def wake_all(self) -> None:
         """Every key with waiters is to be looked at now (after a restart)."""
-        members = await self._redis.zrange(self._wake, 0, -1)
+        members = [m.decode() for m in await self._redis.zrange(self._wake, 0, -1)]
+
+        def fill(w: Writes) -> None:
+            for member in members:
+                w.zadd(self._wake, member, 0)
+
         if members:
-            await self._redis.zadd(self._wake, dict.fromkeys(members, 0))
+            await self._batch.run(fill)

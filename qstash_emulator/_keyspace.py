@@ -87,6 +87,11 @@ class Keyspace:
         self.flow_wake = prefix + "flow-wake"
         self.waits = prefix + "waits"
         self.legacy_inflight = prefix + "inflight"
+        # The indexes scored by when something comes due for the engine: every write of a
+        # score to them goes through the batcher (``Writes.zadd``), which wakes the engine.
+        self.due_indexes = frozenset(
+            {self.due, self.queue_wake, self.schedule_due, self.flow_wake, self.waits}
+        )
         self.bodies = prefix + "bodies"
 
     @staticmethod

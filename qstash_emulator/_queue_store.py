@@ -10,6 +10,7 @@ from typing import Any, Literal
 from redis.exceptions import WatchError
 
 from . import _json
+from ._batching import Batcher, Writes
 from ._keyspace import Keyspace, QueuePart
 
 __all__ = ["QueueStore"]
@@ -22,8 +23,9 @@ _TRIES = 1_000
 class QueueStore:
     """Reads and writes of queues (``store.queues``)."""
 
-    def __init__(self, redis: Any, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Any, keyspace: Keyspace, batch: Batcher) -> None:
         self._redis = redis
+        self._batch = batch
         self._keyspace = keyspace
         self._wake = keyspace.queue_wake
 
@@ -142,13 +144,16 @@ class QueueStore:
         seq = await self._redis.zscore(members, message_id)
         if seq is None:
             seq = int(await self._redis.incr(self._keyspace.queue_seq(user)))
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zadd(members, {message_id: seq}, nx=True)
-        if ready_at is None:
-            pipe.zadd(self._k(user, queue, "ready"), {message_id: seq}, nx=True)
-        else:
-            pipe.zadd(self._wake, {self._wake_member(user, queue, message_id): ready_at})
-        await pipe.execute()
+        ready, wake = self._k(user, queue, "ready"), self._wake_member(user, queue, message_id)
+
+        def fill(w: Writes) -> None:
+            w.pipe.zadd(members, {message_id: seq}, nx=True)
+            if ready_at is None:
+                w.pipe.zadd(ready, {message_id: seq}, nx=True)
+            else:
+                w.zadd(self._wake, wake.decode(), ready_at)
+
+        await self._batch.run(fill)
 
     async def head(self, user: str, queue: str) -> str | None:
         """The ready message first in line."""

@@ -21,6 +21,7 @@ from ._headers import parse_publish
 from ._inspection import History, Inspector
 from ._lease_store import RENEW_S, Lease, describe
 from ._logs import Logs
+from ._loops import Loops
 from ._messages import Messages
 from ._publisher import Publisher
 from ._queues import Queues
@@ -90,6 +91,7 @@ class Runtime:
         self.faults = Faults()
         self.history = History(body_budget=settings.body_budget)
         self.quotas = Quotas(store, settings, clock)
+        self.loops = Loops(settings)
         self.url_groups = UrlGroups(store, settings, clock)
         self.messages = Messages(store, settings, clock, engine)
         self.queues = Queues(store, settings, clock, engine.notify, self.messages.cancel_many)
@@ -114,6 +116,7 @@ class Runtime:
         engine.listeners.append(self.history.add)
         engine.runs = self.run_messages
         publisher.resolve_group = self.url_groups.resolve
+        self.url_groups.loops = self.batches.loops = self.loops
         publisher.checks.append(self.quotas.check_publish)
         publisher.accepting.append(self.flow_control.accepting)
         publisher.stored.append(self.flow_control.stored)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _json
+from ._batching import Batcher, Writes
 from ._keyspace import Keyspace
 
 __all__ = ["ScheduleStore"]
@@ -16,8 +17,9 @@ _SEP = "\x00"
 class ScheduleStore:
     """Reads and writes of schedules (``store.schedules``)."""
 
-    def __init__(self, redis: Any, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Any, keyspace: Keyspace, batch: Batcher) -> None:
         self._redis = redis
+        self._batch = batch
         self._keyspace = keyspace
         self._due = keyspace.schedule_due
 
@@ -46,18 +48,18 @@ class ScheduleStore:
         next_time: int | None,
     ) -> None:
         """Write a schedule; ``next_time`` None takes it off the run times (paused)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(
-            self._keyspace.schedule(user, schedule_id),
-            mapping={"r": _json.dumps(record), "b": body},
-        )
-        pipe.zadd(self._keyspace.schedules(user), {schedule_id: created_at})
+        key, data = self._keyspace.schedule(user, schedule_id), _json.dumps(record)
         member = user + _SEP + schedule_id
-        if next_time is None:
-            pipe.zrem(self._due, member)
-        else:
-            pipe.zadd(self._due, {member: next_time})
-        await pipe.execute()
+
+        def fill(w: Writes) -> None:
+            w.pipe.hset(key, mapping={"r": data, "b": body})
+            w.zadd(self._keyspace.schedules(user), schedule_id, created_at)
+            if next_time is None:
+                w.zrem(self._due, member)
+            else:
+                w.zadd(self._due, member, next_time)
+
+        await self._batch.run(fill)
 
     async def remove(self, user: str, schedule_id: str) -> bool:
         """Forget a schedule; False when there was none."""
@@ -73,9 +75,10 @@ class ScheduleStore:
         first = await self._redis.zrange(self._due, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
-    async def due(self, now_ms: int) -> list[tuple[str, str]]:
-        """The schedules due by ``now_ms``, as (user, schedule id)."""
-        found = await self._redis.zrangebyscore(self._due, "-inf", now_ms)
+    async def due(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` of the schedules due by ``now_ms`` (earliest first), as (user,
+        schedule id)."""
+        found = await self._redis.zrangebyscore(self._due, "-inf", now_ms, start=0, num=limit)
         out = []
         for raw in found:
             user, _, schedule_id = raw.decode().partition(_SEP)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -41,6 +42,7 @@ __all__ = ["Cron", "Schedule", "Schedules", "parse_cron", "schedule_view"]
 _DESCRIPTORS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
+_FIRE_BATCH = 256
 _RUN_STATES = {State.DELIVERED: "SUCCESS", State.FAILED: "FAIL", State.CANCELED: "FAIL"}
 
 
@@ -62,6 +64,7 @@ class Cron:
         return int(croniter(self.fields, start).get_next(float) * 1_000)
 
 
+@functools.lru_cache(maxsize=1_024)  # each run of a schedule parses its cron again
 def parse_cron(value: str | None, field: str = "Upstash-Cron") -> Cron:
     """Validate a cron expression; whitespace around it is trimmed, as production does."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -192,6 +195,12 @@ class Schedules:
         self._version = 0
         # Hear each schedule created or replaced (a contract's record of them).
         self.created: list[Callable[[Schedule], None]] = []
+        store.due_listeners.append(self._due_written)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        """A run time was stored: the cached earliest one is stale (before the engine looks)."""
+        if index == self.store.keyspace.schedule_due:
+            self._version += 1
 
     def reset(self) -> None:
         """Forget the cached next run time after the store was flushed."""
@@ -312,16 +321,20 @@ class Schedules:
         return self._next
 
     async def fire(self, now_ms: int) -> None:
-        for user, schedule_id in await self.store.schedules.due(now_ms):
-            async with self._lock:
-                sched = await self.get(user, schedule_id)
-                if sched is None or sched.paused:
-                    await self.store.schedules.not_due(user, schedule_id)
-                    self._version += 1
-                    continue
-                if sched.next_time is not None and sched.next_time > now_ms:
-                    continue  # replaced or resumed meanwhile
-                await self._run(sched, now_ms)
+        """Run up to ``_FIRE_BATCH`` of the schedules due, together: the engine delivers
+        between batches, so thousands due at one minute do not hold up every delivery (and
+        their own) until the last is published."""
+        due = await self.store.schedules.due(now_ms, _FIRE_BATCH)
+        async with self._lock:
+            await asyncio.gather(*(self._fire(user, i, now_ms) for user, i in due))
+
+    async def _fire(self, user: str, schedule_id: str, now_ms: int) -> None:
+        sched = await self.get(user, schedule_id)
+        if sched is None or sched.paused:
+            await self.store.schedules.not_due(user, schedule_id)
+            self._version += 1
+        elif sched.next_time is None or sched.next_time <= now_ms:  # else replaced meanwhile
+            await self._run(sched, now_ms)
 
     async def _run(self, sched: Schedule, now: int, replaces: int | None = None) -> None:
         """Publish one run, record it, and set the next run time from ``now`` (or from the

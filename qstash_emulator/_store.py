@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 
 from . import _json
 from ._batching import Batcher, Fill, Writes
@@ -25,6 +26,7 @@ from ._flow_store import FlowStore
 from ._group_store import GroupStore
 from ._keyspace import SCHEMA, Keyspace
 from ._lease_store import Lease
+from ._masking import mask_secrets
 from ._models import DeadLetter, Message, State
 from ._queue_store import QueueStore
 from ._quota_store import QuotaStore
@@ -70,13 +72,18 @@ class Store:
         self.keyspace = Keyspace(prefix)
         self._due = self.keyspace.due
         self._finished = self.keyspace.finished
+        # Hear (index, earliest time) for each write of due times (``Keyspace.due_indexes``),
+        # once applied: the engine's wake-up, and the timers' caches of those indexes.
+        self.due_listeners: list[Callable[[str, int], None]] = []
+        self._batch = Batcher(
+            client, self._logs.write, self.keyspace.due_indexes, self._due_written
+        )
         self.groups = GroupStore(client, self.keyspace)
-        self.queues = QueueStore(client, self.keyspace)
-        self.schedules = ScheduleStore(client, self.keyspace)
-        self.flow = FlowStore(client, self.keyspace)
+        self.queues = QueueStore(client, self.keyspace, self._batch)
+        self.schedules = ScheduleStore(client, self.keyspace, self._batch)
+        self.flow = FlowStore(client, self.keyspace, self._batch)
         self.quotas = QuotaStore(client, self.keyspace)
         self.bodies = BodyStore(client, self.keyspace, body_budget)
-        self._batch = Batcher(client, self._logs.write)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
@@ -86,6 +93,14 @@ class Store:
         self.row_listeners: list[Callable[[list[Row]], None]] = []
         # How long a dead letter is kept, by the wall clock (the plan's; None: until deleted).
         self.dlq_retention_ms: int | None = None
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Refuse a Redis URL that cannot be parsed, naming it without its password."""
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"--redis-url {mask_secrets(url)}: {exc}") from None
 
     @classmethod
     def connect(
@@ -115,6 +130,10 @@ class Store:
             )
             client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix, log_retention, url is None, body_budget)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        for listener in list(self.due_listeners):
+            listener(index, when_ms)
 
     def lease(self) -> Lease:
         """This emulator's claim on the store (see ``_lease_store``)."""
@@ -429,14 +448,15 @@ class Store:
     async def unclaim(self, ids: list[str], due_ms: int) -> None:
         """Make claimed messages due again at ``due_ms`` (a claim no attempt holds)."""
         if ids:
-            await self.redis.zadd(self._due, dict.fromkeys(ids, due_ms), xx=True, lt=True)
+            await self._batch.run(lambda w: _due_again(w, self._due, ids, due_ms))
 
     async def recover(self, now_ms: int) -> int:
         """After a crash, whatever was in flight is due again (at-least-once)."""
         upgraded = await self._upgrade(now_ms)
-        ids = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
+        found = await self.redis.zrangebyscore(self._due, _CLAIMED, "+inf")
+        ids = [i.decode() for i in found]
         if ids:
-            await self.redis.zadd(self._due, dict.fromkeys(ids, now_ms), xx=True)
+            await self._batch.run(lambda w: _due_again(w, self._due, ids, now_ms))
         return len(ids) + upgraded
 
     async def _upgrade(self, now_ms: int) -> int:
@@ -453,13 +473,15 @@ class Store:
         if version == SCHEMA:
             return 0
         # 1 -> 2: the ids in flight lived in a key of their own; now they are on the due list.
-        legacy = await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)
-        pipe = self.redis.pipeline(transaction=True)
-        if legacy:
-            pipe.zadd(self._due, dict.fromkeys(legacy, now_ms))
-        pipe.delete(self.keyspace.legacy_inflight)
-        pipe.set(self.keyspace.schema, SCHEMA)
-        await pipe.execute()
+        legacy = [i.decode() for i in await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)]
+
+        def fill(w: Writes) -> None:
+            for message_id in legacy:
+                w.zadd(self._due, message_id, now_ms)
+            w.pipe.delete(self.keyspace.legacy_inflight)
+            w.pipe.set(self.keyspace.schema, SCHEMA)
+
+        await self._batch.run(fill)
         return len(legacy)
 
     # Deduplication ------------------------------------------------------------------------
@@ -661,6 +683,12 @@ def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:
 
 def _dead_letter(dlq_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(dlq_id, *decode_dlq(fields))
+
+
+def _due_again(w: Writes, key: str, ids: list[str], due_ms: int) -> None:
+    """Claimed messages (still on the due list) come due at ``due_ms``."""
+    for message_id in ids:
+        w.zadd(key, message_id, due_ms, xx=True)
 
 
 def _letter_bytes(fields: dict[bytes, bytes]) -> int:

@@ -22,6 +22,7 @@ from ._config import Settings
 from ._destination import is_url, validate_name, validate_url
 from ._errors import BadRequest, NotFound
 from ._headers import H, canonical, parse_publish
+from ._loops import Loops
 from ._publisher import Endpoint
 from ._quotas import require_room
 from ._store import Store
@@ -63,6 +64,7 @@ class UrlGroups:
         self.settings = settings
         self.clock = clock
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self.loops: Loops | None = None  # set by the runtime
 
     @property
     def _lock(self) -> asyncio.Lock:
@@ -93,6 +95,9 @@ class UrlGroups:
         """Add endpoints (a named one replaces the endpoint of that name); creates the group."""
         validate_name(name, "url group name")
         wanted = _endpoint_specs(body, require_url=True)
+        if self.loops is not None:
+            for index, spec in enumerate(wanted):
+                self.loops.refuse_url(spec["url"], f"endpoints[{index}].url")
         limits = self.settings.limits
         async with self._lock:
             group = await self.store.groups.get(user, name)
@@ -161,7 +166,9 @@ class UrlGroups:
                     f"invalid headers.{raw_name}: expected a string or a list of strings"
                 )
             headers.setdefault(canonical(raw_name.strip()), []).extend(values)
-        parse_publish(_default_items(headers), self.settings)
+        opts = parse_publish(_default_items(headers), self.settings)
+        if self.loops is not None:
+            self.loops.refuse("", opts, "headers.")
         async with self._lock:
             group = await self.store.groups.get(user, name)
             if group is None:

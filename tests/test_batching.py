@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -279,3 +281,24 @@ def test_a_failure_inside_the_batcher_reaches_every_caller() -> None:
         assert await batcher.run(lambda w: w.pipe.set("k", 2)) == [True]
 
     _run(body)
+
+
+def test_every_due_time_is_written_through_the_batcher() -> None:
+    """Due times reach the due indexes only as ``Writes.zadd``, which wakes the engine once
+    the write lands: a ZADD of its own to one of them would leave a sleeping engine asleep."""
+    names = ("_due", "_wake", "_waits", ".due", "queue_wake", "schedule_due", "flow_wake", "waits")
+    package = Path(__file__).parent.parent / "qstash_emulator"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.name == "_batching.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr != "zadd" or not node.args:
+                continue
+            target = ast.unparse(node.args[0])
+            through_writes = isinstance(node.func.value, ast.Name) and node.func.value.id == "w"
+            if any(target.endswith(n) for n in names) and not through_writes:
+                found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert found == []

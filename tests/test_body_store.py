@@ -22,11 +22,15 @@ MB = 1 << 20
 KB256 = 256 << 10
 
 
-@pytest.fixture
-def small_budget() -> Iterator[Emulator]:
+@pytest.fixture(params=["memory", "redis"])
+def small_budget(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """An emulator keeping 1.25 MB of bodies in its logs (and apart from them in recorded
-    attempts)."""
-    with Emulator(body_budget=5 * KB256) as emu:
+    attempts), in memory and on a real Redis."""
+    options: dict[str, Any] = {}
+    if request.param == "redis":
+        options = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": "budget:"}
+    with Emulator(body_budget=5 * KB256, **options) as emu:
+        emu.reset()
         yield emu
 
 
@@ -141,9 +145,10 @@ def test_recorded_attempts_keep_bodies_within_the_budget(
 
 
 def test_dead_letters_are_kept_for_the_plans_retention(
-    emulator: Emulator, destination: Destination
+    small_budget: Emulator, destination: Destination
 ) -> None:
     """payg keeps dead letters 7 days (by the wall clock: a dead letter's id is its time)."""
+    emulator = small_budget
     destination.script("/down", (500, {}, b"down"))
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/down",

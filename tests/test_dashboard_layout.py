@@ -1,7 +1,8 @@
 """The dashboard's layout at the common screen widths, with the detail panel open: every view's
 rows stay inside their table and the table inside the page (no sideways scrolling), every
 button is on screen, and text wraps between words or before a URL's path segments, never
-inside one ("POST htt / p://127.0. / 0.1:..."). Each view is saved as a screenshot per width.
+inside one ("POST htt / p://127.0. / 0.1:..."). Each view is saved as a screenshot per width,
+in widths/ of the screenshot folder (tests/chromium.py says where that is).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
     dest.script("/orders/42/invoice", *[(500, {}, b"down")] * 4)
     dest.script("/reports/monthly", (500, {"X-Why": "down"}, b"try later"))
     with Emulator() as emu, sdk(emu) as client:
+        auth = {"Authorization": f"Bearer {emu.token}"}
         app = WorkflowApp(emu)
         try:
 
@@ -82,7 +84,10 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
             client.queue.upsert("emails", parallelism=2)
             client.queue.pause("emails")
             client.message.enqueue(queue="emails", url=f"{dest.url}/emails/send", body="x")
-            client.schedule.create(destination=f"{dest.url}/cron/daily-report", cron="*/5 * * * *")
+            schedule = client.schedule.create(
+                destination=f"{dest.url}/cron/daily-report", cron="*/5 * * * *"
+            )
+            httpx.post(f"{emu.url}/_emulator/run-now/{schedule}", headers=auth)
             client.url_group.upsert_endpoints(
                 url_group="fan-out",
                 endpoints=[{"url": f"{dest.url}/a"}, {"url": f"{dest.url}/b", "name": "bee"}],
@@ -93,7 +98,6 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
                 flow_control={"key": "tenant-north", "parallelism": 2, "rate": 10, "period": 60},
             )
             client.message.publish_json(url=f"{app.url}/workflows/order", body={"items": 3})
-            auth = {"Authorization": f"Bearer {emu.token}"}
 
             def settled() -> bool:
                 def get(path: str, key: str, **params: str) -> list[Any]:
@@ -102,7 +106,9 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
 
                 retrying = get("/_emulator/messages", "messages", state="retrying")
                 dead = get("/v2/dlq", "messages")
-                return len(retrying) == 2 and bool(dead) and bool(get("/v2/workflows/logs", "runs"))
+                ran = client.schedule.get(schedule).last_schedule_states
+                runs = get("/v2/workflows/logs", "runs")
+                return len(retrying) == 2 and bool(dead) and bool(runs) and bool(ran)
 
             wait_until(settled, 15, "the retries, the dead letter and the run")
             yield emu
@@ -115,6 +121,8 @@ def test_every_view_fits_with_the_detail_open(
     width: int, world: Emulator, checked: Any, shots: Path
 ) -> None:
     page = checked
+    folder = shots / "widths"  # apart from the README's pictures when both go to one place
+    folder.mkdir(exist_ok=True)
     viewport(page, width, HEIGHT)
     open_view(page, world, "messages")
     click(page, "#view tr[data-id]")
@@ -127,6 +135,6 @@ def test_every_view_fits_with_the_detail_open(
         if view in OPENS:
             click(page, OPENS[view])
             until(page, f"the {view} detail", lambda d: css(d, "#detail:not([hidden]) h3"))
-        page.save_screenshot(str(shots / f"{view}-{width}.png"))
+        page.save_screenshot(str(folder / f"{view}-{width}.png"))
         found[view] = page.execute_script(PROBLEMS)
     assert found == {view: [] for view, _, _ in VIEWS}

@@ -154,3 +154,26 @@ def test_bad_query_values_are_400(virtual: Emulator) -> None:
     ):
         r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=_auth(virtual))
         assert r.status_code == 400 and field in r.json()["error"], query
+
+
+def test_rows_are_newest_first_by_time_with_attempts_in_flight(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """An attempt's ACTIVE row is written as it starts: with one attempt still in flight while
+    others start and end, every row stays below the newer ones."""
+    from .conftest import Held
+
+    held = Held()
+    destination.script("/slow", held)
+    headers = _auth(emulator)
+    httpx.post(f"{emulator.url}/v2/publish/{destination.url}/slow", headers=headers)
+    assert held.entered.wait(10)
+    for i in range(3):
+        httpx.post(f"{emulator.url}/v2/publish/{destination.url}/fast{i}", headers=headers)
+        destination.wait(1, f"/fast{i}")
+    held.release.set()
+    emulator.wait_idle()
+    r = httpx.get(f"{emulator.url}/v2/logs", headers=headers)
+    rows = [(row["time"], row["state"], row["url"]) for row in r.json()["events"]]
+    assert len(rows) == 12
+    assert rows == sorted(rows, key=lambda row: -row[0])

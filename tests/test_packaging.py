@@ -16,6 +16,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).parent.parent
@@ -57,6 +58,21 @@ def test_every_example_says_what_it_installs_and_how_it_runs() -> None:
         assert said is not None, ini
         expected = f", and: {installs[0]}" if installs else ", nothing more."
         assert said.group(1) == expected, ini
+
+
+def test_the_readme_opens_with_install_and_start_then_the_tests() -> None:
+    """README's first two commands, kept true: the slow tests below install what ``pip
+    install .`` installs and run its console script."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.*?)```", readme, flags=re.S)
+    assert first is not None and readme.index(first.group(0)) < readme.index("\n## ")
+    start, tests = first.group(1).splitlines()
+    assert start.startswith("pip install . && qstash-emulator dev ")
+    assert tests.startswith("pip install -e '.[dev]' && python -m pytest ")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "qstash-emulator" in project["scripts"] and "dev" in project["optional-dependencies"]
 
 
 # A clean environment ----------------------------------------------------------------------------
@@ -203,13 +219,39 @@ def test_left_pending(qstash: QStashFixture) -> None:
 """
 
 
+def _serves(script: Path, cwd: Path, env: dict[str, str]) -> None:
+    """README's first command: the console script starts a dev server that answers."""
+    proc = subprocess.Popen(
+        [str(script), "dev", "--port", "0", "--quiet"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = {}
+        for line in proc.stdout:  # the banner comes once it answers; this ends if it exits
+            name, _, value = line.strip().partition("=")
+            banner[name] = value
+            if "QSTASH_NEXT_SIGNING_KEY" in banner:
+                break
+        auth = {"Authorization": f"Bearer {banner['QSTASH_TOKEN']}"}
+        keys = httpx.get(f"{banner['QSTASH_URL']}/v2/keys", headers=auth, timeout=10)
+        assert keys.json()["current"] == banner["QSTASH_CURRENT_SIGNING_KEY"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(INSTALL_TIMEOUT)
 def test_the_wheel_works_in_a_clean_venv(installed: Path, tmp_path: Path) -> None:
     env = _env(installed)
     static = sorted(p.name for p in STATIC.iterdir())
     assert "smoke ok" in _run([str(installed), "-c", SMOKE, *static], cwd=tmp_path, env=env)
-    _run([str(installed.parent / "qstash-emulator"), "dev", "--help"], cwd=tmp_path, env=env)
+    _serves(installed.parent / "qstash-emulator", tmp_path, env)
 
     (tmp_path / "test_app.py").write_text(PLUGIN_TESTS)
     done = subprocess.run(

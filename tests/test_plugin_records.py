@@ -318,4 +318,5 @@ def test_a_body_dropped_by_the_budget_shows_as_dropped_in_the_record() -> None:
     assert old.body_dropped and old.body == b"" and old.response is not None
     assert old.response.body_dropped and old.response.body == b""
     assert "request body: (dropped: over the body budget)" in old.explain()
+    assert old.explain().endswith("signature: not checked (the body was dropped)")
     assert not new.body_dropped and new.body == b"q" * 3_000

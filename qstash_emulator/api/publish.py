@@ -42,6 +42,8 @@ async def read_publish(
     if user is not None:
         items = await rt.url_groups.with_defaults(user, destination, items)
     opts = parse_publish(items, rt.settings, schedule=schedule)
+    rt.loops.refuse(destination, opts)
+    rt.loops.count_hop(request.headers, opts)
     try:
         body = await read_body(request, limit_name="the maximum message size")
     except BodyTooLarge as exc:

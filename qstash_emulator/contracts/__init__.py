@@ -11,13 +11,14 @@ from __future__ import annotations
 from ._compare import compare
 from ._document import ContractError, build, dumps, label, load, loads
 from ._record import Recorder, Usage
-from ._replay import Answer, Attempts, Report, Result, Target, replay, targets
+from ._replay import Answer, Attempts, ReplayError, Report, Result, Target, replay, targets
 
 __all__ = [
     "Answer",
     "Attempts",
     "ContractError",
     "Recorder",
+    "ReplayError",
     "Report",
     "Result",
     "Target",

@@ -1,6 +1,7 @@
 """What makes a contract stable: ids in URLs and names become ``{id}``, values that change
 from run to run (UUIDs, timestamps, epoch times) become fixed stand-ins of the same format,
-and secrets never reach the file (docs/contracts.md#what-is-recorded)."""
+and secrets (credential headers, passwords and secret query values in URLs) never reach the
+file (docs/contracts.md#what-is-recorded)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import ipaddress
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from .._masking import _secret_name, mask_secrets
 
 __all__ = ["REDACTED", "is_secret", "mask_url", "mask_value", "template", "template_url"]
 
@@ -20,7 +23,8 @@ _DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 )
 _ZERO_UUID = "00000000-0000-4000-8000-000000000000"
-_SECRET_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
+# Credentials whose header name has none of the words the printed-URL masking looks for.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # Epoch times in seconds or milliseconds (2001-09 to 2286-11): a run's clock, not data.
 _EPOCH_S = (1_000_000_000, 10_000_000_000)
 _EPOCH_MS = (1_000_000_000_000, 10_000_000_000_000)
@@ -40,6 +44,14 @@ def template(text: str) -> str:
     return _TOKEN.sub(lambda m: ID if _is_id(m.group()) else m.group(), text)
 
 
+def _ip(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _loopback(host: str | None) -> bool:
     if host is None:
         return False
@@ -53,7 +65,7 @@ def _loopback(host: str | None) -> bool:
 
 def _netloc(url: str) -> tuple[str, str]:
     """``url``'s network location with a loopback address's port as ``{port}`` (a test
-    server's port changes every run), and the rest of the URL."""
+    server's port changes every run) and ids as ``{id}``, and the rest of the URL."""
     parts = urlsplit(url)
     netloc = parts.netloc
     try:
@@ -62,12 +74,19 @@ def _netloc(url: str) -> tuple[str, str]:
         port = None
     if port is not None and _loopback(parts.hostname):
         netloc = netloc.rsplit(":", 1)[0] + ":{port}"
-    return netloc, url[len(f"{parts.scheme}://{parts.netloc}") :]
+    # Ids in host names too: a tenant's subdomain, a test's own host.
+    rest = url[len(f"{parts.scheme}://{parts.netloc}") :]
+    if _ip(parts.hostname):
+        return netloc, rest
+    userinfo, at, hostport = netloc.rpartition("@")
+    host, colon, port_text = hostport.partition(":")
+    return userinfo + at + template(host) + colon + port_text, rest
 
 
 def mask_url(url: str) -> str:
     """A concrete URL as an exemplar keeps it: a loopback port as ``{port}``, run-to-run
     values (UUIDs, dates) as stand-ins."""
+    url = mask_secrets(url)
     parts = urlsplit(url)
     netloc, rest = _netloc(url)
     return f"{parts.scheme}://{netloc}{mask_value(rest)}"
@@ -76,6 +95,7 @@ def mask_url(url: str) -> str:
 def template_url(url: str) -> str:
     """A destination as a template: ids in the path and query values become ``{id}``, and
     a loopback address's port ``{port}``."""
+    url = mask_secrets(url)
     parts = urlsplit(url)
     netloc, _ = _netloc(url)
     path = "/".join(template(segment) for segment in parts.path.split("/"))
@@ -87,9 +107,9 @@ def template_url(url: str) -> str:
 
 
 def is_secret(header: str) -> bool:
-    """A header whose value is a credential: recorded by name only."""
-    lower = header.lower()
-    return any(word in lower for word in _SECRET_WORDS)
+    """A header whose value is a credential: recorded by name only. The words that make a
+    name secret (token, key, secret, password, signature ...) are those of _masking."""
+    return header.lower() in _SECRET_HEADERS or _secret_name(header)
 
 
 def _stand_in_datetime(match: re.Match[str]) -> str:

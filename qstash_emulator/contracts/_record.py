@@ -73,10 +73,13 @@ def _body(body: bytes) -> tuple[str | None, bool]:
 
 
 def _headers(header: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
+    # Upstash-* headers are QStash's own (a workflow SDK forwards those of the delivery it
+    # answers: message id, signature ...), not the app's.
     return tuple(
         sorted(
             (name.lower(), REDACTED if is_secret(name) else mask_value(", ".join(values)))
             for name, values in header.items()
+            if not name.lower().startswith("upstash-")
         )
     )
 
@@ -172,6 +175,12 @@ class Recorder:
         self._default_retries = runtime.settings.default_retries
         runtime.publisher.stored.append(self._stored)
         runtime.schedules.created.append(self._schedule)
+
+    def detach(self, target: Emulator | Runtime) -> None:
+        """Stop hearing ``target``."""
+        runtime = target if isinstance(target, Runtime) else target.runtime
+        runtime.publisher.stored.remove(self._stored)
+        runtime.schedules.created.remove(self._schedule)
 
     def bind(self, user_id: str, test: str) -> None:
         """What ``user_id`` publishes from now on is ``test``'s use."""

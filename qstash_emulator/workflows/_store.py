@@ -192,7 +192,7 @@ class RunStore:
                 self._run_key(run.user, run.run_id, run.created_at, "waits"),
                 f"{event_id}\n{waiter_id}",
             )
-            w.pipe.zadd(self._waits, {member: waiter["deadline"]})
+            w.zadd(self._waits, member, waiter["deadline"])
 
         await self.store.write(fill)
 

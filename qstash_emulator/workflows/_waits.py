@@ -48,8 +48,16 @@ class Waits:
         # Whether the deadline index may hold anything: the engine asks next_due() on every
         # turn, and an emulator without waits should not pay a store read for it each time.
         # Unknown at start (a Redis that outlived an earlier emulator); a read finding the
-        # index empty clears it, a new waiter sets it.
+        # index empty clears it, a new deadline stored sets it (before the engine, woken by
+        # the same write, looks).
         self._maybe_waiting = True
+        self._deadlines_written = 0
+        store.store.due_listeners.append(self._due_written)
+
+    def _due_written(self, index: str, when_ms: int) -> None:
+        if index == self.store.store.keyspace.waits:
+            self._maybe_waiting = True
+            self._deadlines_written += 1
 
     # Waiting ------------------------------------------------------------------------------
 
@@ -87,10 +95,6 @@ class Waits:
             data = await self.store.take_event(user, run.run_id, event_id)
             if data is None:
                 await self.store.add_waiter(run, waiter)
-                # Set once stored (a read racing the write finds nothing and clears it), and
-                # the engine told: it may be sleeping until a later time, or for good.
-                self._maybe_waiting = True
-                self.runs.engine.notify()
                 return
         await self._resolve(user, waiter, data)
 
@@ -167,8 +171,9 @@ class Waits:
     async def next_due(self) -> int | None:
         if not self._maybe_waiting:
             return None
+        written = self._deadlines_written
         deadline = await self.store.next_deadline()
-        if deadline is None:
+        if deadline is None and written == self._deadlines_written:
             self._maybe_waiting = False
         return deadline
 

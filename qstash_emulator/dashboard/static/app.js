@@ -601,10 +601,10 @@ const RENDER = {
         "tr",
         { dataset: { id: s.scheduleId } },
         h("td", { class: "id" }, s.scheduleId),
-        h("td", { class: "mono" }, s.cron),
+        h("td", { class: "mono nowrap" }, s.cron),
         h("td", { class: "url" }, destination(s.method, s.destination)),
         h("td", {}, s.isPaused ? badge("paused") : times[i].times.map((t) => h("div", {}, when(t)))),
-        h("td", {}, Object.keys(s.lastScheduleStates || {}).length ? Object.entries(s.lastScheduleStates).map(([id, st]) => h("div", {}, badge(st), " ", h("span", { class: "mono" }, id))) : h("span", { class: "muted" }, s.lastScheduleTime ? time(s.lastScheduleTime) : "never ran"), s.error ? h("div", { class: "muted" }, s.error) : null),
+        h("td", {}, lastRun(s), s.error ? h("div", { class: "muted" }, s.error) : null),
         actionsCell(
           s.isPaused
             ? h("button", { "data-action": "resume", onclick: () => act("Resumed", () => api("POST", `/v2/schedules/${encodeURIComponent(s.scheduleId)}/resume`)) }, "Resume")
@@ -855,6 +855,16 @@ function pager(info, back, forward, labels = ["← Previous", "Next →"]) {
     h("span", { class: "muted", id: "page-info" }, info),
     h("button", { disabled: !forward, onclick: forward || undefined }, labels[1]),
   );
+}
+
+// A schedule's last run: when, and how each message it sent fared (click one for its detail).
+function lastRun(s) {
+  if (!s.lastScheduleTime) return h("span", { class: "muted" }, "never ran");
+  const sent = Object.entries(s.lastScheduleStates || {});
+  return [
+    h("div", { class: "mono" }, time(s.lastScheduleTime)),
+    h("div", { class: "chips" }, sent.map(([id, st]) => h("span", { class: "clickable", title: id, dataset: { id }, onclick: () => openDetail("message", id) }, badge(st)))),
+  ];
 }
 
 // A run's steps: every one its timeline shows, those not delivered yet included.
