@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -493,6 +493,17 @@ class Engine:
         self._lanes.drop([msg.id])  # before any wait: a message in line must not start now
         await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
         return True
+
+    @contextlib.contextmanager
+    def holding(self, message_ids: Iterable[str]) -> Iterator[None]:
+        """Those of these messages that wait for room do not start inside: a bulk cancel
+        ending attempts in flight would otherwise start them, only to end them too."""
+        paused = self._lanes.pause(message_ids)
+        try:
+            yield
+        finally:
+            self._lanes.resume(paused)
+            self.notify()
 
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
