@@ -104,6 +104,9 @@ def test_xdist_workers_write_the_same_file(suite: pytest.Pytester) -> None:
         assert result.ret == 0, result.stdout.str()
         assert (suite.path / "c.json").read_bytes() == written
     result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)"])
+    partial = _run(suite, "-n", "2", "-k", "not queue")  # workers deselect, and say so
+    assert partial.ret == 0, partial.stdout.str()
+    partial.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "1 entry no test*"])
 
 
 def test_a_run_that_differs_fails_and_leaves_the_file(suite: pytest.Pytester) -> None:
@@ -128,6 +131,22 @@ def test_a_run_that_differs_fails_and_leaves_the_file(suite: pytest.Pytester) ->
         ]
     )
     assert (suite.path / "c.json").read_bytes() == written
+
+
+def test_a_partial_run_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
+    _run(suite).assert_outcomes(passed=6)
+    written = (suite.path / "c.json").read_bytes()
+    for args in ((), ("--qstash-contract-update",)):
+        result = _run(suite, "-k", "not queue", *args)
+        result.assert_outcomes(passed=5, deselected=1)
+        assert result.ret == 0
+        result.stdout.fnmatch_lines(
+            [
+                "c.json: *(4 entries)",
+                "1 entry no test of this partial run (deselected tests) reached kept as committed",
+            ]
+        )
+        assert (suite.path / "c.json").read_bytes() == written
 
 
 def test_a_file_that_is_not_a_contract_fails_the_run(suite: pytest.Pytester) -> None:

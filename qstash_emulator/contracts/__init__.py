@@ -9,7 +9,7 @@ running consumer as QStash would. docs/contracts.md describes the file and the c
 from __future__ import annotations
 
 from ._compare import compare
-from ._document import ContractError, build, dumps, label, load, loads
+from ._document import ContractError, build, dumps, entry_key, label, load, loads
 from ._record import Recorder, Usage
 from ._replay import Answer, Attempts, ReplayError, Report, Result, Target, replay, targets
 
@@ -26,6 +26,7 @@ __all__ = [
     "build",
     "compare",
     "dumps",
+    "entry_key",
     "label",
     "load",
     "loads",
