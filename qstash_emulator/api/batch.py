@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest
 from ._common import BATCH_LIMIT, caller, caller_ip, json, json_body, runtime
+from ._declare import Operations
+from ._schemas import BATCH
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route("POST /v2/batch", "Many publishes and enqueues in one call", body=BATCH)
 async def batch(request: Request) -> Response:
     who = caller(request, write=True)
     rt = runtime(request)
@@ -22,6 +26,3 @@ async def batch(request: Request) -> Response:
             "invalid body: expected a JSON array of {destination, headers, body, queue}"
         )
     return json(await rt.batches.publish(who.user_id, caller_ip(request), entries, hops))
-
-
-routes = [Route("/v2/batch", batch, methods=["POST"])]
