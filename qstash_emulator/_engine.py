@@ -567,7 +567,7 @@ class Engine:
         decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
         if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
             decision = Decision("retry", error or "", 0)
-        if run is not None and self.runs is not None:
+        elif run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))

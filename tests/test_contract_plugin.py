@@ -143,10 +143,25 @@ def test_a_partial_run_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> No
         result.stdout.fnmatch_lines(
             [
                 "c.json: *(4 entries)",
-                "1 entry no test of this partial run (deselected tests) reached kept as committed",
+                "1 entry no test of this partial run (deselected tests, or stopped early) reached "
+                "kept as committed",
             ]
         )
         assert (suite.path / "c.json").read_bytes() == written
+
+
+def test_a_run_stopped_early_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
+    _run(suite).assert_outcomes(passed=6)
+    written = (suite.path / "c.json").read_bytes()
+    suite.makepyfile(
+        test_shop=SUITE.replace(
+            "def test_a_queue(qstash):", "def test_a_queue(qstash):\n    assert 0"
+        )
+    )
+    result = _run(suite, "-x", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "2 entries no test*"])
+    assert (suite.path / "c.json").read_bytes() == written
 
 
 def test_a_file_that_is_not_a_contract_fails_the_run(suite: pytest.Pytester) -> None:
