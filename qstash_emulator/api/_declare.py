@@ -5,6 +5,11 @@ those declarations, so the two cannot drift.
 Every declared route authenticates its caller (401, or 403 for a read-only token's write) and
 checks its query names (400) before its handler runs: the order every API answer promises
 holds whatever a handler reads first.
+
+A new route is one ``@api.route(...)`` above its handler in its resource module; its query
+names are the constants of the parsers it calls (``_filters.FILTER_NAMES``...) plus the names
+it reads itself (tests/test_declare.py checks both ways). A new resource module declares
+``api = Operations()`` and joins ``api._MODULES``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from starlette.routing import Route
 from .._errors import BadRequest
 from ._common import authenticate
 
-__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "check_query", "route_of"]
+__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "route_of"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _READS = frozenset({"GET", "HEAD"})
@@ -127,13 +132,13 @@ def route_of(op: Operation) -> OperationRoute:
         if not op.tokenless:
             request.state.caller = authenticate(request, request.method not in _READS)
         if accepted is not None:
-            check_query(request, accepted)
+            _check_query(request, accepted)
         return await handler(request)
 
     return OperationRoute(op, guarded)
 
 
-def check_query(request: Request, accepted: frozenset[str]) -> None:
+def _check_query(request: Request, accepted: frozenset[str]) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):
