@@ -84,28 +84,25 @@ class Operations:
         """Declare the decorated handler as ``spec`` (``"GET /v2/x/{id}"``; several methods
         as ``"GET,POST /v2/x"``); a handler may be declared several times (several paths)."""
         methods, _, path = spec.partition(" ")
-        names = tuple(dict.fromkeys(query))
+        contract: dict[str, Any] = {
+            "summary": summary,
+            "query": tuple(dict.fromkeys(query)),
+            "body": body,
+            "publish": publish,
+            "schedule": schedule,
+            "status": status,
+            "response": response,
+            "tag": tag,
+            "open_query": open_query,
+            "tokenless": tokenless,
+        }
 
         def declare(handler: Endpoint) -> Endpoint:
             # Decorators apply bottom-up: a handler's earlier declaration goes before its later.
             mine = [i for i, op in enumerate(self.declared) if op.handler is handler]
             at = mine[0] if mine else len(self.declared)
             self.declared[at:at] = (
-                Operation(
-                    method,
-                    path,
-                    summary,
-                    handler,
-                    names,
-                    body,
-                    publish,
-                    schedule,
-                    status,
-                    response,
-                    tag,
-                    open_query,
-                    tokenless,
-                )
+                Operation(method=method, path=path, handler=handler, **contract)
                 for method in methods.split(",")
             )
             return handler
