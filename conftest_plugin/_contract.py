@@ -111,6 +111,8 @@ class ContractPlugin:
             workeroutput[_PARTIAL] = self.partial
             return
         uses += self.from_workers
+        # A run stopped early (-x, --maxfail, Ctrl-C) did not reach every test either.
+        self.partial |= bool(session.shouldfail or session.shouldstop)
         current = build(uses)
         committed = None
         if self.path.exists():
@@ -127,7 +129,7 @@ class ContractPlugin:
             if kept:
                 note = [
                     f"{kept} {'entry' if kept == 1 else 'entries'} no test of this partial run "
-                    "(deselected tests) reached kept as committed"
+                    "(deselected tests, or stopped early) reached kept as committed"
                 ]
         count = len(current["entries"])
         entries = f"{count} {'entry' if count == 1 else 'entries'}"

@@ -3,7 +3,13 @@ and the number of xdist workers; a run that differs fails; the update flag rewri
 
 from __future__ import annotations
 
+import genson  # noqa: F401
+import jsonschema  # noqa: F401
 import pytest
+import qstash  # noqa: F401
+
+# Imported here, what the in-process runs below use stays loaded between them (pytester
+# drops what a run imported, and each run would import it again).
 
 pytest_plugins = ["pytester"]
 
@@ -143,10 +149,25 @@ def test_a_partial_run_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> No
         result.stdout.fnmatch_lines(
             [
                 "c.json: *(4 entries)",
-                "1 entry no test of this partial run (deselected tests) reached kept as committed",
+                "1 entry no test of this partial run (deselected tests, or stopped early) reached "
+                "kept as committed",
             ]
         )
         assert (suite.path / "c.json").read_bytes() == written
+
+
+def test_a_run_stopped_early_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
+    _run(suite).assert_outcomes(passed=6)
+    written = (suite.path / "c.json").read_bytes()
+    suite.makepyfile(
+        test_shop=SUITE.replace(
+            "def test_a_queue(qstash):", "def test_a_queue(qstash):\n    assert 0"
+        )
+    )
+    result = _run(suite, "-x", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "2 entries no test*"])
+    assert (suite.path / "c.json").read_bytes() == written
 
 
 def test_a_file_that_is_not_a_contract_fails_the_run(suite: pytest.Pytester) -> None:
