@@ -17,7 +17,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._transport import Response as Reply
 
-from .conftest import Answering, wait_until
+from .helpers import Answering, api, wait_until
 
 P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
@@ -631,9 +631,7 @@ def small() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def http(small: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=small.url, headers={"Authorization": f"Bearer {small.token}"}
-    ) as client:
+    with api(small) as client:
         yield client
 
 
@@ -815,7 +813,7 @@ def test_unknown_query_parameter_is_400_naming_it(
 
 
 def test_known_query_parameters_and_the_token_are_accepted(small: Emulator) -> None:
-    with httpx.Client(base_url=small.url) as plain:
+    with api(small, anonymous=True) as plain:
         r = plain.get("/v2/logs", params={"qstash_token": small.token, "count": 1, "host": "a"})
         assert r.status_code == 200, r.text
         r = plain.get("/v2/dlq", params={"qstash_token": small.token, "host": "a"})

@@ -15,6 +15,8 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._connections import MAX_HEADER_BYTES
 
+from .helpers import auth
+
 CAP = 20
 HEADER_TIMEOUT = 1.0
 
@@ -37,7 +39,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 
 def keys(emu: Emulator) -> int:
-    headers = {"Authorization": f"Bearer {emu.token}"}
+    headers = auth(emu)
     return httpx.get(f"{emu.url}/v2/keys", headers=headers, timeout=5).status_code
 
 

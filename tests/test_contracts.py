@@ -19,7 +19,7 @@ from qstash_emulator import Emulator, VirtualClock
 from qstash_emulator.contracts import Recorder, Usage, build, compare, dumps, load, loads
 from qstash_emulator.contracts._normalise import mask_value, template, template_url
 
-from .servers import EmulatorProcess
+from .helpers import EmulatorProcess
 from .workflow_app import WorkflowApp
 
 

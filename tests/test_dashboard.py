@@ -16,10 +16,10 @@ from qstash_emulator._hosts import host_allowed
 from qstash_emulator._models import Message
 from qstash_emulator._runtime import Runtime
 
-from .conftest import Destination, sdk, wait_until
+from .helpers import Destination, api, auth, sdk, wait_until
 
 TOKEN = DEFAULT_USERS[0].token
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = auth(TOKEN)
 PAGES = ["/", "/_dashboard/static/app.js", "/_dashboard/static/style.css", "/_dashboard/api/users"]
 
 
@@ -32,7 +32,7 @@ def server() -> Iterator[Emulator]:
 @pytest.fixture
 def http(server: Emulator) -> Iterator[httpx.Client]:
     server.reset()
-    with httpx.Client(base_url=server.url) as client:
+    with api(server, anonymous=True) as client:
         yield client
 
 

@@ -14,14 +14,14 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, auth, wait_until
 
 
 def _call(emu: Emulator, method: str, path: str, **headers: str) -> httpx.Response:
     r = httpx.request(
         method,
         emu.url + path,
-        headers={"Authorization": f"Bearer {emu.token}", **headers},
+        headers={**auth(emu), **headers},
         content=b"x",
     )
     assert r.status_code in (200, 201, 204), (path, r.status_code, r.text)
@@ -114,7 +114,7 @@ def test_a_delayed_queue_message_is_delivered_when_its_delay_ends(
 def test_a_resumed_queue_delivers(emulator: Emulator, destination: Destination) -> None:
     r = httpx.post(
         emulator.url + "/v2/queues",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
         json={"queueName": "q", "paused": True},
     )
     assert r.status_code == 200, r.text
