@@ -84,6 +84,31 @@ def _run(root: Path, *args: str) -> float:
     return took
 
 
+def _per_message(count: int = 5_000) -> float:
+    """Microseconds to normalise one accepted message into a use (the recording's cost)."""
+    from qstash_emulator._models import Message
+    from qstash_emulator.contracts import Recorder
+
+    recorder = Recorder()
+    messages = [
+        Message(
+            id=f"msg_{n}",
+            user="u",
+            url=f"https://svc{n % 25}.example.com/orders/{n}",
+            created_at=0,
+            not_before=0,
+            max_retries=n % 3,
+            header={"Content-Type": ["application/json"], "X-Tenant": [f"t{n % 2}"]},
+            body=b'{"id": %d, "sku": "s1", "at": 1765151881.5, "tags": ["a"]}' % n,
+        )
+        for n in range(count)
+    ]
+    start = time.perf_counter()
+    for msg in messages:
+        recorder.add(recorder._usage("publish", msg))
+    return (time.perf_counter() - start) / count * 1e6
+
+
 def main() -> None:
     tests = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     finish: list[float] = []
@@ -109,6 +134,8 @@ def main() -> None:
         f"suite: {statistics.median(plain):.2f} s without, {statistics.median(write):.2f} s "
         f"writing, {statistics.median(check):.2f} s checking (medians of {len(plain)})"
     )
+    runs = [_per_message() for _ in range(5)]
+    print(f"recording one message: median {statistics.median(runs):.1f} us {runs}")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ from qstash_emulator.contracts import (
     Answer,
     ContractError,
     Recorder,
+    ReplayError,
     Report,
     Target,
     Usage,
     build,
     compare,
     dumps,
+    entry_key,
     load,
     loads,
     replay,
@@ -51,6 +53,7 @@ class _Fixture(Protocol):
 
 _RECORDER = pytest.StashKey[Recorder]()
 _WIRE = "qstash_contract"
+_PARTIAL = "qstash_contract_partial"
 
 
 def recorder_for(config: pytest.Config) -> Recorder:
@@ -62,14 +65,23 @@ def recorder_for(config: pytest.Config) -> Recorder:
 
 
 class _Workers:
-    """The xdist controller's side: each worker's uses, as it finishes."""
+    """The xdist controller's side: each worker's uses, and whether it deselected tests."""
 
-    def __init__(self, uses: list[Usage]) -> None:
-        self.uses = uses
+    def __init__(self, plugin: ContractPlugin) -> None:
+        self.plugin = plugin
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", {})
-        self.uses.extend(Usage.from_wire(items) for items in output.get(_WIRE, []))
+        self.plugin.from_workers.extend(Usage.from_wire(items) for items in output.get(_WIRE, []))
+        self.plugin.partial |= bool(output.get(_PARTIAL, False))
+
+
+def _kept(current: dict[str, Any], committed: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``current`` with the committed entries it did not reach (a partial run), and how many."""
+    reached = {entry_key(e) for e in current["entries"]}
+    kept = [e for e in committed["entries"] if entry_key(e) not in reached]
+    merged = sorted([*current["entries"], *kept], key=entry_key)
+    return {**current, "entries": merged}, len(kept)
 
 
 class ContractPlugin:
@@ -80,9 +92,14 @@ class ContractPlugin:
         self.update = bool(config.getoption("qstash_contract_update"))
         self.recorder = recorder_for(config)
         self.from_workers: list[Usage] = []
+        # Tests were deselected (-k, -m, --lf ...): what the run did not reach is kept.
+        self.partial = False
         self.report: list[str] = []
         if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(_Workers(self.from_workers), "qstash-contract-workers")
+            config.pluginmanager.register(_Workers(self), "qstash-contract-workers")
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.partial |= bool(items)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -91,31 +108,45 @@ class ContractPlugin:
         workeroutput = getattr(config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller writes the file
             workeroutput[_WIRE] = [u.wire() for u in uses]
+            workeroutput[_PARTIAL] = self.partial
             return
         uses += self.from_workers
+        # A run stopped early (-x, --maxfail, Ctrl-C) did not reach every test either.
+        self.partial |= bool(session.shouldfail or session.shouldstop)
         current = build(uses)
+        committed = None
+        if self.path.exists():
+            try:
+                committed = loads(self.path.read_bytes(), str(self.path))
+            except (OSError, ContractError) as exc:
+                if not self.update:
+                    self.report = [f"cannot check the contract: {exc}"]
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                    return
+        note = []
+        if committed is not None and self.partial:
+            current, kept = _kept(current, committed)
+            if kept:
+                note = [
+                    f"{kept} {'entry' if kept == 1 else 'entries'} no test of this partial run "
+                    "(deselected tests, or stopped early) reached kept as committed"
+                ]
         count = len(current["entries"])
         entries = f"{count} {'entry' if count == 1 else 'entries'}"
-        if self.update or not self.path.exists():
+        if self.update or committed is None:
             verb = "rewritten" if self.path.exists() else "written"
             self.path.write_bytes(dumps(current))
-            self.report = [f"{self.path}: {verb} ({entries})"]
-            return
-        try:
-            committed = loads(self.path.read_bytes(), str(self.path))
-        except (OSError, ContractError) as exc:
-            self.report = [f"cannot check the contract: {exc}"]
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.report = [f"{self.path}: {verb} ({entries})", *note]
             return
         lines = compare(committed, current, uses)
         if not lines:
-            self.report = [f"{self.path}: this run matches ({entries})"]
+            self.report = [f"{self.path}: this run matches ({entries})", *note]
             return
         self.report = [
             f"{self.path}: this run's use of QStash differs from the contract "
-            "(--qstash-contract-update rewrites it; a run of part of the suite reports what "
-            "it did not reach as removed):",
+            "(--qstash-contract-update rewrites it):",
             *lines,
+            *note,
         ]
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -144,7 +175,8 @@ def replay_for(
             headers={**target.publish_headers(), **auth},
             content=target.body,
         )
-        answer.raise_for_status()
+        if answer.status_code >= 300:
+            raise ReplayError(f"the emulator refused the publish: {answer.text}")
         return str(answer.json()["messageId"])
 
     def wait(message_id: str) -> Answer:

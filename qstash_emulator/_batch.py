@@ -49,8 +49,11 @@ class Batches:
         self.runs = runs
         self.loops: Loops | None = None  # set by the runtime
 
-    async def publish(self, user: str, ip: str, entries: list[Any]) -> list[Result]:
-        """``POST /v2/batch``: each entry's publish answer, or its error."""
+    async def publish(
+        self, user: str, ip: str, entries: list[Any], hops: int | None = None
+    ) -> list[Result]:
+        """``POST /v2/batch``: each entry's publish answer, or its error; ``hops``: how deep
+        in a chain of deliveries that publish again the call is (``_loops``)."""
         # Over the daily quota the whole call is a 429 with RateLimit-* headers, as for publish.
         await self.quotas.check_daily(user, len(entries))
         # A run's entry is checked before anything is published: its refusal fails the call.
@@ -60,7 +63,7 @@ class Batches:
         results: list[Result] = []
         for index, entry in enumerate(entries):
             try:
-                results.append(await self._publish_entry(user, ip, index, entry))
+                results.append(await self._publish_entry(user, ip, index, entry, hops))
             except EmulatorError as exc:
                 if _of_a_run(entry):
                     raise
@@ -85,7 +88,7 @@ class Batches:
         return answers
 
     async def read_entry(
-        self, user: str, index: int, entry: Any
+        self, user: str, index: int, entry: Any, hops: int | None = None
     ) -> tuple[str, PublishOptions, bytes]:
         """One entry's destination, checked options (``headers``) and ``body``."""
         if not isinstance(entry, dict):
@@ -105,12 +108,15 @@ class Batches:
         opts = parse_publish(items, self.settings)
         if self.loops is not None:
             self.loops.refuse(destination, opts, f"batch[{index}].")
+            self.loops.carry(opts, hops)
         body = (_field(entry, "body", index, str) or "").encode()
         check_size(self.settings, body, f"batch[{index}].body", opts)
         return destination, opts, body
 
-    async def _publish_entry(self, user: str, ip: str, index: int, entry: Any) -> Result:
-        destination, opts, body = await self.read_entry(user, index, entry)
+    async def _publish_entry(
+        self, user: str, ip: str, index: int, entry: Any, hops: int | None
+    ) -> Result:
+        destination, opts, body = await self.read_entry(user, index, entry, hops)
         queue = _field(entry, "queue", index, str)
         if not queue:
             return await self.publisher.publish(user, destination, opts, body, ip)

@@ -9,12 +9,13 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import uvicorn
 
 from ._app import create_app
-from ._config import OPTIONS, Settings, settings_from
+from ._config import OPTIONS, Option, Settings, settings_from
 from ._connections import raise_file_limit, uvicorn_options
 from ._docs import docs_path
 from ._durations import duration_arg
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
             kwargs["action"] = "store_const"
             kwargs["const"] = True
         else:
-            kwargs["type"] = option.parse
+            kwargs["type"] = _argument(option)
         dev.add_argument(option.flag, **kwargs)  # type: ignore[arg-type]
     dev.add_argument(
         "--log-level",
@@ -87,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     contract_command.add_replay_command(commands)
     add_wait_parser(commands)
     return parser
+
+
+def _argument(option: Option) -> Callable[[str], Any]:
+    """``option.parse`` as argparse wants it: a bad value is a usage error, not a traceback."""
+
+    def parse(raw: str) -> Any:
+        try:
+            return option.parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def banner(settings: Settings, url: str) -> str:

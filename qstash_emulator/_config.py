@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._durations import parse_duration_ms
+from ._durations import duration_ms
 from ._users import DEFAULT_USERS, User
 
 __all__ = ["OPTIONS", "QUOTAS", "Option", "OptionKind", "Quota", "Settings"]
@@ -140,12 +140,22 @@ class Option:
     aliases: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> Any:
+        """The value ``raw`` stands for; ValueError saying why if it is not one."""
         if self.kind == "int":
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{raw!r} is not a whole number") from None
         if self.kind == "seconds":
-            return parse_duration_ms(raw, self.flag) / 1_000
+            ms = duration_ms(raw)
+            if ms is None:
+                raise ValueError(f"{raw!r} is not a duration such as 10s, 5m or 1h30m")
+            return ms / 1_000
         if self.kind == "size":
-            return _parse_size(raw)
+            try:
+                return _parse_size(raw)
+            except ValueError:
+                raise ValueError(f"{raw!r} is not a size such as 512KB, 1MB or 1048576") from None
         if self.kind == "bool":
             return raw.strip().lower() in {"1", "t", "true", "yes", "on"}
         if self.kind == "names":
@@ -323,7 +333,10 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
         if value is None:
             for name in (option.env, *option.aliases):
                 if env.get(name):
-                    value = option.parse(env[name])
+                    try:
+                        value = option.parse(env[name])
+                    except ValueError as exc:
+                        raise ValueError(f"{name}: {exc}") from None
                     break
         if value is not None:
             resolved[option.dest] = value

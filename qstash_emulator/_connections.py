@@ -87,10 +87,11 @@ class _OnceWhileExhausted(logging.Filter):
 _exhausted = _OnceWhileExhausted()
 
 
-def limited_protocol(max_connections: int, header_timeout_s: float) -> type[asyncio.Protocol]:
+def limited_protocol(
+    max_connections: int, header_timeout_s: float, base: Any = AutoHTTPProtocol
+) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools, or h11 without it) with these bounds; the limit is
     at most ``connection_cap``."""
-    base: Any = AutoHTTPProtocol
     cap = connection_cap(max_connections)
     full = False  # the limit was reached and logged, and the count has not fallen back since
     if _exhausted not in logging.getLogger("asyncio").filters:

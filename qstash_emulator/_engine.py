@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +23,7 @@ from ._lanes import Lanes, Waiting, destination_of
 from ._models import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
 from ._records import Attempt, AttemptRequest, AttemptResponse
 from ._retry import Decision, decide
-from ._signing import sign
+from ._signing import preload, sign
 from ._store import Store, StoreUnavailable
 from ._transport import DeliveryError, Response, Transport
 from ._views import callback_payload, log_row
@@ -146,6 +146,8 @@ class Engine:
         # earlier than that, or while a turn runs (it may have read the times already), wakes it.
         self._sleeping = False
         self._sleeps_until: int | None = None
+        # Readies the transport in the background: the first delivery is not the slow one.
+        self._warming: asyncio.Task[None] | None = None
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -158,10 +160,20 @@ class Engine:
         self.clock.subscribe(self.notify)
         self.store.due_listeners.append(self._due_written)
         self._dispatch()
+        if self._warming is None:
+            self._warming = asyncio.create_task(_quietly(self._warm()), name="qstash-emulator-warm")
 
     def _dispatch(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
         self._sweeper = asyncio.create_task(self._sweep(), name="qstash-emulator-orphans")
+
+    async def _warm(self) -> None:
+        """Ready, in the background, what the first delivery would otherwise wait for: the
+        signing library and the network transport (their imports are kept out of start-up)."""
+        await asyncio.to_thread(preload)
+        warm = getattr(self.transport, "warm", None)
+        if warm is not None:
+            await warm()
 
     async def _stop_dispatch(self) -> None:
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
@@ -175,6 +187,9 @@ class Engine:
 
     async def stop(self) -> None:
         self.clock.unsubscribe(self.notify)
+        if self._warming is not None:
+            await _cancel([self._warming])
+            self._warming = None
         if self._due_written in self.store.due_listeners:
             self.store.due_listeners.remove(self._due_written)
         await self._stop_dispatch()
@@ -479,6 +494,17 @@ class Engine:
         await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
         return True
 
+    @contextlib.contextmanager
+    def holding(self, message_ids: Iterable[str]) -> Iterator[None]:
+        """Those of these messages that wait for room do not start inside: a bulk cancel
+        ending attempts in flight would otherwise start them, only to end them too."""
+        paused = self._lanes.pause(message_ids)
+        try:
+            yield
+        finally:
+            self._lanes.resume(paused)
+            self.notify()
+
     async def _cancel_held(self, msg: Message) -> None:
         """Finish a message whose cancel came in while it was claimed but not yet sent."""
         await self.finish_canceled(msg, [], self.clock.now_ms(), durable=True)
@@ -541,7 +567,7 @@ class Engine:
         decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
         if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
             decision = Decision("retry", error or "", 0)
-        if run is not None and self.runs is not None:
+        elif run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))
@@ -815,6 +841,14 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.05)
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """``work``, whose failure only costs the time it would have saved."""
+    try:
+        await work
+    except Exception:
+        log.debug("warming up failed", exc_info=True)
 
 
 async def _now(write: Callable[[], Awaitable[T]]) -> T:

@@ -54,6 +54,8 @@ class Lanes:
         # longer in ``_waiting`` (cancelled meanwhile) is skipped.
         self._lines: dict[tuple[str, str], deque[Waiting]] = {}
         self._waiting: dict[str, Waiting] = {}
+        # Waiting ids that may not start for now (a bulk cancel is going through them).
+        self._paused: set[str] = set()
 
     def __len__(self) -> int:
         """How many messages wait."""
@@ -104,12 +106,24 @@ class Lanes:
         """These messages no longer wait (cancelled, or the engine let go of them)."""
         for message_id in message_ids:
             self._waiting.pop(message_id, None)
+            self._paused.discard(message_id)
+
+    def pause(self, message_ids: Iterable[str]) -> set[str]:
+        """Keep those of these messages that wait from starting (each stays first in its
+        line, holding it) until ``resume``; the ids paused."""
+        paused = {i for i in message_ids if i in self._waiting} - self._paused
+        self._paused |= paused
+        return paused
+
+    def resume(self, message_ids: Iterable[str]) -> None:
+        self._paused.difference_update(message_ids)
 
     def clear(self) -> list[str]:
         """Forget every line; the ids that waited."""
         ids = list(self._waiting)
         self._waiting.clear()
         self._lines.clear()
+        self._paused.clear()
         return ids
 
     def ready(self, room: int) -> list[Waiting]:
@@ -123,6 +137,8 @@ class Lanes:
                 if self._waiting.get(head.message_id) is not head:
                     queue.popleft()
                     continue
+                if head.message_id in self._paused:
+                    break
                 other = self._full(head.destination, head.user)
                 if other == line:
                     break

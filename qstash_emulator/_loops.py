@@ -82,8 +82,13 @@ class Loops:
         """A publish made by a delivery (it carries the delivery's signature) is one hop
         deeper than the message delivered: refused past ``MAX_HOPS``, else its messages and
         callbacks carry the depth on."""
+        self.carry(opts, self.depth(headers))
+
+    def depth(self, headers: Mapping[str, str]) -> int | None:
+        """How many hops deep a publish sent with ``headers`` is (None: not made by a
+        delivery); a 400 past ``MAX_HOPS``."""
         if _SIGNED not in headers:
-            return
+            return None
         raw = headers.get(HOPS.lower(), "0").strip()
         hops = (int(raw) if raw.isdigit() and len(raw) < 6 else 0) + 1
         if hops > MAX_HOPS:
@@ -92,6 +97,13 @@ class Loops:
                 f"{hops - 1} publishes from the first; a chain longer than {MAX_HOPS} is taken "
                 "for a loop back to the emulator (docs/behaviour.md#loops)"
             )
+        return hops
+
+    @staticmethod
+    def carry(opts: PublishOptions, hops: int | None) -> None:
+        """The message (and its callbacks) carry ``hops`` on to what they are delivered to."""
+        if hops is None:
+            return
         opts.header[HOPS] = [str(hops)]
         for _, config in _callbacks(opts):
             config["header"][HOPS] = [str(hops)]

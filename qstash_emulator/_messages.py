@@ -38,7 +38,7 @@ class Messages:
 
     async def cancel(self, user: str, message_id: str) -> None:
         """Cancel one message; 404 saying why when there is nothing left to cancel. One in
-        flight finishes its attempt, then stops."""
+        flight has its attempt ended."""
         msg = await self.get(user, message_id)
         if not await self.engine.cancel(msg):
             already = "being cancelled" if msg.id in self.engine.cancel_requested else msg.state
@@ -52,15 +52,16 @@ class Messages:
         wanted = list(ids)
         candidates = wanted or await self.store.pending_ids(user)
         cancelled = 0
-        for message_id in candidates:
-            if limit is not None and cancelled >= limit:
-                break
-            msg = await self.store.get(message_id)
-            if msg is None or msg.user != user:
-                continue
-            if not wanted and flt is not None and not flt.empty:
-                if not flt.matches(message_view(msg)):
+        with self.engine.holding(candidates):
+            for message_id in candidates:
+                if limit is not None and cancelled >= limit:
+                    break
+                msg = await self.store.get(message_id)
+                if msg is None or msg.user != user:
                     continue
-            if await self.engine.cancel(msg):
-                cancelled += 1
+                if not wanted and flt is not None and not flt.empty:
+                    if not flt.matches(message_view(msg)):
+                        continue
+                if await self.engine.cancel(msg):
+                    cancelled += 1
         return cancelled

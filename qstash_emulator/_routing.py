@@ -50,6 +50,12 @@ class Router:
         # at once with the text this returns for its URL, instead of using the network.
         self.offline: Callable[[str], str] | None = None
 
+    async def warm(self) -> None:
+        """Warm the network transport for the first delivery (see ``AiohttpTransport.warm``)."""
+        warm = getattr(self.fallback, "warm", None)
+        if warm is not None:
+            await warm()
+
     def mount(self, prefix: str, app: Any, *, wsgi: bool | None = None) -> None:
         """Deliver requests whose URL starts with ``prefix`` to an ASGI (or WSGI) app."""
         app_wsgi = is_wsgi(app) if wsgi is None else wsgi

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ._random import choose
 
-__all__ = ["SignatureCheck", "body_hash", "check_signature", "sign"]
+__all__ = ["SignatureCheck", "body_hash", "check_signature", "preload", "sign"]
 
 # Go's zero time, which production uses for nbf so that clock skew never rejects a token.
 _GO_ZERO_TIME = -62135596800
@@ -38,6 +38,12 @@ def sign(key: str, url: str, body: bytes, now_s: int, jti: str | None = None) ->
     import jwt
 
     return jwt.encode(claims, key.encode("utf-8"), algorithm="HS256")
+
+
+def preload() -> None:
+    """Import what signing needs (PyJWT, lazily imported, ~0.1 s) ahead of the first
+    delivery; in a thread, it keeps the event loop free."""
+    import jwt  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -76,8 +77,18 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._max = max_response_bytes
 
+    async def warm(self) -> None:
+        """Do now, in the background, what the first delivery would wait for: import aiohttp
+        (in a thread: it is a third of the emulator's start-up, so it is not imported before
+        serving), make the session, and load the resolver's libraries."""
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "aiohttp")
+        self._client()
+        with contextlib.suppress(OSError):
+            await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+
     def _client(self) -> aiohttp.ClientSession:
-        # Imported on the first real HTTP delivery: it is a third of the emulator's start-up.
         import aiohttp
 
         if self._session is None or self._session.closed:

@@ -11,8 +11,9 @@ look inside (``inspector``) and drive time (``idle``, ``next_due``, a ``VirtualC
 README's "The in-process testing API" lists them. Coroutine members run on the emulator's
 event loop: ``emulator.call(emulator.purge_user(user_id))``.
 
-The names below keep their meaning across minor versions; modules whose name starts with an
-underscore may change at any time.
+The contract recorder and replay the plugin's ``--qstash-contract`` uses are the public
+``qstash_emulator.contracts``. The names below keep their meaning across minor versions;
+modules whose name starts with an underscore may change at any time.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ in process, so nothing here leaves the machine.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -659,22 +660,19 @@ def test_bad_input_is_a_4xx_naming_the_field(
 
 def test_table_covers_every_route() -> None:
     """Each route (but the read-only lists, which take no input) has a bad-input row."""
-    from starlette.routing import Route
 
     from qstash_emulator.api import all_routes
-    from qstash_emulator.api._operations import operation_key
+    from qstash_emulator.api._declare import OperationRoute
 
     tried = {(p.values[0], p.values[1].split("?")[0]) for p in ROWS}
     untried = []
     for route in all_routes():
-        if not isinstance(route, Route) or not route.methods:
-            continue
-        for method in route.methods - {"HEAD"}:
-            key = operation_key(route, method)
-            pattern = key[1].replace("{", "").replace("}", "")
-            hit = any(m == method and _matches(route, p) for m, p in tried)
-            if not hit and key not in _INPUTLESS:
-                untried.append((method, pattern))
+        assert isinstance(route, OperationRoute)
+        method = route.operation.method
+        key = (method, re.sub(r":\w+\}", "}", route.path))
+        hit = any(m == method and _matches(route, p) for m, p in tried)
+        if not hit and key not in _INPUTLESS:
+            untried.append((method, key[1].replace("{", "").replace("}", "")))
     assert untried == []
 
 
@@ -783,19 +781,15 @@ def test_retry_delay_that_overflows_or_fails_later_never_wedges_the_message(
 
 
 def _every_operation() -> list[tuple[str, str]]:
-    from starlette.routing import Route
-
     from qstash_emulator.api import all_routes
-    from qstash_emulator.api._operations import _OPS, operation_key
+    from qstash_emulator.api._declare import OperationRoute
 
     ops = []
     for route in all_routes():
-        if isinstance(route, Route) and route.methods:
-            for method in sorted(route.methods - {"HEAD"}):
-                key = operation_key(route, method)
-                # A publish's query is its destination's own, a webhook's its caller's.
-                if not (_OPS[key].publish or _OPS[key].open_query):
-                    ops.append(key)
+        assert isinstance(route, OperationRoute)
+        # A publish's query is its destination's own, a webhook's its caller's.
+        if route.operation.accepted_query is not None:
+            ops.append((route.operation.method, re.sub(r":\w+\}", "}", route.path)))
     return ops
 
 

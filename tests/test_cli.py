@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -323,3 +324,22 @@ def test_a_second_signal_stops_at_once_and_the_exit_says_so(destination: Destina
         "qstash-emulator: a second signal came with 1 deliveries and 0 requests under way; "
         "they were dropped" in text
     )
+
+
+def test_a_bad_option_value_is_a_usage_error_naming_it() -> None:
+    """A bad duration crashed with a traceback (BadRequest), flag or environment alike."""
+    for args, env, said in [
+        (["--dedup-window", "xx"], {}, "argument --dedup-window: 'xx' is not a duration"),
+        (["--port", "x"], {}, "argument --port: 'x' is not a whole number"),
+        (["--max-message-size", "lots"], {}, "argument --max-message-size: 'lots' is not a size"),
+        ([], {"QSTASH_EMULATOR_DEDUP_WINDOW": "xx"}, "QSTASH_EMULATOR_DEDUP_WINDOW: 'xx' is not"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **env},
+        )
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._connections import MAX_HEADER_BYTES
+from qstash_emulator._connections import MAX_HEADER_BYTES, limited_protocol
+from qstash_emulator._serving import ThreadedServer
 
 from .helpers import auth
 
@@ -139,3 +140,27 @@ def test_accepts_failing_for_want_of_descriptors_are_logged_once(
     assert keys(server) == 200  # a connection accepted: a later run is logged again
     logging.getLogger("asyncio").error("socket.accept() out of system resource")
     assert len(caplog.records) == 2
+
+
+def test_the_bounds_hold_with_h11_too() -> None:
+    # uvicorn speaks h11 where httptools (the [fast] extra) is not installed.
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))])
+    protocol = limited_protocol(2, HEADER_TIMEOUT, base=H11Protocol)
+    with ThreadedServer(app, http=protocol) as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        try:
+            assert closed_by_server(idle[2], 0.5)  # past the limit of 2
+            started = time.monotonic()
+            assert closed_by_server(idle[0], HEADER_TIMEOUT + 4)
+            assert time.monotonic() - started >= HEADER_TIMEOUT - 0.3
+        finally:
+            for sock in idle:
+                sock.close()
+        for _ in range(3):  # a connection answered, then idle again: the timer starts over
+            assert httpx.get(url, timeout=5).text == "ok"

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from werkzeug.serving import make_server
 
@@ -158,3 +159,35 @@ def test_replay_of_a_file_that_is_not_a_contract(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"qstash-emulator replay: {bad}: not a qstash contract (version 1)"
     )
+
+
+def test_replay_to_something_that_is_not_a_url() -> None:
+    done = _replay(str(CONTRACT), "--to", "localhost:3000")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "qstash-emulator replay: invalid --to: 'localhost:3000': endpoint has invalid scheme, "
+        "add http:// or https://"
+    )
+
+
+def test_replay_to_a_consumer_that_is_not_there() -> None:
+    done = _replay(str(CONTRACT), "--to", "http://127.0.0.1:9")
+    assert done.returncode == 1
+    assert done.stdout.startswith(
+        f"refused   {ORDERS} -> POST http://127.0.0.1:9/hooks/order-placed: no answer: "
+    )
+
+
+def test_an_entry_the_emulator_cannot_publish_is_refused(tmp_path: Path) -> None:
+    document = orjson.loads(CONTRACT.read_bytes())
+    document["entries"][0]["method"] = "BREW"
+    path = tmp_path / "c.json"
+    path.write_bytes(orjson.dumps(document))
+    done = _replay(str(path), "--to", "http://127.0.0.1:9")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "refused   BREW https://billing.example.com/hooks/order-placed (publish) -> BREW "
+        "http://127.0.0.1:9/hooks/order-placed: no answer: the emulator refused the publish: "
+        '{"error":"invalid Upstash-Method: \'BREW\'"}',
+        "1 replayed: 0 accepted, 1 refused",
+    ]

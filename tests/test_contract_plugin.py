@@ -104,6 +104,9 @@ def test_xdist_workers_write_the_same_file(suite: pytest.Pytester) -> None:
         assert result.ret == 0, result.stdout.str()
         assert (suite.path / "c.json").read_bytes() == written
     result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)"])
+    partial = _run(suite, "-n", "2", "-k", "not queue")  # workers deselect, and say so
+    assert partial.ret == 0, partial.stdout.str()
+    partial.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "1 entry no test*"])
 
 
 def test_a_run_that_differs_fails_and_leaves_the_file(suite: pytest.Pytester) -> None:
@@ -130,6 +133,37 @@ def test_a_run_that_differs_fails_and_leaves_the_file(suite: pytest.Pytester) ->
     assert (suite.path / "c.json").read_bytes() == written
 
 
+def test_a_partial_run_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
+    _run(suite).assert_outcomes(passed=6)
+    written = (suite.path / "c.json").read_bytes()
+    for args in ((), ("--qstash-contract-update",)):
+        result = _run(suite, "-k", "not queue", *args)
+        result.assert_outcomes(passed=5, deselected=1)
+        assert result.ret == 0
+        result.stdout.fnmatch_lines(
+            [
+                "c.json: *(4 entries)",
+                "1 entry no test of this partial run (deselected tests, or stopped early) reached "
+                "kept as committed",
+            ]
+        )
+        assert (suite.path / "c.json").read_bytes() == written
+
+
+def test_a_run_stopped_early_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
+    _run(suite).assert_outcomes(passed=6)
+    written = (suite.path / "c.json").read_bytes()
+    suite.makepyfile(
+        test_shop=SUITE.replace(
+            "def test_a_queue(qstash):", "def test_a_queue(qstash):\n    assert 0"
+        )
+    )
+    result = _run(suite, "-x", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "2 entries no test*"])
+    assert (suite.path / "c.json").read_bytes() == written
+
+
 def test_a_file_that_is_not_a_contract_fails_the_run(suite: pytest.Pytester) -> None:
     (suite.path / "c.json").write_text("[]")
     result = _run(suite)
@@ -148,3 +182,28 @@ def test_without_the_option_nothing_is_written(suite: pytest.Pytester) -> None:
 def test_contract_path_in_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--qstash-contract=PATH*", "*--qstash-contract-update*"])
+
+
+def test_the_session_wide_environment_records_too(pytester: pytest.Pytester) -> None:
+    """With ``qstash_env = session`` the emulator starts before conftest.py: its recorder
+    comes from the same run, and binds each test's user as the fixture makes it."""
+    pytester.makeini("[pytest]\nqstash_env = session\n")
+    pytester.makepyfile(
+        test_app="""
+        import os
+        from qstash import QStash
+
+        def test_publish(qstash):
+            qstash.endpoint("https://app.example.com/hook", 200)
+            QStash(os.environ["QSTASH_TOKEN"], base_url=os.environ["QSTASH_URL"]).message.publish(
+                url="https://app.example.com/hook", body="x"
+            )
+            qstash.run_until_idle()
+        """
+    )
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["c.json: written (1 entry)"])
+    assert (
+        b'"destination": "https://app.example.com/hook"' in (pytester.path / "c.json").read_bytes()
+    )

@@ -16,7 +16,16 @@ from qstash import QStash
 from upstash_workflow import AsyncWorkflowContext
 
 from qstash_emulator import Emulator, VirtualClock
-from qstash_emulator.contracts import Recorder, Usage, build, compare, dumps, load, loads
+from qstash_emulator.contracts import (
+    Recorder,
+    Usage,
+    build,
+    compare,
+    dumps,
+    load,
+    loads,
+    targets,
+)
 from qstash_emulator.contracts._normalise import mask_value, template, template_url
 
 from .helpers import EmulatorProcess
@@ -102,6 +111,7 @@ def test_a_publish_records_headers_body_schema_and_options(
         failure_callback="https://shop.example.com/failed",
         timeout="5s",
         deduplication_id="order-42",
+        label="order-42",
         flow_control={"key": "tenant-42", "parallelism": 2, "rate": 10, "period": "1m"},
     )
     client.message.publish_json(
@@ -152,6 +162,7 @@ def test_a_publish_records_headers_body_schema_and_options(
             "delay": True,
             "failure_callback": {"url": "https://shop.example.com/failed"},
             "flow_control": {"key": "tenant-{id}", "parallelism": 2, "period": 60, "rate": 10},
+            "labels": ["order-{id}"],
             "retries": 2,
             "timeout_ms": 5000,
         },
@@ -315,3 +326,43 @@ def test_the_dev_server_writes_its_contract_when_it_stops(tmp_path: Path) -> Non
         "headers": {"content-type": "application/json"},
         "body": {"a": 1},
     }
+
+
+def test_replay_targets_rebase_filter_and_skip() -> None:
+    def entry(kind: str, url: str, body: Any = None) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "method": "PUT",
+            "destination": url,
+            "body": {"format": "json"} if body is not None else None,
+            "exemplar": {"url": url, "headers": {"content-type": "a/b", "x-a": "1"}, "body": body},
+        }
+
+    document = {
+        "qstash_contract": 1,
+        "entries": [
+            entry("publish", "https://a.example.com/x/1?q=2", {"n": 1}),
+            entry("workflow", "https://a.example.com/flow"),
+            entry("schedule", "nightly-group"),
+            entry("publish", "http://127.0.0.1:{port}/local"),
+            entry("publish", "https://b.example.com/y"),
+        ],
+    }
+    found = targets(document, "http://127.0.0.1:3000/base/", "https://a.")
+    assert [(t.url, t.skipped) for t in found] == [
+        ("http://127.0.0.1:3000/base/x/1?q=2", None),
+        ("https://a.example.com/flow", "a workflow run is started by its SDK, not replayed"),
+    ]
+    first = found[0]
+    assert (first.method, first.body) == ("PUT", b'{"n":1}')
+    assert first.publish_headers() == {
+        "Upstash-Method": "PUT",
+        "Upstash-Retries": "0",
+        "Content-Type": "a/b",
+        "Upstash-Forward-X-A": "1",
+    }
+    assert [t.skipped for t in targets(document)][2:] == [
+        "sent to a URL group: replay its endpoints' entries",
+        "recorded on a local port that changes every run: give the consumer's URL",
+        None,
+    ]

@@ -29,6 +29,7 @@ class Hanging:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._open: set[socket.socket] = set()
+        self.accepted = 0
         self._lock = threading.Lock()
         self._stopped = False
         self._thread = threading.Thread(target=self._serve, name="hanging", daemon=True)
@@ -53,6 +54,7 @@ class Hanging:
                     self._selector.register(conn, selectors.EVENT_READ)
                     with self._lock:
                         self._open.add(conn)
+                        self.accepted += 1
                     continue
                 try:
                     data = sock.recv(65_536)
@@ -128,6 +130,13 @@ def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it
             0,
             0,
         )
+        # The messages waiting for room were cancelled without ever starting.
+        assert hanging.accepted == 256
+        assert _states(emulator, hanging.url + "/1099") == [
+            "CREATED",
+            "CANCEL_REQUESTED",
+            "CANCELED",
+        ]
         assert _states(emulator, hanging.url + "/0") == [
             "CREATED",
             "ACTIVE",

@@ -173,3 +173,34 @@ def test_a_callback_loop_stops(http: httpx.Client, emu: Emulator, destination: D
         assert hops == [None, *map(str, range(1, MAX_HOPS + 1))]
     finally:
         emu.unroute("http://loop.test")
+
+
+@pytest.mark.parametrize("path", ["/v2/batch", "/v2/publish/{url}"])
+def test_a_publish_made_by_a_delivery_counts_a_hop(
+    http: httpx.Client, emu: Emulator, path: str
+) -> None:
+    # What an endpoint that passes the delivery's headers on sends (or the emulator itself).
+    url = "http://127.0.0.1:9/x"
+    target = path.format(url=url)
+    later = {"Upstash-Delay": "1h"}
+    batch = json.dumps([{"destination": url, "headers": later}])
+
+    def send(hops: str | None) -> httpx.Response:
+        headers = {"Upstash-Signature": "eyJ...", **later}
+        if hops is not None:
+            headers["Upstash-Emulator-Hops"] = hops
+        return http.post(target, headers=headers, content=batch if "batch" in path else "x")
+
+    for sent, carried in [(None, "1"), ("2", "3"), (str(MAX_HOPS - 1), str(MAX_HOPS))]:
+        answer = send(sent)
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        message_id = (found[0] if isinstance(found, list) else found)["messageId"]
+        message = http.get(f"/v2/messages/{message_id}").json()
+        assert message["header"]["Upstash-Emulator-Hops"] == [carried]
+    refused = send(str(MAX_HOPS))
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith(f"invalid Upstash-Emulator-Hops: {MAX_HOPS}: ")
+    # Without a delivery's signature it is an ordinary publish: nothing is counted.
+    plain = http.post(f"/v2/publish/{url}", headers={"Upstash-Emulator-Hops": "99"}, content=b"x")
+    assert plain.status_code == 200

@@ -16,26 +16,27 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from qstash import Receiver
 from qstash.errors import SignatureError
-from starlette.routing import Route
 
 from qstash_emulator import Emulator, User, check_signature, sign
 from qstash_emulator.api import all_routes
+from qstash_emulator.api._declare import OperationRoute
 
 from .helpers import Destination, EmulatorProcess, api, auth, free_port, wait_until
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
-# Called without a token by design: a run's webhook URL (its path names the user and run), and
-# the readiness probe (tests/test_health.py: it shows nothing of any user).
-_TOKENLESS = ("/v2/workflows/hooks/", "/_emulator/health")
 
 
 def _operations() -> list[tuple[str, str]]:
+    """Every operation but those called without a token by design (declared ``tokenless``: a
+    run's webhook URL, whose path names the user and run, and the readiness probe, which
+    shows nothing of any user: tests/test_health.py)."""
     ops = []
     for route in all_routes():
-        if isinstance(route, Route) and route.methods and not route.path.startswith(_TOKENLESS):
+        assert isinstance(route, OperationRoute)
+        if not route.operation.tokenless:
             path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), route.path)
-            ops.extend((method, path) for method in sorted(route.methods - {"HEAD"}))
+            ops.append((route.operation.method, path))
     return ops
 
 
@@ -84,14 +85,15 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
 
 
 def _documented(server: Emulator) -> list[tuple[str, str]]:
-    """Every operation of the OpenAPI document the server serves, with its parameters filled."""
+    """Every operation of the OpenAPI document the server serves that wants a token, with its
+    parameters filled."""
     r = httpx.get(f"{server.url}/v2/openapi.json", headers=auth(server))
     ops = []
     for template, item in r.json()["paths"].items():
-        if template.startswith(_TOKENLESS):
-            continue
         path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), template)
-        ops.extend((method.upper(), path) for method in item if method != "parameters")
+        ops.extend(
+            (method.upper(), path) for method, op in item.items() if op.get("security") != []
+        )
     return sorted(ops)
 
 

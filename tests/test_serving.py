@@ -1,4 +1,5 @@
-"""``ThreadedServer``: uvicorn on a background thread, started and stopped from synchronous code."""
+"""``ThreadedServer``: uvicorn on a background thread, started and stopped from synchronous code;
+``Server``: told when it is ready, and a stop bounded by its drain."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
-from qstash_emulator._serving import ThreadedServer
+from qstash_emulator._serving import Server, ThreadedServer, listen
 
 
 async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -112,3 +114,38 @@ def test_a_stop_lets_a_response_under_way_finish() -> None:
     server.stop()
     caller.join(5)
     assert answers == ["hello"]
+
+
+def _serve_then_stop(server: Server, sock: socket.socket) -> None:
+    async def run() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        for _ in range(1_000):  # bounded: 10 s
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        server.should_exit = True
+        await task
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("finishes", [True, False], ids=["drained", "bound passed"])
+def test_ready_once_listening_and_a_drain_within_its_bound(finishes: bool) -> None:
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    ready: list[bool] = []
+    drains: list[float] = []
+
+    async def drain() -> None:
+        started = time.monotonic()
+        await asyncio.sleep(0.05 if finishes else 3600)
+        drains.append(time.monotonic() - started)
+
+    config = uvicorn.Config(_hello, lifespan="off", log_level="warning")
+    server = Server(config, on_ready=lambda: ready.append(_accepts(port)), drain=drain, drain_s=0.5)
+    started = time.monotonic()
+    _serve_then_stop(server, sock)
+    assert ready == [True]  # called once, with the port already accepting connections
+    assert server.drained is finishes
+    assert len(drains) == (1 if finishes else 0)  # the unfinished one was cancelled
+    assert time.monotonic() - started < 5

@@ -36,15 +36,16 @@ def test_every_in_process_member_of_the_emulator_is_documented() -> None:
 
 
 def test_the_plugin_uses_the_testing_api_alone() -> None:
-    """conftest_plugin imports ``qstash_emulator`` and ``qstash_emulator.testing`` only, and
-    never reaches into ``Emulator.runtime``."""
+    """conftest_plugin imports ``qstash_emulator``, ``qstash_emulator.testing`` and (for
+    contracts) ``qstash_emulator.contracts`` only, and never reaches into ``Emulator.runtime``."""
     found = []
     for path in sorted((ROOT / "conftest_plugin").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                 "qstash_emulator"
             ):
-                if node.module not in ("qstash_emulator", "qstash_emulator.testing"):
+                public = ("qstash_emulator", "qstash_emulator.testing", "qstash_emulator.contracts")
+                if node.module not in public:
                     found.append(f"{path.name}:{node.lineno}: from {node.module}")
                 elif node.module == "qstash_emulator":
                     private = [a.name for a in node.names if a.name.startswith("_")]

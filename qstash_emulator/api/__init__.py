@@ -1,4 +1,4 @@
-"""HTTP handlers, one module per API resource."""
+"""HTTP handlers, one module per API resource, each declaring its routes (``_declare``)."""
 
 from __future__ import annotations
 
@@ -22,29 +22,30 @@ from . import (
     workflow_dlq,
     workflows,
 )
-from ._common import authenticating
+from ._declare import route_of
 
 __all__ = ["all_routes"]
+
+_MODULES = (
+    publish,
+    messages,
+    logs,
+    dlq,
+    keys,
+    batch,
+    queues,
+    topics,
+    schedules,
+    flow_control,
+    workflows,
+    waits,
+    workflow_dlq,
+    health,
+    inspect,
+    openapi,
+)
 
 
 def all_routes() -> list[BaseRoute]:
     """Every API route, in matching order, each authenticating its caller first."""
-    routes = [
-        *publish.routes,
-        *messages.routes,
-        *logs.routes,
-        *dlq.routes,
-        *keys.routes,
-        *batch.routes,
-        *queues.routes,
-        *topics.routes,
-        *schedules.routes,
-        *flow_control.routes,
-        *workflows.routes,
-        *waits.routes,
-        *workflow_dlq.routes,
-        *health.routes,
-        *inspect.routes,
-        *openapi.routes,
-    ]
-    return [authenticating(route) for route in routes]
+    return [route_of(op) for module in _MODULES for op in module.api.declared]

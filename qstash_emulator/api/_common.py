@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from .. import _json
 from .._errors import BadRequest, BodyTooLarge, Forbidden
 from .._runtime import Caller, Runtime
-from ._operations import accepted_query
 from ._query import int_param, multi
 
 __all__ = [
     "BATCH_LIMIT",
     "JSON_LIMIT",
-    "authenticating",
+    "authenticate",
     "caller",
-    "check_query",
     "caller_ip",
     "empty",
     "int_param",
@@ -30,7 +25,6 @@ __all__ = [
     "multi",
     "read_body",
     "runtime",
-    "tokenless",
 ]
 
 # The largest bodies, besides a message's (the plan's size): a batch (Upstash's limit for one
@@ -39,9 +33,6 @@ __all__ = [
 BATCH_LIMIT = 100 << 20
 JSON_LIMIT = 1 << 20
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-_READS = frozenset({"GET", "HEAD"})
-
 
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
@@ -49,42 +40,17 @@ def runtime(request: Request) -> Runtime:
 
 
 def caller(request: Request, write: bool = False) -> Caller:
-    """Who sent the request: authenticated before the handler ran (see ``authenticating``),
+    """Who sent the request: authenticated before the handler ran (``_declare.route_of``),
     or here for a route outside the API (the dashboard's)."""
     who: Caller | None = getattr(request.state, "caller", None)
     if who is None:
-        who = _authenticate(request, write)
-        check_query(request)
+        who = authenticate(request, write)
     elif write and who.readonly:
         raise Forbidden("Forbidden: this token is read-only")
     return who
 
 
-def tokenless(endpoint: Endpoint) -> Endpoint:
-    """Mark a handler that is called without a token by design (a run's webhook URL)."""
-    endpoint.tokenless = True  # type: ignore[attr-defined]
-    return endpoint
-
-
-def authenticating(route: BaseRoute) -> BaseRoute:
-    """``route`` with its caller authenticated (401, or 403 for a read-only token's write)
-    and its query names checked (400) before its handler runs: the order every API answer
-    promises holds whatever a handler reads first."""
-    if not isinstance(route, Route) or getattr(route.endpoint, "tokenless", False):
-        return route
-    endpoint = route.endpoint
-
-    @functools.wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        request.state.caller = _authenticate(request, request.method not in _READS)
-        check_query(request)
-        response: Response = await endpoint(request)
-        return response
-
-    return Route(route.path, guarded, methods=route.methods, name=route.name)
-
-
-def _authenticate(request: Request, write: bool) -> Caller:
+def authenticate(request: Request, write: bool) -> Caller:
     """By ``Authorization: Bearer`` or ``?qstash_token=``."""
     auth = request.headers.get("authorization")
     token = None
@@ -94,29 +60,6 @@ def _authenticate(request: Request, write: bool) -> Caller:
     if not token:
         token = request.query_params.get("qstash_token")
     return runtime(request).authenticate(token, write)
-
-
-def check_query(request: Request) -> None:
-    """An unknown query name is a 400 before anything changes: a mistyped filter must not
-    widen a bulk delete, retry or cancel to everything."""
-    if not request.scope.get("query_string"):
-        return
-    state = request.app.state
-    table = getattr(state, "accepted_query", None)
-    if table is None:
-        # The route table lives with the OpenAPI document, so the two cannot disagree; it is
-        # built on the first request with a query, keeping it out of start-up.
-        table = state.accepted_query = accepted_query(request.app.routes)
-    accepted = table.get((request.scope.get("endpoint"), request.method))
-    if accepted is None:
-        return
-    for name in request.query_params:
-        if name not in accepted:
-            takes = ", ".join(sorted(accepted - {"qstash_token"})) or "no query parameters"
-            raise BadRequest(
-                f"invalid query parameter {name!r}: {request.method} {request.url.path} "
-                f"takes {takes}"
-            )
 
 
 def caller_ip(request: Request) -> str:

@@ -14,7 +14,9 @@ from .._models import State
 from ._query import multi
 
 __all__ = [
+    "DESTINATION_NAMES",
     "FILTER_NAMES",
+    "PAGE_NAMES",
     "filter_from_body",
     "filter_from_query",
     "parse_cursor",
@@ -35,8 +37,11 @@ _FIELDS = {
     "messageIds": "messageId",
     "endpointName": "endpointName",
 }
-# Every query name filter_from_query reads; host and path only where a route takes them.
+# The query names filter_from_query reads; with destination=True, DESTINATION_NAMES too.
 FILTER_NAMES = (*_FIELDS, "state", "responseStatus", "fromDate", "toDate")
+DESTINATION_NAMES = ("host", "path")
+# A listing's page: parse_cursor, the handler's own count (its bounds differ), parse_order.
+PAGE_NAMES = ("cursor", "count", "order")
 _IN_PROGRESS = {State.ACTIVE, State.RETRY, State.ERROR}
 _STATES = {
     State.CREATED,
@@ -76,14 +81,16 @@ def _states(values: list[str]) -> set[str]:
     return states
 
 
-def filter_from_query(request: Request) -> Filter:
-    """The filters of the query; a route that takes no host or path refuses them beforehand."""
+def filter_from_query(request: Request, *, destination: bool = False) -> Filter:
+    """The filters of the query (``FILTER_NAMES``), and with ``destination`` the host and
+    path of the destination (``DESTINATION_NAMES``)."""
     flt = Filter()
     for name, key in _FIELDS.items():
         values = multi(request, name)
         if values:
             flt.values.setdefault(key, set()).update(values)
-    flt.hosts, flt.paths = set(multi(request, "host")), set(multi(request, "path"))
+    if destination:
+        flt.hosts, flt.paths = set(multi(request, "host")), set(multi(request, "path"))
     flt.states = _states(multi(request, "state"))
     for raw in multi(request, "responseStatus"):
         if not raw.isdigit():

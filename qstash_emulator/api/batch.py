@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest
 from ._common import BATCH_LIMIT, caller, caller_ip, json, json_body, runtime
+from ._declare import Operations
+from ._schemas import BATCH
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route("POST /v2/batch", "Many publishes and enqueues in one call", body=BATCH)
 async def batch(request: Request) -> Response:
     who = caller(request, write=True)
-    limit = max(BATCH_LIMIT, runtime(request).settings.message_size_limit)
-    entries = await json_body(request, limit=limit)
+    rt = runtime(request)
+    hops = rt.loops.depth(request.headers)  # a batch sent by a delivery (docs/behaviour.md#loops)
+    entries = await json_body(request, limit=max(BATCH_LIMIT, rt.settings.message_size_limit))
     if not isinstance(entries, list):
         raise BadRequest(
             "invalid body: expected a JSON array of {destination, headers, body, queue}"
         )
-    return json(await runtime(request).batches.publish(who.user_id, caller_ip(request), entries))
-
-
-routes = [Route("/v2/batch", batch, methods=["POST"])]
+    return json(await rt.batches.publish(who.user_id, caller_ip(request), entries, hops))

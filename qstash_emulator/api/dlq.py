@@ -6,18 +6,34 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._dead_letters import view
 from .._errors import BadRequest
 from .._models import DeadLetter
 from . import workflow_dlq
 from ._common import caller, int_param, json, json_body, multi, runtime
-from ._filters import filter_from_body, filter_from_query, parse_cursor, parse_order
+from ._declare import Operations
+from ._filters import (
+    FILTER_NAMES,
+    PAGE_NAMES,
+    filter_from_body,
+    filter_from_query,
+    parse_cursor,
+    parse_order,
+)
+from ._schemas import ids_or_filters
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
+_BULK = (*PAGE_NAMES, *FILTER_NAMES, "dlqIds")
 
 
+@api.route(
+    "GET /v2/dlq",
+    "Dead letters (source=workflow: those of workflow runs)",
+    query=(*_BULK, "source", *workflow_dlq.FILTER_NAMES),
+)
 async def list_dlq(request: Request) -> Response:
     """Every dead letter; ``source=workflow`` lists only those of workflow runs, with their
     run's fields (as ``GET /v2/workflows/dlq``)."""
@@ -43,12 +59,14 @@ async def list_dlq(request: Request) -> Response:
     return json(body)
 
 
+@api.route("GET /v2/dlq/{dlqId}", "One dead letter")
 async def get_entry(request: Request) -> Response:
     who = caller(request)
     letter = await runtime(request).dead_letters.get(who.user_id, request.path_params["dlqId"])
     return json(view(letter))
 
 
+@api.route("DELETE /v2/dlq/{dlqId}", "Delete one dead letter")
 async def delete_entry(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).dead_letters.delete_one(who.user_id, request.path_params["dlqId"])
@@ -75,6 +93,7 @@ async def _bulk_selection(request: Request, user: str) -> tuple[list[DeadLetter]
     )
 
 
+@api.route("DELETE /v2/dlq", "Delete dead letters", query=_BULK, body=ids_or_filters("dlqIds"))
 async def delete_many(request: Request) -> Response:
     who = caller(request, write=True)
     letters, cursor = await _bulk_selection(request, who.user_id)
@@ -89,6 +108,7 @@ def _headers(request: Request) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
 
 
+@api.route("POST /v2/dlq/retry/{dlqId}", "Publish one dead letter again", status=201)
 async def retry_one(request: Request) -> Response:
     who = caller(request, write=True)
     message_id = await runtime(request).dead_letters.retry_one(
@@ -97,6 +117,13 @@ async def retry_one(request: Request) -> Response:
     return json({"messageId": message_id}, 201)
 
 
+@api.route(
+    "POST /v2/dlq/retry",
+    "Publish dead letters again",
+    query=_BULK,
+    body=ids_or_filters("dlqIds"),
+    status=201,
+)
 async def retry_many(request: Request) -> Response:
     who = caller(request, write=True)
     letters, cursor = await _bulk_selection(request, who.user_id)
@@ -105,13 +132,3 @@ async def retry_many(request: Request) -> Response:
     )
     responses = [{"messageId": message_id} for message_id in retried]
     return json({"cursor": cursor or "", "responses": responses}, 201)
-
-
-routes = [
-    Route("/v2/dlq", list_dlq, methods=["GET"]),
-    Route("/v2/dlq", delete_many, methods=["DELETE"]),
-    Route("/v2/dlq/retry", retry_many, methods=["POST"]),
-    Route("/v2/dlq/retry/{dlqId}", retry_one, methods=["POST"]),
-    Route("/v2/dlq/{dlqId}", get_entry, methods=["GET"]),
-    Route("/v2/dlq/{dlqId}", delete_entry, methods=["DELETE"]),
-]

@@ -7,49 +7,56 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._flow_control import FlowControl
 from .._headers import parse_bool
 from ._common import caller, empty, int_param, json, runtime
+from ._declare import Operations
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 _WEEK_S = 7 * 86_400
+_UNPIN = ("parallelism", "rate")
 
 
 def _flow(request: Request) -> FlowControl:
     return runtime(request).flow_control
 
 
+@api.route("GET /v2/flowControl", "Flow-control keys", query=("search",))
 async def list_keys(request: Request) -> Response:
     who = caller(request)
     search = request.query_params.get("search") or ""
     return json(await _flow(request).list_views(who.user_id, search))
 
 
-async def get_key(request: Request) -> Response:
-    who = caller(request)
-    return json(await _flow(request).get_view(who.user_id, request.path_params["key"]))
-
-
+@api.route("GET /v2/globalParallelism", "Parallelism in use across all keys")
 async def global_parallelism(request: Request) -> Response:
     who = caller(request)
     return json(_flow(request).global_view(who.user_id))
 
 
+@api.route("POST /v2/flowControl/{key:path}/pause", "Pause a flow-control key")
 async def pause(request: Request) -> Response:
     who = caller(request, write=True)
     await _flow(request).pause(who.user_id, request.path_params["key"], True)
     return empty()
 
 
+@api.route("POST /v2/flowControl/{key:path}/resume", "Resume a flow-control key")
 async def resume(request: Request) -> Response:
     who = caller(request, write=True)
     await _flow(request).pause(who.user_id, request.path_params["key"], False)
     return empty()
 
 
+@api.route(
+    "POST /v2/flowControl/{key:path}/pin",
+    "Pin a key's parallelism and/or rate",
+    query=("parallelism", "rate", "period"),
+)
 async def pin(request: Request) -> Response:
     """Fix parallelism and/or rate+period; no value pins the key's current config."""
     who = caller(request, write=True)  # a bad token is a 401 before any parameter is judged
@@ -60,11 +67,12 @@ async def pin(request: Request) -> Response:
     return empty()
 
 
+@api.route("POST /v2/flowControl/{key:path}/unpin", "Unpin", query=_UNPIN)
 async def unpin(request: Request) -> Response:
     who = caller(request, write=True)
     flags = {
         name: parse_bool(raw, name) if (raw := request.query_params.get(name)) else False
-        for name in ("parallelism", "rate")
+        for name in _UNPIN
     }
     await _flow(request).unpin(
         who.user_id, request.path_params["key"], flags["parallelism"], flags["rate"]
@@ -72,21 +80,17 @@ async def unpin(request: Request) -> Response:
     return empty()
 
 
+@api.route("POST /v2/flowControl/{key:path}/resetRate", "Start a new rate window")
+# A 2026 changelog names it /reset (docs/behaviour.md#flow-control).
+@api.route("POST /v2/flowControl/{key:path}/reset", "Start a new rate window (newer name)")
 async def reset_rate(request: Request) -> Response:
     who = caller(request, write=True)
     await _flow(request).reset_rate(who.user_id, request.path_params["key"])
     return empty()
 
 
-routes = [
-    Route("/v2/flowControl", list_keys, methods=["GET"]),
-    Route("/v2/globalParallelism", global_parallelism, methods=["GET"]),
-    Route("/v2/flowControl/{key:path}/pause", pause, methods=["POST"]),
-    Route("/v2/flowControl/{key:path}/resume", resume, methods=["POST"]),
-    Route("/v2/flowControl/{key:path}/pin", pin, methods=["POST"]),
-    Route("/v2/flowControl/{key:path}/unpin", unpin, methods=["POST"]),
-    Route("/v2/flowControl/{key:path}/resetRate", reset_rate, methods=["POST"]),
-    # A 2026 changelog names it /reset (docs/behaviour.md#flow-control).
-    Route("/v2/flowControl/{key:path}/reset", reset_rate, methods=["POST"]),
-    Route("/v2/flowControl/{key:path}", get_key, methods=["GET"]),
-]
+# Last: its {key:path} would match the paths above too.
+@api.route("GET /v2/flowControl/{key:path}", "One flow-control key")
+async def get_key(request: Request) -> Response:
+    who = caller(request)
+    return json(await _flow(request).get_view(who.user_id, request.path_params["key"]))

@@ -12,11 +12,14 @@ from importlib.metadata import version
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from ._common import check_query, json, runtime, tokenless
+from ._common import json, runtime
+from ._declare import Operations
+from ._schemas import STR
 
-__all__ = ["NAME", "routes"]
+__all__ = ["NAME", "api"]
+
+api = Operations()
 
 # What a client checks to know it reached an emulator, not something else on the port.
 NAME = "qstash-emulator"
@@ -27,10 +30,25 @@ def _version() -> str:
     return version(NAME)
 
 
-@tokenless
+@api.route(
+    "GET /_emulator/health",
+    "Readiness probe, no token: version, store, uptime",
+    tag="emulator",
+    tokenless=True,
+    response={
+        "type": "object",
+        "required": ["status", "emulator", "version", "store", "uptimeMs"],
+        "properties": {
+            "status": {"const": "ok"},
+            "emulator": {"const": NAME},
+            "version": STR,
+            "store": {"enum": ["memory", "redis"]},
+            "uptimeMs": {"type": "integer", "minimum": 0},
+        },
+    },
+)
 async def health(request: Request) -> Response:
     """Ready: version, store and uptime; no token, and nothing about any user."""
-    check_query(request)
     rt = runtime(request)
     await rt.store.ping()
     return json(
@@ -42,6 +60,3 @@ async def health(request: Request) -> Response:
             "uptimeMs": int((time.monotonic() - rt.started_at) * 1_000),
         }
     )
-
-
-routes = [Route("/_emulator/health", health, methods=["GET"])]

@@ -10,16 +10,25 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest, NotFound
-from .._faults import Fault
+from .._faults import FAULT_KINDS, Fault
 from .._inspection import STATES, attempt_view
 from ._common import caller, int_param, json, json_body, multi, runtime
+from ._declare import Operations
+from ._schemas import INT, STR, string_map
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route(
+    "GET /_emulator/messages",
+    "Waiting messages by state; with count (and offset) a page, the total and counts",
+    query=("state", "count", "offset", "messageId"),
+    tag="emulator",
+)
 async def list_messages(request: Request) -> Response:
     """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued;
     with ``count`` (and ``offset``) one page of them, their total and the counts by state;
@@ -46,11 +55,13 @@ async def list_messages(request: Request) -> Response:
     return json({"messages": [w.view() for w in page], "total": total, "counts": counts})
 
 
+@api.route("GET /_emulator/dlq", "Dead letters, unpaged", tag="emulator")
 async def list_dead_letters(request: Request) -> Response:
     who = caller(request)
     return json({"messages": await runtime(request).inspector.dead_letters(who.user_id)})
 
 
+@api.route("GET /_emulator/attempts", "Delivery attempts", query=("messageId",), tag="emulator")
 async def list_attempts(request: Request) -> Response:
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
@@ -60,6 +71,12 @@ async def list_attempts(request: Request) -> Response:
     return json({"attempts": [attempt_view(a, keys) for a in attempts]})
 
 
+@api.route(
+    "GET /_emulator/schedules/{scheduleId}/times",
+    "A schedule's next run times",
+    query=("count",),
+    tag="emulator",
+)
 async def schedule_times(request: Request) -> Response:
     who = caller(request)
     schedule_id = request.path_params["scheduleId"]
@@ -70,6 +87,7 @@ async def schedule_times(request: Request) -> Response:
     return json({"scheduleId": schedule_id, "times": times})
 
 
+@api.route("POST /_emulator/run-now/{id}", "Make a message or schedule due now", tag="emulator")
 async def run_now(request: Request) -> Response:
     who = caller(request, write=True)
     item_id = request.path_params["id"]
@@ -80,6 +98,7 @@ async def run_now(request: Request) -> Response:
     return json({"moved": moved, "id": item_id})
 
 
+@api.route("GET /_emulator/clock", "The emulator's clock", tag="emulator")
 async def clock(request: Request) -> Response:
     caller(request)
     clock = runtime(request).clock
@@ -97,6 +116,7 @@ def _fault_view(fault: Fault) -> dict[str, Any]:
     }
 
 
+@api.route("GET /_emulator/faults", "Programmed API faults", tag="emulator")
 async def list_faults(request: Request) -> Response:
     who = caller(request)
     faults = runtime(request).faults.remaining(who.user_id)
@@ -115,6 +135,25 @@ _FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+@api.route(
+    "POST /_emulator/faults",
+    "Program an API fault",
+    body={
+        "type": "object",
+        "properties": {
+            "kind": {"enum": list(FAULT_KINDS)},
+            "status": INT,
+            "path": STR,
+            "method": STR,
+            "times": {"type": ["integer", "null"]},
+            "delayMs": INT,
+            "headers": string_map(),
+            "error": STR,
+        },
+    },
+    status=201,
+    tag="emulator",
+)
 async def add_fault(request: Request) -> Response:
     """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
     who = caller(request, write=True)
@@ -147,22 +186,10 @@ async def add_fault(request: Request) -> Response:
     return json(_fault_view(fault), 201)
 
 
+@api.route("DELETE /_emulator/faults", "Clear programmed API faults", tag="emulator")
 async def clear_faults(request: Request) -> Response:
     who = caller(request, write=True)
     faults = runtime(request).faults
     count = len(faults.remaining(who.user_id))
     faults.clear(who.user_id)
     return json({"cleared": count})
-
-
-routes = [
-    Route("/_emulator/messages", list_messages, methods=["GET"]),
-    Route("/_emulator/dlq", list_dead_letters, methods=["GET"]),
-    Route("/_emulator/attempts", list_attempts, methods=["GET"]),
-    Route("/_emulator/schedules/{scheduleId}/times", schedule_times, methods=["GET"]),
-    Route("/_emulator/run-now/{id}", run_now, methods=["POST"]),
-    Route("/_emulator/clock", clock, methods=["GET"]),
-    Route("/_emulator/faults", list_faults, methods=["GET"]),
-    Route("/_emulator/faults", add_fault, methods=["POST"]),
-    Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
-]

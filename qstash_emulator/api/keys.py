@@ -4,26 +4,24 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ._common import caller, json, runtime
+from ._declare import Operations
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route("GET /v2/keys", "The signing keys")
 async def get_keys(request: Request) -> Response:
     who = caller(request)
     current, nxt = await runtime(request).signing_keys(who.user_id)
     return json({"current": current, "next": nxt})
 
 
+@api.route("POST /v2/keys/rotate", "Rotate the signing keys: next becomes current")
 async def rotate_keys(request: Request) -> Response:
     who = caller(request, write=True)
     current, nxt = await runtime(request).rotate_keys(who.user_id)
     return json({"current": current, "next": nxt})
-
-
-routes = [
-    Route("/v2/keys", get_keys, methods=["GET"]),
-    Route("/v2/keys/rotate", rotate_keys, methods=["POST"]),
-]

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ._common import caller, int_param, json, runtime
-from ._filters import filter_from_query, parse_cursor, parse_order
+from ._declare import Operations
+from ._filters import (
+    DESTINATION_NAMES,
+    FILTER_NAMES,
+    PAGE_NAMES,
+    filter_from_query,
+    parse_cursor,
+    parse_order,
+)
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
+_QUERY = (*PAGE_NAMES, *FILTER_NAMES, *DESTINATION_NAMES)
 
 
+@api.route("GET /v2/logs", "Log rows, one per state change", query=_QUERY)
+@api.route("GET /v2/events", "Log rows (the name the SDKs call)", query=_QUERY)
 async def list_logs(request: Request) -> Response:
     who = caller(request)
-    flt = filter_from_query(request)
+    flt = filter_from_query(request, destination=True)
     count = int_param(request, "count", 100, 1, 1_000) or 100
     events, nxt = await runtime(request).logs.page(
         who.user_id, flt, parse_cursor(request), count, parse_order(request)
@@ -23,9 +35,3 @@ async def list_logs(request: Request) -> Response:
     if nxt:
         body["cursor"] = nxt
     return json(body)
-
-
-routes = [
-    Route("/v2/logs", list_logs, methods=["GET"]),
-    Route("/v2/events", list_logs, methods=["GET"]),
-]

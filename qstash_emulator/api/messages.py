@@ -4,33 +4,44 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest
 from .._views import message_view
 from ._common import caller, int_param, json, json_body, multi, runtime
-from ._filters import filter_from_body, filter_from_query
+from ._declare import Operations
+from ._filters import DESTINATION_NAMES, FILTER_NAMES, filter_from_body, filter_from_query
+from ._schemas import ids_or_filters
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route("GET /v2/messages/{messageId}", "A message that is not yet final")
 async def get_message(request: Request) -> Response:
     who = caller(request)
     msg = await runtime(request).messages.get(who.user_id, request.path_params["messageId"])
     return json(message_view(msg))
 
 
+@api.route("DELETE /v2/messages/{messageId}", "Cancel one message")
 async def cancel_one(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).messages.cancel(who.user_id, request.path_params["messageId"])
     return json({"cancelled": 1})
 
 
+@api.route(
+    "DELETE /v2/messages",
+    "Cancel messages by id or filter",
+    query=("messageIds", "count", *FILTER_NAMES, *DESTINATION_NAMES),
+    body=ids_or_filters("messageIds"),
+)
 async def cancel_many(request: Request) -> Response:
     """Bulk cancel by ids or filters, from the query (JS) or a JSON body (Python, Go)."""
     who = caller(request, write=True)
     ids = multi(request, "messageIds")
-    flt = filter_from_query(request)
+    flt = filter_from_query(request, destination=True)
     body = await json_body(request, allow_empty=True)
     if body is not None:
         if not isinstance(body, dict):
@@ -44,10 +55,3 @@ async def cancel_many(request: Request) -> Response:
     limit = int_param(request, "count", None, 1, 500)
     cancelled = await runtime(request).messages.cancel_many(who.user_id, ids, flt, limit)
     return json({"cancelled": cancelled})
-
-
-routes = [
-    Route("/v2/messages/{messageId}", get_message, methods=["GET"]),
-    Route("/v2/messages/{messageId}", cancel_one, methods=["DELETE"]),
-    Route("/v2/messages", cancel_many, methods=["DELETE"]),
-]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._destination import config_from_query, parse_destination
 from .._errors import BodyTooLarge, PlanLimit
 from .._headers import PublishOptions, parse_publish
 from .._publisher import check_size
 from ._common import caller, caller_ip, json, read_body, runtime
+from ._declare import Operations
+from ._schemas import PUBLISHED
 
-__all__ = ["raw_tail", "read_publish", "routes"]
+__all__ = ["api", "raw_tail", "read_publish"]
+
+api = Operations()
 
 
 def raw_tail(request: Request, prefix: str) -> str:
@@ -50,6 +53,12 @@ async def read_publish(
     return destination, opts, body
 
 
+@api.route(
+    "POST /v2/publish/{destination:path}",
+    "Publish to a URL or a URL group",
+    publish=True,
+    response=PUBLISHED,
+)
 async def publish(request: Request) -> Response:
     who = caller(request, write=True)
     destination, opts, body = await read_publish(
@@ -61,6 +70,3 @@ async def publish(request: Request) -> Response:
     if isinstance(result, dict) and result.get("deduplicated"):
         return json(result, 202)
     return json(result)
-
-
-routes = [Route("/v2/publish/{destination:path}", publish, methods=["POST"])]

@@ -6,31 +6,50 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._destination import validate_name
 from ._common import caller, caller_ip, empty, json, json_body, runtime
+from ._declare import Operations
+from ._schemas import PUBLISHED
 from .publish import raw_tail, read_publish
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
+@api.route(
+    "POST /v2/queues",
+    "Create or change a queue",
+    body={
+        "type": "object",
+        "required": ["queueName"],
+        "properties": {
+            "queueName": {"type": "string"},
+            "parallelism": {"type": "integer", "minimum": 1},
+            "paused": {"type": "boolean"},
+        },
+    },
+)
 async def upsert(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).queues.upsert(who.user_id, await json_body(request))
     return empty()
 
 
+@api.route("GET /v2/queues", "Queues")
 async def list_queues(request: Request) -> Response:
     who = caller(request)
     return json(await runtime(request).queues.list_all(who.user_id))
 
 
+@api.route("GET /v2/queues/{name}", "One queue")
 async def get_queue(request: Request) -> Response:
     who = caller(request)
     return json(await runtime(request).queues.get(who.user_id, request.path_params["name"]))
 
 
+@api.route("DELETE /v2/queues/{name}", "Delete a queue; its waiting messages are cancelled")
 async def delete_queue(request: Request) -> Response:
     """Waiting messages are cancelled (logged); active ones finish (see ``_queues``)."""
     who = caller(request, write=True)
@@ -38,18 +57,26 @@ async def delete_queue(request: Request) -> Response:
     return empty()
 
 
+@api.route("POST /v2/queues/{name}/pause", "Pause a queue")
 async def pause(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).queues.set_paused(who.user_id, request.path_params["name"], True)
     return empty()
 
 
+@api.route("POST /v2/queues/{name}/resume", "Resume a queue")
 async def resume(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).queues.set_paused(who.user_id, request.path_params["name"], False)
     return empty()
 
 
+@api.route(
+    "POST /v2/enqueue/{queue}/{destination:path}",
+    "Publish through a FIFO queue (created with parallelism 1 if missing)",
+    publish=True,
+    response=PUBLISHED,
+)
 async def enqueue(request: Request) -> Response:
     """Publish through a queue, creating it (parallelism 1) when it does not exist."""
     who = caller(request, write=True)
@@ -67,14 +94,3 @@ async def enqueue(request: Request) -> Response:
     if isinstance(result, dict) and result.get("deduplicated"):
         return json(result, 202)
     return json(result)
-
-
-routes = [
-    Route("/v2/queues", upsert, methods=["POST"]),
-    Route("/v2/queues", list_queues, methods=["GET"]),
-    Route("/v2/queues/{name}", get_queue, methods=["GET"]),
-    Route("/v2/queues/{name}", delete_queue, methods=["DELETE"]),
-    Route("/v2/queues/{name}/pause", pause, methods=["POST"]),
-    Route("/v2/queues/{name}/resume", resume, methods=["POST"]),
-    Route("/v2/enqueue/{queue}/{destination:path}", enqueue, methods=["POST"]),
-]

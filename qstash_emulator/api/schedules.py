@@ -7,30 +7,23 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import NotFound
 from .._schedules import Schedules, schedule_view
 from ._common import caller, caller_ip, empty, json, runtime
+from ._declare import Operations
 from .publish import raw_tail, read_publish
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
 
 
 def _schedules(request: Request) -> Schedules:
     return runtime(request).schedules
 
 
-async def create(request: Request) -> Response:
-    who = caller(request, write=True)
-    tail = raw_tail(request, "/v2/schedules/") or raw_tail(request, "/v2/Schedules/")
-    destination, opts, body = await read_publish(request, tail, schedule=True)
-    schedule_id = await _schedules(request).create(
-        who.user_id, destination, opts, body, caller_ip(request)
-    )
-    return json({"scheduleId": schedule_id})
-
-
+@api.route("GET /v2/schedules", "Schedules")
 async def list_schedules(request: Request) -> Response:
     who = caller(request)
     default = runtime(request).settings.default_retries
@@ -38,6 +31,8 @@ async def list_schedules(request: Request) -> Response:
     return json([schedule_view(s, default) for s in found])
 
 
+@api.route("GET /v2/schedules/{scheduleId}", "One schedule")
+@api.route("GET /v2/Schedules/{scheduleId}", "One schedule (the Go SDK's spelling)")
 async def get_schedule(request: Request) -> Response:
     who = caller(request)
     schedule_id = request.path_params["scheduleId"]
@@ -47,6 +42,7 @@ async def get_schedule(request: Request) -> Response:
     return json(schedule_view(sched, runtime(request).settings.default_retries))
 
 
+@api.route("DELETE /v2/schedules/{scheduleId}", "Delete a schedule")
 async def delete_schedule(request: Request) -> Response:
     who = caller(request, write=True)
     schedule_id = request.path_params["scheduleId"]
@@ -55,10 +51,14 @@ async def delete_schedule(request: Request) -> Response:
     return empty()
 
 
+@api.route("POST /v2/schedules/{scheduleId}/pause", "Pause a schedule")
+@api.route("PATCH /v2/schedules/{scheduleId}/pause", "Pause a schedule (as the SDKs send it)")
 async def pause(request: Request) -> Response:
     return await _set_paused(request, True)
 
 
+@api.route("POST /v2/schedules/{scheduleId}/resume", "Resume a schedule")
+@api.route("PATCH /v2/schedules/{scheduleId}/resume", "Resume a schedule (as the SDKs send it)")
 async def resume(request: Request) -> Response:
     return await _set_paused(request, False)
 
@@ -71,14 +71,25 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     return empty()
 
 
-routes = [
-    Route("/v2/schedules", list_schedules, methods=["GET"]),
-    Route("/v2/schedules/{scheduleId}/pause", pause, methods=["POST", "PATCH"]),
-    Route("/v2/schedules/{scheduleId}/resume", resume, methods=["POST", "PATCH"]),
-    Route("/v2/schedules/{scheduleId}", get_schedule, methods=["GET"]),
-    Route("/v2/schedules/{scheduleId}", delete_schedule, methods=["DELETE"]),
-    Route("/v2/schedules/{destination:path}", create, methods=["POST"]),
-    # The Go SDK spells the path with a capital S for create and get.
-    Route("/v2/Schedules/{scheduleId}", get_schedule, methods=["GET"]),
-    Route("/v2/Schedules/{destination:path}", create, methods=["POST"]),
-]
+# After pause and resume: their paths would match a destination too.
+@api.route(
+    "POST /v2/schedules/{destination:path}",
+    "Create or replace a schedule (the path holds the destination)",
+    publish=True,
+    schedule=True,
+)
+# The Go SDK spells the path with a capital S for create and get.
+@api.route(
+    "POST /v2/Schedules/{destination:path}",
+    "Create a schedule (the Go SDK's spelling)",
+    publish=True,
+    schedule=True,
+)
+async def create(request: Request) -> Response:
+    who = caller(request, write=True)
+    tail = raw_tail(request, "/v2/schedules/") or raw_tail(request, "/v2/Schedules/")
+    destination, opts, body = await read_publish(request, tail, schedule=True)
+    schedule_id = await _schedules(request).create(
+        who.user_id, destination, opts, body, caller_ip(request)
+    )
+    return json({"scheduleId": schedule_id})

@@ -5,15 +5,35 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .. import _json
 from .._errors import NotFound
-from ._common import caller, json, json_body, read_body, runtime, tokenless
+from ._common import caller, json, json_body, read_body, runtime
+from ._declare import Operations
+from ._schemas import INT, STR, STRINGS, string_map
 
-__all__ = ["routes"]
+__all__ = ["api"]
+
+api = Operations()
+_WAIT = {
+    "type": "object",
+    "required": ["url", "step"],
+    "properties": {
+        "url": STR,
+        "timeout": STR,
+        "timeoutUrl": STR,
+        "timeoutBody": STR,
+        "timeoutHeaders": string_map(STRINGS),
+        "step": {"type": "object", "properties": {"stepId": INT, "stepName": STR}},
+    },
+}
 
 
+@api.route(
+    "POST /v2/wait/{eventId}",
+    "A workflow step waits for an event (its headers configure the result's publish)",
+    body=_WAIT,
+)
 async def wait(request: Request) -> Response:
     """A step waits for an event; the headers are those its result will be published with."""
     who = caller(request, write=True)
@@ -23,6 +43,11 @@ async def wait(request: Request) -> Response:
     return json({})
 
 
+@api.route("POST /v2/notify/{eventId}", "Notify every waiter of an event (the body is the data)")
+@api.route(
+    "POST /v2/notify/{workflowRunId}/{eventId}",
+    "Notify one run; kept for it if it does not wait yet",
+)
 async def notify(request: Request) -> Response:
     """The raw body is the event's data, handed to every waiter (of one run, with its id)."""
     who = caller(request, write=True)
@@ -36,12 +61,18 @@ async def notify(request: Request) -> Response:
     return json(answers)
 
 
+@api.route("GET /v2/waiters/{eventId}", "The waiters of an event")
 async def waiters(request: Request) -> Response:
     who = caller(request)
     return json(await runtime(request).waits.waiters(who.user_id, request.path_params["eventId"]))
 
 
-@tokenless
+@api.route(
+    "GET,POST,PUT,PATCH,DELETE /v2/workflows/hooks/{userId}/{workflowRunId}/{eventId}",
+    "A run's webhook URL (no token): the request is the waiting step's event",
+    open_query=True,
+    tokenless=True,
+)
 async def webhook(request: Request) -> Response:
     """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
     rt = runtime(request)
@@ -65,16 +96,3 @@ async def webhook(request: Request) -> Response:
     }
     await rt.waits.webhook(user, run_id, request.path_params["eventId"], capture)
     return json({})
-
-
-routes = [
-    Route("/v2/wait/{eventId}", wait, methods=["POST"]),
-    Route("/v2/notify/{eventId}", notify, methods=["POST"]),
-    Route("/v2/notify/{workflowRunId}/{eventId}", notify, methods=["POST"]),
-    Route("/v2/waiters/{eventId}", waiters, methods=["GET"]),
-    Route(
-        "/v2/workflows/hooks/{userId}/{workflowRunId}/{eventId}",
-        webhook,
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-    ),
-]

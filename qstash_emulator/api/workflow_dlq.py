@@ -7,22 +7,40 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest, NotFound
 from .._headers import parse_publish
 from ..workflows import DlqFilter
 from ._common import caller, int_param, json, multi, runtime
+from ._declare import Operations
 from ._filters import parse_cursor, parse_order
 
-__all__ = ["list_entries", "routes"]
+__all__ = ["FILTER_NAMES", "api", "dlq_filter", "list_entries"]
 
 _FAILURE_STATES = ("CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED")
 # At most this many runs are resumed or restarted per call; a cursor says where to go on.
 _ACTION_PAGE = 50
+# The query names dlq_filter reads.
+FILTER_NAMES = (
+    "workflowUrl",
+    "workflowRunId",
+    "workflowCreatedAt",
+    "failureFunctionState",
+    "label",
+    "callerIp",
+    "flowControlKey",
+    "fromDate",
+    "toDate",
+    "url",
+    "responseStatus",
+)
+_BULK = ("cursor", "count", "dlqIds", *FILTER_NAMES)
+
+api = Operations()
 
 
 def dlq_filter(request: Request) -> DlqFilter:
+    """The filters of a query string (``FILTER_NAMES``)."""
     query = request.query_params
     state = query.get("failureFunctionState") or None
     if state is not None and state not in _FAILURE_STATES:
@@ -44,6 +62,11 @@ def dlq_filter(request: Request) -> DlqFilter:
     )
 
 
+@api.route(
+    "GET /v2/workflows/dlq",
+    "Dead letters of workflow runs",
+    query=("cursor", "count", "order", "dlqIds", *FILTER_NAMES),
+)
 async def list_entries(request: Request) -> Response:
     who = caller(request)
     count = int_param(request, "count", 100, 1, 100) or 100
@@ -58,12 +81,14 @@ async def list_entries(request: Request) -> Response:
     return json({"messages": [view for _, view, _ in found], "cursor": cursor or ""})
 
 
+@api.route("GET /v2/workflows/dlq/{dlqId}", "One dead letter of a workflow run")
 async def get_entry(request: Request) -> Response:
     who = caller(request)
     view, _ = await runtime(request).run_dlq.get(who.user_id, request.path_params["dlqId"])
     return json(view)
 
 
+@api.route("DELETE /v2/workflows/dlq/{dlqId}", "Delete one dead letter of a workflow run")
 async def delete_entry(request: Request) -> Response:
     who = caller(request, write=True)
     dlq = runtime(request).run_dlq
@@ -74,6 +99,7 @@ async def delete_entry(request: Request) -> Response:
     return json({"deleted": 1})
 
 
+@api.route("DELETE /v2/workflows/dlq", "Delete dead letters of workflow runs", query=_BULK)
 async def delete_many(request: Request) -> Response:
     who = caller(request, write=True)
     dlq = runtime(request).run_dlq
@@ -114,24 +140,46 @@ async def _act(request: Request, restart: bool) -> Response:
     return json({"workflowRuns": runs, "cursor": cursor or ""})
 
 
+@api.route(
+    "POST /v2/workflows/dlq/resume",
+    "Resume failed workflow runs (at most 50 a call), each as a new run",
+    query=_BULK,
+)
 async def resume(request: Request) -> Response:
     """Continue failed runs where they failed, each as a new run that keeps its steps."""
     return await _act(request, restart=False)
 
 
+@api.route(
+    "POST /v2/workflows/dlq/resume/{dlqId}",
+    "Continue a failed run where it failed, as a new run keeping its steps",
+)
 async def resume_one(request: Request) -> Response:
     return await _act(request, restart=False)
 
 
+@api.route(
+    "POST /v2/workflows/dlq/restart",
+    "Restart failed workflow runs (at most 50 a call), each as a new run",
+    query=_BULK,
+)
 async def restart(request: Request) -> Response:
     """Start failed runs again from their first step, each as a new run."""
     return await _act(request, restart=True)
 
 
+@api.route(
+    "POST /v2/workflows/dlq/restart/{dlqId}",
+    "Start a failed run again from its first step, as a new run",
+)
 async def restart_one(request: Request) -> Response:
     return await _act(request, restart=True)
 
 
+@api.route(
+    "POST /v2/workflows/dlq/callback/{dlqId}",
+    "Call a failed run's failure function again (when its call failed)",
+)
 async def retry_failure_function(request: Request) -> Response:
     who = caller(request, write=True)
     started = await runtime(request).run_dlq.retry_failure(
@@ -140,21 +188,11 @@ async def retry_failure_function(request: Request) -> Response:
     return json(started)
 
 
+@api.route(
+    "DELETE /v2/workflows/dlq/callback/{dlqId}",
+    "Stop a failed run's failure function call in progress",
+)
 async def cancel_failure_function(request: Request) -> Response:
     who = caller(request, write=True)
     await runtime(request).run_dlq.cancel_failure(who.user_id, request.path_params["dlqId"])
     return json({})
-
-
-routes = [
-    Route("/v2/workflows/dlq", list_entries, methods=["GET"]),
-    Route("/v2/workflows/dlq", delete_many, methods=["DELETE"]),
-    Route("/v2/workflows/dlq/resume", resume, methods=["POST"]),
-    Route("/v2/workflows/dlq/resume/{dlqId}", resume_one, methods=["POST"]),
-    Route("/v2/workflows/dlq/restart", restart, methods=["POST"]),
-    Route("/v2/workflows/dlq/restart/{dlqId}", restart_one, methods=["POST"]),
-    Route("/v2/workflows/dlq/callback/{dlqId}", retry_failure_function, methods=["POST"]),
-    Route("/v2/workflows/dlq/callback/{dlqId}", cancel_failure_function, methods=["DELETE"]),
-    Route("/v2/workflows/dlq/{dlqId}", get_entry, methods=["GET"]),
-    Route("/v2/workflows/dlq/{dlqId}", delete_entry, methods=["DELETE"]),
-]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .._errors import BadRequest, PlanLimit
 from .._headers import H, parse_bool
@@ -21,11 +20,44 @@ from ._common import (
     read_body,
     runtime,
 )
+from ._declare import Operations
+from ._schemas import BATCH, INT, STR
 from .publish import raw_tail, read_publish
 
-__all__ = ["run_filter", "routes"]
+__all__ = ["CANCEL_FILTER_NAMES", "LOG_FILTER_NAMES", "api", "cancel_filter", "log_filter"]
+
+# The query names _run_filter reads, and those each of its two callers adds.
+_RUN_FILTER_NAMES = (
+    "workflowRunId",
+    "workflowUrl",
+    "workflowCreatedAt",
+    "label",
+    "fromDate",
+    "toDate",
+    "flowControlKey",
+    "callerIp",
+    "callerIP",  # the older spelling, as /v2/logs takes it
+)
+LOG_FILTER_NAMES = (*_RUN_FILTER_NAMES, "messageId", "workflowRuns", "state")
+CANCEL_FILTER_NAMES = (*_RUN_FILTER_NAMES, "workflowUrlExactMatch")
+_LOG_QUERY = (
+    "cursor",
+    "count",
+    "state",
+    "workflowRuns",
+    "messageId",
+    "trimBody",
+    *LOG_FILTER_NAMES,
+)
+
+api = Operations()
 
 
+@api.route(
+    "DELETE /v2/workflows/runs/{workflowRunId}",
+    "Cancel a workflow run, or end it with its result (cancel=false)",
+    query=("cancel",),
+)
 async def end_run(request: Request) -> Response:
     """``?cancel=false`` is the SDK saying the run returned (the body is its result);
     otherwise the run is cancelled."""
@@ -41,18 +73,24 @@ async def end_run(request: Request) -> Response:
     return empty()
 
 
+@api.route(
+    "DELETE /v2/workflows/runs",
+    "Cancel workflow runs by id or filter",
+    query=("workflowRunIds", "workflowUrlExactMatch", "count", *CANCEL_FILTER_NAMES),
+)
 async def cancel_runs(request: Request) -> Response:
     """Bulk cancel: the runs named by ``workflowRunIds``, else those the filters match."""
     who = caller(request, write=True)
     rt = runtime(request)
     ids = multi(request, "workflowRunIds")
     count = int_param(request, "count", 100, 1, 10_000) or 100
-    flt = run_filter(request, prefix_url=True)
+    flt = cancel_filter(request)
     flt.state = "RUN_STARTED"
     cancelled = await rt.runs.cancel_many(who.user_id, ids, flt, count)
     return json({"cancelled": cancelled})
 
 
+@api.route("GET /v2/workflows/runs/{workflowRunId}", "A running workflow run's messages")
 async def get_run(request: Request) -> Response:
     """The run's messages so far: how an SDK reads a history too large to be delivered."""
     who = caller(request)
@@ -60,18 +98,37 @@ async def get_run(request: Request) -> Response:
     return json(history)
 
 
+@api.route(
+    "GET /v2/workflows/logs",
+    "Workflow runs with their steps, newest first",
+    query=_LOG_QUERY,
+)
 async def list_runs(request: Request) -> Response:
-    """Runs with their steps, newest first: ``/v2/workflows/logs``, and
-    ``/v2/workflows/events?groupBy=workflowRunId`` (how the JS client asks)."""
-    who = caller(request)
-    rt = runtime(request)
+    """Runs with their steps, newest first."""
+    return await _list_runs(request, grouped=True)
+
+
+@api.route(
+    "GET /v2/workflows/events",
+    "Workflow runs with their steps (groupBy=workflowRunId, as the JS client asks)",
+    query=("groupBy", *_LOG_QUERY),
+)
+async def list_events(request: Request) -> Response:
+    """With ``groupBy=workflowRunId`` (how the JS client asks) as ``/v2/workflows/logs``;
+    without, every event of the matching runs."""
     group = request.query_params.get("groupBy")
     if group not in (None, "workflowRunId"):
         raise BadRequest(f"invalid groupBy: {group!r}, only workflowRunId is supported")
+    return await _list_runs(request, grouped=group is not None)
+
+
+async def _list_runs(request: Request, *, grouped: bool) -> Response:
+    who = caller(request)
+    rt = runtime(request)
     trim = int_param(request, "trimBody", None, -1, 2**31)
-    flt = run_filter(request)
+    flt = log_filter(request)
     cursor = request.query_params.get("cursor") or None
-    if group is None and request.url.path.endswith("/events"):
+    if not grouped:
         return await _list_events(request, who.user_id, flt, cursor, trim)
     count = min(int_param(request, "count", 10, 1, 1_000) or 10, 10)
     found, after = await select_runs(rt.runs.store, who.user_id, flt, cursor, count)
@@ -99,6 +156,12 @@ async def _list_events(
     return json({"cursor": after, "events": page})
 
 
+@api.route(
+    "POST /v2/trigger/{workflowUrl:path}",
+    "Start a workflow run at a URL (the body is its payload)",
+    publish=True,
+    response={"type": "object", "properties": {"workflowRunId": STR, "workflowCreatedAt": INT}},
+)
 async def trigger(request: Request) -> Response:
     """``POST /v2/trigger/{url}``: start a run; the raw body is its payload."""
     who = caller(request, write=True)
@@ -122,6 +185,7 @@ async def trigger(request: Request) -> Response:
     return json(started)
 
 
+@api.route("POST /v2/batch/trigger", "Start many workflow runs", body=BATCH, status=201)
 async def trigger_many(request: Request) -> Response:
     """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
     as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
@@ -134,10 +198,10 @@ async def trigger_many(request: Request) -> Response:
     return json(answers, 201)
 
 
-def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
-    """The run filters of a query string (logs, bulk cancel)."""
+def _run_filter(request: Request) -> RunFilter:
+    """The run filters common to logs and bulk cancel (``_RUN_FILTER_NAMES``)."""
     query = request.query_params
-    flt = RunFilter(
+    return RunFilter(
         run_id=query.get("workflowRunId") or None,
         url=query.get("workflowUrl") or None,
         created_at=int_param(request, "workflowCreatedAt", None, 0, 2**63),
@@ -146,11 +210,23 @@ def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
         to_date=int_param(request, "toDate", None, 0, 2**63),
         flow_keys=multi(request, "flowControlKey"),
         caller_ip=query.get("callerIp") or query.get("callerIP") or None,
-        message_id=query.get("messageId") or None,
     )
-    if prefix_url:
-        exact = query.get("workflowUrlExactMatch")
-        flt.url_prefix = not (exact is not None and parse_bool(exact, "workflowUrlExactMatch"))
+
+
+def cancel_filter(request: Request) -> RunFilter:
+    """The runs a bulk cancel names by filter (``CANCEL_FILTER_NAMES``): the URL a prefix
+    unless ``workflowUrlExactMatch``."""
+    flt = _run_filter(request)
+    exact = request.query_params.get("workflowUrlExactMatch")
+    flt.url_prefix = not (exact is not None and parse_bool(exact, "workflowUrlExactMatch"))
+    return flt
+
+
+def log_filter(request: Request) -> RunFilter:
+    """The runs a listing shows (``LOG_FILTER_NAMES``)."""
+    flt = _run_filter(request)
+    query = request.query_params
+    flt.message_id = query.get("messageId") or None
     for item in multi(request, "workflowRuns"):
         run_id, _, created = item.rpartition("@")
         if not run_id or not created.isdigit():
@@ -164,14 +240,3 @@ def run_filter(request: Request, *, prefix_url: bool = False) -> RunFilter:
             raise BadRequest(f"invalid state: {state!r}, want one of {', '.join(STATES)}")
         flt.state = state
     return flt
-
-
-routes = [
-    Route("/v2/trigger/{workflowUrl:path}", trigger, methods=["POST"]),
-    Route("/v2/batch/trigger", trigger_many, methods=["POST"]),
-    Route("/v2/workflows/runs", cancel_runs, methods=["DELETE"]),
-    Route("/v2/workflows/runs/{workflowRunId}", end_run, methods=["DELETE"]),
-    Route("/v2/workflows/runs/{workflowRunId}", get_run, methods=["GET"]),
-    Route("/v2/workflows/logs", list_runs, methods=["GET"]),
-    Route("/v2/workflows/events", list_runs, methods=["GET"]),
-]

@@ -9,15 +9,16 @@ running consumer as QStash would. docs/contracts.md describes the file and the c
 from __future__ import annotations
 
 from ._compare import compare
-from ._document import ContractError, build, dumps, label, load, loads
+from ._document import ContractError, build, dumps, entry_key, label, load, loads
 from ._record import Recorder, Usage
-from ._replay import Answer, Attempts, Report, Result, Target, replay, targets
+from ._replay import Answer, Attempts, ReplayError, Report, Result, Target, replay, targets
 
 __all__ = [
     "Answer",
     "Attempts",
     "ContractError",
     "Recorder",
+    "ReplayError",
     "Report",
     "Result",
     "Target",
@@ -25,6 +26,7 @@ __all__ = [
     "build",
     "compare",
     "dumps",
+    "entry_key",
     "label",
     "load",
     "loads",

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._destination import validate_url
+from .._errors import BadRequest
 from ._document import ContractError, build, dumps, load
 from ._record import Recorder
-from ._replay import Attempts, Target, replay, targets
+from ._replay import Attempts, ReplayError, Target, replay, targets
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
@@ -69,6 +71,12 @@ def run_replay(args: argparse.Namespace) -> int:
     except (OSError, ContractError) as exc:
         print(f"qstash-emulator replay: {exc}", file=sys.stderr)
         return 2
+    if args.to is not None:
+        try:
+            validate_url(args.to, "--to")
+        except BadRequest as exc:
+            print(f"qstash-emulator replay: {exc}", file=sys.stderr)
+            return 2
     found = targets(document, args.to, args.only)
     if not found:
         print(f"qstash-emulator replay: no entry of {args.contract} matches", file=sys.stderr)
@@ -87,7 +95,8 @@ def run_replay(args: argparse.Namespace) -> int:
                 headers={**target.publish_headers(), **auth},
                 content=target.body,
             )
-            answer.raise_for_status()
+            if answer.status_code >= 300:
+                raise ReplayError(f"the emulator refused the publish: {answer.text}")
             return str(answer.json()["messageId"])
 
         report = replay(found, publish, lambda message_id: attempts.wait(message_id, args.timeout))

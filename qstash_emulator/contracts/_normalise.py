@@ -5,6 +5,7 @@ file (docs/contracts.md#what-is-recorded)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -40,6 +41,15 @@ def _is_id(token: str) -> bool:
 
 def template(text: str) -> str:
     """``text`` with every id in it replaced by ``{id}`` (``orders/42`` -> ``orders/{id}``)."""
+    if text.isdigit():
+        return ID
+    if text.isalpha() or not text:
+        return text
+    return _template(text)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _template(text: str) -> str:
     text = _UUID.sub(ID, text)
     return _TOKEN.sub(lambda m: ID if _is_id(m.group()) else m.group(), text)
 
@@ -67,20 +77,24 @@ def _netloc(url: str) -> tuple[str, str]:
     """``url``'s network location with a loopback address's port as ``{port}`` (a test
     server's port changes every run) and ids as ``{id}``, and the rest of the URL."""
     parts = urlsplit(url)
-    netloc = parts.netloc
+    return _location(parts.netloc), url[len(f"{parts.scheme}://{parts.netloc}") :]
+
+
+@functools.lru_cache(maxsize=1_024)
+def _location(netloc: str) -> str:
+    parts = urlsplit(f"//{netloc}")
     try:
         port = parts.port
     except ValueError:
         port = None
     if port is not None and _loopback(parts.hostname):
         netloc = netloc.rsplit(":", 1)[0] + ":{port}"
-    # Ids in host names too: a tenant's subdomain, a test's own host.
-    rest = url[len(f"{parts.scheme}://{parts.netloc}") :]
     if _ip(parts.hostname):
-        return netloc, rest
+        return netloc
+    # Ids in host names too: a tenant's subdomain, a test's own host.
     userinfo, at, hostport = netloc.rpartition("@")
     host, colon, port_text = hostport.partition(":")
-    return userinfo + at + template(host) + colon + port_text, rest
+    return userinfo + at + template(host) + colon + port_text
 
 
 def mask_url(url: str) -> str:
@@ -106,6 +120,7 @@ def template_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
+@functools.lru_cache(maxsize=1_024)
 def is_secret(header: str) -> bool:
     """A header whose value is a credential: recorded by name only. The words that make a
     name secret (token, key, secret, password, signature ...) are those of _masking."""
@@ -128,6 +143,8 @@ def _stand_in_datetime(match: re.Match[str]) -> str:
 
 
 def _mask_text(text: str) -> str:
+    if "-" not in text:  # UUIDs and dates all have one
+        return text
     text = _UUID.sub(_ZERO_UUID, text)
     return _DATETIME.sub(_stand_in_datetime, text)
 

@@ -19,7 +19,21 @@ from ._document import label
 if TYPE_CHECKING:
     from .._records import Attempt
 
-__all__ = ["Answer", "Attempts", "Report", "Result", "Target", "replay", "targets"]
+__all__ = [
+    "Answer",
+    "Attempts",
+    "ReplayError",
+    "Report",
+    "Result",
+    "Target",
+    "replay",
+    "targets",
+]
+
+
+class ReplayError(Exception):
+    """An entry that could not be sent (the emulator refused to publish it)."""
+
 
 _SHOWN_BODY = 300
 
@@ -175,7 +189,12 @@ def replay(
         if target.skipped is not None:
             report.results.append(Result(target, None))
             continue
-        report.results.append(Result(target, wait(publish(target))))
+        try:
+            message_id = publish(target)
+        except ReplayError as exc:
+            report.results.append(Result(target, Answer(None, error=str(exc))))
+            continue
+        report.results.append(Result(target, wait(message_id)))
     return report
 
 

@@ -1,0 +1,147 @@
+"""How an API module declares its routes: each handler carries its operation (method, path,
+query names, body, answers), and the starlette Routes and the OpenAPI document are built from
+those declarations, so the two cannot drift.
+
+Every declared route authenticates its caller (401, or 403 for a read-only token's write) and
+checks its query names (400) before its handler runs: the order every API answer promises
+holds whatever a handler reads first.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._errors import BadRequest
+from ._common import authenticate
+
+__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "check_query", "route_of"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
+# Accepted by every route that checks its query: the token may come this way.
+_TOKEN = "qstash_token"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method of one route: what it takes and answers, beyond its handler's code."""
+
+    method: str
+    path: str  # a starlette template: {name}, or {name:path} for a tail with slashes
+    summary: str
+    handler: Endpoint
+    query: tuple[str, ...] = ()  # the only names the route accepts (the parsers' constants)
+    body: dict[str, Any] | None = None  # JSON schema of a JSON body
+    publish: bool = False  # takes the publish headers and any body; its query is the target's
+    schedule: bool = False  # ... plus the schedule-only headers
+    status: int = 200
+    response: dict[str, Any] | None = None  # JSON schema of the success answer
+    tag: str = "qstash"
+    open_query: bool = False  # any query: it belongs to the request the route captures
+    tokenless: bool = False  # answers without a token by design
+
+    @property
+    def accepted_query(self) -> frozenset[str] | None:
+        """The query names this operation takes; None when any query is the request's own."""
+        if self.publish or self.open_query:
+            return None
+        return frozenset(self.query) | {_TOKEN}
+
+
+class Operations:
+    """The operations of one API module, in matching order (a more specific path first)."""
+
+    def __init__(self) -> None:
+        self.declared: list[Operation] = []
+
+    def route(
+        self,
+        spec: str,
+        summary: str,
+        *,
+        query: Iterable[str] = (),
+        body: dict[str, Any] | None = None,
+        publish: bool = False,
+        schedule: bool = False,
+        status: int = 200,
+        response: dict[str, Any] | None = None,
+        tag: str = "qstash",
+        open_query: bool = False,
+        tokenless: bool = False,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare the decorated handler as ``spec`` (``"GET /v2/x/{id}"``; several methods
+        as ``"GET,POST /v2/x"``); a handler may be declared several times (several paths)."""
+        methods, _, path = spec.partition(" ")
+        names = tuple(dict.fromkeys(query))
+
+        def declare(handler: Endpoint) -> Endpoint:
+            # Decorators apply bottom-up: a handler's earlier declaration goes before its later.
+            mine = [i for i, op in enumerate(self.declared) if op.handler is handler]
+            at = mine[0] if mine else len(self.declared)
+            self.declared[at:at] = (
+                Operation(
+                    method,
+                    path,
+                    summary,
+                    handler,
+                    names,
+                    body,
+                    publish,
+                    schedule,
+                    status,
+                    response,
+                    tag,
+                    open_query,
+                    tokenless,
+                )
+                for method in methods.split(",")
+            )
+            return handler
+
+        return declare
+
+
+class OperationRoute(Route):
+    """A starlette Route built from its operation, which it keeps for the OpenAPI document."""
+
+    def __init__(self, operation: Operation, endpoint: Endpoint) -> None:
+        super().__init__(operation.path, endpoint, methods=[operation.method])
+        self.operation = operation
+
+
+def route_of(op: Operation) -> OperationRoute:
+    """The Route of ``op``: its caller authenticated, then its query names checked, then its
+    handler (a tokenless one skips the first, an open query the second)."""
+    handler = op.handler
+    accepted = op.accepted_query
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        if not op.tokenless:
+            request.state.caller = authenticate(request, request.method not in _READS)
+        if accepted is not None:
+            check_query(request, accepted)
+        return await handler(request)
+
+    return OperationRoute(op, guarded)
+
+
+def check_query(request: Request, accepted: frozenset[str]) -> None:
+    """An unknown query name is a 400 before anything changes: a mistyped filter must not
+    widen a bulk delete, retry or cancel to everything."""
+    if not request.scope.get("query_string"):
+        return
+    for name in request.query_params:
+        if name not in accepted:
+            takes = ", ".join(sorted(accepted - {_TOKEN})) or "no query parameters"
+            raise BadRequest(
+                f"invalid query parameter {name!r}: {request.method} {request.url.path} "
+                f"takes {takes}"
+            )
