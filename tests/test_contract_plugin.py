@@ -3,7 +3,13 @@ and the number of xdist workers; a run that differs fails; the update flag rewri
 
 from __future__ import annotations
 
+import genson  # noqa: F401
+import jsonschema  # noqa: F401
 import pytest
+import qstash  # noqa: F401
+
+# Imported here, what the in-process runs below use stays loaded between them (pytester
+# drops what a run imported, and each run would import it again).
 
 pytest_plugins = ["pytester"]
 

@@ -100,7 +100,10 @@ def _publish(emu: Emulator, token: str, url: str) -> None:
 
 
 def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it(
-    emulator: Emulator, destination: Destination, hanging: Hanging
+    emulator: Emulator,
+    destination: Destination,
+    hanging: Hanging,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """1,100 messages to an endpoint that never answers (the payg timeout is 2 h) take its
     256 slots; another user's message and the same user's to a healthy URL are delivered at
@@ -130,8 +133,10 @@ def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it
             0,
             0,
         )
-        # The messages waiting for room were cancelled without ever starting.
+        # The messages waiting for room were cancelled without ever starting, nor did the
+        # sweep of abandoned claims take one for abandoned while its cancel was stored.
         assert hanging.accepted == 256
+        assert [r for r in caplog.records if "no running attempt" in r.getMessage()] == []
         assert _states(emulator, hanging.url + "/1099") == [
             "CREATED",
             "CANCEL_REQUESTED",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -258,3 +259,33 @@ def test_ten_thousand_schedules_all_fire_at_the_minute_on_an_idle_server(
         assert fired() == count
         first = destination.wait(1, "/tick", timeout=30)[0]
         assert first.at >= time.monotonic() - (time.time() - minute) - 0.1
+
+
+def test_a_wait_that_times_out_publishes_its_timeout_on_time(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """A workflow run's wait with a 1 s timeout, on an idle server: the timeout's message
+    goes out once the second is over, with nothing else to wake the engine."""
+    from .conftest import Held
+
+    held = Held()  # the run's first step stays in flight: the run is going meanwhile
+    destination.script("/wf", held)
+    try:
+        started = _call(emulator, "POST", f"/v2/trigger/{destination.url}/wf").json()
+        assert held.entered.wait(10)
+        _asleep(emulator)
+        sent = time.monotonic()
+        r = httpx.post(
+            f"{emulator.url}/v2/wait/ev",
+            headers={
+                "Authorization": f"Bearer {emulator.token}",
+                "Upstash-Workflow-RunId": started["workflowRunId"],
+            },
+            json={"url": destination.url + "/timeout", "timeout": "1s", "step": {"stepName": "w"}},
+        )
+        assert r.status_code == 200, r.text
+        (got,) = destination.wait(1, "/timeout", timeout=5)
+        assert got.at - sent >= 0.9
+        assert json.loads(got.body)["waitTimeout"] is True
+    finally:
+        held.release.set()

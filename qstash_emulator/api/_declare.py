@@ -5,6 +5,11 @@ those declarations, so the two cannot drift.
 Every declared route authenticates its caller (401, or 403 for a read-only token's write) and
 checks its query names (400) before its handler runs: the order every API answer promises
 holds whatever a handler reads first.
+
+A new route is one ``@api.route(...)`` above its handler in its resource module; its query
+names are the constants of the parsers it calls (``_filters.FILTER_NAMES``...) plus the names
+it reads itself (tests/test_declare.py checks both ways). A new resource module declares
+``api = Operations()`` and joins ``api._MODULES``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from starlette.routing import Route
 from .._errors import BadRequest
 from ._common import authenticate
 
-__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "check_query", "route_of"]
+__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "route_of"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _READS = frozenset({"GET", "HEAD"})
@@ -79,28 +84,25 @@ class Operations:
         """Declare the decorated handler as ``spec`` (``"GET /v2/x/{id}"``; several methods
         as ``"GET,POST /v2/x"``); a handler may be declared several times (several paths)."""
         methods, _, path = spec.partition(" ")
-        names = tuple(dict.fromkeys(query))
+        contract: dict[str, Any] = {
+            "summary": summary,
+            "query": tuple(dict.fromkeys(query)),
+            "body": body,
+            "publish": publish,
+            "schedule": schedule,
+            "status": status,
+            "response": response,
+            "tag": tag,
+            "open_query": open_query,
+            "tokenless": tokenless,
+        }
 
         def declare(handler: Endpoint) -> Endpoint:
             # Decorators apply bottom-up: a handler's earlier declaration goes before its later.
             mine = [i for i, op in enumerate(self.declared) if op.handler is handler]
             at = mine[0] if mine else len(self.declared)
             self.declared[at:at] = (
-                Operation(
-                    method,
-                    path,
-                    summary,
-                    handler,
-                    names,
-                    body,
-                    publish,
-                    schedule,
-                    status,
-                    response,
-                    tag,
-                    open_query,
-                    tokenless,
-                )
+                Operation(method=method, path=path, handler=handler, **contract)
                 for method in methods.split(",")
             )
             return handler
@@ -127,13 +129,13 @@ def route_of(op: Operation) -> OperationRoute:
         if not op.tokenless:
             request.state.caller = authenticate(request, request.method not in _READS)
         if accepted is not None:
-            check_query(request, accepted)
+            _check_query(request, accepted)
         return await handler(request)
 
     return OperationRoute(op, guarded)
 
 
-def check_query(request: Request, accepted: frozenset[str]) -> None:
+def _check_query(request: Request, accepted: frozenset[str]) -> None:
     """An unknown query name is a 400 before anything changes: a mistyped filter must not
     widen a bulk delete, retry or cancel to everything."""
     if not request.scope.get("query_string"):

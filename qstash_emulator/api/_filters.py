@@ -14,6 +14,7 @@ from .._models import State
 from ._query import multi
 
 __all__ = [
+    "BODY_FILTER_NAMES",
     "DESTINATION_NAMES",
     "FILTER_NAMES",
     "PAGE_NAMES",
@@ -40,6 +41,8 @@ _FIELDS = {
 # The query names filter_from_query reads; with destination=True, DESTINATION_NAMES too.
 FILTER_NAMES = (*_FIELDS, "state", "responseStatus", "fromDate", "toDate")
 DESTINATION_NAMES = ("host", "path")
+# The JSON body fields filter_from_body reads.
+BODY_FILTER_NAMES = (*_FIELDS, "fromDate", "toDate")
 # A listing's page: parse_cursor, the handler's own count (its bounds differ), parse_order.
 PAGE_NAMES = ("cursor", "count", "order")
 _IN_PROGRESS = {State.ACTIVE, State.RETRY, State.ERROR}
@@ -102,7 +105,7 @@ def filter_from_query(request: Request, *, destination: bool = False) -> Filter:
 
 
 def filter_from_body(body: Any) -> Filter:
-    """The legacy JSON-body style of bulk cancel and DLQ delete."""
+    """The legacy JSON-body style of bulk cancel and DLQ delete (``BODY_FILTER_NAMES``)."""
     if not isinstance(body, dict):
         raise BadRequest("invalid body: expected a JSON object")
     flt = Filter()

@@ -18,6 +18,7 @@ from .._headers import H, canonical
 from ._declare import Operation, OperationRoute
 from ._filters import FILTER_NAMES
 from ._schemas import INT, STR
+from .workflow_dlq import FAILURE_STATES
 
 __all__ = ["OPENAPI_PATH", "build_document", "operation_of"]
 
@@ -97,7 +98,7 @@ _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "groupBy": ({"enum": ["workflowRunId"]}, "runs with their steps"),
     "source": ({"enum": ["workflow"]}, "only the dead letters of workflow runs"),
     "failureFunctionState": (
-        {"enum": ["CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED"]},
+        {"enum": list(FAILURE_STATES)},
         "the failed run's failure function call",
     ),
 }

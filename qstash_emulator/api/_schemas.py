@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._filters import FILTER_NAMES
+from ._filters import BODY_FILTER_NAMES
 
 __all__ = ["BATCH", "INT", "PUBLISHED", "STR", "STRINGS", "ids_or_filters", "string_map"]
 
@@ -37,4 +37,5 @@ BATCH: dict[str, Any] = {
 
 def ids_or_filters(ids: str) -> dict[str, Any]:
     """A bulk call's JSON body: ``ids``, or the filters ``_filters.filter_from_body`` reads."""
-    return {"type": "object", "properties": {ids: STRINGS, **dict.fromkeys(FILTER_NAMES, STR)}}
+    filters = dict.fromkeys(BODY_FILTER_NAMES, STR)
+    return {"type": "object", "properties": {ids: STRINGS, **filters}}

@@ -15,9 +15,9 @@ from ._common import caller, int_param, json, multi, runtime
 from ._declare import Operations
 from ._filters import parse_cursor, parse_order
 
-__all__ = ["FILTER_NAMES", "api", "dlq_filter", "list_entries"]
+__all__ = ["FAILURE_STATES", "FILTER_NAMES", "api", "dlq_filter", "list_entries"]
 
-_FAILURE_STATES = ("CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED")
+FAILURE_STATES = ("CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED")
 # At most this many runs are resumed or restarted per call; a cursor says where to go on.
 _ACTION_PAGE = 50
 # The query names dlq_filter reads.
@@ -43,9 +43,9 @@ def dlq_filter(request: Request) -> DlqFilter:
     """The filters of a query string (``FILTER_NAMES``)."""
     query = request.query_params
     state = query.get("failureFunctionState") or None
-    if state is not None and state not in _FAILURE_STATES:
+    if state is not None and state not in FAILURE_STATES:
         raise BadRequest(
-            f"invalid failureFunctionState: {state!r}, want one of {', '.join(_FAILURE_STATES)}"
+            f"invalid failureFunctionState: {state!r}, want one of {', '.join(FAILURE_STATES)}"
         )
     return DlqFilter(
         workflow_url=query.get("workflowUrl") or None,
