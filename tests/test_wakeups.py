@@ -266,7 +266,7 @@ def test_a_wait_that_times_out_publishes_its_timeout_on_time(
 ) -> None:
     """A workflow run's wait with a 1 s timeout, on an idle server: the timeout's message
     goes out once the second is over, with nothing else to wake the engine."""
-    from .conftest import Held
+    from .helpers import Held
 
     held = Held()  # the run's first step stays in flight: the run is going meanwhile
     destination.script("/wf", held)
@@ -278,7 +278,7 @@ def test_a_wait_that_times_out_publishes_its_timeout_on_time(
         r = httpx.post(
             f"{emulator.url}/v2/wait/ev",
             headers={
-                "Authorization": f"Bearer {emulator.token}",
+                **auth(emulator),
                 "Upstash-Workflow-RunId": started["workflowRunId"],
             },
             json={"url": destination.url + "/timeout", "timeout": "1s", "step": {"stepName": "w"}},
