@@ -314,16 +314,13 @@ class HoldingGate:
 
 
 class Answering:
-    """Answers every delivery in process, without a socket: the fallback of an emulator's
-    router (``emu.runtime.router.fallback = Answering(...)``) when the test is about the API."""
+    """Answers every delivery in process, without a socket, when the test is about the API:
+    ``emu.add_responder(Answering(...))``."""
 
     def __init__(self, answer: Callable[[str, str], Answer]) -> None:
         self.answer = answer
 
-    async def send(
+    async def respond(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> Answer:
         return self.answer(method, url)
-
-    async def close(self) -> None:
-        pass

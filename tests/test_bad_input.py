@@ -622,9 +622,11 @@ ROWS = [
 @pytest.fixture(scope="module")
 def small() -> Iterator[Emulator]:
     with Emulator(max_message_size=LIMIT) as emu:
-        emu.runtime.router.fallback = Answering(
-            lambda method, url: (
-                Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+        emu.add_responder(
+            Answering(
+                lambda method, url: (
+                    Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+                )
             )
         )
         yield emu

@@ -229,7 +229,7 @@ def test_messages_page_with_total_and_counts_over_10000(
 async def add_delayed(emulator: Emulator, count: int) -> None:
     """``count`` messages an hour away, stored at once (publishing them would take longer
     than looking at them)."""
-    now = emulator.runtime.clock.now_ms()
+    now = emulator.clock.now_ms()
     messages = []
     for n in range(count):
         msg = Message(

@@ -178,7 +178,7 @@ def test_retry_and_delete_race_has_one_winner_per_entry(backend: Emulator) -> No
         delivered.append(url)
         return Answer(200, [], b"ok")
 
-    backend.runtime.router.fallback = Answering(answer)
+    backend.add_responder(Answering(answer))
     label = f"race{uuid.uuid4().hex[:8]}"
     count = 60
     with api(backend) as http:

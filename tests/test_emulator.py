@@ -98,7 +98,7 @@ def test_a_wait_that_gives_up_says_what_is_pending() -> None:
 
     app = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
     with Emulator(clock=VirtualClock()) as emulator:
-        emulator.runtime.router.mount("https://app.example.com", app)
+        emulator.mount("https://app.example.com", app)
         client = api(emulator, anonymous=True)
         creds = auth(emulator)
         with client:

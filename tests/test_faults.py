@@ -26,8 +26,8 @@ def bare(emulator: Emulator) -> QStash:
 def test_daily_and_burst_limits_raise_the_sdks_distinct_errors(
     emulator: Emulator, bare: QStash
 ) -> None:
-    emulator.runtime.faults.add(kind="daily", path="/v2/publish")
-    emulator.runtime.faults.add(kind="burst", path="/v2/schedules")
+    emulator.faults.add(kind="daily", path="/v2/publish")
+    emulator.faults.add(kind="burst", path="/v2/schedules")
     with pytest.raises(DailyMessageLimitExceededError) as daily:
         bare.message.publish_json(url=URL, body={"a": 1})
     assert daily.value.limit == "1000"
@@ -41,19 +41,19 @@ def test_daily_and_burst_limits_raise_the_sdks_distinct_errors(
 
 
 def test_status_fault_fires_n_times_on_its_path_only(emulator: Emulator, bare: QStash) -> None:
-    fault = emulator.runtime.faults.add(status=503, path="/v2/publish", times=2)
+    fault = emulator.faults.add(status=503, path="/v2/publish", times=2)
     assert bare.dlq.list().messages == []  # another path is untouched
     for _ in range(2):
         with pytest.raises(QStashError, match="Request failed with status: 503") as info:
             bare.message.publish_json(url=URL, body={})
         assert "injected fault: status 503" in str(info.value)
     assert fault.hits == 2 and fault.left == 0
-    assert emulator.runtime.faults.remaining() == []
+    assert emulator.faults.remaining() == []
     bare.message.publish_json(url=URL, body={})
 
 
 def test_method_filter(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(status=500, method="delete", path="/v2/messages", times=None)
+    emulator.faults.add(status=500, method="delete", path="/v2/messages", times=None)
     headers = auth(emulator)
     assert httpx.get(f"{emulator.url}/v2/messages/msg_x", headers=headers).status_code == 404
     assert httpx.delete(f"{emulator.url}/v2/messages/msg_x", headers=headers).status_code == 500
@@ -63,18 +63,18 @@ def test_method_filter(emulator: Emulator) -> None:
 def test_dropped_connection_is_a_transport_error_and_the_sdk_retries_it(
     emulator: Emulator, bare: QStash
 ) -> None:
-    emulator.runtime.faults.add(kind="drop", path="/v2/publish")
+    emulator.faults.add(kind="drop", path="/v2/publish")
     # Incomplete body or reset, depending on timing: either way the connection dropped.
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         bare.message.publish_json(url=URL, body={})
-    emulator.runtime.faults.add(kind="drop", path="/v2/publish")
+    emulator.faults.add(kind="drop", path="/v2/publish")
     with sdk(emulator) as retrying:  # default SDK retries: the second try succeeds
         assert retrying.message.publish_json(url=URL, body={}).message_id
 
 
 def test_faults_are_per_user(emulator: Emulator) -> None:
     other = emulator.create_user()
-    emulator.runtime.faults.add(status=500, user=other.user_id, times=None)
+    emulator.faults.add(status=500, user=other.user_id, times=None)
     with sdk(emulator) as mine, sdk(emulator, other.token) as theirs:
         assert mine.message.publish_json(url=URL, body={}).message_id
         theirs.http._retry = {"retries": 0, "backoff": lambda _: 0}
@@ -83,7 +83,7 @@ def test_faults_are_per_user(emulator: Emulator) -> None:
 
 
 def test_latency_then_pass_through(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(kind="error", status=502, delay_s=0.05)
+    emulator.faults.add(kind="error", status=502, delay_s=0.05)
     headers = auth(emulator)
     response = httpx.get(f"{emulator.url}/v2/dlq", headers=headers)
     assert response.status_code == 502
@@ -146,9 +146,9 @@ def test_bad_fault_requests_name_the_field(emulator: Emulator, body: object, err
 
 
 def test_reset_clears_faults(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(status=500, times=None)
+    emulator.faults.add(status=500, times=None)
     emulator.reset()
-    assert emulator.runtime.faults.remaining() == []
+    assert emulator.faults.remaining() == []
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ COUNTS = {"requests": 0}
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Emulator]:
     with Emulator(max_message_size=64 << 10) as emu:
-        emu.runtime.router.fallback = Answering(lambda method, url: Reply(200, [], b"ok"))
+        emu.add_responder(Answering(lambda method, url: Reply(200, [], b"ok")))
         yield emu
 
 

@@ -227,7 +227,7 @@ def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
 
     with sdk(virtual) as client:
         res = client.message.publish_json(url="https://example.com/x", body={}, delay=90)
-    waiting = virtual.call(virtual.runtime.inspector.waiting(virtual.user.user_id))
+    waiting = virtual.call(virtual.inspector.waiting(virtual.user.user_id))
     assert [(w.message_id, w.state) for w in waiting] == [(res.message_id, "delayed")]
     due = virtual.clock.now_ms() + 90_000
     assert waiting[0].describe(virtual.clock.now_ms()) == (

@@ -163,7 +163,7 @@ def test_parallelism_above_the_plan_is_412(
 
 
 def test_burst_limit_maps_to_the_sdk_burst_error(free: Emulator, fclient: QStash) -> None:
-    free.runtime.faults.add(kind="burst", path="/v2/schedules", times=1)
+    free.faults.add(kind="burst", path="/v2/schedules", times=1)
     with pytest.raises(RateLimitExceededError) as caught:
         fclient.schedule.list()
     assert caught.value.limit == "100" and caught.value.remaining == "0"

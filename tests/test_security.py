@@ -106,7 +106,7 @@ def test_authentication_comes_before_validation_on_every_documented_route(
 ) -> None:
     """Without a token bad input gets 401, and a read-only token's write 403: nothing about
     the request is judged before who sent it."""
-    readonly = server.runtime.create_user().readonly_token
+    readonly = server.create_user().readonly_token
     ops = _documented(server)
     assert len(ops) > 60
     judged = []
@@ -126,7 +126,7 @@ def test_authentication_comes_before_validation_on_every_documented_route(
 def test_a_read_only_token_cannot_write(
     server: Emulator, http: httpx.Client, method: str, path: str
 ) -> None:
-    user = server.runtime.create_user()
+    user = server.create_user()
     assert user.readonly_token
     r = http.request(method, path, headers=auth(user.readonly_token), content=b"{}")
     assert r.status_code == 403, r.text
@@ -139,7 +139,7 @@ def test_a_read_only_token_cannot_write(
 
 
 def test_a_read_only_token_can_read_everything(server: Emulator, http: httpx.Client) -> None:
-    user = server.runtime.create_user()
+    user = server.create_user()
     creds = auth(user.readonly_token)
     for method, path in OPERATIONS:
         if method == "GET" and "/x" not in path:

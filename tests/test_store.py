@@ -351,7 +351,7 @@ def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destina
 
         before = emu.call(members())
         assert sum(gone.user_id.encode() in m for m in before) == 3
-        emu.call(emu.runtime.purge_user(gone.user_id))
+        emu.call(emu.purge_user(gone.user_id))
         after = emu.call(members())
         assert [m for m in after if gone.user_id.encode() in m] == []
         assert sum(kept.user_id.encode() in m for m in after) == 3

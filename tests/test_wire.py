@@ -181,7 +181,7 @@ def test_an_app_mounted_in_process_gets_the_path_as_written(emulator: Emulator) 
         wait_until(lambda: len(seen) >= 2, what="a delivery and its callback")
         assert sorted(seen) == [("/x", b"/x"), ("/x/../admin", b"/x/../admin")]
     finally:
-        emulator.runtime.router.remove("https://app.example")
+        emulator.unroute("https://app.example")
 
 
 def test_an_absolute_redirect_is_followed_as_written(

@@ -29,7 +29,7 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
     """A test's purged user must not leave a deadline that a later test's clock jumps to."""
     user = emulator.create_user()
     _waiting_run(emulator, user.token, destination)
-    waits = emulator.runtime.waits
+    waits = emulator.waits
     assert emulator.call(waits.next_due()) is not None
 
     emulator.call(emulator.runtime.store.purge_user(user.user_id))
@@ -41,7 +41,7 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
 def test_a_run_that_ends_drops_its_waiters(emulator: Emulator, destination: Destination) -> None:
     _waiting_run(emulator, emulator.token, destination)
     user = emulator.user.user_id
-    assert len(emulator.call(emulator.runtime.waits.waiters(user, "evt"))) == 1
+    assert len(emulator.call(emulator.waits.waiters(user, "evt"))) == 1
 
     cancel = httpx.delete(
         f"{emulator.url}/v2/workflows/runs/wfr_store",
@@ -49,8 +49,8 @@ def test_a_run_that_ends_drops_its_waiters(emulator: Emulator, destination: Dest
     )
 
     assert cancel.status_code == 200
-    assert emulator.call(emulator.runtime.waits.waiters(user, "evt")) == []
-    assert emulator.call(emulator.runtime.waits.next_due()) is None
+    assert emulator.call(emulator.waits.waiters(user, "evt")) == []
+    assert emulator.call(emulator.waits.next_due()) is None
 
 
 def test_the_logs_keep_the_newest_ended_runs_up_to_the_log_retention(
