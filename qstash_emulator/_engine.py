@@ -131,6 +131,8 @@ class Engine:
         self._idle = asyncio.Event()
         self._attempting: set[str] = set()
         self._lanes = Lanes(settings.in_flight_per_destination, settings.in_flight_per_user)
+        # Claimed messages taken out of line by a cancel, until their final state is stored.
+        self._closing: set[str] = set()
         # The transport call of each attempt sending now, for a cancel to end it.
         self._sends: dict[str, asyncio.Future[Response]] = {}
         # One set per sweep under way: the ids let go of meanwhile (their claims may have
@@ -433,7 +435,7 @@ class Engine:
         self._let_go.append(let_go)
         try:
             claimed = await self.store.claimed_before(now)
-            held = self._attempting | self._lanes.ids() | let_go
+            held = self._attempting | self._lanes.ids() | self._closing | let_go
         finally:
             self._let_go.remove(let_go)
         orphans = [i for i in claimed if i not in held]
@@ -490,8 +492,15 @@ class Engine:
             if send is not None:
                 send.cancel()
             return True
-        self._lanes.drop([msg.id])  # before any wait: a message in line must not start now
-        await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
+        if msg.id in self._lanes:  # claimed, in line: it must not start, nor look abandoned
+            self._lanes.drop([msg.id])
+            self._closing.add(msg.id)
+        try:
+            await self.finish_canceled(msg, [make_row(msg, State.CANCEL_REQUESTED, now)], now)
+        finally:
+            if msg.id in self._closing:
+                self._closing.discard(msg.id)
+                self._unmark([msg.id])
         return True
 
     @contextlib.contextmanager
