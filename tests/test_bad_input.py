@@ -18,7 +18,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._transport import Response as Reply
 
-from .conftest import Answering, wait_until
+from .helpers import Answering, api, wait_until
 
 P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
@@ -622,9 +622,11 @@ ROWS = [
 @pytest.fixture(scope="module")
 def small() -> Iterator[Emulator]:
     with Emulator(max_message_size=LIMIT) as emu:
-        emu.runtime.router.fallback = Answering(
-            lambda method, url: (
-                Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+        emu.add_responder(
+            Answering(
+                lambda method, url: (
+                    Reply(500, [], b"no") if url.endswith("/fail") else Reply(200, [], b"ok")
+                )
             )
         )
         yield emu
@@ -632,9 +634,7 @@ def small() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def http(small: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=small.url, headers={"Authorization": f"Bearer {small.token}"}
-    ) as client:
+    with api(small) as client:
         yield client
 
 
@@ -809,7 +809,7 @@ def test_unknown_query_parameter_is_400_naming_it(
 
 
 def test_known_query_parameters_and_the_token_are_accepted(small: Emulator) -> None:
-    with httpx.Client(base_url=small.url) as plain:
+    with api(small, anonymous=True) as plain:
         r = plain.get("/v2/logs", params={"qstash_token": small.token, "count": 1, "host": "a"})
         assert r.status_code == 200, r.text
         r = plain.get("/v2/dlq", params={"qstash_token": small.token, "host": "a"})

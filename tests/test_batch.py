@@ -14,13 +14,11 @@ from qstash.message import BatchResponse, BatchUrlGroupResponse
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .helpers import Destination, auth
 
 
 def _batch(emu: Emulator, body: Any) -> httpx.Response:
-    return httpx.post(
-        f"{emu.url}/v2/batch", headers={"Authorization": f"Bearer {emu.token}"}, json=body
-    )
+    return httpx.post(f"{emu.url}/v2/batch", headers=auth(emu), json=body)
 
 
 def test_sdk_batch_mixes_urls_groups_and_queues(
@@ -69,7 +67,7 @@ def test_sdk_batch_json(client: QStash, destination: Destination) -> None:
 def test_raw_response_shapes_and_null_fields(emulator: Emulator, destination: Destination) -> None:
     httpx.post(
         f"{emulator.url}/v2/topics/rg/endpoints",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
         json={"endpoints": [{"url": destination.url + "/r1"}]},
     )
     r = _batch(
@@ -129,7 +127,7 @@ def test_a_body_that_is_not_an_array_is_400(emulator: Emulator, body: Any) -> No
 def test_invalid_json_and_empty_arrays(emulator: Emulator) -> None:
     r = httpx.post(
         f"{emulator.url}/v2/batch",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
         content=b"[{",
     )
     assert r.status_code == 400 and "JSON" in r.json()["error"]
@@ -152,7 +150,7 @@ def test_batch_needs_a_write_token(emulator: Emulator) -> None:
     token = emulator.create_user().readonly_token
     r = httpx.post(
         f"{emulator.url}/v2/batch",
-        headers={"Authorization": f"Bearer {token}"},
+        headers=auth(token),
         json=[{"destination": "https://a.example"}],
     )
     assert r.status_code == 403
@@ -203,7 +201,7 @@ def test_an_entry_with_a_header_that_cannot_be_sent_is_refused_not_dead_lettered
         },
     ]
     assert [x.path for x in destination.wait(1)] == ["/ok"]
-    auth = {"Authorization": f"Bearer {emulator.token}"}
-    assert httpx.get(f"{emulator.url}/v2/dlq", headers=auth).json()["messages"] == []
-    waiting = httpx.get(f"{emulator.url}/_emulator/messages", headers=auth).json()
+    creds = auth(emulator)
+    assert httpx.get(f"{emulator.url}/v2/dlq", headers=creds).json()["messages"] == []
+    waiting = httpx.get(f"{emulator.url}/_emulator/messages", headers=creds).json()
     assert waiting["messages"] == []

@@ -15,7 +15,7 @@ import pytest
 
 from qstash_emulator import Emulator, _store
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, auth, wait_until
 
 MB = 1 << 20
 # A body of the tests: 256 KB (341 KB in base64).
@@ -34,14 +34,10 @@ def small_budget(request: pytest.FixtureRequest) -> Iterator[Emulator]:
         yield emu
 
 
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
-
-
 def _publish_all(emu: Emulator, url: str, bodies: list[bytes]) -> list[str]:
     ids = []
     for body in bodies:
-        r = httpx.post(f"{emu.url}/v2/publish/{url}", headers=_auth(emu), content=body)
+        r = httpx.post(f"{emu.url}/v2/publish/{url}", headers=auth(emu), content=body)
         assert r.status_code == 200, r.text
         ids.append(r.json()["messageId"])
     return ids
@@ -55,7 +51,7 @@ def _all_rows(emu: Emulator) -> list[dict[str, Any]]:
         params = {"count": "1000", "order": "earliestFirst"}
         if cursor:
             params["cursor"] = cursor
-        page = httpx.get(f"{emu.url}/v2/logs", params=params, headers=_auth(emu)).json()
+        page = httpx.get(f"{emu.url}/v2/logs", params=params, headers=auth(emu)).json()
         rows += page["logs"]
         cursor = page.get("cursor") or ""
         if not cursor:
@@ -111,7 +107,7 @@ def test_a_page_of_logs_stops_at_its_byte_cap_and_gives_a_cursor(
     bodies = [bytes([97 + n]) * KB256 for n in range(4)]
     ids = _publish_all(emulator, destination.url + "/ok", bodies)
     _delivered(emulator, ids)
-    first = httpx.get(f"{emulator.url}/v2/logs", params={"count": "1000"}, headers=_auth(emulator))
+    first = httpx.get(f"{emulator.url}/v2/logs", params={"count": "1000"}, headers=auth(emulator))
     page = first.json()
     # Each row shows 341 KB of base64: the page ends with the row that passes 768 KB (the
     # answer holds its rows twice, under "logs" and "events").
@@ -132,7 +128,7 @@ def test_recorded_attempts_keep_bodies_within_the_budget(
     ids = _publish_all(emu, destination.url + "/big", [b"x"] * 6)
     wait_until(lambda: len(emu.attempts) == 6, 20, "six attempts")
     assert emu.runtime.history.body_bytes <= 5 * KB256
-    views = httpx.get(f"{emu.url}/_emulator/attempts", headers=_auth(emu)).json()["attempts"]
+    views = httpx.get(f"{emu.url}/_emulator/attempts", headers=auth(emu)).json()["attempts"]
     by_id = {v["messageId"]: v for v in views}
     dropped = [by_id[i]["response"].get("bodyDropped", False) for i in ids]
     assert dropped == [True, False, False, False, False, False]
@@ -152,13 +148,13 @@ def test_dead_letters_are_kept_for_the_plans_retention(
     destination.script("/down", (500, {}, b"down"))
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/down",
-        headers={**_auth(emulator), "Upstash-Retries": "0"},
+        headers={**auth(emulator), "Upstash-Retries": "0"},
         content=b"x",
     )
     assert r.status_code == 200
 
     def dlq() -> list[dict[str, Any]]:
-        answer = httpx.get(f"{emulator.url}/v2/dlq", headers=_auth(emulator)).json()
+        answer = httpx.get(f"{emulator.url}/v2/dlq", headers=auth(emulator)).json()
         return list(answer["messages"])
 
     wait_until(lambda: len(dlq()) == 1, 15, "the dead letter")
@@ -183,14 +179,14 @@ def test_dead_letters_response_bodies_share_the_budget(
     for n in range(6):
         r = httpx.post(
             f"{emu.url}/v2/publish/{destination.url}/down",
-            headers={**_auth(emu), "Upstash-Retries": "0"},
+            headers={**auth(emu), "Upstash-Retries": "0"},
             content=b"message %d" % n,
         )
         ids.append(r.json()["messageId"])
         # One at a time: each answer is the next scripted one, in order.
         wait_until(lambda done=n + 1: _dlq_count(emu) == done, 15, f"dead letter {n + 1}")
     letters = httpx.get(
-        f"{emu.url}/v2/dlq", params={"order": "earliestFirst"}, headers=_auth(emu)
+        f"{emu.url}/v2/dlq", params={"order": "earliestFirst"}, headers=auth(emu)
     ).json()["messages"]
     assert [d["messageId"] for d in letters] == ids
     assert [d["body"] for d in letters] == [f"message {n}" for n in range(6)]
@@ -199,11 +195,11 @@ def test_dead_letters_response_bodies_share_the_budget(
     assert [d.get("responseBodyDropped", False) for d in letters] == [True] * 4 + [False] * 2
     assert [d["responseBody"] for d in letters[4:]] == [a.decode() for a in answers[4:]]
     assert all("responseBody" not in d for d in letters[:4])
-    retried = httpx.post(f"{emu.url}/v2/dlq/retry/{letters[0]['dlqId']}", headers=_auth(emu))
+    retried = httpx.post(f"{emu.url}/v2/dlq/retry/{letters[0]['dlqId']}", headers=auth(emu))
     assert retried.status_code == 201
     destination.wait(7, "/down")
     assert destination.received[-1].body == b"message 0"
 
 
 def _dlq_count(emu: Emulator) -> int:
-    return len(httpx.get(f"{emu.url}/v2/dlq", headers=_auth(emu)).json()["messages"])
+    return len(httpx.get(f"{emu.url}/v2/dlq", headers=auth(emu)).json()["messages"])

@@ -13,6 +13,7 @@ import pytest
 from qstash_emulator import Emulator
 
 from .chromium import MARKS, REBOUND
+from .helpers import api, auth
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +25,14 @@ def server() -> Iterator[Emulator]:
 @pytest.fixture
 def http(server: Emulator) -> Iterator[httpx.Client]:
     server.reset()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with api(server, anonymous=True, timeout=10) as client:
         yield client
 
 
 def delayed_message(http: httpx.Client, token: str) -> str:
     answer = http.post(
         "/v2/publish/http://127.0.0.1:9/later",
-        headers={"Authorization": f"Bearer {token}", "Upstash-Delay": "1h"},
+        headers={**auth(token), "Upstash-Delay": "1h"},
         content=b"x",
     )
     assert answer.status_code == 200, answer.text
@@ -68,7 +69,7 @@ def test_a_browser_request_naming_a_rebound_host_is_refused(
         headers={
             "Host": f"rebound.test:{server.port}",
             "Sec-Fetch-Site": "same-origin",
-            "Authorization": f"Bearer {server.token}",
+            **auth(server),
         },
     )
     assert answer.status_code == 403
@@ -98,9 +99,7 @@ def test_any_client_naming_a_foreign_host_is_refused(
     # A browser sends no Sec-Fetch-* header to plain http on a rebound name, so the Host
     # decides for every client; a user who reaches the emulator by another name lists it.
     for method, path in [("GET", "/v2/keys"), ("GET", "/v2/dlq"), ("GET", "/_emulator/logs")]:
-        answer = http.request(
-            method, path, headers={"Host": host, "Authorization": f"Bearer {server.token}"}
-        )
+        answer = http.request(method, path, headers={"Host": host, **auth(server)})
         assert answer.status_code == 403, (path, answer.text)
         assert answer.json() == {"error": refusal(host)}
         assert server.token not in answer.text
@@ -109,13 +108,13 @@ def test_any_client_naming_a_foreign_host_is_refused(
 def test_a_name_given_to_allowed_hosts_is_served() -> None:
     # A service name in docker compose, a tunnel's name.
     with Emulator(allowed_hosts=("qstash", "abc.trycloudflare.com")) as emu:
-        auth = {"Authorization": f"Bearer {emu.token}"}
-        with httpx.Client(base_url=emu.url, timeout=10) as client:
+        creds = auth(emu)
+        with api(emu, anonymous=True, timeout=10) as client:
             for host in ["qstash:8080", "QStash", "abc.trycloudflare.com"]:
-                answer = client.get("/v2/keys", headers={"Host": host, **auth})
+                answer = client.get("/v2/keys", headers={"Host": host, **creds})
                 assert answer.status_code == 200, (host, answer.text)
-                assert client.get("/_dashboard/api/me", headers={"Host": host, **auth}).json()
-            assert client.get("/v2/keys", headers={"Host": "other", **auth}).status_code == 403
+                assert client.get("/_dashboard/api/me", headers={"Host": host, **creds}).json()
+            assert client.get("/v2/keys", headers={"Host": "other", **creds}).status_code == 403
 
 
 def test_webhook_urls_stay_open_to_other_origins(http: httpx.Client) -> None:
@@ -165,7 +164,7 @@ def test_a_page_on_a_rebound_name_cannot_use_the_api(
     for name, (status, text) in out.items():
         assert status == 403, (name, text)
         assert json.loads(text) == {"error": refusal(f"{REBOUND}:{server.port}")}
-    logs = http.get("/v2/logs", headers={"Authorization": f"Bearer {server.token}"}).json()
+    logs = http.get("/v2/logs", headers=auth(server)).json()
     assert logs["events"] == []  # nothing was published
     browser.get("about:blank")
     browser.get_log("browser")  # the 403s are logged by the browser, as they should be

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .servers import free_port
+from .helpers import free_port
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"

@@ -16,8 +16,7 @@ from qstash_emulator import DEFAULT_USERS
 from qstash_emulator._cli import banner
 from qstash_emulator._config import OPTIONS, Settings, settings_from
 
-from .conftest import Destination, Held, wait_until
-from .servers import EmulatorProcess, free_port
+from .helpers import Destination, EmulatorProcess, Held, auth, free_port, wait_until
 
 
 def test_help_documents_every_option_and_its_variable() -> None:
@@ -174,7 +173,7 @@ def test_port_0_prints_the_port_actually_bound() -> None:
 
 def _answers_with(url: str, token: str) -> bool:
     try:
-        r = httpx.get(f"{url}/v2/keys", headers={"Authorization": f"Bearer {token}"})
+        r = httpx.get(f"{url}/v2/keys", headers=auth(token))
     except httpx.TransportError:
         return False
     return r.status_code == 200
@@ -221,7 +220,7 @@ def _start_and_call_at_once() -> None:
         # At once, no retry: the block promises a server that answers.
         r = httpx.get(
             f"{env['QSTASH_URL']}/v2/keys",
-            headers={"Authorization": f"Bearer {env['QSTASH_TOKEN']}"},
+            headers=auth(env["QSTASH_TOKEN"]),
         )
         assert r.status_code == 200, r.text
         assert r.json() == {

@@ -16,6 +16,8 @@ from qstash_emulator import Emulator
 from qstash_emulator._connections import MAX_HEADER_BYTES, limited_protocol
 from qstash_emulator._serving import ThreadedServer
 
+from .helpers import auth
+
 CAP = 20
 HEADER_TIMEOUT = 1.0
 
@@ -38,7 +40,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 
 def keys(emu: Emulator) -> int:
-    headers = {"Authorization": f"Bearer {emu.token}"}
+    headers = auth(emu)
     return httpx.get(f"{emu.url}/v2/keys", headers=headers, timeout=5).status_code
 
 

@@ -28,7 +28,7 @@ from qstash_emulator.contracts import (
 )
 from qstash_emulator.contracts._normalise import mask_value, template, template_url
 
-from .servers import EmulatorProcess
+from .helpers import EmulatorProcess
 from .workflow_app import WorkflowApp
 
 

@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Destination, Received, wait_until
-from .servers import EmulatorProcess
+from .helpers import Destination, EmulatorProcess, Received, auth, wait_until
 
 KILLS = 3
 HOLD_S = 1.0  # how long an "in flight" delivery keeps the emulator waiting
@@ -227,10 +226,10 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
 
     redis.Redis.from_url(redis_url).flushdb()
     with Emulator(redis_url=redis_url) as first:
-        auth = {"Authorization": f"Bearer {first.token}"}
-        httpx.post(f"{first.url}/v2/queues", headers=auth, json={"queueName": "q", "paused": True})
+        creds = auth(first)
+        httpx.post(f"{first.url}/v2/queues", headers=creds, json={"queueName": "q", "paused": True})
         ids = [
-            httpx.post(f"{first.url}/v2/enqueue/q/{destination.url}/q{i}", headers=auth).json()[
+            httpx.post(f"{first.url}/v2/enqueue/q/{destination.url}/q{i}", headers=creds).json()[
                 "messageId"
             ]
             for i in range(2)
@@ -251,13 +250,13 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
 
         first.call(crash_after_final_state())
     with Emulator(redis_url=redis_url) as second:
-        auth = {"Authorization": f"Bearer {second.token}"}
-        assert httpx.post(f"{second.url}/v2/queues/q/resume", headers=auth).status_code == 200
+        creds = auth(second)
+        assert httpx.post(f"{second.url}/v2/queues/q/resume", headers=creds).status_code == 200
         (got,) = destination.wait(1, "/q1")
         assert got.headers["upstash-message-id"] == ids[1]
         # The request arrives before the emulator has its answer: q1 counts until it is final.
         wait_until(
-            lambda: httpx.get(f"{second.url}/v2/queues/q", headers=auth).json()["lag"] == 0,
+            lambda: httpx.get(f"{second.url}/v2/queues/q", headers=creds).json()["lag"] == 0,
             what="the queue's lag to drop to 0 once q1 is delivered",
         )
         second.reset()
@@ -286,7 +285,7 @@ def test_a_kill_right_after_the_final_state_keeps_the_callbacks(
             raise asyncio.CancelledError  # the process is gone: nothing after this runs
 
         store.finish = finish_then_die  # type: ignore[method-assign]
-        headers = {"Authorization": f"Bearer {first.token}", "Upstash-Retries": "0"}
+        headers = {**auth(first), "Upstash-Retries": "0"}
         if kind == "callback":
             path, headers["Upstash-Callback"] = "/ok", f"{destination.url}/cb"
         else:

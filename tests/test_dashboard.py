@@ -16,10 +16,10 @@ from qstash_emulator._hosts import host_allowed
 from qstash_emulator._models import Message
 from qstash_emulator._runtime import Runtime
 
-from .conftest import Destination, sdk, wait_until
+from .helpers import Destination, api, auth, sdk, wait_until
 
 TOKEN = DEFAULT_USERS[0].token
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = auth(TOKEN)
 PAGES = ["/", "/_dashboard/static/app.js", "/_dashboard/static/style.css", "/_dashboard/api/users"]
 
 
@@ -32,7 +32,7 @@ def server() -> Iterator[Emulator]:
 @pytest.fixture
 def http(server: Emulator) -> Iterator[httpx.Client]:
     server.reset()
-    with httpx.Client(base_url=server.url) as client:
+    with api(server, anonymous=True) as client:
         yield client
 
 
@@ -229,7 +229,7 @@ def test_messages_page_with_total_and_counts_over_10000(
 async def add_delayed(emulator: Emulator, count: int) -> None:
     """``count`` messages an hour away, stored at once (publishing them would take longer
     than looking at them)."""
-    now = emulator.runtime.clock.now_ms()
+    now = emulator.clock.now_ms()
     messages = []
     for n in range(count):
         msg = Message(

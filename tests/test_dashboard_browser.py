@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator, VirtualClock
@@ -26,7 +25,7 @@ from .chromium import (
     open_view,
     until,
 )
-from .conftest import Destination, sdk
+from .helpers import Destination, api, auth, sdk
 from .test_dashboard import add_delayed
 
 pytestmark = MARKS
@@ -306,11 +305,11 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
 
         click(page, '#detail button[data-action="cancel-run"]')
         until(page, "the run cancelled", lambda d: css(d, '#detail [data-state="RUN_CANCELED"]'))
-        with httpx.Client(base_url=emulator.url) as http:
+        with api(emulator, anonymous=True) as http:
             runs = http.get(
                 "/v2/workflows/logs",
                 params={"workflowRunId": run_id},
-                headers={"Authorization": f"Bearer {emulator.token}"},
+                headers=auth(emulator),
             ).json()["runs"]
         assert runs[0]["workflowState"] == "RUN_CANCELED"
     finally:

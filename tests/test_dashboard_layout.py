@@ -17,7 +17,7 @@ import pytest
 from qstash_emulator import Emulator
 
 from .chromium import MARKS, click, css, one, open_view, until, viewport
-from .conftest import Destination, sdk, wait_until
+from .helpers import Destination, auth, sdk, wait_until
 
 pytestmark = MARKS
 
@@ -60,7 +60,7 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
     dest.script("/orders/42/invoice", *[(500, {}, b"down")] * 4)
     dest.script("/reports/monthly", (500, {"X-Why": "down"}, b"try later"))
     with Emulator() as emu, sdk(emu) as client:
-        auth = {"Authorization": f"Bearer {emu.token}"}
+        creds = auth(emu)
         app = WorkflowApp(emu)
         try:
 
@@ -87,7 +87,7 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
             schedule = client.schedule.create(
                 destination=f"{dest.url}/cron/daily-report", cron="*/5 * * * *"
             )
-            httpx.post(f"{emu.url}/_emulator/run-now/{schedule}", headers=auth)
+            httpx.post(f"{emu.url}/_emulator/run-now/{schedule}", headers=creds)
             client.url_group.upsert_endpoints(
                 url_group="fan-out",
                 endpoints=[{"url": f"{dest.url}/a"}, {"url": f"{dest.url}/b", "name": "bee"}],
@@ -101,7 +101,7 @@ def world(destination_server: Destination) -> Iterator[Emulator]:
 
             def settled() -> bool:
                 def get(path: str, key: str, **params: str) -> list[Any]:
-                    r = httpx.get(f"{emu.url}{path}", params=params, headers=auth)
+                    r = httpx.get(f"{emu.url}{path}", params=params, headers=creds)
                     return list(r.json()[key])
 
                 retrying = get("/_emulator/messages", "messages", state="retrying")

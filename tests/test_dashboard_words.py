@@ -14,7 +14,7 @@ import pytest
 from qstash_emulator import Emulator
 
 from .chromium import MARKS, click, css, one, open_view, until
-from .conftest import Destination, sdk
+from .helpers import Destination, auth, sdk
 
 pytestmark = MARKS
 
@@ -35,7 +35,7 @@ def page(emulator: Emulator, checked: Any) -> Any:
 def publish(emulator: Emulator, url: str, **headers: str) -> str:
     r = httpx.post(
         f"{emulator.url}/v2/publish/{url}",
-        headers={"Authorization": f"Bearer {emulator.token}", **headers},
+        headers={**auth(emulator), **headers},
         content=b"x",
     )
     assert r.status_code == 200, r.text

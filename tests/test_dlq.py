@@ -17,19 +17,16 @@ from qstash import QStash
 from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
+from qstash_emulator._transport import Response as Answer
 
-from .conftest import Answer, Answering, Destination, sdk, wait_until
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
+from .helpers import Answering, Destination, api, auth, sdk, wait_until
 
 
 def _fail(emu: Emulator, url: str, **headers: str) -> str:
     r = httpx.post(
         f"{emu.url}/v2/publish/{url}",
         content=b"dead",
-        headers={**_auth(emu), "Upstash-Retries": "0", **headers},
+        headers={**auth(emu), "Upstash-Retries": "0", **headers},
     )
     return str(r.json()["messageId"])
 
@@ -73,9 +70,9 @@ def test_filters_and_cursor(
     assert len(page1.messages) == 2 and page1.cursor
     page2 = vclient.dlq.list(count=2, cursor=page1.cursor)
     assert [m.message_id for m in page2.messages] == [dead[0]] and page2.cursor is None
-    r = httpx.get(f"{virtual.url}/v2/dlq?host=x", headers=_auth(virtual))
+    r = httpx.get(f"{virtual.url}/v2/dlq?host=x", headers=auth(virtual))
     assert r.status_code == 400 and "host" in r.json()["error"]
-    r = httpx.get(f"{virtual.url}/v2/dlq?count=101", headers=_auth(virtual))
+    r = httpx.get(f"{virtual.url}/v2/dlq?count=101", headers=auth(virtual))
     assert r.status_code == 400 and "count" in r.json()["error"]
 
 
@@ -87,7 +84,7 @@ def test_delete_and_delete_many(vclient: QStash, virtual: Emulator, dead: list[s
     with pytest.raises(QStashError, match="404"):
         vclient.dlq.delete(ids[0])
     assert vclient.dlq.delete_many([ids[1], "1-0"]) == 1
-    r = httpx.delete(f"{virtual.url}/v2/dlq", params={"dlqIds": ids[2]}, headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/dlq", params={"dlqIds": ids[2]}, headers=auth(virtual))
     assert r.json() == {"deleted": 1}
     assert vclient.dlq.list().messages == []
 
@@ -96,7 +93,7 @@ def test_bulk_delete_by_filter(
     virtual: Emulator, dead: list[str], destination: Destination
 ) -> None:
     r = httpx.delete(
-        f"{virtual.url}/v2/dlq", params={"url": destination.url + "/b"}, headers=_auth(virtual)
+        f"{virtual.url}/v2/dlq", params={"url": destination.url + "/b"}, headers=auth(virtual)
     )
     assert r.json() == {"deleted": 2}
 
@@ -108,20 +105,20 @@ def test_retry_one_with_override_and_bulk(
     before = len(destination.received)
     r = httpx.post(
         f"{virtual.url}/v2/dlq/retry/{entries[0].dlq_id}",
-        headers={**_auth(virtual), "Upstash-Retries": "2"},
+        headers={**auth(virtual), "Upstash-Retries": "2"},
     )
     assert r.status_code == 201 and set(r.json()) == {"messageId"}
     new_id = r.json()["messageId"]
     assert new_id not in dead
     assert vclient.message.get(new_id).max_retries == 2
-    bulk = httpx.post(f"{virtual.url}/v2/dlq/retry", headers=_auth(virtual))
+    bulk = httpx.post(f"{virtual.url}/v2/dlq/retry", headers=auth(virtual))
     assert bulk.status_code == 201
     assert bulk.json()["cursor"] == "" and len(bulk.json()["responses"]) == 2
     assert vclient.dlq.list().messages == []
     virtual.run_until_idle()
     # Every retried letter was delivered once (the destination answers 200 by default now).
     assert len(destination.received) - before == 3
-    missing = httpx.post(f"{virtual.url}/v2/dlq/retry/1-0", headers=_auth(virtual))
+    missing = httpx.post(f"{virtual.url}/v2/dlq/retry/1-0", headers=auth(virtual))
     assert missing.status_code == 404
 
 
@@ -134,7 +131,7 @@ def test_a_retry_takes_every_message_setting_its_headers_give(
     r = httpx.post(
         f"{virtual.url}/v2/dlq/retry/{entry.dlq_id}",
         headers={
-            **_auth(virtual),
+            **auth(virtual),
             "Upstash-Label": "again",
             "Upstash-Redact-Fields": "body",
             "Upstash-Method": "PUT",
@@ -142,7 +139,7 @@ def test_a_retry_takes_every_message_setting_its_headers_give(
     )
     assert r.status_code == 201, r.text
     again = httpx.get(
-        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=_auth(virtual)
+        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=auth(virtual)
     ).json()
     assert (again["labels"], again["method"]) == (["again"], "PUT")
     assert again["body"].startswith("REDACTED:")
@@ -155,9 +152,7 @@ def test_a_mistyped_filter_changes_nothing(
     before = sorted(m.dlq_id for m in vclient.dlq.list().messages)
     delivered = len(destination.received)
     for method, path in [("DELETE", "/v2/dlq"), ("POST", "/v2/dlq/retry")]:
-        r = httpx.request(
-            method, f"{virtual.url}{path}?labeel=l1&count=100", headers=_auth(virtual)
-        )
+        r = httpx.request(method, f"{virtual.url}{path}?labeel=l1&count=100", headers=auth(virtual))
         assert r.status_code == 400, r.text
         assert "'labeel'" in r.json()["error"]
     virtual.run_until_idle()
@@ -183,10 +178,10 @@ def test_retry_and_delete_race_has_one_winner_per_entry(backend: Emulator) -> No
         delivered.append(url)
         return Answer(200, [], b"ok")
 
-    backend.runtime.router.fallback = Answering(answer)
+    backend.add_responder(Answering(answer))
     label = f"race{uuid.uuid4().hex[:8]}"
     count = 60
-    with httpx.Client(base_url=backend.url, headers=_auth(backend)) as http:
+    with api(backend) as http:
         for i in range(count):
             r = http.post(
                 f"/v2/publish/https://example.com/{i}",
@@ -205,7 +200,7 @@ def test_retry_and_delete_race_has_one_winner_per_entry(backend: Emulator) -> No
     calls += [("DELETE", f"/v2/dlq/{d}", d) for d in dead]
     calls += [("POST", f"/v2/dlq/retry/{d}", d) for d in dead[::3]]
     random.Random(7).shuffle(calls)
-    with httpx.Client(base_url=backend.url, headers=_auth(backend)) as http:
+    with api(backend) as http:
         barrier = threading.Barrier(8)
 
         def call(item: tuple[str, str, str]) -> tuple[str, str, int]:
@@ -234,9 +229,9 @@ def test_retry_and_delete_race_has_one_winner_per_entry(backend: Emulator) -> No
 
 @pytest.mark.parametrize("dlq_id", ["x", "1-0", "18446744073709551616-0", "1-2-3", "١-0"])
 def test_ids_that_name_no_entry_take_nothing(virtual: Emulator, dlq_id: str) -> None:
-    auth = _auth(virtual)
-    r = httpx.request("DELETE", f"{virtual.url}/v2/dlq", params={"dlqIds": dlq_id}, headers=auth)
+    creds = auth(virtual)
+    r = httpx.request("DELETE", f"{virtual.url}/v2/dlq", params={"dlqIds": dlq_id}, headers=creds)
     assert r.json() == {"deleted": 0}
-    assert httpx.delete(f"{virtual.url}/v2/dlq/{dlq_id}", headers=auth).status_code == 404
-    r = httpx.post(f"{virtual.url}/v2/dlq/retry/{dlq_id}", headers=auth)
+    assert httpx.delete(f"{virtual.url}/v2/dlq/{dlq_id}", headers=creds).status_code == 404
+    r = httpx.post(f"{virtual.url}/v2/dlq/retry/{dlq_id}", headers=creds)
     assert r.status_code == 404

@@ -12,6 +12,8 @@ import pytest
 
 from qstash_emulator import Emulator
 
+from .helpers import api, auth
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -47,30 +49,30 @@ def test_start_and_stop_are_idempotent() -> None:
 
 
 def test_reset_forgets_messages_and_attempts(emulator: Emulator) -> None:
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     r = httpx.post(
-        f"{emulator.url}/v2/publish/http://127.0.0.1:9/x", headers={**auth, "Upstash-Delay": "1h"}
+        f"{emulator.url}/v2/publish/http://127.0.0.1:9/x", headers={**creds, "Upstash-Delay": "1h"}
     )
     message_id = r.json()["messageId"]
     emulator.reset()
-    assert httpx.get(f"{emulator.url}/v2/messages/{message_id}", headers=auth).status_code == 404
-    assert httpx.get(f"{emulator.url}/v2/events", headers=auth).json()["events"] == []
+    assert httpx.get(f"{emulator.url}/v2/messages/{message_id}", headers=creds).status_code == 404
+    assert httpx.get(f"{emulator.url}/v2/events", headers=creds).json()["events"] == []
 
 
 def test_created_users_are_isolated_and_read_only_tokens_cannot_write(emulator: Emulator) -> None:
     alice, bob = emulator.create_user(), emulator.create_user()
-    a = {"Authorization": f"Bearer {alice.token}"}
+    a = auth(alice)
     r = httpx.post(
         f"{emulator.url}/v2/publish/http://127.0.0.1:9/x", headers={**a, "Upstash-Delay": "1h"}
     )
     message_id = r.json()["messageId"]
-    b = {"Authorization": f"Bearer {bob.token}"}
+    b = auth(bob)
     assert httpx.get(f"{emulator.url}/v2/messages/{message_id}", headers=b).status_code == 404
     assert httpx.get(f"{emulator.url}/v2/keys", headers=a).json() == {
         "current": alice.current_signing_key,
         "next": alice.next_signing_key,
     }
-    ro = {"Authorization": f"Bearer {alice.readonly_token}"}
+    ro = auth(alice.readonly_token)
     assert httpx.get(f"{emulator.url}/v2/messages/{message_id}", headers=ro).status_code == 200
     w = httpx.post(f"{emulator.url}/v2/publish/http://127.0.0.1:9/x", headers=ro)
     assert w.status_code == 403 and "read-only" in w.json()["error"]
@@ -96,11 +98,11 @@ def test_a_wait_that_gives_up_says_what_is_pending() -> None:
 
     app = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
     with Emulator(clock=VirtualClock()) as emulator:
-        emulator.runtime.router.mount("https://app.example.com", app)
-        client = httpx.Client(base_url=emulator.url)
-        auth = {"Authorization": f"Bearer {emulator.token}"}
+        emulator.mount("https://app.example.com", app)
+        client = api(emulator, anonymous=True)
+        creds = auth(emulator)
         with client:
-            answer = client.post("/v2/publish/https://app.example.com/slow", headers=auth)
+            answer = client.post("/v2/publish/https://app.example.com/slow", headers=creds)
         message_id = answer.json()["messageId"]
         with pytest.raises(TimeoutError) as info:
             emulator.run_until_idle(timeout=0.3)

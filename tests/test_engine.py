@@ -13,13 +13,13 @@ from qstash import Receiver
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, Held, wait_until
+from .helpers import Destination, Held, auth, wait_until
 
 
 def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
     r = httpx.post(
         f"{emu.url}/v2/publish/{url}",
-        headers={"Authorization": f"Bearer {emu.token}", **headers},
+        headers={**auth(emu), **headers},
         content=body,
     )
     assert r.status_code == 200, r.text
@@ -88,7 +88,7 @@ def test_489_non_retryable_fails_at_once(virtual: Emulator, destination: Destina
     virtual.run_until_idle()
     assert len(virtual.attempts) == 1
     assert virtual.attempts[0].outcome == "failed"
-    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers=auth(virtual))
     (entry,) = dlq.json()["messages"]
     assert entry["messageId"] == message_id
     assert entry["responseStatus"] == 489
@@ -124,7 +124,7 @@ def test_connection_refused_goes_to_dlq(virtual: Emulator) -> None:
     virtual.run_until_idle()
     (attempt,) = virtual.attempts
     assert attempt.response is None and attempt.error
-    r = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    r = httpx.get(f"{virtual.url}/v2/dlq", headers=auth(virtual))
     (entry,) = r.json()["messages"]
     assert entry["messageId"] == message_id and entry["responseStatus"] == 0
 
@@ -201,7 +201,7 @@ def test_failure_callback_fires_once_with_dlq_id(
     assert payload["status"] == 500 and payload["retried"] == 1
     assert base64.b64decode(payload["body"]) == b"y"
     assert failure.headers["upstash-workflow-is-failure"] == "true"
-    r = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    r = httpx.get(f"{virtual.url}/v2/dlq", headers=auth(virtual))
     assert payload["dlqId"] == r.json()["messages"][0]["dlqId"]
 
 
@@ -225,7 +225,7 @@ def test_callback_options_apply(virtual: Emulator, destination: Destination) -> 
     assert [a.request.method for a in callback_attempts] == ["PUT", "PUT"]
     assert [a.started_at - start for a in callback_attempts] == [10_000, 12_000]
     assert callback_attempts[-1].outcome == "failed"
-    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers={"Authorization": f"Bearer {virtual.token}"})
+    dlq = httpx.get(f"{virtual.url}/v2/dlq", headers=auth(virtual))
     assert dlq.json()["messages"] == []  # a failed callback is not a dead letter
 
 
@@ -302,13 +302,9 @@ def test_a_cancel_that_races_the_claim_is_honoured(
     logs = httpx.get(
         f"{virtual.url}/v2/logs",
         params={"messageId": message_id, "order": "earliestFirst"},
-        headers={"Authorization": f"Bearer {virtual.token}"},
+        headers=auth(virtual),
     ).json()["logs"]
     assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
 
 
 def _fake_server(emu: Emulator) -> Any:
@@ -332,7 +328,7 @@ def test_an_outcome_is_stored_once_the_store_answers_again(
         wait_until(
             lambda: getattr(engine, "_store_down", False), what="the outcome's write refused"
         )
-        r = httpx.get(f"{emulator.url}/v2/logs", headers=_auth(emulator))
+        r = httpx.get(f"{emulator.url}/v2/logs", headers=auth(emulator))
         assert r.status_code == 503
     finally:
         held.release.set()
@@ -342,7 +338,7 @@ def test_an_outcome_is_stored_once_the_store_answers_again(
         r = httpx.get(
             f"{emulator.url}/v2/logs",
             params={"messageId": message_id},
-            headers=_auth(emulator),
+            headers=auth(emulator),
         )
         return [row["state"] for row in r.json()["logs"]]
 
@@ -413,9 +409,7 @@ def test_a_reset_during_a_claim_delivers_nothing_it_had_taken(
     emulator.wait_idle()
     assert [r.path for r in destination.received] == ["/after"]
     assert [a.message_id for a in emulator.attempts] == [new]
-    assert (
-        httpx.get(f"{emulator.url}/v2/messages/{old}", headers=_auth(emulator)).status_code == 404
-    )
+    assert httpx.get(f"{emulator.url}/v2/messages/{old}", headers=auth(emulator)).status_code == 404
 
 
 def test_a_reset_stops_an_attempt_that_dropped_a_cancel(

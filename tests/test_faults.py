@@ -10,7 +10,7 @@ from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimit
 from qstash_emulator import Emulator
 from qstash_emulator._faults import Fault
 
-from .conftest import sdk
+from .helpers import auth, sdk
 
 URL = "http://example.com/hook"
 
@@ -26,8 +26,8 @@ def bare(emulator: Emulator) -> QStash:
 def test_daily_and_burst_limits_raise_the_sdks_distinct_errors(
     emulator: Emulator, bare: QStash
 ) -> None:
-    emulator.runtime.faults.add(kind="daily", path="/v2/publish")
-    emulator.runtime.faults.add(kind="burst", path="/v2/schedules")
+    emulator.faults.add(kind="daily", path="/v2/publish")
+    emulator.faults.add(kind="burst", path="/v2/schedules")
     with pytest.raises(DailyMessageLimitExceededError) as daily:
         bare.message.publish_json(url=URL, body={"a": 1})
     assert daily.value.limit == "1000"
@@ -41,20 +41,20 @@ def test_daily_and_burst_limits_raise_the_sdks_distinct_errors(
 
 
 def test_status_fault_fires_n_times_on_its_path_only(emulator: Emulator, bare: QStash) -> None:
-    fault = emulator.runtime.faults.add(status=503, path="/v2/publish", times=2)
+    fault = emulator.faults.add(status=503, path="/v2/publish", times=2)
     assert bare.dlq.list().messages == []  # another path is untouched
     for _ in range(2):
         with pytest.raises(QStashError, match="Request failed with status: 503") as info:
             bare.message.publish_json(url=URL, body={})
         assert "injected fault: status 503" in str(info.value)
     assert fault.hits == 2 and fault.left == 0
-    assert emulator.runtime.faults.remaining() == []
+    assert emulator.faults.remaining() == []
     bare.message.publish_json(url=URL, body={})
 
 
 def test_method_filter(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(status=500, method="delete", path="/v2/messages", times=None)
-    headers = {"Authorization": f"Bearer {emulator.token}"}
+    emulator.faults.add(status=500, method="delete", path="/v2/messages", times=None)
+    headers = auth(emulator)
     assert httpx.get(f"{emulator.url}/v2/messages/msg_x", headers=headers).status_code == 404
     assert httpx.delete(f"{emulator.url}/v2/messages/msg_x", headers=headers).status_code == 500
     assert httpx.delete(f"{emulator.url}/v2/messages/msg_x", headers=headers).status_code == 500
@@ -63,18 +63,18 @@ def test_method_filter(emulator: Emulator) -> None:
 def test_dropped_connection_is_a_transport_error_and_the_sdk_retries_it(
     emulator: Emulator, bare: QStash
 ) -> None:
-    emulator.runtime.faults.add(kind="drop", path="/v2/publish")
+    emulator.faults.add(kind="drop", path="/v2/publish")
     # Incomplete body or reset, depending on timing: either way the connection dropped.
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         bare.message.publish_json(url=URL, body={})
-    emulator.runtime.faults.add(kind="drop", path="/v2/publish")
+    emulator.faults.add(kind="drop", path="/v2/publish")
     with sdk(emulator) as retrying:  # default SDK retries: the second try succeeds
         assert retrying.message.publish_json(url=URL, body={}).message_id
 
 
 def test_faults_are_per_user(emulator: Emulator) -> None:
     other = emulator.create_user()
-    emulator.runtime.faults.add(status=500, user=other.user_id, times=None)
+    emulator.faults.add(status=500, user=other.user_id, times=None)
     with sdk(emulator) as mine, sdk(emulator, other.token) as theirs:
         assert mine.message.publish_json(url=URL, body={}).message_id
         theirs.http._retry = {"retries": 0, "backoff": lambda _: 0}
@@ -83,8 +83,8 @@ def test_faults_are_per_user(emulator: Emulator) -> None:
 
 
 def test_latency_then_pass_through(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(kind="error", status=502, delay_s=0.05)
-    headers = {"Authorization": f"Bearer {emulator.token}"}
+    emulator.faults.add(kind="error", status=502, delay_s=0.05)
+    headers = auth(emulator)
     response = httpx.get(f"{emulator.url}/v2/dlq", headers=headers)
     assert response.status_code == 502
     assert response.elapsed.total_seconds() >= 0.05
@@ -104,7 +104,7 @@ def test_fault_validation() -> None:
 
 
 def test_faults_over_http(emulator: Emulator, bare: QStash) -> None:
-    headers = {"Authorization": f"Bearer {emulator.token}"}
+    headers = auth(emulator)
     api = f"{emulator.url}/_emulator/faults"
     created = httpx.post(api, headers=headers, json={"kind": "daily", "path": "/v2/publish"})
     assert created.status_code == 201, created.text
@@ -139,16 +139,16 @@ def test_faults_over_http(emulator: Emulator, bare: QStash) -> None:
     ],
 )
 def test_bad_fault_requests_name_the_field(emulator: Emulator, body: object, error: str) -> None:
-    headers = {"Authorization": f"Bearer {emulator.token}"}
+    headers = auth(emulator)
     response = httpx.post(f"{emulator.url}/_emulator/faults", headers=headers, json=body)
     assert response.status_code == 400
     assert response.json()["error"].startswith(error)
 
 
 def test_reset_clears_faults(emulator: Emulator) -> None:
-    emulator.runtime.faults.add(status=500, times=None)
+    emulator.faults.add(status=500, times=None)
     emulator.reset()
-    assert emulator.runtime.faults.remaining() == []
+    assert emulator.faults.remaining() == []
 
 
 @pytest.mark.parametrize(
@@ -163,13 +163,13 @@ def test_reset_clears_faults(emulator: Emulator) -> None:
 def test_faults_refuse_headers_they_cannot_send(
     emulator: Emulator, headers: dict[str, str], error: str
 ) -> None:
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     api = f"{emulator.url}/_emulator/faults"
-    response = httpx.post(api, headers=auth, json={"status": 503, "headers": headers})
+    response = httpx.post(api, headers=creds, json={"status": 503, "headers": headers})
     assert response.status_code == 400
     assert response.json() == {"error": f"invalid fault: invalid headers: {error}"}
     with pytest.raises(ValueError, match="invalid headers"):
         Fault(headers=headers)
     # Nothing was programmed: the next API call is answered, not crashed on.
-    assert httpx.get(api, headers=auth).json() == {"faults": []}
-    assert httpx.get(f"{emulator.url}/v2/keys", headers=auth).status_code == 200
+    assert httpx.get(api, headers=creds).json() == {"faults": []}
+    assert httpx.get(f"{emulator.url}/v2/keys", headers=creds).status_code == 200

@@ -25,8 +25,7 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, wait_until
-from .servers import free_port
+from .helpers import Destination, auth, free_port, wait_until
 
 Behaviour = Callable[[socket.socket, threading.Event], None]
 
@@ -174,7 +173,7 @@ def refused_url() -> str:
 def publish(emulator: Emulator, url: str, **headers: str) -> str:
     r = httpx.post(
         f"{emulator.url}/v2/publish/{url}",
-        headers={"Authorization": f"Bearer {emulator.token}", **headers},
+        headers={**auth(emulator), **headers},
         content=b"payload",
     )
     assert r.status_code == 200, r.text
@@ -189,7 +188,7 @@ def settle(emulator: Emulator, message_id: str, timeout: float = 15) -> list[dic
         r = httpx.get(
             f"{emulator.url}/v2/logs",
             params={"messageId": message_id, "order": "earliestFirst"},
-            headers={"Authorization": f"Bearer {emulator.token}"},
+            headers=auth(emulator),
         )
         rows[:] = r.json()["logs"]
         return any(row["state"] in ("DELIVERED", "FAILED") for row in rows)
@@ -199,7 +198,7 @@ def settle(emulator: Emulator, message_id: str, timeout: float = 15) -> list[dic
 
 
 def dlq(emulator: Emulator) -> list[dict[str, Any]]:
-    r = httpx.get(f"{emulator.url}/v2/dlq", headers={"Authorization": f"Bearer {emulator.token}"})
+    r = httpx.get(f"{emulator.url}/v2/dlq", headers=auth(emulator))
     return list(r.json()["messages"])
 
 
@@ -265,7 +264,7 @@ def test_connection_refused(emulator: Emulator) -> None:
     attempts = httpx.get(
         f"{emulator.url}/_emulator/attempts",
         params={"messageId": message_id},
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
     ).json()["attempts"]
     assert [a["error"] for a in attempts] == [said, said]
 

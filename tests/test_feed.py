@@ -20,8 +20,7 @@ from qstash import QStash
 
 from qstash_emulator import DEFAULT_USERS
 
-from .conftest import Destination, wait_until
-from .servers import free_port
+from .helpers import Destination, auth, free_port, wait_until
 
 TOKEN = DEFAULT_USERS[0].token
 OTHER = DEFAULT_USERS[1]
@@ -71,7 +70,7 @@ class DevServer:
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {TOKEN}"}
+        return auth(TOKEN)
 
     def _read(self, source: BinaryIO) -> None:
         with source:
@@ -233,10 +232,10 @@ def test_output_nobody_reads_never_holds_up_the_server(destination: Destination)
         stdin=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    creds = auth(TOKEN)
     try:
-        wait_until(lambda: _answers(url, auth), 15, "the dev server to answer")
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
+        wait_until(lambda: _answers(url, creds), 15, "the dev server to answer")
+        with httpx.Client(base_url=url, headers=creds, timeout=30) as http:
             for start in range(0, 6_000, 500):
                 batch = [
                     {"destination": f"{destination.url}/unread/{n}", "body": "x"}
@@ -244,7 +243,7 @@ def test_output_nobody_reads_never_holds_up_the_server(destination: Destination)
                 ]
                 http.post("/v2/batch", json=batch).raise_for_status()
         destination.wait(6_000, timeout=90)
-        assert httpx.get(f"{url}/v2/keys", headers=auth).status_code == 200
+        assert httpx.get(f"{url}/v2/keys", headers=creds).status_code == 200
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)

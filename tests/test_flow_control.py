@@ -18,7 +18,7 @@ from qstash.errors import QStashError
 from qstash_emulator import Emulator, VirtualClock
 from qstash_emulator._serving import ThreadedServer
 
-from .conftest import Destination, HoldingGate, sdk, wait_until
+from .helpers import Destination, HoldingGate, auth, sdk, wait_until
 
 
 class Holder:
@@ -76,15 +76,11 @@ def holder() -> Iterator[Holder]:
 _NOWHERE = "http://127.0.0.1:9/x"
 
 
-def _auth(emu: Emulator, token: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or emu.token}"}
-
-
 def _publish(emu: Emulator, url: str, key: str, value: str, **headers: str) -> str:
     r = httpx.post(
         f"{emu.url}/v2/publish/{url}",
         headers={
-            **_auth(emu),
+            **auth(emu),
             "Upstash-Flow-Control-Key": key,
             "Upstash-Flow-Control-Value": value,
             **{k.replace("_", "-"): v for k, v in headers.items()},
@@ -96,7 +92,7 @@ def _publish(emu: Emulator, url: str, key: str, value: str, **headers: str) -> s
 
 
 def _key(emu: Emulator, key: str) -> dict[str, object]:
-    r = httpx.get(f"{emu.url}/v2/flowControl/{key}", headers=_auth(emu))
+    r = httpx.get(f"{emu.url}/v2/flowControl/{key}", headers=auth(emu))
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -136,10 +132,10 @@ def test_unknown_key_is_404_and_list_searches(virtual: Emulator, vclient: QStash
     for key in ("orders-eu", "orders-us", "mail"):
         _publish(virtual, _NOWHERE, key, "rate=1,period=1h")
     virtual.wait_idle()
-    everything = httpx.get(f"{virtual.url}/v2/flowControl", headers=_auth(virtual)).json()
+    everything = httpx.get(f"{virtual.url}/v2/flowControl", headers=auth(virtual)).json()
     assert [k["flowControlKey"] for k in everything] == ["mail", "orders-eu", "orders-us"]
     found = httpx.get(
-        f"{virtual.url}/v2/flowControl", params={"search": "ORDERS"}, headers=_auth(virtual)
+        f"{virtual.url}/v2/flowControl", params={"search": "ORDERS"}, headers=auth(virtual)
     ).json()
     assert [k["flowControlKey"] for k in found] == ["orders-eu", "orders-us"]
     assert found[0]["rateCount"] == 1 and found[0]["ratePeriod"] == 3600
@@ -247,7 +243,7 @@ def test_pinned_rate_paces_waiting_messages(virtual: Emulator, destination: Dest
     r = httpx.post(
         f"{virtual.url}/v2/flowControl/slow/pin",
         params={"rate": "1", "period": "30"},
-        headers=_auth(virtual),
+        headers=auth(virtual),
     )
     assert (r.status_code, r.content) == (200, b"")
     for i in range(3):
@@ -267,7 +263,7 @@ def test_reset_rate_releases_waiters_now(
     vclient.flow_control.reset_rate("reset")
     virtual.wait_idle()
     assert len(destination.wait(2)) == 2
-    r = httpx.post(f"{virtual.url}/v2/flowControl/reset/reset", headers=_auth(virtual))
+    r = httpx.post(f"{virtual.url}/v2/flowControl/reset/reset", headers=auth(virtual))
     assert (r.status_code, r.content) == (200, b"")
     virtual.wait_idle()
     assert len(destination.wait(3)) == 3
@@ -316,7 +312,7 @@ def test_retries_go_through_the_key(virtual: Emulator, destination: Destination)
     r = httpx.post(
         f"{virtual.url}/v2/publish/{destination.url}/f",
         headers={
-            **_auth(virtual),
+            **auth(virtual),
             "Upstash-Flow-Control-Key": "rk",
             "Upstash-Flow-Control-Value": "rate=1,period=1m",
             "Upstash-Retry-Delay": "1000",
@@ -340,13 +336,13 @@ def test_retries_go_through_the_key(virtual: Emulator, destination: Destination)
 def test_bad_values_are_400(
     virtual: Emulator, path: str, params: dict[str, str], field: str
 ) -> None:
-    r = httpx.post(f"{virtual.url}/v2/flowControl/k/{path}", params=params, headers=_auth(virtual))
+    r = httpx.post(f"{virtual.url}/v2/flowControl/k/{path}", params=params, headers=auth(virtual))
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
 
 
 def test_global_parallelism_shape(virtual: Emulator, vclient: QStash) -> None:
-    r = httpx.get(f"{virtual.url}/v2/globalParallelism", headers=_auth(virtual))
+    r = httpx.get(f"{virtual.url}/v2/globalParallelism", headers=auth(virtual))
     assert r.json() == {"parallelismMax": 100, "parallelismCount": 0}
     info = vclient.flow_control.get_global_parallelism()
     assert (info.parallelism_max, info.parallelism_count) == (100, 0)
@@ -409,14 +405,14 @@ def test_wait_lists_and_windows_survive_a_restart(redis_url: str, destination: D
             _publish(first, destination.url + f"/rs{i}", "persist", "rate=1,period=1h")
         _publish(first, destination.url + "/held", "held", "parallelism=1")
         first.wait_idle()
-        httpx.post(f"{first.url}/v2/flowControl/held/pause", headers=_auth(first))
+        httpx.post(f"{first.url}/v2/flowControl/held/pause", headers=auth(first))
         _publish(first, destination.url + "/held", "held", "parallelism=1")
         assert _key(first, "persist")["waitListSize"] == 1
     with Emulator(redis_url=redis_url, clock=clock) as second:
         second.wait_idle()
         assert _key(second, "persist")["waitListSize"] == 1
         assert _key(second, "held") | {"waitListSize": 1, "isPaused": True} == _key(second, "held")
-        httpx.post(f"{second.url}/v2/flowControl/held/resume", headers=_auth(second))
+        httpx.post(f"{second.url}/v2/flowControl/held/resume", headers=auth(second))
         second.run_until_idle()
         assert [a.started_at - start for a in second.attempts] == [0, 3_600_000]
         assert [r.path for r in destination.wait(4)] == ["/rs0", "/held", "/held", "/rs1"]

@@ -25,7 +25,7 @@ from qstash_emulator._transport import Response as Reply
 from qstash_emulator.api import all_routes
 from qstash_emulator.api._operations import OPENAPI_PATH, build_document
 
-from .conftest import Answering
+from .helpers import Answering, api, auth
 
 # The default run's depth (736 requests, 11 s); .ci/run fuzzes again with 25 (4,600 requests).
 # Deeper local runs: QSTASH_EMULATOR_FUZZ_EXAMPLES=200 python -m pytest tests/test_fuzz.py
@@ -38,13 +38,13 @@ COUNTS = {"requests": 0}
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Emulator]:
     with Emulator(max_message_size=64 << 10) as emu:
-        emu.runtime.router.fallback = Answering(lambda method, url: Reply(200, [], b"ok"))
+        emu.add_responder(Answering(lambda method, url: Reply(200, [], b"ok")))
         yield emu
 
 
 @pytest.fixture(scope="module")
 def http(fuzzed: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fuzzed.url) as client:
+    with api(fuzzed, anonymous=True) as client:
         yield client
 
 
@@ -108,12 +108,12 @@ CASES = [
 def test_no_operation_answers_5xx_and_errors_are_json(
     fuzzed: Emulator, operation: Any, mode: GenerationMode
 ) -> None:
-    auth = {"Authorization": f"Bearer {fuzzed.token}"}
+    creds = auth(fuzzed)
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     def fuzz(case: Any) -> None:
-        response = case.call(base_url=fuzzed.url, headers=auth, session=SESSION)
+        response = case.call(base_url=fuzzed.url, headers=creds, session=SESSION)
         case.validate_response(response, checks=[not_a_server_error])
         _error_shape(response)
 
@@ -193,7 +193,7 @@ _entry = st.fixed_dictionaries(
 def test_batch_survives_arbitrary_json(fuzzed: Emulator, http: httpx.Client, entries: Any) -> None:
     r = http.post(
         "/v2/batch",
-        headers={"Authorization": f"Bearer {fuzzed.token}"},
+        headers=auth(fuzzed),
         json=entries,
     )
     _error_shape(r)
@@ -203,6 +203,6 @@ def test_batch_survives_arbitrary_json(fuzzed: Emulator, http: httpx.Client, ent
 
 
 def test_still_serving_after_the_fuzzing(fuzzed: Emulator) -> None:
-    r = httpx.get(f"{fuzzed.url}/v2/keys", headers={"Authorization": f"Bearer {fuzzed.token}"})
+    r = httpx.get(f"{fuzzed.url}/v2/keys", headers=auth(fuzzed))
     assert r.status_code == 200
     print(f"fuzzing sent {COUNTS['requests']} requests")

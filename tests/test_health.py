@@ -10,7 +10,7 @@ import pytest
 
 from qstash_emulator import Emulator, Settings
 
-from .servers import RedisServer
+from .helpers import RedisServer, auth
 
 
 def test_the_probe_answers_without_a_token(emulator: Emulator) -> None:
@@ -39,10 +39,10 @@ def test_the_uptime_counts_from_the_start() -> None:
 
 
 def test_faults_do_not_reach_the_probe(emulator: Emulator) -> None:
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     fault = {"kind": "error", "status": 503, "path": "/", "times": None}
-    assert httpx.post(f"{emulator.url}/_emulator/faults", json=fault, headers=auth).is_success
-    assert httpx.get(f"{emulator.url}/v2/keys", headers=auth).status_code == 503
+    assert httpx.post(f"{emulator.url}/_emulator/faults", json=fault, headers=creds).is_success
+    assert httpx.get(f"{emulator.url}/v2/keys", headers=creds).status_code == 503
     assert httpx.get(f"{emulator.url}/_emulator/health").status_code == 200
 
 

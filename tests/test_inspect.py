@@ -12,7 +12,7 @@ from qstash import QStash
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator._models import Message
 
-from .conftest import Destination, sdk, wait_until
+from .helpers import Destination, auth, sdk, wait_until
 from .test_dashboard import add_delayed
 
 
@@ -20,16 +20,14 @@ def _get(emu: Emulator, path: str, token: str | None = None, **params: Any) -> A
     r = httpx.get(
         f"{emu.url}/_emulator/{path}",
         params=params,
-        headers={"Authorization": f"Bearer {token or emu.token}"},
+        headers=auth(token or emu),
     )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def _post(emu: Emulator, path: str) -> httpx.Response:
-    return httpx.post(
-        f"{emu.url}/_emulator/{path}", headers={"Authorization": f"Bearer {emu.token}"}
-    )
+    return httpx.post(f"{emu.url}/_emulator/{path}", headers=auth(emu))
 
 
 def test_messages_by_state(virtual: Emulator, vclient: QStash, destination: Destination) -> None:
@@ -109,7 +107,7 @@ def test_in_flight_state(emulator: Emulator, client: QStash, destination: Destin
 def test_unknown_state_is_400(virtual: Emulator) -> None:
     r = httpx.get(
         f"{virtual.url}/_emulator/messages?state=sleeping",
-        headers={"Authorization": f"Bearer {virtual.token}"},
+        headers=auth(virtual),
     )
     assert r.status_code == 400
     assert r.json()["error"] == (
@@ -209,7 +207,7 @@ def test_schedule_times_and_run_now(
     assert _get(virtual, f"schedules/{schedule_id}/times", count=2)["times"] == times[1:]
     missing = httpx.get(
         f"{virtual.url}/_emulator/schedules/scd_nope/times",
-        headers={"Authorization": f"Bearer {virtual.token}"},
+        headers=auth(virtual),
     )
     assert missing.status_code == 404
 
@@ -229,7 +227,7 @@ def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
 
     with sdk(virtual) as client:
         res = client.message.publish_json(url="https://example.com/x", body={}, delay=90)
-    waiting = virtual.call(virtual.runtime.inspector.waiting(virtual.user.user_id))
+    waiting = virtual.call(virtual.inspector.waiting(virtual.user.user_id))
     assert [(w.message_id, w.state) for w in waiting] == [(res.message_id, "delayed")]
     due = virtual.clock.now_ms() + 90_000
     assert waiting[0].describe(virtual.clock.now_ms()) == (

@@ -12,7 +12,7 @@ from qstash.errors import SignatureError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .helpers import Destination, auth
 
 
 def test_default_keys_are_the_official_dev_keys(client: QStash) -> None:
@@ -23,7 +23,7 @@ def test_default_keys_are_the_official_dev_keys(client: QStash) -> None:
 
 def test_each_dev_user_has_its_own_keys(emulator: Emulator) -> None:
     for user in emulator.settings.users:
-        r = httpx.get(f"{emulator.url}/v2/keys", headers={"Authorization": f"Bearer {user.token}"})
+        r = httpx.get(f"{emulator.url}/v2/keys", headers=auth(user))
         assert r.json() == {"current": user.current_signing_key, "next": user.next_signing_key}
 
 

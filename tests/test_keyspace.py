@@ -10,7 +10,7 @@ import httpx
 from qstash_emulator import Emulator, _keyspace
 from qstash_emulator._keyspace import Keyspace
 
-from .conftest import Destination
+from .helpers import Destination, auth
 
 
 def _families() -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
@@ -89,11 +89,11 @@ def test_what_an_emulator_writes_is_documented(
 ) -> None:
     """Messages, a delay, dedup, a dead letter, a queue, a schedule, a URL group, flow
     control, a signing-key rotation and a workflow run: no key outside the documented ones."""
-    url, auth = emulator.url, {"Authorization": f"Bearer {emulator.token}"}
+    url, creds = emulator.url, auth(emulator)
     destination.script("/fails", (500, {}, b"no"))
 
     def post(path: str, **headers: str) -> httpx.Response:
-        r = httpx.post(url + path, headers={**auth, **headers}, content=b"{}")
+        r = httpx.post(url + path, headers={**creds, **headers}, content=b"{}")
         assert r.status_code < 300, r.text
         return r
 
@@ -108,7 +108,7 @@ def test_what_an_emulator_writes_is_documented(
     post(f"/v2/schedules/{destination.url}/nightly", **{"Upstash-Cron": "0 0 * * *"})
     r = httpx.post(
         f"{url}/v2/topics/g1/endpoints",
-        headers=auth,
+        headers=creds,
         json={"endpoints": [{"url": destination.url + "/g"}]},
     )
     assert r.status_code == 200, r.text

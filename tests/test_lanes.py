@@ -15,7 +15,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._lanes import Lanes, destination_of
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, auth, wait_until
 
 
 class Hanging:
@@ -87,7 +87,7 @@ def hanging() -> Iterator[Hanging]:
 
 
 def _publish_many(emu: Emulator, url: str, count: int) -> None:
-    headers = {"Authorization": f"Bearer {emu.token}"}
+    headers = auth(emu)
     for start in range(0, count, 100):
         batch = [{"destination": f"{url}/{i}"} for i in range(start, min(count, start + 100))]
         r = httpx.post(f"{emu.url}/v2/batch", headers=headers, json=batch, timeout=30)
@@ -95,7 +95,7 @@ def _publish_many(emu: Emulator, url: str, count: int) -> None:
 
 
 def _publish(emu: Emulator, token: str, url: str) -> None:
-    r = httpx.post(f"{emu.url}/v2/publish/{url}", headers={"Authorization": f"Bearer {token}"})
+    r = httpx.post(f"{emu.url}/v2/publish/{url}", headers=auth(token))
     assert r.status_code == 200, r.text
 
 
@@ -123,7 +123,7 @@ def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it
 
         r = httpx.delete(
             f"{emulator.url}/v2/messages",
-            headers={"Authorization": f"Bearer {emulator.token}"},
+            headers=auth(emulator),
             timeout=60,
         )
         assert r.json() == {"cancelled": 1_100}
@@ -153,9 +153,7 @@ def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it
 
 
 def _states(emu: Emulator, url: str) -> list[str]:
-    r = httpx.get(
-        f"{emu.url}/v2/logs", headers={"Authorization": f"Bearer {emu.token}"}, params={"url": url}
-    )
+    r = httpx.get(f"{emu.url}/v2/logs", headers=auth(emu), params={"url": url})
     return [row["state"] for row in reversed(r.json()["events"])]
 
 

@@ -18,8 +18,7 @@ import redis
 
 from qstash_emulator._lease_store import TTL_MS
 
-from .conftest import Destination, wait_until
-from .servers import EmulatorProcess, RedisServer, free_port
+from .helpers import Destination, EmulatorProcess, RedisServer, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

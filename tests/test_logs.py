@@ -11,11 +11,7 @@ from qstash.log import LogState
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
+from .helpers import Destination, auth
 
 
 def test_delivered_message_log_states(
@@ -36,11 +32,11 @@ def test_failed_message_log_rows_carry_the_response(
     r = httpx.post(
         f"{virtual.url}/v2/publish/{destination.url}/f",
         content=b"b",
-        headers={**_auth(virtual), "Upstash-Retries": "1"},
+        headers={**auth(virtual), "Upstash-Retries": "1"},
     )
     virtual.run_until_idle()
     events = httpx.get(
-        f"{virtual.url}/v2/events?order=earliestFirst", headers=_auth(virtual)
+        f"{virtual.url}/v2/events?order=earliestFirst", headers=auth(virtual)
     ).json()["events"]
     assert [e["state"] for e in events] == [
         "CREATED",
@@ -74,14 +70,14 @@ def test_state_filters_including_in_progress_and_both_cancel_spellings(
     virtual.run_until_idle()
 
     def states(query: str) -> list[str]:
-        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=_auth(virtual))
+        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=auth(virtual))
         assert r.status_code == 200, r.text
         return [e["state"] for e in r.json()["logs"]]
 
     assert states("state=IN_PROGRESS") == ["ACTIVE", "RETRY", "ERROR", "ACTIVE"]
     assert states("state=CANCELLED") == states("state=CANCELED") == ["CANCELED"]
     assert states("state=DELIVERED&url=" + destination.url + "/s") == ["DELIVERED"]
-    bad = httpx.get(f"{virtual.url}/v2/logs?state=LOST", headers=_auth(virtual))
+    bad = httpx.get(f"{virtual.url}/v2/logs?state=LOST", headers=auth(virtual))
     assert bad.status_code == 400 and "state" in bad.json()["error"]
 
 
@@ -93,7 +89,7 @@ def test_cursor_pagination_visits_every_row_once(virtual: Emulator, vclient: QSt
     pages = 0
     while True:
         params = {"count": "3", **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(f"{virtual.url}/v2/events", params=params, headers=_auth(virtual)).json()
+        page = httpx.get(f"{virtual.url}/v2/events", params=params, headers=auth(virtual)).json()
         seen += [e["url"] for e in page["events"]]
         pages += 1
         cursor = page.get("cursor")
@@ -119,7 +115,7 @@ def test_cursor_pages_through_rows_written_together(
     cursor = None
     while True:
         params = {"count": "3", "order": order, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(f"{virtual.url}/v2/logs", params=params, headers=_auth(virtual)).json()
+        page = httpx.get(f"{virtual.url}/v2/logs", params=params, headers=auth(virtual)).json()
         pages.append([e["url"] for e in page["logs"]])
         cursor = page.get("cursor")
         if not cursor:
@@ -152,7 +148,7 @@ def test_bad_query_values_are_400(virtual: Emulator) -> None:
         ("order=sideways", "order"),
         ("fromDate=yesterday", "fromDate"),
     ):
-        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=_auth(virtual))
+        r = httpx.get(f"{virtual.url}/v2/logs?{query}", headers=auth(virtual))
         assert r.status_code == 400 and field in r.json()["error"], query
 
 
@@ -161,11 +157,11 @@ def test_rows_are_newest_first_by_time_with_attempts_in_flight(
 ) -> None:
     """An attempt's ACTIVE row is written as it starts: with one attempt still in flight while
     others start and end, every row stays below the newer ones."""
-    from .conftest import Held
+    from .helpers import Held
 
     held = Held()
     destination.script("/slow", held)
-    headers = _auth(emulator)
+    headers = auth(emulator)
     httpx.post(f"{emulator.url}/v2/publish/{destination.url}/slow", headers=headers)
     assert held.entered.wait(10)
     for i in range(3):

@@ -17,7 +17,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._loops import MAX_HOPS
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, api, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,7 @@ def emu() -> Iterator[Emulator]:
 @pytest.fixture
 def http(emu: Emulator) -> Iterator[httpx.Client]:
     emu.reset()
-    auth = {"Authorization": f"Bearer {emu.token}"}
-    with httpx.Client(base_url=emu.url, headers=auth, timeout=10) as client:
+    with api(emu) as client:
         yield client
 
 

@@ -11,11 +11,7 @@ from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, Held, HoldingGate, sdk, wait_until
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
+from .helpers import Destination, Held, HoldingGate, auth, sdk, wait_until
 
 
 def test_get_pending_message_with_every_field(vclient: QStash, virtual: Emulator) -> None:
@@ -42,7 +38,7 @@ def test_get_pending_message_with_every_field(vclient: QStash, virtual: Emulator
     assert msg.callback == "https://example.com/cb"
     assert msg.failure_callback == "https://example.com/f"
     assert msg.caller_ip == "127.0.0.1"
-    raw = httpx.get(f"{virtual.url}/v2/messages/{res.message_id}", headers=_auth(virtual)).json()
+    raw = httpx.get(f"{virtual.url}/v2/messages/{res.message_id}", headers=auth(virtual)).json()
     assert raw["labels"] == ["billing"] and raw["label"] == "billing"
     assert raw["timeout"] == 30_000
     assert raw["retryDelayExpression"] == "pow(2, retried) * 1000"
@@ -52,10 +48,10 @@ def test_binary_body_is_base64(virtual: Emulator) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/publish/https://example.com/bin",
         content=b"\xff\x00",
-        headers={**_auth(virtual), "Upstash-Delay": "1m"},
+        headers={**auth(virtual), "Upstash-Delay": "1m"},
     )
     raw = httpx.get(
-        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=_auth(virtual)
+        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=auth(virtual)
     ).json()
     assert raw["bodyBase64"] == "/wA=" and "body" not in raw
 
@@ -80,18 +76,18 @@ def test_cancel_one_stops_delivery(
     assert virtual.attempts == []
     states = [e.state.value for e in vclient.log.list(filter={"message_id": res.message_id}).logs]
     assert states == ["CANCELED", "CANCEL_REQUESTED", "CREATED"]
-    r = httpx.delete(f"{virtual.url}/v2/messages/{res.message_id}", headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/messages/{res.message_id}", headers=auth(virtual))
     assert r.status_code == 404 and "CANCELED" in r.json()["error"]
 
 
 def test_cancel_response_is_json(virtual: Emulator) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/publish/https://example.com/j",
-        headers={**_auth(virtual), "Upstash-Delay": "1m"},
+        headers={**auth(virtual), "Upstash-Delay": "1m"},
     )
-    d = httpx.delete(f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=_auth(virtual))
+    d = httpx.delete(f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=auth(virtual))
     assert (d.status_code, d.json()) == (200, {"cancelled": 1})
-    missing = httpx.delete(f"{virtual.url}/v2/messages/msg_nope", headers=_auth(virtual))
+    missing = httpx.delete(f"{virtual.url}/v2/messages/msg_nope", headers=auth(virtual))
     assert missing.status_code == 404 and "msg_nope" in missing.json()["error"]
 
 
@@ -112,13 +108,13 @@ def test_bulk_cancel_query_filters(virtual: Emulator, vclient: QStash) -> None:
         ("a", "https://two.example/x"),
     ):
         vclient.message.publish(url=url, body="x", delay="1h", label=label)
-    r = httpx.delete(f"{virtual.url}/v2/messages?label=a&host=one.example", headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/messages?label=a&host=one.example", headers=auth(virtual))
     assert r.json() == {"cancelled": 1}
     r = httpx.delete(
-        f"{virtual.url}/v2/messages?url=https://one.example/y,https://nope", headers=_auth(virtual)
+        f"{virtual.url}/v2/messages?url=https://one.example/y,https://nope", headers=auth(virtual)
     )
     assert r.json() == {"cancelled": 1}
-    r = httpx.delete(f"{virtual.url}/v2/messages?count=100", headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/messages?count=100", headers=auth(virtual))
     assert r.json() == {"cancelled": 1}
 
 
@@ -130,7 +126,7 @@ def test_bulk_cancel_by_repeated_message_ids_query(virtual: Emulator, vclient: Q
     r = httpx.delete(
         f"{virtual.url}/v2/messages",
         params=[("messageIds", i) for i in ids[:2]],
-        headers=_auth(virtual),
+        headers=auth(virtual),
     )
     assert r.json() == {"cancelled": 2}
 
@@ -141,7 +137,7 @@ def test_deduplication_id(virtual: Emulator, vclient: QStash) -> None:
     assert second.message_id == first.message_id and second.deduplicated is True
     r = httpx.post(
         f"{virtual.url}/v2/publish/https://example.com/d",
-        headers={**_auth(virtual), "Upstash-Deduplication-Id": "abc"},
+        headers={**auth(virtual), "Upstash-Deduplication-Id": "abc"},
     )
     assert r.status_code == 202 and r.json()["deduplicated"] is True
     virtual.clock.advance(601)  # type: ignore[attr-defined]
@@ -169,7 +165,7 @@ def test_redacted_fields_are_hidden_but_delivered(
     r = httpx.post(
         f"{virtual.url}/v2/publish/{destination.url}/red",
         headers={
-            **_auth(virtual),
+            **auth(virtual),
             "Upstash-Forward-Authorization": "Bearer secret",
             "Upstash-Forward-X-Keep": "k",
             "Upstash-Redact-Fields": "body,header[Authorization]",
@@ -178,7 +174,7 @@ def test_redacted_fields_are_hidden_but_delivered(
         content=b"card=4111",
     )
     raw = httpx.get(
-        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=_auth(virtual)
+        f"{virtual.url}/v2/messages/{r.json()['messageId']}", headers=auth(virtual)
     ).json()
     assert raw["body"] == "REDACTED:" + hashlib.sha256(b"card=4111").hexdigest()
     assert raw["header"]["Authorization"] == [
@@ -194,7 +190,7 @@ def test_users_are_isolated(virtual: Emulator) -> None:
     other = virtual.settings.users[1]
     r = httpx.post(
         f"{virtual.url}/v2/publish/https://example.com/i",
-        headers={**_auth(virtual), "Upstash-Delay": "1h"},
+        headers={**auth(virtual), "Upstash-Delay": "1h"},
     )
     message_id = r.json()["messageId"]
     with sdk(virtual, other.token) as intruder:
@@ -203,7 +199,7 @@ def test_users_are_isolated(virtual: Emulator) -> None:
         assert intruder.message.cancel_all() == 0
         assert intruder.log.list().logs == []
     assert (
-        httpx.get(f"{virtual.url}/v2/messages/{message_id}", headers=_auth(virtual)).status_code
+        httpx.get(f"{virtual.url}/v2/messages/{message_id}", headers=auth(virtual)).status_code
         == 200
     )
 
@@ -216,10 +212,10 @@ def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
     gate = HoldingGate()
     engine.gates.insert(0, gate)
     try:
-        r = httpx.post(f"{virtual.url}/v2/publish/{destination.url}/held", headers=_auth(virtual))
+        r = httpx.post(f"{virtual.url}/v2/publish/{destination.url}/held", headers=auth(virtual))
         message_id = r.json()["messageId"]
         assert gate.entered.wait(10)
-        d = httpx.delete(f"{virtual.url}/v2/messages/{message_id}", headers=_auth(virtual))
+        d = httpx.delete(f"{virtual.url}/v2/messages/{message_id}", headers=auth(virtual))
         assert d.json() == {"cancelled": 1}
         gate.release.set()
         virtual.run_until_idle()
@@ -227,7 +223,7 @@ def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
         gate.release.set()
         engine.gates.remove(gate)
     assert virtual.attempts == [] and destination.received == []
-    events = httpx.get(f"{virtual.url}/v2/events?messageId={message_id}", headers=_auth(virtual))
+    events = httpx.get(f"{virtual.url}/v2/events?messageId={message_id}", headers=auth(virtual))
     assert [e["state"] for e in events.json()["events"]] == [
         "CANCELED",
         "CANCEL_REQUESTED",
@@ -240,12 +236,12 @@ def test_a_mistyped_cancel_filter_cancels_nothing(vclient: QStash, virtual: Emul
         vclient.message.publish(url="https://example.com/t", body="x", delay=60).message_id
         for _ in range(3)
     ]
-    r = httpx.delete(f"{virtual.url}/v2/messages?labeel=x", headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/messages?labeel=x", headers=auth(virtual))
     assert r.status_code == 400 and "'labeel'" in r.json()["error"]
-    r = httpx.delete(f"{virtual.url}/v2/messages?label=nope", headers=_auth(virtual))
+    r = httpx.delete(f"{virtual.url}/v2/messages?label=nope", headers=auth(virtual))
     assert r.json() == {"cancelled": 0}
     r = httpx.delete(
-        f"{virtual.url}/v2/messages", params={"messageIds": ids}, headers=_auth(virtual)
+        f"{virtual.url}/v2/messages", params={"messageIds": ids}, headers=auth(virtual)
     )
     assert r.json() == {"cancelled": 3}  # all three were still pending
 
@@ -257,28 +253,28 @@ def test_a_message_in_flight_is_cancelled_once(
     destination.script("/slow", slow)
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/slow",
-        headers={**_auth(emulator), "Upstash-Retries": "3"},
+        headers={**auth(emulator), "Upstash-Retries": "3"},
     )
     message_id = r.json()["messageId"]
     try:
         assert slow.entered.wait(10)
         one = f"{emulator.url}/v2/messages/{message_id}"
-        assert httpx.delete(one, headers=_auth(emulator)).json() == {"cancelled": 1}
-        again = httpx.delete(one, headers=_auth(emulator))
+        assert httpx.delete(one, headers=auth(emulator)).json() == {"cancelled": 1}
+        again = httpx.delete(one, headers=auth(emulator))
         assert again.status_code == 404, again.text
         # The attempt is ended at once: the message is CANCELED, or about to be.
         error = again.json()["error"]
         assert "being cancelled" in error or "already CANCELED" in error, error
         bulk = f"{emulator.url}/v2/messages"
-        assert httpx.delete(bulk, headers=_auth(emulator)).json() == {"cancelled": 0}
-        by_id = httpx.delete(bulk, params={"messageIds": message_id}, headers=_auth(emulator))
+        assert httpx.delete(bulk, headers=auth(emulator)).json() == {"cancelled": 0}
+        by_id = httpx.delete(bulk, params={"messageIds": message_id}, headers=auth(emulator))
         assert by_id.json() == {"cancelled": 0}
     finally:
         slow.release.set()
 
     def states() -> list[str]:
         events = httpx.get(
-            f"{emulator.url}/v2/events", params={"messageId": message_id}, headers=_auth(emulator)
+            f"{emulator.url}/v2/events", params={"messageId": message_id}, headers=auth(emulator)
         ).json()["events"]
         return [e["state"] for e in reversed(events)]
 

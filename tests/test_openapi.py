@@ -9,12 +9,12 @@ from qstash_emulator import Emulator
 from qstash_emulator.api import all_routes
 from qstash_emulator.api._operations import OPENAPI_PATH
 
+from .helpers import auth
+
 
 def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
     assert httpx.get(emulator.url + OPENAPI_PATH).status_code == 401
-    r = httpx.get(
-        emulator.url + OPENAPI_PATH, headers={"Authorization": f"Bearer {emulator.token}"}
-    )
+    r = httpx.get(emulator.url + OPENAPI_PATH, headers=auth(emulator))
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     doc = r.json()
     assert doc["openapi"] == "3.1.0"
@@ -29,9 +29,7 @@ def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
 
 
 def test_the_tokenless_routes_are_documented_as_open(emulator: Emulator) -> None:
-    r = httpx.get(
-        emulator.url + OPENAPI_PATH, headers={"Authorization": f"Bearer {emulator.token}"}
-    )
+    r = httpx.get(emulator.url + OPENAPI_PATH, headers=auth(emulator))
     probe = r.json()["paths"]["/_emulator/health"]["get"]
     assert probe["security"] == []
     assert probe["tags"] == ["emulator"]

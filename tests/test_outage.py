@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from .conftest import Destination, Reply, wait_until
-from .servers import EmulatorProcess, RedisServer
+from .helpers import Destination, EmulatorProcess, RedisServer, Reply, api, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -48,7 +47,7 @@ def durable_redis() -> Iterator[RedisServer]:
 
 
 def _publish(emu: EmulatorProcess, destination: Destination, load: Load, stop: float) -> None:
-    with httpx.Client(base_url=emu.url, headers=emu.auth, timeout=10) as http:
+    with api(emu, timeout=10) as http:
         i = 0
         while time.monotonic() < stop:
             path = f"/outage/{i}"

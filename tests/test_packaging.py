@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .helpers import auth
+
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
 STATIC = ROOT / "qstash_emulator" / "dashboard" / "static"
@@ -237,8 +239,8 @@ def _serves(script: Path, cwd: Path, env: dict[str, str]) -> None:
             banner[name] = value
             if "QSTASH_NEXT_SIGNING_KEY" in banner:
                 break
-        auth = {"Authorization": f"Bearer {banner['QSTASH_TOKEN']}"}
-        keys = httpx.get(f"{banner['QSTASH_URL']}/v2/keys", headers=auth, timeout=10)
+        creds = auth(banner["QSTASH_TOKEN"])
+        keys = httpx.get(f"{banner['QSTASH_URL']}/v2/keys", headers=creds, timeout=10)
         assert keys.json()["current"] == banner["QSTASH_CURRENT_SIGNING_KEY"]
     finally:
         proc.terminate()

@@ -17,7 +17,7 @@ from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, sdk
+from .helpers import Destination, auth, sdk
 
 
 def test_publish_json_reaches_destination_signed(
@@ -82,7 +82,7 @@ def test_method_and_raw_body_are_kept(client: QStash, destination: Destination) 
 def test_publish_response_shape(emulator: Emulator, destination: Destination) -> None:
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/x",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
         content=b"1",
     )
     assert r.status_code == 200
@@ -110,15 +110,15 @@ def test_token_in_query_string_and_config_in_query(
 def test_percent_encoded_and_collapsed_destinations(
     emulator: Emulator, destination: Destination
 ) -> None:
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     encoded = httpx.URL(destination.url + "/enc?x=1")
     quoted = str(encoded).replace(":", "%3A").replace("/", "%2F").replace("?", "%3F")
     quoted = quoted.replace("=", "%3D")
-    r1 = httpx.post(f"{emulator.url}/v2/publish/{quoted}", headers=auth)
+    r1 = httpx.post(f"{emulator.url}/v2/publish/{quoted}", headers=creds)
     assert r1.status_code == 200, r1.text
     assert r1.json()["url"] == destination.url + "/enc?x=1"
     collapsed = destination.url.replace("http://", "http:/") + "/col"
-    r2 = httpx.post(f"{emulator.url}/v2/publish/{collapsed}", headers=auth)
+    r2 = httpx.post(f"{emulator.url}/v2/publish/{collapsed}", headers=creds)
     assert r2.json()["url"] == destination.url + "/col"
     paths = sorted(r.path for r in destination.wait(2))
     assert paths == ["/col", "/enc"]
@@ -130,7 +130,7 @@ def test_header_forward_sends_all_incoming_headers(
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}/hf",
         headers={
-            "Authorization": f"Bearer {emulator.token}",
+            **auth(emulator),
             "Upstash-Header-Forward": "true",
             "X-Webhook": "w",
             "Upstash-Retries": "0",
@@ -179,7 +179,7 @@ def test_bad_headers_are_400_naming_the_header(
 ) -> None:
     r = httpx.post(
         f"{emulator.url}/v2/publish/{destination.url}",
-        headers={"Authorization": f"Bearer {emulator.token}", **headers},
+        headers={**auth(emulator), **headers},
     )
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
@@ -188,7 +188,7 @@ def test_bad_headers_are_400_naming_the_header(
 def test_destination_without_scheme_is_not_found_group(emulator: Emulator) -> None:
     r = httpx.post(
         f"{emulator.url}/v2/publish/example.com/hook",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
     )
     assert r.status_code == 404
     assert "example.com/hook" in r.json()["error"]
@@ -198,7 +198,7 @@ def test_body_over_size_limit_is_rejected() -> None:
     with Emulator(max_message_size=10) as small:
         r = httpx.post(
             f"{small.url}/v2/publish/http://127.0.0.1:9/x",
-            headers={"Authorization": f"Bearer {small.token}"},
+            headers=auth(small),
             content=b"x" * 11,
         )
         assert r.status_code == 400
@@ -207,18 +207,18 @@ def test_body_over_size_limit_is_rejected() -> None:
 
 def test_strict_destinations_refuse_loopback_like_production() -> None:
     with Emulator(strict_destinations=True) as strict:
-        auth = {"Authorization": f"Bearer {strict.token}"}
-        r = httpx.post(f"{strict.url}/v2/publish/http://127.0.0.1:3000/x", headers=auth)
+        creds = auth(strict)
+        r = httpx.post(f"{strict.url}/v2/publish/http://127.0.0.1:3000/x", headers=creds)
         assert r.status_code == 400
         assert r.json()["error"] == (
             "invalid destination: endpoint resolves to a loopback address: 127.0.0.1"
         )
-        r = httpx.post(f"{strict.url}/v2/publish/http://10.1.2.3/x", headers=auth)
+        r = httpx.post(f"{strict.url}/v2/publish/http://10.1.2.3/x", headers=creds)
         assert "private address" in r.json()["error"]
         # Delayed a day so that nothing is ever sent to that public address, whatever happens.
         r = httpx.post(
             f"{strict.url}/v2/publish/http://93.184.215.14/x",
-            headers={**auth, "Upstash-Callback": "http://localhost:1/cb", "Upstash-Delay": "1d"},
+            headers={**creds, "Upstash-Callback": "http://localhost:1/cb", "Upstash-Delay": "1d"},
         )
         assert r.status_code == 400 and "Upstash-Callback" in r.json()["error"]
 
@@ -233,7 +233,7 @@ def test_forwarded_framing_headers_never_reach_the_wire(
         f"{emulator.url}/v2/publish/{url}",
         content=body,
         headers={
-            "Authorization": f"Bearer {emulator.token}",
+            **auth(emulator),
             "Content-Type": "application/json",
             "Upstash-Forward-Content-Type": "text/plain",
             "Upstash-Forward-Content-Length": "3",
@@ -263,7 +263,7 @@ def test_forwarded_framing_headers_never_reach_the_wire(
     receiver.verify(signature=got.headers["upstash-signature"], body=got.text, url=url)
     message = httpx.get(
         f"{emulator.url}/v2/messages/{r.json()['messageId']}",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
     )
     assert message.status_code == 200, message.text
     header = message.json()["header"]
@@ -278,7 +278,7 @@ def test_callback_and_forward_all_skip_framing_headers(
         f"{emulator.url}/v2/publish/{destination.url}/hf-framing",
         content=b"twelve bytes",
         headers={
-            "Authorization": f"Bearer {emulator.token}",
+            **auth(emulator),
             "Upstash-Header-Forward": "true",
             "Proxy-Connection": "keep-alive",
             "X-Webhook": "w",
@@ -303,11 +303,11 @@ def test_callback_and_forward_all_skip_framing_headers(
 def test_a_forwarded_header_in_the_query_that_cannot_be_sent_is_400(
     emulator: Emulator, destination: Destination
 ) -> None:
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     for query, error in [
         ("upstash-forward-x-a=1%0D%0A2", "invalid Upstash-Forward-X-A: the value of 'x-a'"),
         ("upstash-callback-forward-x%0Ab=1", "invalid 'upstash-callback-forward-x\\nb'"),
     ]:
-        r = httpx.post(f"{emulator.url}/v2/publish/{destination.url}/x?{query}", headers=auth)
+        r = httpx.post(f"{emulator.url}/v2/publish/{destination.url}/x?{query}", headers=creds)
         assert r.status_code == 400, r.text
         assert r.json()["error"].startswith(error)

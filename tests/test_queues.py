@@ -17,17 +17,13 @@ from qstash.queue import Queue
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, Reply, sdk, wait_until
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
+from .helpers import Destination, Reply, auth, sdk, wait_until
 
 
 def _enqueue(emu: Emulator, queue: str, url: str, body: str, **headers: str) -> str:
     r = httpx.post(
         f"{emu.url}/v2/enqueue/{queue}/{url}",
-        headers={**_auth(emu), **headers},
+        headers={**auth(emu), **headers},
         content=body.encode(),
     )
     assert r.status_code == 200, r.text
@@ -55,7 +51,7 @@ def test_upsert_get_list_and_the_exact_shape(emulator: Emulator, client: QStash)
         paused=False,
     )
     assert client.queue.list() == [queue]
-    raw = httpx.get(f"{emulator.url}/v2/queues/jobs", headers=_auth(emulator))
+    raw = httpx.get(f"{emulator.url}/v2/queues/jobs", headers=auth(emulator))
     assert raw.json() == {
         "name": "jobs",
         "parallelism": 2,
@@ -73,7 +69,7 @@ def test_upsert_get_list_and_the_exact_shape(emulator: Emulator, client: QStash)
 def test_upsert_answers_200_with_an_empty_body(emulator: Emulator) -> None:
     r = httpx.post(
         f"{emulator.url}/v2/queues",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"queueName": "q", "parallelism": 1, "paused": False},
     )
     assert (r.status_code, r.content) == (200, b"")
@@ -92,7 +88,7 @@ def test_upsert_answers_200_with_an_empty_body(emulator: Emulator) -> None:
     ],
 )
 def test_bad_upserts(emulator: Emulator, body: Any, status: int, field: str) -> None:
-    r = httpx.post(f"{emulator.url}/v2/queues", headers=_auth(emulator), json=body)
+    r = httpx.post(f"{emulator.url}/v2/queues", headers=auth(emulator), json=body)
     assert r.status_code == status, r.text
     assert field in r.json()["error"]
 
@@ -135,7 +131,7 @@ def test_concurrent_creations_keep_to_the_plans_queue_limit(backend: str, reques
     with Emulator(quota="free", redis_url=redis_url) as free:
 
         async def burst() -> list[int]:
-            async with httpx.AsyncClient(base_url=free.url, headers=_auth(free)) as http:
+            async with httpx.AsyncClient(base_url=free.url, headers=auth(free)) as http:
                 enqueues = [
                     http.post(f"/v2/enqueue/e{i}/http://127.0.0.1:9/x", content=b"b")
                     for i in range(12)
@@ -147,7 +143,7 @@ def test_concurrent_creations_keep_to_the_plans_queue_limit(backend: str, reques
         statuses = asyncio.run(burst())
         assert sorted(set(statuses)) == [200, 412]
         assert statuses.count(200) == 10  # free: 10 queues
-        names = [q["name"] for q in httpx.get(f"{free.url}/v2/queues", headers=_auth(free)).json()]
+        names = [q["name"] for q in httpx.get(f"{free.url}/v2/queues", headers=auth(free)).json()]
         assert len(names) == 10
 
 
@@ -180,7 +176,7 @@ def test_enqueue_creates_the_queue_and_delivers(
     rows = httpx.get(
         f"{emulator.url}/v2/events",
         params={"queueName": "auto", "order": "earliestFirst"},
-        headers=_auth(emulator),
+        headers=auth(emulator),
     ).json()["events"]
     assert [r["state"] for r in rows] == ["CREATED", "ACTIVE", "DELIVERED"]
     assert {r["queueName"] for r in rows} == {"auto"}
@@ -188,7 +184,7 @@ def test_enqueue_creates_the_queue_and_delivers(
 
 def test_enqueue_raw_response_and_dedup(emulator: Emulator) -> None:
     url = "http://127.0.0.1:9/later"
-    headers = {**_auth(emulator), "Upstash-Deduplication-Id": "d1", "Upstash-Delay": "1h"}
+    headers = {**auth(emulator), "Upstash-Deduplication-Id": "d1", "Upstash-Delay": "1h"}
     first = httpx.post(f"{emulator.url}/v2/enqueue/dq/{url}", headers=headers, content=b"x")
     assert first.status_code == 200
     assert first.json() == {"messageId": first.json()["messageId"], "url": url}
@@ -222,10 +218,10 @@ def test_enqueue_to_a_url_group_fans_out_in_the_queue(
 def test_bad_enqueues(
     emulator: Emulator, path: str, headers: dict[str, str], status: int, field: str
 ) -> None:
-    r = httpx.post(f"{emulator.url}{path}", headers={**_auth(emulator), **headers})
+    r = httpx.post(f"{emulator.url}{path}", headers={**auth(emulator), **headers})
     assert r.status_code == status, r.text
     assert field in r.json()["error"]
-    assert httpx.get(f"{emulator.url}/v2/queues", headers=_auth(emulator)).json() == []
+    assert httpx.get(f"{emulator.url}/v2/queues", headers=auth(emulator)).json() == []
 
 
 # Ordering and parallelism -------------------------------------------------------------------
@@ -289,7 +285,7 @@ def test_delayed_message_joins_the_line_when_its_delay_is_over(
 ) -> None:
     start = virtual.clock.now_ms()
     late = _enqueue(virtual, "dl", destination.url + "/late", "l", **{"Upstash-Delay": "60s"})
-    assert httpx.get(f"{virtual.url}/v2/queues/dl", headers=_auth(virtual)).json()["lag"] == 1
+    assert httpx.get(f"{virtual.url}/v2/queues/dl", headers=auth(virtual)).json()["lag"] == 1
     now = _enqueue(virtual, "dl", destination.url + "/now", "n")
     virtual.run_until_idle()
     assert [(a.message_id, a.started_at - start) for a in virtual.attempts] == [
@@ -397,7 +393,7 @@ def test_deleting_a_queue_cancels_its_waiting_messages(
     rows = httpx.get(
         f"{virtual.url}/v2/events",
         params={"queueName": "del", "state": "CANCELED"},
-        headers=_auth(virtual),
+        headers=auth(virtual),
     ).json()["events"]
     assert sorted(r["messageId"] for r in rows) == sorted(ids)
     # Enqueueing again re-creates the queue, unpaused.
@@ -428,7 +424,7 @@ def test_dlq_retry_of_a_queue_message_goes_back_through_the_queue(
     (entry,) = vclient.dlq.list().messages
     assert entry.message_id == dead and entry.queue == "rq"
     vclient.queue.pause("rq")
-    r = httpx.post(f"{virtual.url}/v2/dlq/retry/{entry.dlq_id}", headers=_auth(virtual))
+    r = httpx.post(f"{virtual.url}/v2/dlq/retry/{entry.dlq_id}", headers=auth(virtual))
     new_id = r.json()["messageId"]
     virtual.run_until_idle()
     assert [a.message_id for a in virtual.attempts] == [dead]

@@ -14,7 +14,7 @@ from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimit
 
 from qstash_emulator import Emulator, VirtualClock
 
-from .conftest import Destination, sdk
+from .helpers import Destination, auth, sdk
 
 _DAY_MS = 86_400_000
 
@@ -38,10 +38,6 @@ def fclient(free: Emulator) -> Iterator[QStash]:
         yield client
 
 
-def _auth(emu: Emulator, token: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or emu.token}"}
-
-
 def _use(emu: Emulator, count: int, user: str | None = None) -> None:
     """Spend ``count`` of today's messages without publishing them."""
     emu.call(emu.runtime.quotas.consume_daily(user or emu.user.user_id, count))
@@ -58,7 +54,7 @@ def test_daily_quota_429_with_ratelimit_headers(free: Emulator, fclient: QStash)
         fclient.message.publish(url="http://127.0.0.1:9/over", body="x")
     reset = str(_next_midnight_s(free))
     assert (caught.value.limit, caught.value.remaining, caught.value.reset) == ("1000", "0", reset)
-    r = httpx.post(f"{free.url}/v2/publish/http://127.0.0.1:9/raw", headers=_auth(free))
+    r = httpx.post(f"{free.url}/v2/publish/http://127.0.0.1:9/raw", headers=auth(free))
     assert r.status_code == 429
     assert r.headers["RateLimit-Limit"] == "1000"
     assert r.headers["RateLimit-Remaining"] == "0"
@@ -78,10 +74,10 @@ def test_a_refused_group_publish_counts_nothing(free: Emulator) -> None:
     _use(free, 999)
     httpx.post(
         f"{free.url}/v2/topics/pair/endpoints",
-        headers=_auth(free),
+        headers=auth(free),
         json={"endpoints": [{"url": "http://127.0.0.1:9/a"}, {"url": "http://127.0.0.1:9/b"}]},
     )
-    r = httpx.post(f"{free.url}/v2/publish/pair", headers=_auth(free))
+    r = httpx.post(f"{free.url}/v2/publish/pair", headers=auth(free))
     assert r.status_code == 429 and r.headers["RateLimit-Remaining"] == "1"
     assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 999
 
@@ -119,7 +115,7 @@ def test_schedule_count_is_412_past_the_plan(free: Emulator, fclient: QStash) ->
         )
     r = httpx.post(
         f"{free.url}/v2/schedules/http://127.0.0.1:9/s",
-        headers={**_auth(free), "Upstash-Cron": "0 0 * * *"},
+        headers={**auth(free), "Upstash-Cron": "0 0 * * *"},
     )
     assert r.status_code == 412
     assert set(r.json()) == {"error"} and "schedules" in r.json()["error"]
@@ -158,16 +154,16 @@ def test_schedule_count_is_412_past_the_plan(free: Emulator, fclient: QStash) ->
 def test_parallelism_above_the_plan_is_412(
     free: Emulator, method: str, path: str, headers: dict[str, str], field: str
 ) -> None:
-    r = httpx.request(method, free.url + path, headers={**_auth(free), **headers})
+    r = httpx.request(method, free.url + path, headers={**auth(free), **headers})
     assert r.status_code == 412, r.text
     assert field in r.json()["error"] and "10" in r.json()["error"]
     ok = {k: v.replace("11", "10") for k, v in headers.items()}
-    fine = httpx.request(method, free.url + path.replace("11", "10"), headers={**_auth(free), **ok})
+    fine = httpx.request(method, free.url + path.replace("11", "10"), headers={**auth(free), **ok})
     assert fine.status_code == 200, fine.text
 
 
 def test_burst_limit_maps_to_the_sdk_burst_error(free: Emulator, fclient: QStash) -> None:
-    free.runtime.faults.add(kind="burst", path="/v2/schedules", times=1)
+    free.faults.add(kind="burst", path="/v2/schedules", times=1)
     with pytest.raises(RateLimitExceededError) as caught:
         fclient.schedule.list()
     assert caught.value.limit == "100" and caught.value.remaining == "0"
@@ -191,21 +187,21 @@ def test_a_dead_letter_retry_is_a_publish_the_quota_counts(
     destination.script("/dead", (500, {}, b"no"))
     r = httpx.post(
         f"{free.url}/v2/publish/{destination.url}/dead",
-        headers={**_auth(free), "Upstash-Retries": "0"},
+        headers={**auth(free), "Upstash-Retries": "0"},
     )
     assert r.status_code == 200, r.text
     free.run_until_idle()
-    listed = httpx.get(f"{free.url}/v2/dlq", headers=_auth(free)).json()["messages"]
+    listed = httpx.get(f"{free.url}/v2/dlq", headers=auth(free)).json()["messages"]
     (dlq_id,) = [m["dlqId"] for m in listed]
     user = free.user.user_id
     _use(free, 999)
-    refused = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=_auth(free))
+    refused = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=auth(free))
     assert refused.status_code == 429, refused.text
     assert "daily" in refused.json()["error"]
-    assert httpx.get(f"{free.url}/v2/dlq/{dlq_id}", headers=_auth(free)).status_code == 200
+    assert httpx.get(f"{free.url}/v2/dlq/{dlq_id}", headers=auth(free)).status_code == 200
 
     assert isinstance(free.clock, VirtualClock)
     free.clock.advance(86_400)  # a new day, a new quota
-    retried = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=_auth(free))
+    retried = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=auth(free))
     assert retried.status_code == 201, retried.text
     assert free.call(free.runtime.quotas.daily_used(user)) == 1

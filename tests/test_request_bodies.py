@@ -16,7 +16,7 @@ import pytest
 
 from qstash_emulator import DEFAULT_USERS
 
-from .servers import EmulatorProcess
+from .helpers import EmulatorProcess
 
 TOKEN = DEFAULT_USERS[0].token
 MESSAGE = 1 << 20  # --max-message-size 1MB
@@ -79,16 +79,16 @@ def _complete(received: bytes) -> bool:
 
 
 def declared(path: str, length: int, token: str | None = TOKEN) -> str:
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    creds = f"Authorization: Bearer {token}\r\n" if token else ""
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{creds}"
         f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     )
 
 
 def chunked(path: str, token: str | None = TOKEN) -> str:
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n"
+    creds = f"Authorization: Bearer {token}\r\n" if token else ""
+    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{creds}Transfer-Encoding: chunked\r\n\r\n"
 
 
 def chunks(total: int, size: int = 256 << 10) -> Iterator[bytes]:

@@ -17,13 +17,9 @@ from qstash.schedule import ScheduleState
 from qstash_emulator import Emulator, VirtualClock
 from qstash_emulator._schedules import parse_cron
 
-from .conftest import Destination, sdk
+from .helpers import Destination, auth, sdk
 
 _MIN = 60_000
-
-
-def _auth(emu: Emulator, token: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or emu.token}"}
 
 
 def _align(virtual: Emulator, offset_s: int = 30) -> int:
@@ -59,7 +55,7 @@ def test_create_and_get_with_every_field(virtual: Emulator, vclient: QStash) -> 
         label="nightly",
     )
     assert schedule_id.startswith("scd_")
-    r = httpx.get(f"{virtual.url}/v2/schedules/{schedule_id}", headers=_auth(virtual))
+    r = httpx.get(f"{virtual.url}/v2/schedules/{schedule_id}", headers=auth(virtual))
     assert r.status_code == 200
     assert r.json() == {
         "scheduleId": schedule_id,
@@ -134,11 +130,11 @@ def test_minimal_schedule_has_defaults_and_lists(vclient: QStash, virtual: Emula
 def test_binary_body_is_base64(virtual: Emulator) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/schedules/https://example.com/bin",
-        headers={**_auth(virtual), "Upstash-Cron": "* * * * *"},
+        headers={**auth(virtual), "Upstash-Cron": "* * * * *"},
         content=b"\xff\x00",
     )
     view = httpx.get(
-        f"{virtual.url}/v2/schedules/{r.json()['scheduleId']}", headers=_auth(virtual)
+        f"{virtual.url}/v2/schedules/{r.json()['scheduleId']}", headers=auth(virtual)
     ).json()
     assert view["bodyBase64"] == "/wA=" and "body" not in view
 
@@ -171,9 +167,9 @@ def test_delete(vclient: QStash, virtual: Emulator) -> None:
     schedule_id = vclient.schedule.create(destination="https://example.com", cron="* * * * *")
     vclient.schedule.delete(schedule_id)
     assert vclient.schedule.list() == []
-    r = httpx.get(f"{virtual.url}/v2/schedules/{schedule_id}", headers=_auth(virtual))
+    r = httpx.get(f"{virtual.url}/v2/schedules/{schedule_id}", headers=auth(virtual))
     assert r.status_code == 404 and schedule_id in r.json()["error"]
-    gone = httpx.delete(f"{virtual.url}/v2/schedules/{schedule_id}", headers=_auth(virtual))
+    gone = httpx.delete(f"{virtual.url}/v2/schedules/{schedule_id}", headers=auth(virtual))
     assert gone.status_code == 404
 
 
@@ -197,17 +193,17 @@ def test_bad_input_is_400_naming_the_field(
 ) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/schedules/https://example.com",
-        headers={**_auth(virtual), **headers},
+        headers={**auth(virtual), **headers},
     )
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
-    assert httpx.get(f"{virtual.url}/v2/schedules", headers=_auth(virtual)).json() == []
+    assert httpx.get(f"{virtual.url}/v2/schedules", headers=auth(virtual)).json() == []
 
 
 def test_bad_destination_is_400(virtual: Emulator) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/schedules/ftp://example.com",
-        headers={**_auth(virtual), "Upstash-Cron": "* * * * *"},
+        headers={**auth(virtual), "Upstash-Cron": "* * * * *"},
     )
     assert r.status_code == 400 and "destination" in r.json()["error"]
 
@@ -223,10 +219,10 @@ def test_pause_and_resume_are_idempotent_by_patch_and_post(
     vclient.schedule.resume(schedule_id)
     assert vclient.schedule.get(schedule_id).paused is False
     for action, paused_after in (("pause", True), ("resume", False), ("resume", False)):
-        r = httpx.post(f"{virtual.url}/v2/schedules/{schedule_id}/{action}", headers=_auth(virtual))
+        r = httpx.post(f"{virtual.url}/v2/schedules/{schedule_id}/{action}", headers=auth(virtual))
         assert (r.status_code, r.content) == (200, b"")
         assert vclient.schedule.get(schedule_id).paused is paused_after
-    missing = httpx.patch(f"{virtual.url}/v2/schedules/nope/pause", headers=_auth(virtual))
+    missing = httpx.patch(f"{virtual.url}/v2/schedules/nope/pause", headers=auth(virtual))
     assert missing.status_code == 404
 
 
@@ -368,7 +364,7 @@ def test_users_are_isolated_and_readonly_cannot_write(virtual: Emulator) -> None
     other = virtual.create_user()
     r = httpx.post(
         f"{virtual.url}/v2/schedules/https://example.com",
-        headers={**_auth(virtual), "Upstash-Cron": "* * * * *"},
+        headers={**auth(virtual), "Upstash-Cron": "* * * * *"},
     )
     schedule_id = r.json()["scheduleId"]
     with sdk(virtual, other.token) as theirs:
@@ -380,7 +376,7 @@ def test_users_are_isolated_and_readonly_cannot_write(virtual: Emulator) -> None
     assert other.readonly_token is not None
     denied = httpx.post(
         f"{virtual.url}/v2/schedules/https://example.com",
-        headers={**_auth(virtual, other.readonly_token), "Upstash-Cron": "* * * * *"},
+        headers={**auth(other.readonly_token), "Upstash-Cron": "* * * * *"},
     )
     assert denied.status_code == 403
 
@@ -388,10 +384,10 @@ def test_users_are_isolated_and_readonly_cannot_write(virtual: Emulator) -> None
 def test_go_sdk_capitalised_path(virtual: Emulator) -> None:
     r = httpx.post(
         f"{virtual.url}/v2/Schedules/https://example.com/go",
-        headers={**_auth(virtual), "Upstash-Cron": "* * * * *"},
+        headers={**auth(virtual), "Upstash-Cron": "* * * * *"},
     )
     assert r.status_code == 200, r.text
-    got = httpx.get(f"{virtual.url}/v2/Schedules/{r.json()['scheduleId']}", headers=_auth(virtual))
+    got = httpx.get(f"{virtual.url}/v2/Schedules/{r.json()['scheduleId']}", headers=auth(virtual))
     assert got.json()["destination"] == "https://example.com/go"
 
 

@@ -21,8 +21,7 @@ from qstash_emulator import Emulator, User, check_signature, sign
 from qstash_emulator.api import all_routes
 from qstash_emulator.api._declare import OperationRoute
 
-from .conftest import Destination, wait_until
-from .servers import EmulatorProcess, free_port
+from .helpers import Destination, EmulatorProcess, api, auth, free_port, wait_until
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
@@ -53,7 +52,7 @@ def server() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def http(server: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url) as client:
+    with api(server, anonymous=True) as client:
         yield client
 
 
@@ -77,7 +76,7 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
         ({"Authorization": "Bearer not-a-token"}, {}),
         ({"Authorization": f"Bearer {token}x"}, {}),
         ({"Authorization": f"Basic {token}"}, {}),
-        ({"Authorization": f"Bearer {token[:-1]}"}, {}),
+        (auth(token[:-1]), {}),
         ({}, {"qstash_token": "not-a-token"}),
     ]:
         r = http.request(method, path, headers=headers, params=params, content=b"{}")
@@ -88,9 +87,7 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
 def _documented(server: Emulator) -> list[tuple[str, str]]:
     """Every operation of the OpenAPI document the server serves that wants a token, with its
     parameters filled."""
-    r = httpx.get(
-        f"{server.url}/v2/openapi.json", headers={"Authorization": f"Bearer {server.token}"}
-    )
+    r = httpx.get(f"{server.url}/v2/openapi.json", headers=auth(server))
     ops = []
     for template, item in r.json()["paths"].items():
         path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), template)
@@ -109,7 +106,7 @@ def test_authentication_comes_before_validation_on_every_documented_route(
 ) -> None:
     """Without a token bad input gets 401, and a read-only token's write 403: nothing about
     the request is judged before who sent it."""
-    readonly = server.runtime.create_user().readonly_token
+    readonly = server.create_user().readonly_token
     ops = _documented(server)
     assert len(ops) > 60
     judged = []
@@ -118,8 +115,8 @@ def test_authentication_comes_before_validation_on_every_documented_route(
         if r.status_code != 401:
             judged.append((method, path, r.status_code, r.text))
         if method not in ("GET", "HEAD"):
-            auth = {"Authorization": f"Bearer {readonly}"}
-            r = http.request(method, path, params=_BAD_QUERY, headers=auth, content=b"not json")
+            creds = auth(readonly)
+            r = http.request(method, path, params=_BAD_QUERY, headers=creds, content=b"not json")
             if r.status_code != 403:
                 judged.append((method, path, r.status_code, r.text))
     assert judged == []
@@ -129,26 +126,24 @@ def test_authentication_comes_before_validation_on_every_documented_route(
 def test_a_read_only_token_cannot_write(
     server: Emulator, http: httpx.Client, method: str, path: str
 ) -> None:
-    user = server.runtime.create_user()
+    user = server.create_user()
     assert user.readonly_token
-    r = http.request(
-        method, path, headers={"Authorization": f"Bearer {user.readonly_token}"}, content=b"{}"
-    )
+    r = http.request(method, path, headers=auth(user.readonly_token), content=b"{}")
     assert r.status_code == 403, r.text
     assert "read-only" in _error(r)
     # Nothing was written on its behalf.
-    auth = {"Authorization": f"Bearer {user.token}"}
-    assert http.get("/v2/logs", headers=auth).json()["logs"] == []
-    assert http.get("/v2/queues", headers=auth).json() == []
-    assert http.get("/v2/schedules", headers=auth).json() == []
+    creds = auth(user)
+    assert http.get("/v2/logs", headers=creds).json()["logs"] == []
+    assert http.get("/v2/queues", headers=creds).json() == []
+    assert http.get("/v2/schedules", headers=creds).json() == []
 
 
 def test_a_read_only_token_can_read_everything(server: Emulator, http: httpx.Client) -> None:
-    user = server.runtime.create_user()
-    auth = {"Authorization": f"Bearer {user.readonly_token}"}
+    user = server.create_user()
+    creds = auth(user.readonly_token)
     for method, path in OPERATIONS:
         if method == "GET" and "/x" not in path:
-            r = http.get(path, headers=auth)
+            r = http.get(path, headers=creds)
             assert r.status_code == 200, (path, r.text)
 
 
@@ -158,9 +153,7 @@ def test_a_read_only_token_can_read_everything(server: Emulator, http: httpx.Cli
 class Client:
     def __init__(self, emulator: Emulator, user: User) -> None:
         self.user = user
-        self.http = httpx.Client(
-            base_url=emulator.url, headers={"Authorization": f"Bearer {user.token}"}
-        )
+        self.http = api(emulator, user)
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.request(method, path, **kwargs)
@@ -409,7 +402,7 @@ def test_a_delivery_verifies_with_its_users_keys_only(
     url = destination.url + "/signed"
     r = httpx.post(
         f"{emulator.url}/v2/publish/{url}",
-        headers={"Authorization": f"Bearer {alice.token}"},
+        headers=auth(alice),
         content=b"secret",
     )
     assert r.status_code == 200

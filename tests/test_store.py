@@ -10,27 +10,26 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, wait_until
-from .servers import EmulatorProcess
+from .helpers import Destination, EmulatorProcess, auth, wait_until
 
 
 @pytest.mark.redis
 def test_state_and_keys_live_in_redis(redis_url: str, destination: Destination) -> None:
     with Emulator(redis_url=redis_url) as first:
         first.reset()
-        auth = {"Authorization": f"Bearer {first.token}"}
+        creds = auth(first)
         r = httpx.post(
             f"{first.url}/v2/publish/{destination.url}/later",
-            headers={**auth, "Upstash-Delay": "1h"},
+            headers={**creds, "Upstash-Delay": "1h"},
             content=b"kept",
         )
         message_id = r.json()["messageId"]
-        rotated = httpx.post(f"{first.url}/v2/keys/rotate", headers=auth).json()
+        rotated = httpx.post(f"{first.url}/v2/keys/rotate", headers=creds).json()
     with Emulator(redis_url=redis_url) as second:
-        auth = {"Authorization": f"Bearer {second.token}"}
-        got = httpx.get(f"{second.url}/v2/messages/{message_id}", headers=auth).json()
+        creds = auth(second)
+        got = httpx.get(f"{second.url}/v2/messages/{message_id}", headers=creds).json()
         assert got["body"] == "kept"
-        assert httpx.get(f"{second.url}/v2/keys", headers=auth).json() == rotated
+        assert httpx.get(f"{second.url}/v2/keys", headers=creds).json() == rotated
         second.reset()
 
 
@@ -45,7 +44,7 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
         old.reset()
         r = httpx.post(
             f"{old.url}/v2/publish/{destination.url}/upgraded",
-            headers={"Authorization": f"Bearer {old.token}", "Upstash-Delay": "1h"},
+            headers={**auth(old), "Upstash-Delay": "1h"},
             content=b"in flight at the upgrade",
         )
         message_id = r.json()["messageId"]
@@ -182,7 +181,7 @@ def test_more_concurrent_requests_than_pool_connections(
 
         async def burst() -> list[int]:
             async with aiohttp.ClientSession(
-                headers={"Authorization": f"Bearer {emu.token}", "Upstash-Delay": "1h"}
+                headers={**auth(emu), "Upstash-Delay": "1h"}
             ) as session:
 
                 async def one(i: int) -> int:
@@ -320,10 +319,10 @@ def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destina
     with Emulator(clock=VirtualClock()) as emu:
         gone, kept = emu.create_user(), emu.create_user()
         for user in (gone, kept):
-            auth = {"Authorization": f"Bearer {user.token}"}
+            creds = auth(user)
 
             def post(path: str, **headers: str) -> None:
-                r = httpx.post(emu.url + path, headers={**auth, **headers})  # noqa: B023
+                r = httpx.post(emu.url + path, headers={**creds, **headers})  # noqa: B023
                 assert r.status_code < 300, r.text
 
             post(f"/v2/schedules/{destination.url}/s", **{"Upstash-Cron": "0 0 * * *"})
@@ -352,7 +351,7 @@ def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destina
 
         before = emu.call(members())
         assert sum(gone.user_id.encode() in m for m in before) == 3
-        emu.call(emu.runtime.purge_user(gone.user_id))
+        emu.call(emu.purge_user(gone.user_id))
         after = emu.call(members())
         assert [m for m in after if gone.user_id.encode() in m] == []
         assert sum(kept.user_id.encode() in m for m in after) == 3

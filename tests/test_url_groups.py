@@ -16,15 +16,11 @@ from qstash.url_group import Endpoint
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, sdk
-
-
-def _auth(emu: Emulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.token}"}
+from .helpers import Destination, auth, sdk
 
 
 def _get(emu: Emulator, path: str) -> httpx.Response:
-    return httpx.get(f"{emu.url}{path}", headers=_auth(emu))
+    return httpx.get(f"{emu.url}{path}", headers=auth(emu))
 
 
 def test_upsert_creates_the_group_and_get_list_show_it(emulator: Emulator, client: QStash) -> None:
@@ -118,7 +114,7 @@ def test_delete_group_succeeds_even_when_missing(emulator: Emulator, client: QSt
 def test_bad_upserts_are_400_naming_the_field(
     emulator: Emulator, path: str, body: dict[str, Any], field: str
 ) -> None:
-    r = httpx.post(f"{emulator.url}{path}", headers=_auth(emulator), json=body)
+    r = httpx.post(f"{emulator.url}{path}", headers=auth(emulator), json=body)
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
     assert _get(emulator, "/v2/topics").json() == []
@@ -128,14 +124,14 @@ def test_removing_from_a_missing_group_is_404(emulator: Emulator) -> None:
     r = httpx.request(
         "DELETE",
         f"{emulator.url}/v2/topics/nope/endpoints",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"endpoints": [{"url": "https://a.example"}]},
     )
     assert r.status_code == 404
     r = httpx.request(
         "DELETE",
         f"{emulator.url}/v2/topics/nope/endpoints",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"endpoints": [{}]},
     )
     assert r.status_code == 400 and "endpoints[0]" in r.json()["error"]
@@ -171,10 +167,10 @@ def test_raw_group_response_is_a_top_level_array(
 ) -> None:
     httpx.post(
         f"{emulator.url}/v2/topics/arr/endpoints",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"endpoints": [{"url": destination.url + "/x"}]},
     )
-    r = httpx.post(f"{emulator.url}/v2/publish/arr", headers=_auth(emulator), content=b"b")
+    r = httpx.post(f"{emulator.url}/v2/publish/arr", headers=auth(emulator), content=b"b")
     assert r.status_code == 200
     (item,) = r.json()
     assert set(item) == {"messageId", "url"} and item["url"] == destination.url + "/x"
@@ -224,7 +220,7 @@ def test_default_headers_apply_and_the_publish_wins(
     client.url_group.upsert_endpoints("h", [{"url": destination.url + "/h"}])
     r = httpx.patch(
         f"{emulator.url}/v2/topics/h",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={
             "headers": {
                 "Upstash-Retries": "0",
@@ -256,17 +252,17 @@ def test_default_header_forward_sends_the_publish_request_headers(
 ) -> None:
     httpx.post(
         f"{emulator.url}/v2/topics/wh/endpoints",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"endpoints": [{"url": destination.url + "/wh"}]},
     )
     httpx.patch(
         f"{emulator.url}/v2/topics/wh",
-        headers=_auth(emulator),
+        headers=auth(emulator),
         json={"headers": {"Upstash-Header-Forward": ["true"]}},
     )
     r = httpx.post(
         f"{emulator.url}/v2/publish/wh",
-        headers={**_auth(emulator), "X-Github-Event": "push"},
+        headers={**auth(emulator), "X-Github-Event": "push"},
         content=b"{}",
     )
     assert r.status_code == 200, r.text
@@ -288,13 +284,13 @@ def test_bad_default_headers_are_400(
     emulator: Emulator, client: QStash, body: dict[str, Any], field: str
 ) -> None:
     client.url_group.upsert_endpoints("h", [{"url": "https://a.example"}])
-    r = httpx.patch(f"{emulator.url}/v2/topics/h", headers=_auth(emulator), json=body)
+    r = httpx.patch(f"{emulator.url}/v2/topics/h", headers=auth(emulator), json=body)
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
 
 
 def test_default_headers_on_a_missing_group_are_404(emulator: Emulator) -> None:
-    r = httpx.patch(f"{emulator.url}/v2/topics/nope", headers=_auth(emulator), json={"headers": {}})
+    r = httpx.patch(f"{emulator.url}/v2/topics/nope", headers=auth(emulator), json={"headers": {}})
     assert r.status_code == 404
 
 
@@ -312,14 +308,11 @@ def test_read_only_token_cannot_change_groups(emulator: Emulator) -> None:
     assert token
     r = httpx.post(
         f"{emulator.url}/v2/topics/g/endpoints",
-        headers={"Authorization": f"Bearer {token}"},
+        headers=auth(token),
         json={"endpoints": [{"url": "https://a.example"}]},
     )
     assert r.status_code == 403
-    assert (
-        httpx.get(f"{emulator.url}/v2/topics", headers={"Authorization": f"Bearer {token}"}).json()
-        == []
-    )
+    assert httpx.get(f"{emulator.url}/v2/topics", headers=auth(token)).json() == []
 
 
 def test_group_and_endpoint_quotas_are_412() -> None:

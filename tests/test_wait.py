@@ -13,8 +13,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator._wait import NotReady, wait_ready
 
-from .conftest import Destination
-from .servers import EmulatorProcess, free_port
+from .helpers import Destination, EmulatorProcess, free_port
 
 
 def _wait(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,14 +15,14 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, auth, wait_until
 
 
 def _call(emu: Emulator, method: str, path: str, **headers: str) -> httpx.Response:
     r = httpx.request(
         method,
         emu.url + path,
-        headers={"Authorization": f"Bearer {emu.token}", **headers},
+        headers={**auth(emu), **headers},
         content=b"x",
     )
     assert r.status_code in (200, 201, 204), (path, r.status_code, r.text)
@@ -115,7 +115,7 @@ def test_a_delayed_queue_message_is_delivered_when_its_delay_ends(
 def test_a_resumed_queue_delivers(emulator: Emulator, destination: Destination) -> None:
     r = httpx.post(
         emulator.url + "/v2/queues",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
         json={"queueName": "q", "paused": True},
     )
     assert r.status_code == 200, r.text
@@ -266,7 +266,7 @@ def test_a_wait_that_times_out_publishes_its_timeout_on_time(
 ) -> None:
     """A workflow run's wait with a 1 s timeout, on an idle server: the timeout's message
     goes out once the second is over, with nothing else to wake the engine."""
-    from .conftest import Held
+    from .helpers import Held
 
     held = Held()  # the run's first step stays in flight: the run is going meanwhile
     destination.script("/wf", held)
@@ -278,7 +278,7 @@ def test_a_wait_that_times_out_publishes_its_timeout_on_time(
         r = httpx.post(
             f"{emulator.url}/v2/wait/ev",
             headers={
-                "Authorization": f"Bearer {emulator.token}",
+                **auth(emulator),
                 "Upstash-Workflow-RunId": started["workflowRunId"],
             },
             json={"url": destination.url + "/timeout", "timeout": "1s", "step": {"stepName": "w"}},

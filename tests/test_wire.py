@@ -17,7 +17,7 @@ from qstash import Receiver
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator._wire import wire_url
 
-from .conftest import Destination, wait_until
+from .helpers import Destination, auth, wait_until
 
 LONG_LABEL = "a" * 64
 
@@ -74,8 +74,8 @@ def raw() -> Iterator[RawServer]:
 
 
 def _publish(emu: Emulator, destination: str, **headers: str) -> httpx.Response:
-    auth = {"Authorization": f"Bearer {emu.token}", **headers}
-    return httpx.post(f"{emu.url}/v2/publish/{destination}", headers=auth, content=b"hi")
+    creds = {**auth(emu), **headers}
+    return httpx.post(f"{emu.url}/v2/publish/{destination}", headers=creds, content=b"hi")
 
 
 @pytest.mark.parametrize(
@@ -137,16 +137,16 @@ def test_a_destination_the_client_cannot_send_is_400_not_500_nor_a_dead_letter(
         r = _publish(emu, "http://93.184.215.14/x", **{"Upstash-Callback": BAD_HOSTS[1]})
         assert r.status_code == 400
         assert r.json()["error"].startswith(f"invalid Upstash-Callback: {BAD_HOSTS[1]!r}")
-        auth = {"Authorization": f"Bearer {emu.token}"}
-        assert httpx.get(f"{emu.url}/_emulator/messages", headers=auth).json()["messages"] == []
+        creds = auth(emu)
+        assert httpx.get(f"{emu.url}/_emulator/messages", headers=creds).json()["messages"] == []
 
 
 def test_dot_segments_reach_the_destination_as_signed(emulator: Emulator, raw: RawServer) -> None:
     # In a batch's JSON: an HTTP client would remove them from a publish's own request path.
     paths = ["/x/../../admin", "/x/%2e%2e/%2E%2E/admin?a=1", "/./b"]
     batch = [{"destination": raw.url + path, "body": "hi"} for path in paths]
-    auth = {"Authorization": f"Bearer {emulator.token}"}
-    r = httpx.post(f"{emulator.url}/v2/batch", headers=auth, json=batch)
+    creds = auth(emulator)
+    r = httpx.post(f"{emulator.url}/v2/batch", headers=creds, json=batch)
     assert [slot["url"] for slot in r.json()] == [raw.url + path for path in paths]
     got = raw.wait(3)
     assert sorted(line for line, _ in got) == sorted(f"POST {p} HTTP/1.1" for p in paths)
@@ -181,7 +181,7 @@ def test_an_app_mounted_in_process_gets_the_path_as_written(emulator: Emulator) 
         wait_until(lambda: len(seen) >= 2, what="a delivery and its callback")
         assert sorted(seen) == [("/x", b"/x"), ("/x/../admin", b"/x/../admin")]
     finally:
-        emulator.runtime.router.remove("https://app.example")
+        emulator.unroute("https://app.example")
 
 
 def test_an_absolute_redirect_is_followed_as_written(

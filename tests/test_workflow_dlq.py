@@ -13,7 +13,7 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .helpers import Destination, api
 
 # Every setting a trigger gives its run, as the trigger's headers ...
 _TRIGGER = {
@@ -39,9 +39,7 @@ _SHOWN = {
 
 @pytest.fixture
 def http(virtual: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=virtual.url, headers={"Authorization": f"Bearer {virtual.token}"}
-    ) as client:
+    with api(virtual) as client:
         yield client
 
 

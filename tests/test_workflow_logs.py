@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .helpers import Destination, api
 
 
 def _step(step_id: int, name: str, out: Any) -> bytes:
@@ -30,9 +29,7 @@ class Runs:
     def __init__(self, emulator: Emulator, destination: Destination) -> None:
         self.emulator = emulator
         self.dest = destination.url
-        self.http = httpx.Client(
-            base_url=emulator.url, headers={"Authorization": f"Bearer {emulator.token}"}
-        )
+        self.http = api(emulator)
 
     def publish(self, path: str, run_id: str, body: bytes, init: bool, **headers: str) -> str:
         r = self.http.post(

@@ -9,17 +9,17 @@ import httpx
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination
+from .helpers import Destination, auth
 
 RUN = {"Upstash-Workflow-RunId": "wfr_store", "Upstash-Workflow-Init": "true"}
 
 
 def _waiting_run(emulator: Emulator, token: str, destination: Destination) -> None:
-    auth = {"Authorization": f"Bearer {token}"}
+    creds = auth(token)
     url = f"{emulator.url}/v2/publish/{destination.url}/wf"
-    assert httpx.post(url, headers={**auth, **RUN, "Upstash-Delay": "1d"}).status_code == 200
+    assert httpx.post(url, headers={**creds, **RUN, "Upstash-Delay": "1d"}).status_code == 200
     wait = {"url": destination.url + "/wf", "timeout": "2d", "step": {"stepName": "w"}}
-    r = httpx.post(f"{emulator.url}/v2/wait/evt", headers={**auth, **RUN}, json=wait)
+    r = httpx.post(f"{emulator.url}/v2/wait/evt", headers={**creds, **RUN}, json=wait)
     assert r.status_code == 200, r.text
 
 
@@ -29,7 +29,7 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
     """A test's purged user must not leave a deadline that a later test's clock jumps to."""
     user = emulator.create_user()
     _waiting_run(emulator, user.token, destination)
-    waits = emulator.runtime.waits
+    waits = emulator.waits
     assert emulator.call(waits.next_due()) is not None
 
     emulator.call(emulator.runtime.store.purge_user(user.user_id))
@@ -41,35 +41,37 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
 def test_a_run_that_ends_drops_its_waiters(emulator: Emulator, destination: Destination) -> None:
     _waiting_run(emulator, emulator.token, destination)
     user = emulator.user.user_id
-    assert len(emulator.call(emulator.runtime.waits.waiters(user, "evt"))) == 1
+    assert len(emulator.call(emulator.waits.waiters(user, "evt"))) == 1
 
     cancel = httpx.delete(
         f"{emulator.url}/v2/workflows/runs/wfr_store",
-        headers={"Authorization": f"Bearer {emulator.token}"},
+        headers=auth(emulator),
     )
 
     assert cancel.status_code == 200
-    assert emulator.call(emulator.runtime.waits.waiters(user, "evt")) == []
-    assert emulator.call(emulator.runtime.waits.next_due()) is None
+    assert emulator.call(emulator.waits.waiters(user, "evt")) == []
+    assert emulator.call(emulator.waits.next_due()) is None
 
 
 def test_the_logs_keep_the_newest_ended_runs_up_to_the_log_retention(
     destination: Destination,
 ) -> None:
     with Emulator(log_retention=3) as small:
-        auth = {"Authorization": f"Bearer {small.token}"}
+        creds = auth(small)
         for n in range(5):
             run = {"Upstash-Workflow-RunId": f"wfr_{n}", "Upstash-Workflow-Init": "true"}
             url = f"{small.url}/v2/publish/{destination.url}/wf"
             assert (
-                httpx.post(url, headers={**auth, **run, "Upstash-Delay": "1d"}).status_code == 200
+                httpx.post(url, headers={**creds, **run, "Upstash-Delay": "1d"}).status_code == 200
             )
             if n != 1:  # wfr_1 keeps running
                 assert (
-                    httpx.delete(f"{small.url}/v2/workflows/runs/wfr_{n}", headers=auth).status_code
+                    httpx.delete(
+                        f"{small.url}/v2/workflows/runs/wfr_{n}", headers=creds
+                    ).status_code
                     == 200
                 )
-        listed = httpx.get(f"{small.url}/v2/workflows/logs", headers=auth).json()["runs"]
+        listed = httpx.get(f"{small.url}/v2/workflows/logs", headers=creds).json()["runs"]
     assert [r["workflowRunId"] for r in listed] == ["wfr_4", "wfr_3", "wfr_2", "wfr_1"]
 
 
@@ -78,16 +80,16 @@ def test_a_wait_timeout_fires_on_time_on_the_real_clock(
 ) -> None:
     """The engine sleeps until the run's first message (a day away): a new waiter's earlier
     deadline must wake it."""
-    auth = {"Authorization": f"Bearer {emulator.token}"}
+    creds = auth(emulator)
     url = f"{emulator.url}/v2/publish/{destination.url}/wf"
-    assert httpx.post(url, headers={**auth, **RUN, "Upstash-Delay": "1d"}).status_code == 200
+    assert httpx.post(url, headers={**creds, **RUN, "Upstash-Delay": "1d"}).status_code == 200
     wait = {
         "url": destination.url + "/wf",
         "timeout": "1s",
         "timeoutHeaders": {"Upstash-Workflow-RunId": ["wfr_store"]},  # a message of the run
         "step": {"stepName": "w"},
     }
-    assert httpx.post(f"{emulator.url}/v2/wait/evt", headers={**auth, **RUN}, json=wait).is_success
+    assert httpx.post(f"{emulator.url}/v2/wait/evt", headers={**creds, **RUN}, json=wait).is_success
 
     (timed_out,) = destination.wait(1, path="/wf", timeout=5)
 

@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from upstash_workflow import AsyncWorkflowContext
 
 from qstash_emulator import Emulator
 
-from .conftest import Destination, sdk
+from .helpers import Destination, request, sdk
 from .workflow_app import WorkflowApp
 
 DAY = 86_400
@@ -28,14 +27,9 @@ def app(virtual: Emulator) -> Iterator[WorkflowApp]:
     server.stop()
 
 
-def api(emulator: Emulator, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {emulator.token}", **kwargs.pop("headers", {})}
-    return httpx.request(method, emulator.url + path, headers=headers, **kwargs)
-
-
 def run_log(emulator: Emulator, run_id: str) -> dict[str, Any]:
     """The run's entry in ``GET /v2/workflows/logs``."""
-    response = api(emulator, "GET", "/v2/workflows/logs", params={"workflowRunId": run_id})
+    response = request(emulator, "GET", "/v2/workflows/logs", params={"workflowRunId": run_id})
     assert response.status_code == 200, response.text
     runs = response.json()["runs"]
     assert [r["workflowRunId"] for r in runs] == [run_id]
@@ -256,7 +250,7 @@ def test_a_failing_step_fails_the_run_and_calls_the_failure_function(
     assert failure["url"] == url
     assert failure["dlqId"] == run["dlqId"]
     # The failed step is a dead letter; the failure call is not.
-    dlq = api(virtual, "GET", "/v2/dlq").json()["messages"]
+    dlq = request(virtual, "GET", "/v2/dlq").json()["messages"]
     assert [m["dlqId"] for m in dlq] == [run["dlqId"]]
     (failure_call,) = [a for a in virtual.attempts if a.kind == "failure_callback"]
     body = json.loads(failure_call.request.body)
@@ -291,7 +285,7 @@ def test_cancel_drops_the_pending_step_and_refuses_later_messages(
     (run_id,) = ran
     assert run_log(virtual, run_id)["workflowState"] == "RUN_STARTED"
 
-    response = api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    response = request(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
     assert response.status_code == 200, response.text
     virtual.run_until_idle()
 
@@ -299,9 +293,9 @@ def test_cancel_drops_the_pending_step_and_refuses_later_messages(
     run = run_log(virtual, run_id)
     assert run["workflowState"] == "RUN_CANCELED"
     assert [s["state"] for s in run["steps"][-1]["steps"]] == ["STEP_CANCELED"]
-    assert api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}").status_code == 404
+    assert request(virtual, "DELETE", f"/v2/workflows/runs/{run_id}").status_code == 404
     # A message for the ended run is refused with 400: the SDKs read it as "the run is over".
-    refused = api(
+    refused = request(
         virtual,
         "POST",
         "/v2/publish/" + url,
@@ -335,13 +329,15 @@ def test_the_sdk_may_report_the_end_of_a_run_that_has_ended(
     assert ended["workflowState"] == "RUN_SUCCESS"
 
     virtual.clock.advance(5)
-    again = api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", content=b'"2"')
+    again = request(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=false", content=b'"2"')
     assert (again.status_code, again.content) == (200, b"")
     assert run_log(virtual, run_id) == ended
-    never = api(virtual, "DELETE", "/v2/workflows/runs/wfr_never?cancel=false", content=b"")
+    never = request(virtual, "DELETE", "/v2/workflows/runs/wfr_never?cancel=false", content=b"")
     assert never.status_code == 200
-    assert api(virtual, "GET", "/v2/workflows/logs?workflowRunId=wfr_never").json()["runs"] == []
-    cancel = api(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
+    assert (
+        request(virtual, "GET", "/v2/workflows/logs?workflowRunId=wfr_never").json()["runs"] == []
+    )
+    cancel = request(virtual, "DELETE", f"/v2/workflows/runs/{run_id}?cancel=true")
     assert cancel.status_code == 404
     assert run_id in cancel.json()["error"]
 
@@ -359,7 +355,7 @@ def test_the_trigger_route_needs_an_sdk_that_names_its_version(
 
         await context.run("step", step)
 
-    r = api(virtual, "POST", f"/v2/trigger/{app.url}/triggered", content=b"{}")
+    r = request(virtual, "POST", f"/v2/trigger/{app.url}/triggered", content=b"{}")
     assert r.status_code == 200, r.text
     virtual.run_until_idle()
 

@@ -18,7 +18,7 @@ import pytest
 
 from qstash_emulator import Emulator, VirtualClock
 
-from .conftest import Destination
+from .helpers import Destination, request
 
 JS = Path(__file__).parent / "js"
 DAY = 86_400
@@ -101,11 +101,6 @@ def js_app(virtual_session: Emulator) -> Iterator[JsApp]:
 def js(js_app: JsApp, virtual: Emulator) -> JsApp:
     js_app.clear()
     return js_app
-
-
-def api(emulator: Emulator, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {emulator.token}", **kwargs.pop("headers", {})}
-    return httpx.request(method, emulator.url + path, headers=headers, **kwargs)
 
 
 def logged(js: JsApp, run_id: str) -> dict[str, Any]:
@@ -401,7 +396,7 @@ def test_invoke_runs_a_child_workflow_and_returns_its_result(js: JsApp, virtual:
 
 
 def test_the_trigger_rest_route_starts_a_run(js: JsApp, virtual: Emulator) -> None:
-    r = api(
+    r = request(
         virtual,
         "POST",
         f"/v2/trigger/{js.url}/steps",
@@ -423,7 +418,7 @@ def test_the_trigger_rest_route_starts_a_run(js: JsApp, virtual: Emulator) -> No
 def test_the_trigger_route_lets_an_unknown_sdk_start_the_run_itself(
     js: JsApp, virtual: Emulator
 ) -> None:
-    r = api(
+    r = request(
         virtual,
         "POST",
         f"/v2/trigger/{js.url}/steps",
@@ -448,7 +443,7 @@ def test_the_trigger_route_lets_an_unknown_sdk_start_the_run_itself(
 def test_batch_trigger_and_a_non_workflow_destination(
     js: JsApp, virtual: Emulator, destination: Destination
 ) -> None:
-    r = api(
+    r = request(
         virtual,
         "POST",
         "/v2/batch/trigger",
@@ -488,7 +483,7 @@ def test_the_workflow_dlq_lists_resumes_restarts_and_retries_the_failure_functio
     assert entry["failureCallbackInfo"]["state"] == "CALLBACK_FAIL"
     assert entry["responseStatus"] == 500
     assert entry["workflowCreatedAt"] == logged(js, run_id)["workflowRunCreatedAt"]
-    plain = api(virtual, "GET", "/v2/dlq", params={"source": "workflow"}).json()["messages"]
+    plain = request(virtual, "GET", "/v2/dlq", params={"source": "workflow"}).json()["messages"]
     assert [m["dlqId"] for m in plain] == [entry["dlqId"]]
 
     # The failure function failed: call it again, now that it works.
@@ -573,7 +568,7 @@ def test_a_history_past_the_size_limit_is_fetched_by_the_sdk() -> None:
             assert [a.request.body == b"" for a in steps] == [False, True, True]
             assert all(a.status == 200 for a in steps)
             assert logged(app, run_id)["workflowState"] == "RUN_SUCCESS"
-            assert api(small, "GET", f"/v2/workflows/runs/{run_id}").status_code == 404
+            assert request(small, "GET", f"/v2/workflows/runs/{run_id}").status_code == 404
         finally:
             app.stop()
 
@@ -610,14 +605,14 @@ def test_a_failure_function_call_in_progress_can_be_stopped(js: JsApp, virtual: 
     assert entry["failureCallbackInfo"]["state"] == "CALLBACK_INPROGRESS"  # it is retrying
     tries = len(js.results("resumable-failure"))
 
-    stopped = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    stopped = request(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
     assert stopped.status_code == 200, stopped.text
     virtual.run_until_idle()
 
     assert len(js.results("resumable-failure")) == tries
     (entry,) = js.do("list", target="dlq")["messages"]
     assert entry["failureCallbackInfo"]["state"] == "CALLBACK_CANCELED"
-    again = api(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
+    again = request(virtual, "DELETE", f"/v2/workflows/dlq/callback/{entry['dlqId']}")
     assert again.status_code == 400
     assert logged(js, run_id)["failureFunction"]["state"] == "CALLBACK_CANCELED"
     js.do("delete", [entry["dlqId"]], target="dlq")

@@ -1,0 +1,326 @@
+"""The tests' shared helpers, imported from here (fixtures stay in conftest.py): the
+Authorization header and an httpx client for an emulator, ``wait_until``, the official SDK
+client, the recording ``Destination`` server and its scripted replies, and the processes the
+tests start (a real redis-server, the emulator's own CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from qstash import QStash
+from starlette.requests import Request
+from starlette.responses import Response
+
+from qstash_emulator import DEFAULT_USERS, Emulator
+from qstash_emulator._models import Message
+from qstash_emulator._serving import ThreadedServer
+from qstash_emulator._transport import Response as Answer
+
+
+class Tokened(Protocol):
+    """Anything that holds a token: an ``Emulator`` (its first user), a ``User``, a process."""
+
+    @property
+    def token(self) -> str: ...
+
+
+class Served(Tokened, Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+def auth(who: Tokened | str) -> dict[str, str]:
+    """The Authorization header that authenticates as ``who`` (or as the token itself)."""
+    return {"Authorization": f"Bearer {who if isinstance(who, str) else who.token}"}
+
+
+def api(
+    server: Served,
+    who: Tokened | str | None = None,
+    *,
+    anonymous: bool = False,
+    timeout: float = 10,
+) -> httpx.Client:
+    """An httpx client on ``server``'s URL, authenticated as ``who`` (default: the server's own
+    token), or sending no Authorization header with ``anonymous``; close it (``with``)."""
+    headers = {} if anonymous else auth(server if who is None else who)
+    return httpx.Client(base_url=server.url, headers=headers, timeout=timeout)
+
+
+def request(
+    server: Served, method: str, path: str, who: Tokened | str | None = None, **kwargs: Any
+) -> httpx.Response:
+    """One request to ``server`` authenticated as ``who`` (default: the server's own token);
+    ``headers`` given add to the Authorization header."""
+    headers = {**auth(server if who is None else who), **kwargs.pop("headers", {})}
+    return httpx.request(method, server.url + path, headers=headers, **kwargs)
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` until it is true, or fail after ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def sdk(emulator: Emulator, token: str | None = None) -> Iterator[QStash]:
+    """The official Python client pointed at ``emulator``, closed afterwards."""
+    client = QStash(token or emulator.token, base_url=emulator.url)
+    try:
+        yield client
+    finally:
+        client.http._client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a free loopback port.
+
+    With ``durable``, every write is in its append-only file before it is answered
+    (``appendfsync always``), so ``kill()`` then ``start()`` brings the same data back on the
+    same port, as a Redis restart does.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="qe-redis-")
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
+        self._command = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *persistence,
+            "--dir",
+            self.dir,
+        ]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_port(self.port, self.proc, "redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL: clients see refused connections until ``start()``."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EmulatorProcess:
+    """``python -m qstash_emulator dev`` in a child process, as a user runs it."""
+
+    def __init__(self, *args: str, port: int | None = None, token: str | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token or DEFAULT_USERS[0].token
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            _wait_port(self.port, self.proc, "qstash-emulator")
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{self.url}/v2/keys", headers=self.auth).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("qstash-emulator never answered /v2/keys")
+                time.sleep(0.02)
+        except BaseException:
+            self.kill()
+            raise
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return auth(self)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return out.decode()
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+    status: int | None = None  # what the destination answered, once it has
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class Destination:
+    """A real HTTP server on a free port; answers 200 unless a reply is scripted for a path."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.scripts: dict[str, list[Reply | Callable[[], Reply]]] = {}
+        self._cond = threading.Condition()
+        self._server = ThreadedServer(
+            self._app, name="destination", log_level="error", interface="asgi3"
+        ).start()
+        self.port = self._server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def _app(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        request = Request(scope, receive)
+        body = await request.body()
+        record = Received(
+            request.method,
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
+        )
+        with self._cond:
+            script = self.scripts.get(record.path)
+            reply = script.pop(0) if script else (200, {}, b"ok")
+            self.received.append(record)
+            self._cond.notify_all()
+        if callable(reply):
+            reply = await asyncio.to_thread(reply)
+        status, headers, content = reply
+        record.status = status
+        await Response(content, status, headers)(scope, receive, send)
+
+    def script(self, path: str, *replies: Reply) -> None:
+        self.scripts.setdefault(path, []).extend(replies)
+
+    def wait(self, count: int = 1, path: str | None = None, timeout: float = 10) -> list[Received]:
+        """Block until ``count`` requests (to ``path``) have arrived, or fail listing what came."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = [r for r in self.received if path is None or r.path == path]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(r.method, r.path) for r in self.received]
+                    raise AssertionError(
+                        f"waited {timeout}s for {count} request(s) to {path}; got {seen}"
+                    )
+                self._cond.wait(left)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.received.clear()
+            self.scripts.clear()
+
+    def stop(self) -> None:
+        self._server.stop(5)
+
+
+class Held:
+    """A scripted reply that waits for the test: ``entered`` is set once the request has
+    arrived, and the reply goes out once the test sets ``release``."""
+
+    def __init__(self, reply: Reply = (200, {}, b"ok")) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self._reply = reply
+
+    def __call__(self) -> Reply:
+        self.entered.set()
+        self.release.wait(10)
+        return self._reply
+
+
+class HoldingGate:
+    """An engine gate that holds each attempt until the test sets ``release``: a busy engine,
+    or a gate still deciding (``engine.gates.insert(0, gate)``, removed by the test)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    async def admit(self, msg: Message) -> bool:
+        self.entered.set()
+        await asyncio.to_thread(self.release.wait, 10)
+        return True
+
+    async def attempt_done(self, msg: Message) -> None:
+        return None
+
+    async def finished(self, msg: Message) -> None:
+        return None
+
+
+class Answering:
+    """Answers every delivery in process, without a socket, when the test is about the API:
+    ``emu.add_responder(Answering(...))``."""
+
+    def __init__(self, answer: Callable[[str, str], Answer]) -> None:
+        self.answer = answer
+
+    async def respond(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
+    ) -> Answer:
+        return self.answer(method, url)
