@@ -86,8 +86,8 @@ def _run(root: Path, *args: str) -> float:
 
 def _per_message(count: int = 5_000) -> float:
     """Microseconds to normalise one accepted message into a use (the recording's cost)."""
-    from qstash_emulator._models import Message
     from qstash_emulator.contracts import Recorder
+    from qstash_emulator.model.message import Message
 
     recorder = Recorder()
     messages = [

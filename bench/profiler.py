@@ -22,38 +22,44 @@ _LOOP = "asyncio + event loop (uvloop runs inside Runner.run)"
 
 # Layers, innermost first wins for the exclusive breakdown: (label, path prefixes or functions).
 # py-spy names files relative to their sys.path entry: "fakeredis/_commands.py",
-# "asyncio/base_events.py", "qstash_emulator/_store.py".
+# "asyncio/base_events.py", "qstash_emulator/store/core.py".
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("JSON encode/decode (_json, orjson, json)", ("qstash_emulator/_json.py", "json/")),
-    ("JWT signing (_signing, PyJWT)", ("qstash_emulator/_signing.py", "jwt/")),
-    ("log rows (make_row/log_row)", ("qstash_emulator/_views.py", "make_row", "log_row")),
+    ("JWT signing (_signing, PyJWT)", ("qstash_emulator/delivery/signing.py", "jwt/")),
+    ("log rows (make_row/log_row)", ("qstash_emulator/model/views.py", "make_row", "log_row")),
     (
         "random ids (new_id, secrets, random)",
-        ("new_id", "qstash_emulator/_random.py", "secrets.py", "random.py"),
+        ("new_id", "qstash_emulator/model/ids.py", "secrets.py", "random.py"),
     ),
-    ("Message record/from_record", ("qstash_emulator/_models.py",)),
-    ("publish header parsing (_headers)", ("qstash_emulator/_headers.py",)),
-    ("destination parsing", ("qstash_emulator/_destination.py",)),
+    ("Message record/from_record", ("qstash_emulator/model/message.py",)),
+    ("publish header parsing (_headers)", ("qstash_emulator/model/headers.py",)),
+    ("destination parsing", ("qstash_emulator/model/destination.py",)),
     ("fakeredis", ("fakeredis/", "sortedcontainers/")),
     ("redis-py client", ("redis/",)),
     ("aiohttp client (deliveries)", ("aiohttp/", "multidict/", "yarl/", "propcache/")),
     ("httpx (in-process mounts)", ("httpx/", "httpcore/")),
     ("uvicorn + httptools (HTTP server)", ("uvicorn/", "httptools/")),
     ("starlette (routing, request, response)", ("starlette/",)),
-    ("store (own code)", ("qstash_emulator/_store.py",)),
-    ("engine + retry (own code)", ("qstash_emulator/_engine.py", "qstash_emulator/_retry.py")),
-    ("publisher (own code)", ("qstash_emulator/_publisher.py",)),
-    ("transport (own code)", ("qstash_emulator/_transport.py",)),
+    ("store (own code)", ("qstash_emulator/store/core.py",)),
+    (
+        "engine + retry (own code)",
+        ("qstash_emulator/delivery/engine.py", "qstash_emulator/delivery/retry.py"),
+    ),
+    ("publisher (own code)", ("qstash_emulator/services/publisher.py",)),
+    ("transport (own code)", ("qstash_emulator/delivery/transport.py",)),
     ("API handlers (own code)", ("qstash_emulator/api/",)),
-    ("middleware (own code)", ("qstash_emulator/_faults.py", "qstash_emulator/_app.py")),
-    ("other emulator code", ("qstash_emulator/_",)),
+    (
+        "middleware (own code)",
+        ("qstash_emulator/services/faults.py", "qstash_emulator/server/app.py"),
+    ),
+    ("other emulator code", ("qstash_emulator/",)),
     (_LOOP, ("asyncio/", "uvloop/")),
     ("logging", ("logging/",)),
 ]
 # Frames at the bottom of every stack: not a layer. Runner.run is also where the C event loop
 # (uvloop) itself spends its time, so a sample with nothing above it is the event loop's.
 _ROOTS = (
-    "qstash_emulator/_cli.py",
+    "qstash_emulator/server/cli.py",
     "qstash_emulator/__main__.py",
     "<frozen runpy>",
     "uvicorn/server.py",
@@ -70,12 +76,12 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
         ("redis/", "fakeredis/", "sortedcontainers/"),
     ),
     ("delivery HTTP client: aiohttp", ("aiohttp/", "yarl/", "multidict/", "propcache/")),
-    ("signing: JWT", ("qstash_emulator/_signing.py", "jwt/")),
-    ("random ids", ("qstash_emulator/_random.py",)),
+    ("signing: JWT", ("qstash_emulator/delivery/signing.py", "jwt/")),
+    ("random ids", ("qstash_emulator/model/ids.py",)),
     ("JSON", ("qstash_emulator/_json.py",)),
     (
         "request parsing: headers, destination",
-        ("qstash_emulator/_headers.py", "qstash_emulator/_destination.py"),
+        ("qstash_emulator/model/headers.py", "qstash_emulator/model/destination.py"),
     ),
     (
         "HTTP server: uvicorn, httptools, starlette",

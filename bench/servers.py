@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     apps = {"ceiling": ceiling_app, "forwarder": lambda: Forwarder().app(), "receiver": Receiver}
     app: Any = apps[args.kind]()
-    # The same settings as qstash_emulator._cli: loop/http "auto", no access log.
+    # The same settings as qstash_emulator.server.cli: loop/http "auto", no access log.
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -1,8 +1,5 @@
 """A local Upstash QStash for development and tests."""
 
-from ._clock import Clock, RealClock, VirtualClock
-from ._config import Settings
-from ._emulator import Emulator
 from ._errors import (
     BadRequest,
     EmulatorError,
@@ -12,12 +9,15 @@ from ._errors import (
     RateLimited,
     Unauthorized,
 )
-from ._faults import Fault
-from ._inspection import Waiting
-from ._random import seed_ids
-from ._records import Attempt, AttemptRequest, AttemptResponse
-from ._signing import SignatureCheck, check_signature, sign
-from ._users import DEFAULT_USERS, User
+from .delivery.clock import Clock, RealClock, VirtualClock
+from .delivery.records import Attempt, AttemptRequest, AttemptResponse
+from .delivery.signing import SignatureCheck, check_signature, sign
+from .model.ids import seed_ids
+from .server.config import Settings
+from .server.emulator import Emulator
+from .services.faults import Fault
+from .services.inspection import Waiting
+from .services.users import DEFAULT_USERS, User
 
 __version__ = "0.1.0"
 

@@ -18,22 +18,22 @@ modules whose name starts with an underscore may change at any time.
 
 from __future__ import annotations
 
-from ._clock import Clock, RealClock, VirtualClock
-from ._config import Settings
-from ._docs import docs_path
-from ._durations import duration_ms
-from ._emulator import Emulator
-from ._faults import FAULT_KINDS, Fault, FaultKind, Faults
-from ._inspection import STATES, Inspector, Waiting, WaitingState, format_ms
-from ._models import Kind
-from ._random import seed_ids
-from ._records import Attempt, AttemptRequest, AttemptResponse
-from ._retry import Outcome
-from ._routing import Responder
-from ._runtime import new_signing_key
-from ._signing import SignatureCheck, check_signature, sign
-from ._transport import DeliveryError, Response
-from ._users import User, make_token
+from .delivery.clock import Clock, RealClock, VirtualClock
+from .delivery.records import Attempt, AttemptRequest, AttemptResponse
+from .delivery.retry import Outcome
+from .delivery.routing import Responder
+from .delivery.signing import SignatureCheck, check_signature, sign
+from .delivery.transport import DeliveryError, Response
+from .model.durations import duration_ms
+from .model.ids import seed_ids
+from .model.message import Kind
+from .server.config import Settings
+from .server.docs import docs_path
+from .server.emulator import Emulator
+from .server.runtime import new_signing_key
+from .services.faults import FAULT_KINDS, Fault, FaultKind, Faults
+from .services.inspection import STATES, Inspector, Waiting, WaitingState, format_ms
+from .services.users import User, make_token
 from .workflows import RunFilter, Runs, Waits, run_log, select_runs
 
 __all__ = [

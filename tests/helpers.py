@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from qstash_emulator import DEFAULT_USERS, Emulator
-from qstash_emulator._models import Message
-from qstash_emulator._serving import ThreadedServer
-from qstash_emulator._transport import Response as Answer
+from qstash_emulator.delivery.transport import Response as Answer
+from qstash_emulator.model.message import Message
+from qstash_emulator.server.serving import ThreadedServer
 
 
 class Tokened(Protocol):

@@ -7,7 +7,7 @@ import asyncio
 import threading
 from typing import Any
 
-from qstash_emulator._apps import AppThreads, MountedApp, is_wsgi
+from qstash_emulator.delivery.mounted import AppThreads, MountedApp, is_wsgi
 
 
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._transport import Response as Reply
+from qstash_emulator.delivery.transport import Response as Reply
 
 from .helpers import Answering, api, wait_until
 

@@ -12,7 +12,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from qstash_emulator._batching import Batcher, Writes
+from qstash_emulator.store.group_commit import Batcher, Writes
 
 
 def _run(body: Callable[[Any, Batcher, list[int]], Awaitable[None]]) -> None:

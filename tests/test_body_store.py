@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from qstash_emulator import Emulator, _store
+from qstash_emulator import Emulator
+from qstash_emulator.store import core as _store
 
 from .helpers import Destination, auth, wait_until
 

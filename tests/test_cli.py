@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS
-from qstash_emulator._cli import banner
-from qstash_emulator._config import OPTIONS, Settings, settings_from
+from qstash_emulator.server.cli import banner
+from qstash_emulator.server.config import OPTIONS, Settings, settings_from
 
 from .helpers import Destination, EmulatorProcess, Held, auth, free_port, wait_until
 

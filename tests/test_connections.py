@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._connections import MAX_HEADER_BYTES, limited_protocol
-from qstash_emulator._serving import ThreadedServer
+from qstash_emulator.server.connections import MAX_HEADER_BYTES, limited_protocol
+from qstash_emulator.server.serving import ThreadedServer
 
 from .helpers import auth
 

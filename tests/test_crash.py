@@ -222,7 +222,7 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
     import redis
 
     from qstash_emulator import Emulator
-    from qstash_emulator._models import State
+    from qstash_emulator.model.message import State
 
     redis.Redis.from_url(redis_url).flushdb()
     with Emulator(redis_url=redis_url) as first:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator, Settings
-from qstash_emulator._app import create_app
-from qstash_emulator._hosts import host_allowed
-from qstash_emulator._models import Message
-from qstash_emulator._runtime import Runtime
+from qstash_emulator.model.message import Message
+from qstash_emulator.server.app import create_app
+from qstash_emulator.server.hosts import host_allowed
+from qstash_emulator.server.runtime import Runtime
 
 from .helpers import Destination, api, auth, sdk, wait_until
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from qstash_emulator._destination import parse_destination, validate_name
 from qstash_emulator._errors import BadRequest
+from qstash_emulator.model.destination import parse_destination, validate_name
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from qstash import QStash
 from qstash.errors import QStashError
 
 from qstash_emulator import Emulator
-from qstash_emulator._transport import Response as Answer
+from qstash_emulator.delivery.transport import Response as Answer
 
 from .helpers import Answering, Destination, api, auth, sdk, wait_until
 

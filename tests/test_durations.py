@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from qstash_emulator._durations import parse_duration_ms, parse_go_duration_ms, parse_retry_after_ms
 from qstash_emulator._errors import BadRequest
+from qstash_emulator.model.durations import (
+    parse_duration_ms,
+    parse_go_duration_ms,
+    parse_retry_after_ms,
+)
 
 
 @pytest.mark.parametrize(

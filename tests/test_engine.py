@@ -350,7 +350,7 @@ def test_an_outcome_is_stored_once_the_store_answers_again(
 def test_a_claim_no_attempt_holds_is_due_again_without_a_restart(
     emulator: Emulator, destination: Destination
 ) -> None:
-    from qstash_emulator._store import _CLAIMED
+    from qstash_emulator.store.core import _CLAIMED
 
     message_id = _post(emulator, destination.url + "/orphan", {"Upstash-Delay": "1h"})
     store = emulator.runtime.store

@@ -12,7 +12,19 @@ def test_all_is_sorted_and_complete() -> None:
         qstash_emulator.__all__ == sorted(qstash_emulator.__all__)
     )
     # subpackages and the testing module import as attributes
-    assert public - exported <= {"api", "contracts", "dashboard", "pytest", "testing", "workflows"}
+    assert public - exported <= {
+        "api",
+        "contracts",
+        "dashboard",
+        "delivery",
+        "model",
+        "pytest",
+        "server",
+        "services",
+        "store",
+        "testing",
+        "workflows",
+    }
     assert exported <= public
 
 

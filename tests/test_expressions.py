@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qstash_emulator._errors import BadRequest
-from qstash_emulator._expressions import RetryDelayExpression
+from qstash_emulator.model.expressions import RetryDelayExpression
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from qstash_emulator import _fakeredis
-from qstash_emulator._store import Store
+from qstash_emulator.store import memory as _fakeredis
+from qstash_emulator.store.core import Store
 
 
 async def _script(r: Any) -> list[Any]:

@@ -8,7 +8,7 @@ from qstash import QStash
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
 from qstash_emulator import Emulator
-from qstash_emulator._faults import Fault
+from qstash_emulator.services.faults import Fault
 
 from .helpers import auth, sdk
 

@@ -16,7 +16,7 @@ from qstash import QStash
 from qstash.errors import QStashError
 
 from qstash_emulator import Emulator, VirtualClock
-from qstash_emulator._serving import ThreadedServer
+from qstash_emulator.server.serving import ThreadedServer
 
 from .helpers import Destination, HoldingGate, auth, sdk, wait_until
 

@@ -20,10 +20,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from qstash_emulator import Emulator
-from qstash_emulator._headers import H, canonical
-from qstash_emulator._transport import Response as Reply
 from qstash_emulator.api import all_routes
 from qstash_emulator.api._operations import OPENAPI_PATH, build_document
+from qstash_emulator.delivery.transport import Response as Reply
+from qstash_emulator.model.headers import H, canonical
 
 from .helpers import Answering, api, auth
 

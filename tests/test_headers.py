@@ -4,7 +4,7 @@ import pytest
 
 from qstash_emulator import Settings
 from qstash_emulator._errors import BadRequest
-from qstash_emulator._headers import canonical, parse_flow_value, parse_publish
+from qstash_emulator.model.headers import canonical, parse_flow_value, parse_publish
 
 
 def test_canonical_names() -> None:

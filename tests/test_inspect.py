@@ -10,7 +10,7 @@ import pytest
 from qstash import QStash
 
 from qstash_emulator import DEFAULT_USERS, Emulator
-from qstash_emulator._models import Message
+from qstash_emulator.model.message import Message
 
 from .helpers import Destination, auth, sdk, wait_until
 from .test_dashboard import add_delayed
@@ -223,7 +223,7 @@ def test_every_get_route_answers_json(virtual: Emulator, path: str) -> None:
 
 
 def test_python_inspector_describes_what_waits(virtual: Emulator) -> None:
-    from qstash_emulator._inspection import format_ms
+    from qstash_emulator.services.inspection import format_ms
 
     with sdk(virtual) as client:
         res = client.message.publish_json(url="https://example.com/x", body={}, delay=90)
@@ -277,7 +277,7 @@ def test_a_claimed_message_counts_as_in_flight_before_its_attempt_starts(
 ) -> None:
     """Under load the engine claims more than it has started: a claimed message is in flight,
     never "queued" (which only a queue holds)."""
-    from qstash_emulator._store import _CLAIMED
+    from qstash_emulator.store.core import _CLAIMED
 
     res = client.message.publish_json(url=destination.url + "/later", body={}, delay="1h")
     store = emulator.runtime.store

@@ -7,8 +7,9 @@ import re
 
 import httpx
 
-from qstash_emulator import Emulator, _keyspace
-from qstash_emulator._keyspace import Keyspace
+from qstash_emulator import Emulator
+from qstash_emulator.store import keyspace as _keyspace
+from qstash_emulator.store.keyspace import Keyspace
 
 from .helpers import Destination, auth
 

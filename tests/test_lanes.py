@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._lanes import Lanes, destination_of
+from qstash_emulator.delivery.lanes import Lanes, destination_of
 
 from .helpers import Destination, auth, wait_until
 
@@ -185,7 +185,7 @@ def test_destinations_are_scheme_host_and_port() -> None:
 
 
 def test_the_limits_are_settings_of_at_least_one() -> None:
-    from qstash_emulator._config import settings_from
+    from qstash_emulator.server.config import settings_from
 
     env = {"QSTASH_EMULATOR_IN_FLIGHT_PER_DESTINATION": "8"}
     settings = settings_from({"in_flight_per_user": 16}, env)

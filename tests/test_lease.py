@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from qstash_emulator._lease_store import TTL_MS
+from qstash_emulator.store.lease import TTL_MS
 
 from .helpers import Destination, EmulatorProcess, RedisServer, free_port, wait_until
 

@@ -268,7 +268,7 @@ def test_live_objects_return_to_baseline_after_each_burst() -> None:
     import gc
 
     from qstash_emulator import Emulator
-    from qstash_emulator._transport import Response as Reply
+    from qstash_emulator.delivery.transport import Response as Reply
 
     with Emulator(message_grace_s=GRACE_S, log_retention=100, dedup_window_s=1) as emu:
         emu.add_responder(Answering(lambda method, url: Reply(200, [], b"ok")))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._loops import MAX_HOPS
+from qstash_emulator.services.loops import MAX_HOPS
 
 from .helpers import Destination, api, wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qstash_emulator._masking import mask_secrets
+from qstash_emulator.server.masking import mask_secrets
 
 
 @pytest.mark.parametrize(

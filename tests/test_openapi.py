@@ -52,8 +52,9 @@ def test_every_publish_header_is_in_the_document(monkeypatch: pytest.MonkeyPatch
     """Each header name the publish parser reads (a callback's options and the Workflow
     headers too) is a parameter of the publish operation, or of schedule creation for the
     schedule-only ones: a header added to the parser but not to the document fails here."""
-    from qstash_emulator import Settings, _headers
+    from qstash_emulator import Settings
     from qstash_emulator.api._operations import build_document
+    from qstash_emulator.model import headers as _headers
 
     asked: set[str] = set()
     get = _headers._Headers.get

@@ -169,7 +169,7 @@ def test_the_sdist_and_the_wheel_hold_what_an_install_needs(dist: tuple[Path, Pa
     assert "conftest_plugin/plugin.py" in names
     assert not [name for name in names if name.startswith(("tests/", "examples/", "bench/"))]
     assert "[pytest11]\nqstash_emulator = conftest_plugin.plugin" in entry_points
-    assert "qstash-emulator = qstash_emulator._cli:main" in entry_points
+    assert "qstash-emulator = qstash_emulator.server.cli:main" in entry_points
     assert "Provides-Extra: pytest" in meta
     assert "Description-Content-Type: text/markdown" in meta
     assert re.search(r"^Requires-Dist: qstash>=[\d.]+; extra == 'pytest'$", meta, re.M)

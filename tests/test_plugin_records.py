@@ -286,7 +286,7 @@ def test_a_body_dropped_by_the_budget_shows_as_dropped_in_the_record() -> None:
     """The record is the attempt the server keeps: when the body budget drops its body, the
     plugin's delivery says so instead of showing an empty body."""
     from conftest_plugin._deliveries import Delivery
-    from qstash_emulator._inspection import History
+    from qstash_emulator.services.inspection import History
     from qstash_emulator.testing import Attempt, AttemptRequest, AttemptResponse
 
     def attempt(n: int) -> Attempt:

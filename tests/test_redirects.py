@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qstash_emulator._redirects import MAX_REDIRECTS, Hop, next_hop
-from qstash_emulator._transport import DeliveryError, Response
+from qstash_emulator.delivery.redirects import MAX_REDIRECTS, Hop, next_hop
+from qstash_emulator.delivery.transport import DeliveryError, Response
 
 POST = Hop(
     "POST",

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from qstash_emulator._routing import Router
-from qstash_emulator._transport import DeliveryError, Response
+from qstash_emulator.delivery.routing import Router
+from qstash_emulator.delivery.transport import DeliveryError, Response
 
 
 class Network:

@@ -15,7 +15,7 @@ from qstash.errors import QStashError
 from qstash.schedule import ScheduleState
 
 from qstash_emulator import Emulator, VirtualClock
-from qstash_emulator._schedules import parse_cron
+from qstash_emulator.services.schedules import parse_cron
 
 from .helpers import Destination, auth, sdk
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from qstash_emulator._serving import Server, ThreadedServer, listen
+from qstash_emulator.server.serving import Server, ThreadedServer, listen
 
 
 async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -203,7 +203,7 @@ def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
     import asyncio
     import tracemalloc
 
-    from qstash_emulator._store import Store
+    from qstash_emulator.store.core import Store
 
     async def scenario() -> tuple[int, int]:
         store = Store.connect(None)
@@ -228,9 +228,9 @@ def test_in_memory_store_drops_expired_keys_without_being_asked() -> None:
 def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:
     import asyncio
 
-    from qstash_emulator._engine import make_row
-    from qstash_emulator._models import Message, State
-    from qstash_emulator._store import Store
+    from qstash_emulator.delivery.engine import make_row
+    from qstash_emulator.model.message import Message, State
+    from qstash_emulator.store.core import Store
 
     async def scenario() -> tuple[bool, float]:
         store = Store.connect(None)
@@ -270,9 +270,9 @@ def test_a_pending_message_costs_its_size_in_memory() -> None:
     import os
     import tracemalloc
 
-    from qstash_emulator._engine import make_row
-    from qstash_emulator._models import Message
-    from qstash_emulator._store import Store
+    from qstash_emulator.delivery.engine import make_row
+    from qstash_emulator.model.message import Message
+    from qstash_emulator.store.core import Store
 
     body = os.urandom(1024)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import fakeredis
 
-from qstash_emulator._streams import LogWriter, scan_rows
+from qstash_emulator.store.streams import LogWriter, scan_rows
 
 
 async def _write(redis: Any, writer: LogWriter, batches: list[list[bytes]]) -> None:

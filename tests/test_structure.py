@@ -8,7 +8,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
-from qstash_emulator._models import State
+from qstash_emulator.model.message import State
 
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("qstash_emulator", "conftest_plugin")
@@ -114,9 +114,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_every_kind_of_import() -> None:
     graph = import_graph()
     # Top level, a lazy import in a function, and one under TYPE_CHECKING.
-    assert "qstash_emulator._store" in graph["qstash_emulator._engine"]
-    assert "qstash_emulator._fakeredis" in graph["qstash_emulator._store"]
-    assert "qstash_emulator._expressions" in graph["qstash_emulator._retry"]
+    assert "qstash_emulator.store.core" in graph["qstash_emulator.delivery.engine"]
+    assert "qstash_emulator.store.memory" in graph["qstash_emulator.store.core"]
+    assert "qstash_emulator.model.expressions" in graph["qstash_emulator.delivery.retry"]
     assert "conftest_plugin._server" in graph["conftest_plugin._time"]
     # Reaching into a package from outside runs its __init__ first; from inside it does not.
     assert "qstash_emulator.api" in graph["qstash_emulator.dashboard._routes"]
@@ -143,12 +143,12 @@ def _states() -> list[tuple[type, str, set[str]]]:
     from conftest_plugin._deliveries import Delivery
     from conftest_plugin._options import Options
     from conftest_plugin._pending import PendingMessage
-    from qstash_emulator._config import Option
-    from qstash_emulator._faults import Fault
-    from qstash_emulator._inspection import Waiting
-    from qstash_emulator._models import Message
-    from qstash_emulator._records import Attempt
-    from qstash_emulator._retry import Decision
+    from qstash_emulator.delivery.records import Attempt
+    from qstash_emulator.delivery.retry import Decision
+    from qstash_emulator.model.message import Message
+    from qstash_emulator.server.config import Option
+    from qstash_emulator.services.faults import Fault
+    from qstash_emulator.services.inspection import Waiting
 
     outcomes = {"delivered", "retry", "failed"}
     kinds = {"message", "callback", "failure_callback"}
@@ -182,15 +182,14 @@ def test_states_are_literal_types() -> None:
 
 
 def _store_layer(name: str) -> bool:
-    """The modules that may talk to Redis: the store, its ``*_store`` companions, and what
-    they are built from (write batching, log streams, the in-memory connection)."""
-    last = name.rpartition(".")[2]
-    return last.endswith("_store") or last in {"_batching", "_streams", "_fakeredis"}
+    """The modules that may talk to Redis: the ``store`` package, and the workflow runs'
+    companion in their own package."""
+    return name.startswith("qstash_emulator.store.") or name.endswith("._store")
 
 
 def test_only_the_store_layer_talks_to_redis() -> None:
     """No ``store.redis`` (or any ``.redis``) and no ``import redis`` outside the store layer:
-    services call the store's methods, and the key layout stays in ``_keyspace``."""
+    services call the store's methods, and the key layout stays in ``store.keyspace``."""
     found = []
     for name, path in _modules().items():
         if _store_layer(name):
@@ -209,7 +208,7 @@ def test_only_the_store_layer_talks_to_redis() -> None:
 
 def test_the_store_layer_is_what_its_names_say() -> None:
     layer = sorted(n for n in _modules() if _store_layer(n))
-    assert "qstash_emulator._store" in layer
-    assert "qstash_emulator._queue_store" in layer
+    assert "qstash_emulator.store.core" in layer
+    assert "qstash_emulator.store.queues" in layer
     assert "qstash_emulator.workflows._store" in layer
-    assert "qstash_emulator._queues" not in layer
+    assert "qstash_emulator.services.queues" not in layer

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from qstash_emulator._config import Settings
-from qstash_emulator._headers import H, PublishOptions, parse_publish
-from qstash_emulator._models import Message, option_fields
-from qstash_emulator._schedules import Schedule, schedule_view
-from qstash_emulator._views import dlq_view, log_row, message_view
 from qstash_emulator.api._operations import _PUBLISH_HEADERS
+from qstash_emulator.model.headers import H, PublishOptions, parse_publish
+from qstash_emulator.model.message import Message, option_fields
+from qstash_emulator.model.views import dlq_view, log_row, message_view
+from qstash_emulator.server.config import Settings
+from qstash_emulator.services.schedules import Schedule, schedule_view
 
 _SETTINGS = Settings()
 _URL = "http://127.0.0.1:9/job"

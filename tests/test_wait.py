@@ -11,7 +11,7 @@ from importlib.metadata import version
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator._wait import NotReady, wait_ready
+from qstash_emulator.server.wait import NotReady, wait_ready
 
 from .helpers import Destination, EmulatorProcess, free_port
 

@@ -15,7 +15,7 @@ import pytest
 from qstash import Receiver
 
 from qstash_emulator import DEFAULT_USERS, Emulator
-from qstash_emulator._wire import wire_url
+from qstash_emulator.model.wire import wire_url
 
 from .helpers import Destination, auth, wait_until
 

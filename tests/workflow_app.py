@@ -10,7 +10,7 @@ from qstash import AsyncQStash, Receiver
 from upstash_workflow.fastapi import Serve
 
 from qstash_emulator import Emulator
-from qstash_emulator._serving import ThreadedServer
+from qstash_emulator.server.serving import ThreadedServer
 
 __all__ = ["WorkflowApp"]
 

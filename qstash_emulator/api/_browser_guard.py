@@ -10,7 +10,7 @@ and other HTTP clients send no ``Sec-Fetch-*`` header at all.
 DNS rebinding needs a rule of its own: a page on a name that starts resolving to 127.0.0.1 is
 that name's own origin, and a browser sends no ``Sec-Fetch-*`` header to plain http on it.
 What it cannot change is the ``Host`` its requests carry, so every request must name a
-``Host`` the emulator serves on (``_hosts``), browser or not. Webhook URLs
+``Host`` the emulator serves on (``server.hosts``), browser or not. Webhook URLs
 (``/v2/workflows/hooks/...``) stay open: anything may call them, by any name, as in
 production. The dashboard's routes have their own guard (``dashboard._guard``).
 """
@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import _json
-from .._hosts import host_allowed
+from ..server.hosts import host_allowed
 
 __all__ = ["BrowserGuard"]
 

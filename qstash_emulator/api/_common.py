@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from .. import _json
 from .._errors import BadRequest, BodyTooLarge, Forbidden
-from .._runtime import Caller, Runtime
+from ..server.runtime import Caller, Runtime
 from ._query import int_param, multi
 
 __all__ = [

@@ -7,7 +7,7 @@ checks its query names (400) before its handler runs: the order every API answer
 holds whatever a handler reads first.
 
 A new route is one ``@api.route(...)`` above its handler in its resource module; its query
-names are the constants of the parsers it calls (``_filters.FILTER_NAMES``...) plus the names
+names are the constants of the parsers it calls (``model.filters.FILTER_NAMES``...) plus the names
 it reads itself (tests/test_declare.py checks both ways). A new resource module declares
 ``api = Operations()`` and joins ``api._MODULES``.
 """

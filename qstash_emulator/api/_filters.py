@@ -1,4 +1,4 @@
-"""The filters of logs, the DLQ and bulk cancel (``_filters.Filter``), read from a query string
+"""The filters of logs, the DLQ and bulk cancel (``model.filters.Filter``), read from a query string
 or a JSON body."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import Request
 
 from .._errors import BadRequest
-from .._filters import Filter
-from .._models import State
+from ..model.filters import Filter
+from ..model.message import State
 from ._query import multi
 
 __all__ = [

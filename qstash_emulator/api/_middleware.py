@@ -1,4 +1,4 @@
-"""ASGI middleware of the API: programmed faults (``_faults``), where a request that meets
+"""ASGI middleware of the API: programmed faults (``services.faults``), where a request that meets
 one never reaches a handler (``/_emulator/``, the inspection and control API, is never
 faulted), and answers that close their connection."""
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import EmulatorError
-from .._faults import Faults
+from ..services.faults import Faults
 from ._common import caller
 
 __all__ = ["CloseConnections", "FaultMiddleware"]

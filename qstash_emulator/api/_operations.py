@@ -2,7 +2,7 @@
 
 Each API route declares its operation beside its handler (``_declare``): method, path, query
 names, body and answers; this module writes them out, with the publish headers from
-``_headers.H`` and a description for each query name. Tools such as schemathesis fuzz the
+``model.headers.H`` and a description for each query name. Tools such as schemathesis fuzz the
 server from it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from .._headers import H, canonical
+from ..model.headers import H, canonical
 from ._declare import Operation, OperationRoute
 from ._filters import FILTER_NAMES
 from ._schemas import INT, STR

@@ -36,6 +36,6 @@ BATCH: dict[str, Any] = {
 
 
 def ids_or_filters(ids: str) -> dict[str, Any]:
-    """A bulk call's JSON body: ``ids``, or the filters ``_filters.filter_from_body`` reads."""
+    """A bulk call's JSON body: ``ids``, or the filters ``model.filters.filter_from_body`` reads."""
     filters = dict.fromkeys(BODY_FILTER_NAMES, STR)
     return {"type": "object", "properties": {ids: STRINGS, **filters}}

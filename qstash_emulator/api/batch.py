@@ -1,4 +1,4 @@
-"""``POST /v2/batch``: many publishes and enqueues in one call (the rules: ``_batch``)."""
+"""``POST /v2/batch``: many publishes and enqueues in one call (the rules: ``services.batch``)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._dead_letters import view
 from .._errors import BadRequest
-from .._models import DeadLetter
+from ..model.message import DeadLetter
+from ..services.dead_letters import view
 from . import workflow_dlq
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._declare import Operations

@@ -8,8 +8,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._flow_control import FlowControl
-from .._headers import parse_bool
+from ..model.headers import parse_bool
+from ..services.flow_control import FlowControl
 from ._common import caller, empty, int_param, json, runtime
 from ._declare import Operations
 

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest, NotFound
-from .._faults import FAULT_KINDS, Fault
-from .._inspection import STATES, attempt_view
+from ..services.faults import FAULT_KINDS, Fault
+from ..services.inspection import STATES, attempt_view
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._declare import Operations
 from ._schemas import INT, STR, string_map

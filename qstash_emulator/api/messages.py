@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest
-from .._views import message_view
+from ..model.views import message_view
 from ._common import caller, int_param, json, json_body, multi, runtime
 from ._declare import Operations
 from ._filters import DESTINATION_NAMES, FILTER_NAMES, filter_from_body, filter_from_query

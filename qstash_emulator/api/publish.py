@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._destination import config_from_query, parse_destination
 from .._errors import BodyTooLarge, PlanLimit
-from .._headers import PublishOptions, parse_publish
-from .._publisher import check_size
+from ..model.destination import config_from_query, parse_destination
+from ..model.headers import PublishOptions, parse_publish
+from ..services.publisher import check_size
 from ._common import caller, caller_ip, json, read_body, runtime
 from ._declare import Operations
 from ._schemas import PUBLISHED

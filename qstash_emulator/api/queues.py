@@ -7,7 +7,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._destination import validate_name
+from ..model.destination import validate_name
 from ._common import caller, caller_ip, empty, json, json_body, runtime
 from ._declare import Operations
 from ._schemas import PUBLISHED
@@ -51,7 +51,7 @@ async def get_queue(request: Request) -> Response:
 
 @api.route("DELETE /v2/queues/{name}", "Delete a queue; its waiting messages are cancelled")
 async def delete_queue(request: Request) -> Response:
-    """Waiting messages are cancelled (logged); active ones finish (see ``_queues``)."""
+    """Waiting messages are cancelled (logged); active ones finish (see ``services.queues``)."""
     who = caller(request, write=True)
     await runtime(request).queues.delete(who.user_id, request.path_params["name"])
     return empty()

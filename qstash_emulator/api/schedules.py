@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import NotFound
-from .._schedules import Schedules, schedule_view
+from ..services.schedules import Schedules, schedule_view
 from ._common import caller, caller_ip, empty, json, runtime
 from ._declare import Operations
 from .publish import raw_tail, read_publish

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest, NotFound
-from .._headers import parse_publish
+from ..model.headers import parse_publish
 from ..workflows import DlqFilter
 from ._common import caller, int_param, json, multi, runtime
 from ._declare import Operations

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest, PlanLimit
-from .._headers import H, parse_bool
+from ..model.headers import H, parse_bool
 from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
 from ._common import (
     BATCH_LIMIT,

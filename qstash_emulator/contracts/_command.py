@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._destination import validate_url
 from .._errors import BadRequest
+from ..model.destination import validate_url
 from ._document import ContractError, build, dumps, load
 from ._record import Recorder
 from ._replay import Attempts, ReplayError, Target, replay, targets
 
 if TYPE_CHECKING:
-    from .._runtime import Runtime
+    from ..server.runtime import Runtime
 
 __all__ = ["add_record_option", "add_replay_command", "record", "run_replay", "write_recorded"]
 
@@ -63,8 +63,8 @@ def run_replay(args: argparse.Namespace) -> int:
     the contract cannot be read."""
     import httpx
 
-    from .._config import Settings
-    from .._emulator import Emulator
+    from ..server.config import Settings
+    from ..server.emulator import Emulator
 
     try:
         document = load(args.contract)

@@ -11,7 +11,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .._masking import _secret_name, mask_secrets
+from ..server.masking import _secret_name, mask_secrets
 
 __all__ = ["REDACTED", "is_secret", "mask_url", "mask_value", "template", "template_url"]
 
@@ -123,7 +123,7 @@ def template_url(url: str) -> str:
 @functools.lru_cache(maxsize=1_024)
 def is_secret(header: str) -> bool:
     """A header whose value is a credential: recorded by name only. The words that make a
-    name secret (token, key, secret, password, signature ...) are those of _masking."""
+    name secret (token, key, secret, password, signature ...) are those of ``server.masking``."""
     return header.lower() in _SECRET_HEADERS or _secret_name(header)
 
 

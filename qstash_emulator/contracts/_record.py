@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._destination import is_url
-from .._headers import CallbackConfig, PublishOptions
-from .._models import Message
-from .._runtime import Runtime
+from ..model.destination import is_url
+from ..model.headers import CallbackConfig, PublishOptions
+from ..model.message import Message
+from ..server.runtime import Runtime
 from ._normalise import REDACTED, is_secret, mask_url, mask_value, template, template_url
 
 if TYPE_CHECKING:
-    from .._emulator import Emulator
-    from .._schedules import Schedule
+    from ..server.emulator import Emulator
+    from ..services.schedules import Schedule
 
 __all__ = ["MAX_PER_ENTRY", "Recorder", "Usage"]
 

@@ -13,11 +13,11 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from .._headers import H, canonical
+from ..model.headers import H, canonical
 from ._document import label
 
 if TYPE_CHECKING:
-    from .._records import Attempt
+    from ..delivery.records import Attempt
 
 __all__ = [
     "Answer",

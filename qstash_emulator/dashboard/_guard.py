@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _json
-from .._hosts import host_allowed
+from ..server.hosts import host_allowed
 
 __all__ = ["Guard", "send_error"]
 

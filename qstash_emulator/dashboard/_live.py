@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .._store import Store
+from ..store.core import Store
 
 __all__ = ["LiveRows", "Subscriber"]
 

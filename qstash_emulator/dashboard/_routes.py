@@ -16,9 +16,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .. import _json
-from .._hosts import is_loopback
-from .._runtime import Runtime
 from ..api._common import caller, json
+from ..server.hosts import is_loopback
+from ..server.runtime import Runtime
 from ._guard import Guard
 from ._live import LiveRows
 

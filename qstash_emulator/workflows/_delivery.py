@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _json
-from .._config import Settings
-from .._engine import RunDelivery, callback_message
-from .._headers import CallbackConfig, H
-from .._models import Message, flow_fields
-from .._retry import Decision
-from .._transport import Response
+from ..delivery.engine import RunDelivery, callback_message
+from ..delivery.retry import Decision
+from ..delivery.transport import Response
+from ..model.headers import CallbackConfig, H
+from ..model.message import Message, flow_fields
+from ..server.config import Settings
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
 from ._runs import Runs
 

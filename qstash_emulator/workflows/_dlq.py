@@ -8,12 +8,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._engine import make_row
 from .._errors import BadRequest, NotFound
-from .._headers import PublishOptions
-from .._models import DeadLetter, Message, State, new_id
-from .._store import Store
-from .._views import dlq_view
+from ..delivery.engine import make_row
+from ..model.headers import PublishOptions
+from ..model.message import DeadLetter, Message, State, new_id
+from ..model.views import dlq_view
+from ..store.core import Store
 from ._delivery import RunMessages
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunStep
 from ._runs import Runs

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import BadRequest
-from .._views import header_view, redacted
+from ..model.views import header_view, redacted
 from ._model import CallType, Run, RunStep
 from ._store import RunStore
 

@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._headers import CallbackConfig, FlowControl, H, PublishOptions
 from .._json import b64
-from .._models import Message, option_fields
+from ..model.headers import CallbackConfig, FlowControl, H, PublishOptions
+from ..model.message import Message, option_fields
 
 __all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _json
-from .._batching import Fill
-from .._clock import Clock
-from .._config import Settings
-from .._destination import is_url
-from .._engine import Engine
 from .._errors import BadRequest, NotFound
-from .._headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
-from .._masking import mask_secrets
-from .._models import Message, new_id
+from ..delivery.clock import Clock
+from ..delivery.engine import Engine
+from ..model.destination import is_url
+from ..model.headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
+from ..model.message import Message, new_id
+from ..server.config import Settings
+from ..server.masking import mask_secrets
+from ..store.group_commit import Fill
 from ._logs import RunFilter, select_runs
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
 from ._store import RunStore

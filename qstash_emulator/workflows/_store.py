@@ -1,7 +1,7 @@
 """Workflow state in the store: runs, the messages recorded in them, waiters and events.
 
 Their keys (``runs``, ``active``, ``run:{ref}...``, ``wait:{eventId}``, ``lookback:{runId}`` and
-the shared ``waits``) are described with every other family in ``_keyspace``.
+the shared ``waits``) are described with every other family in ``store.keyspace``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import base64
 from typing import Any
 
 from .. import _json
-from .._batching import Fill, Writes
-from .._keyspace import RunPart
-from .._store import Store
+from ..store.core import Store
+from ..store.group_commit import Fill, Writes
+from ..store.keyspace import RunPart
 from ._model import Run, RunStep
 
 __all__ = ["RunStore", "Waiter", "ref"]

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import _json
-from .._clock import Clock
-from .._config import Settings
-from .._destination import validate_url
-from .._durations import parse_duration_ms
 from .._errors import BadRequest, EmulatorError, NotFound
-from .._headers import H, canonical
-from .._models import new_id
+from ..delivery.clock import Clock
+from ..model.destination import validate_url
+from ..model.durations import parse_duration_ms
+from ..model.headers import H, canonical
+from ..model.message import new_id
+from ..server.config import Settings
 from ._model import Run
 from ._runs import Runs
 from ._store import RunStore, Waiter

@@ -1,0 +1,528 @@
+"""Header names, and the parsing of publish-family headers into PublishOptions.
+
+The rules: docs/behaviour.md#publish-headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
+
+from .._errors import BadRequest, PlanLimit
+from ..server.config import Quota, Settings
+from .destination import validate_name, validate_url
+from .durations import parse_duration_ms
+
+__all__ = [
+    "H",
+    "CallbackConfig",
+    "FlowControl",
+    "PublishOptions",
+    "RunHeaders",
+    "canonical",
+    "check_sendable",
+    "on_the_wire",
+    "unsendable",
+    "parse_bool",
+    "parse_flow_value",
+    "parse_publish",
+]
+
+
+class H:
+    """Every header name the emulator reads or writes, lower-case for lookups."""
+
+    AUTHORIZATION = "authorization"
+    CONTENT_TYPE = "content-type"
+    FORWARD = "upstash-forward-"
+    HEADER_FORWARD = "upstash-header-forward"
+    METHOD = "upstash-method"
+    DELAY = "upstash-delay"
+    NOT_BEFORE = "upstash-not-before"
+    RETRIES = "upstash-retries"
+    RETRY_DELAY = "upstash-retry-delay"
+    TIMEOUT = "upstash-timeout"
+    DEDUP_ID = "upstash-deduplication-id"
+    CONTENT_DEDUP = "upstash-content-based-deduplication"
+    LABEL = "upstash-label"
+    REDACT = "upstash-redact-fields"
+    FLOW_KEY = "upstash-flow-control-key"
+    FLOW_VALUE = "upstash-flow-control-value"
+    QUEUE_NAME = "upstash-queue-name"
+    CRON = "upstash-cron"
+    SCHEDULE_ID = "upstash-schedule-id"
+    CALLBACK = "upstash-callback"
+    FAILURE_CALLBACK = "upstash-failure-callback"
+    # Upstash Workflow, on publishes (also after an Upstash-Callback- or -Failure-Callback-).
+    RUN_ID = "upstash-workflow-runid"
+    RUN_INIT = "upstash-workflow-init"
+    RUN_URL = "upstash-workflow-url"
+    CALL_TYPE = "upstash-workflow-calltype"
+    INVOKE = "upstash-workflow-invoke"
+    FEATURE_SET = "upstash-feature-set"
+    UNKNOWN_SDK = "upstash-workflow-unknown-sdk"
+    TRIGGER_BY_SDK = "upstash-workflow-trigger-by-sdk"
+    WORKFLOW_PREFIX = "upstash-workflow-"
+    # Sent on deliveries.
+    SIGNATURE = "Upstash-Signature"
+    MESSAGE_ID = "Upstash-Message-Id"
+    RETRIED = "Upstash-Retried"
+    OUT_SCHEDULE_ID = "Upstash-Schedule-Id"
+    TOPIC_NAME = "Upstash-Topic-Name"
+    CALLER_IP = "Upstash-Caller-Ip"
+    REGION = "Upstash-Region"
+    USER_AGENT = "User-Agent"
+    OUT_RUN_ID = "Upstash-Workflow-Runid"
+    OUT_RUN_CREATED_AT = "Upstash-Workflow-Createdat"
+    OUT_UNKNOWN_SDK = "Upstash-Workflow-Unknown-Sdk"
+    # Read on responses.
+    NON_RETRYABLE = "upstash-nonretryable-error"
+    SDK_VERSION = "upstash-workflow-sdk-version"
+    SDK_NAME = "upstash-workflow-sdk"
+    RETRY_AFTER = (
+        "retry-after",
+        "x-ratelimit-reset",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-reset-tokens",
+    )
+
+
+# Connection and framing headers: the transport sets them from the request it sends (the body's
+# own length, the destination's host), so a forwarded copy never reaches the wire. Clients that
+# re-forward every header they received (the Upstash Workflow SDKs do) would otherwise truncate
+# the body or misroute it.
+_FRAMING = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+# Never forwarded with Upstash-Header-Forward either: auth and SDK noise.
+_NOT_FORWARDED_ALL = frozenset({"authorization", "accept-encoding"})
+# What HTTP/1.1 can carry (RFC 9110 5.1 and 5.5, and Go's net/http, which refuses the rest
+# when it sends): a name is a token; a value has no control character but the tab.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_REDACT = re.compile(r"^(body|headers?|headers?\[([^\]]+)\])$", re.IGNORECASE)
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_WEEK_MS = 7 * 86_400_000
+_CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
+
+
+class RunHeaders(TypedDict):
+    """The Upstash Workflow headers of one message: which run it belongs to, and how."""
+
+    run_id: str
+    init: bool
+    url: str | None
+    call_type: str  # one of _CALL_TYPES
+    invoke: bool
+    features: list[str]
+    by_sdk: bool  # the SDK's own start of a run the trigger API created for an unknown SDK
+
+
+class CallbackConfig(TypedDict):
+    url: str
+    method: str
+    timeout_ms: int | None
+    retries: int | None
+    retry_delay: str | None
+    delay_ms: int
+    header: dict[str, list[str]]
+    # The prefix rule: Upstash-Callback-X is header Upstash-X of the callback message, so
+    # Workflow headers, flow control and a failure callback of its own can be given too.
+    workflow: NotRequired[RunHeaders]
+    flow: NotRequired[FlowControl]
+    failure_callback: NotRequired[CallbackConfig]
+
+
+class FlowControl(TypedDict):
+    key: str
+    parallelism: int | None
+    rate: int | None
+    period: int
+
+
+@dataclass
+class PublishOptions:
+    """Publish headers after validation; what a message is built from."""
+
+    method: str = "POST"
+    header: dict[str, list[str]] = field(default_factory=dict)
+    delay_ms: int = 0
+    not_before_ms: int | None = None
+    retries: int | None = None
+    retry_delay: str | None = None
+    timeout_ms: int | None = None
+    dedup_id: str | None = None
+    content_dedup: bool = False
+    labels: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    flow: FlowControl | None = None
+    callback: CallbackConfig | None = None
+    failure_callback: CallbackConfig | None = None
+    queue_name: str | None = None
+    cron: str | None = None
+    schedule_id: str | None = None
+    workflow: RunHeaders | None = None
+
+    def due(self, now: int) -> int:
+        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
+        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
+
+    def dedup_key(self, destination: str, body: bytes) -> str | None:
+        """The id that makes two publishes duplicates, if deduplication was asked for."""
+        if self.dedup_id is not None:
+            return self.dedup_id
+        if not self.content_dedup:
+            return None
+        digest = hashlib.sha256(destination.encode())
+        digest.update(b"\0" + body + b"\0")
+        for name in sorted(self.header):
+            digest.update(f"{name}:{','.join(self.header[name])}\n".encode())
+        return "content:" + digest.hexdigest()
+
+
+def canonical(name: str) -> str:
+    """Go's canonical header form: ``test-header`` becomes ``Test-Header``."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def on_the_wire(name: str) -> bool:
+    """Whether a forwarded header may be sent: connection and framing ones are the transport's."""
+    lower = name.lower()
+    return lower not in _FRAMING and not lower.startswith("proxy-")
+
+
+def unsendable(name: str, value: str) -> str | None:
+    """Why a header cannot be sent as given, or None when it can."""
+    if not _TOKEN.fullmatch(name):
+        return f"{name!r} is not a valid HTTP header name"
+    if (bad := _CONTROL.search(value)) is not None:
+        return f"the value of {name!r} has a control character ({bad.group()!r})"
+    return None
+
+
+def check_sendable(name: str, value: str, sent_as: str | None = None) -> None:
+    """Refuse with a 400 naming header ``name`` (as the caller wrote it) when it, or the
+    header ``sent_as`` it becomes on the wire, cannot be sent."""
+    reason = unsendable(sent_as if sent_as is not None else name, value)
+    if reason is not None:
+        shown = canonical(name) if _TOKEN.fullmatch(name) else repr(name)
+        raise BadRequest(f"invalid {shown}: {reason}")
+
+
+def parse_bool(value: str, field: str) -> bool:
+    text = value.strip()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadRequest(f"invalid {field}: {value!r} is not true or false")
+
+
+def _int(value: str, field: str, low: int, high: int) -> int:
+    text = value.strip()
+    if not re.fullmatch(r"-?\d{1,18}", text):
+        raise BadRequest(f"invalid {field}: {value!r} is not an integer")
+    number = int(text)
+    if not low <= number <= high:
+        raise BadRequest(f"invalid {field}: {number} is out of range [{low}, {high}]")
+    return number
+
+
+def parse_flow_value(value: str, field: str = "Upstash-Flow-Control-Value") -> dict[str, int]:
+    """``parallelism=3, rate=10, period=1m`` into ints (period in seconds)."""
+    parsed: dict[str, int] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        name, sep, raw = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in {"parallelism", "rate", "period"}:
+            raise BadRequest(
+                f"invalid {field}: {part.strip()!r}, want parallelism=, rate=, period="
+            )
+        if name == "period":
+            ms = parse_duration_ms(raw, field)
+            if not 1_000 <= ms <= _WEEK_MS:
+                raise BadRequest(f"invalid {field}: period must be between 1s and 1 week")
+            parsed[name] = ms // 1_000
+        else:
+            parsed[name] = _int(raw, field, 1, 1_000_000)
+    return parsed
+
+
+class _Headers:
+    """A lower-cased view of the request headers that refuses conflicting duplicates."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self.values: dict[str, list[str]] = {}
+        for name, value in items:
+            self.values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str) -> str | None:
+        values = self.values.get(name)
+        if not values:
+            return None
+        if len(set(values)) > 1:
+            raise BadRequest(f"invalid {canonical(name)}: header given {len(values)} times")
+        return values[0]
+
+
+def parse_publish(
+    items: Iterable[tuple[str, str]], settings: Settings, *, schedule: bool = False
+) -> PublishOptions:
+    """Validate publish-family headers (and ``upstash-*`` query keys passed as items).
+
+    A value past a plan limit is a 400, or a 412 on a message of a workflow run."""
+    headers = _Headers(items)
+    try:
+        return _parse_publish(headers, settings, schedule)
+    except PlanLimit as exc:
+        if H.RUN_ID in headers.values:
+            raise exc.for_workflow() from exc
+        raise
+
+
+def _parse_publish(headers: _Headers, settings: Settings, schedule: bool) -> PublishOptions:
+    limits = settings.limits
+    opts = PublishOptions()
+
+    if (method := headers.get(H.METHOD)) is not None:
+        opts.method = method.strip().upper()
+        if opts.method not in _METHODS:
+            raise BadRequest(f"invalid Upstash-Method: {method!r}")
+    if (delay := headers.get(H.DELAY)) is not None:
+        opts.delay_ms = parse_duration_ms(delay, "Upstash-Delay")
+        if opts.delay_ms > limits.max_delay_s * 1_000:
+            raise PlanLimit(f"invalid Upstash-Delay: {delay} exceeds the plan's maximum delay")
+    if (not_before := headers.get(H.NOT_BEFORE)) is not None:
+        opts.not_before_ms = _int(not_before, "Upstash-Not-Before", 0, 10**11) * 1_000
+    if (retries := headers.get(H.RETRIES)) is not None:
+        opts.retries = _int(retries, "Upstash-Retries", 0, 10**18)
+        if opts.retries > settings.max_retries:
+            raise PlanLimit(
+                f"invalid Upstash-Retries: {opts.retries} is out of range "
+                f"[0, {settings.max_retries}] (the plan's maximum)"
+            )
+    if (expr := headers.get(H.RETRY_DELAY)) is not None:
+        opts.retry_delay = _retry_delay(expr, "Upstash-Retry-Delay")
+    if (timeout := headers.get(H.TIMEOUT)) is not None:
+        opts.timeout_ms = _timeout(timeout, "Upstash-Timeout", limits.max_timeout_s)
+    if (dedup := headers.get(H.DEDUP_ID)) is not None:
+        if ":" in dedup or not dedup.strip():
+            raise BadRequest(
+                "invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
+                if dedup.strip()
+                else "invalid Upstash-Deduplication-Id: empty"
+            )
+        opts.dedup_id = dedup
+    if (content := headers.get(H.CONTENT_DEDUP)) is not None:
+        opts.content_dedup = parse_bool(content, "Upstash-Content-Based-Deduplication")
+    if (labels := headers.get(H.LABEL)) is not None:
+        opts.labels = [label.strip() for label in labels.split(",") if label.strip()]
+        for label in opts.labels:
+            validate_name(label, "Upstash-Label")
+    if (redact := headers.get(H.REDACT)) is not None:
+        opts.redact = _parse_redact(redact)
+    opts.flow = _parse_flow(headers)
+    opts.workflow = _parse_run(headers, "Upstash-")
+    opts.callback = _parse_callback(headers, "upstash-callback", "Upstash-Callback", limits)
+    opts.failure_callback = _parse_callback(
+        headers, "upstash-failure-callback", "Upstash-Failure-Callback", limits
+    )
+    header_forward = headers.get(H.HEADER_FORWARD)
+    forward_all = header_forward is not None and parse_bool(
+        header_forward, "Upstash-Header-Forward"
+    )
+    opts.header = _forwarded(headers, forward_all)
+    if schedule:
+        if (queue := headers.get(H.QUEUE_NAME)) is not None:
+            opts.queue_name = validate_name(queue.strip(), "Upstash-Queue-Name")
+        if (cron := headers.get(H.CRON)) is not None:
+            opts.cron = cron.strip()
+        if (schedule_id := headers.get(H.SCHEDULE_ID)) is not None:
+            opts.schedule_id = validate_name(schedule_id.strip(), "Upstash-Schedule-Id")
+    return opts
+
+
+def _timeout(value: str, field: str, max_s: int) -> int:
+    ms = parse_duration_ms(value, field)
+    if ms <= 0:
+        raise BadRequest(f"invalid {field}: must be positive")
+    if ms > max_s * 1_000:
+        raise PlanLimit(f"invalid {field}: {value} exceeds the plan's maximum of {max_s}s")
+    return ms
+
+
+def _parse_redact(value: str) -> list[str]:
+    fields = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        match = _REDACT.match(part)
+        if not match:
+            raise BadRequest(
+                f"invalid Upstash-Redact-Fields: {part!r}, want body, header or header[Name]"
+            )
+        fields.append(
+            f"header[{canonical(match.group(2))}]"
+            if match.group(2)
+            else "body"
+            if part.lower() == "body"
+            else "header"
+        )
+    return fields
+
+
+def _parse_flow(headers: _Headers, label: str = "Upstash-") -> FlowControl | None:
+    key, value = headers.get(H.FLOW_KEY), headers.get(H.FLOW_VALUE)
+    if key is None and value is None:
+        return None
+    if not key or not key.strip():
+        raise BadRequest(
+            f"invalid {label}Flow-Control-Key: required with {label}Flow-Control-Value"
+        )
+    parsed = parse_flow_value(value or "", f"{label}Flow-Control-Value")
+    if "parallelism" not in parsed and "rate" not in parsed:
+        raise BadRequest(f"invalid {label}Flow-Control-Value: give parallelism or rate")
+    return FlowControl(
+        key=key.strip(),
+        parallelism=parsed.get("parallelism"),
+        rate=parsed.get("rate"),
+        period=parsed.get("period", 1),
+    )
+
+
+def _retry_delay(expr: str, field: str) -> str:
+    """``expr`` once checked as a retry-delay expression."""
+    # The expression parser is costly to compile and only needed once a request sends a
+    # retry delay: lazy, so it stays out of start-up.
+    from .expressions import RetryDelayExpression
+
+    return RetryDelayExpression(expr, field).source
+
+
+def _parse_callback(
+    headers: _Headers, prefix: str, label: str, limits: Quota
+) -> CallbackConfig | None:
+    if not any(name.startswith(prefix) for name in headers.values):
+        return None
+    url = headers.get(prefix)
+    forward = prefix + "-forward-"
+    forwarded = {
+        canonical(n[len(forward) :]): _sendable(n, vs, n[len(forward) :])
+        for n, vs in headers.values.items()
+        if n.startswith(forward) and len(n) > len(forward) and on_the_wire(n[len(forward) :])
+    }
+    # The options are checked even without the URL: a malformed value is refused, not ignored.
+    method = (headers.get(prefix + "-method") or "POST").strip().upper()
+    if method not in _METHODS:
+        raise BadRequest(f"invalid {label}-Method: {method!r}")
+    timeout = headers.get(prefix + "-timeout")
+    retries = headers.get(prefix + "-retries")
+    expr = headers.get(prefix + "-retry-delay")
+    delay = headers.get(prefix + "-delay")
+    config = CallbackConfig(
+        url="",
+        method=method,
+        timeout_ms=_timeout(timeout, f"{label}-Timeout", limits.max_timeout_s) if timeout else None,
+        retries=_int(retries, f"{label}-Retries", 0, 100) if retries is not None else None,
+        retry_delay=_retry_delay(expr, f"{label}-Retry-Delay") if expr else None,
+        delay_ms=parse_duration_ms(delay, f"{label}-Delay") if delay else 0,
+        header=forwarded,
+    )
+    # The prefix rule: what follows the prefix configures the callback message itself.
+    sub = _Headers(
+        ("upstash-" + n[len(prefix) + 1 :], v)
+        for n, vs in headers.values.items()
+        if n.startswith(prefix + "-")
+        for v in vs
+    )
+    if (run := _parse_run(sub, label + "-")) is not None:
+        config["workflow"] = run
+    if (flow := _parse_flow(sub, label + "-")) is not None:
+        config["flow"] = flow
+    nested = _parse_callback(sub, "upstash-failure-callback", label + "-Failure-Callback", limits)
+    if nested is not None:
+        config["failure_callback"] = nested
+    if url is None:
+        return None
+    config["url"] = validate_url(url.strip(), label)
+    return config
+
+
+def _parse_run(headers: _Headers, label: str) -> RunHeaders | None:
+    """The Workflow headers (``label`` names them in errors: ``Upstash-`` or a prefix)."""
+    run_id = headers.get(H.RUN_ID)
+    init = headers.get(H.RUN_INIT)
+    if run_id is None:
+        if init is not None:
+            raise BadRequest(f"invalid {label}Workflow-RunId: required with {label}Workflow-Init")
+        return None
+    run_id = run_id.strip()
+    if not run_id or len(run_id) > 256 or any(c in run_id for c in "/ \t\r\n"):
+        raise BadRequest(
+            f"invalid {label}Workflow-RunId: {run_id!r} must be 1-256 characters without "
+            "'/' or whitespace"
+        )
+    call_type = (headers.get(H.CALL_TYPE) or "step").strip()
+    if call_type not in _CALL_TYPES:
+        raise BadRequest(
+            f"invalid {label}Workflow-CallType: {call_type!r}, want one of {', '.join(_CALL_TYPES)}"
+        )
+    url = headers.get(H.RUN_URL)
+    invoke = headers.get(H.INVOKE)
+    by_sdk = headers.get(H.TRIGGER_BY_SDK)
+    return RunHeaders(
+        run_id=run_id,
+        init=parse_bool(init, f"{label}Workflow-Init") if init is not None else False,
+        url=validate_url(url.strip(), f"{label}Workflow-Url") if url is not None else None,
+        call_type=call_type,
+        invoke=parse_bool(invoke, f"{label}Workflow-Invoke") if invoke is not None else False,
+        features=[f.strip() for f in (headers.get(H.FEATURE_SET) or "").split(",") if f.strip()],
+        by_sdk=parse_bool(by_sdk, "upstash-workflow-trigger-by-sdk") if by_sdk else False,
+    )
+
+
+def _forwarded(headers: _Headers, forward_all: bool) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    own_type: list[str] = []
+    for name, values in headers.values.items():
+        if name.startswith(H.FORWARD):
+            if len(name) > len(H.FORWARD) and on_the_wire(name[len(H.FORWARD) :]):
+                sent = _sendable(name, values, name[len(H.FORWARD) :])
+                out.setdefault(canonical(name[len(H.FORWARD) :]), []).extend(sent)
+        elif name == H.CONTENT_TYPE:
+            own_type = _sendable(name, values[:1], name)
+        elif (
+            forward_all
+            and not name.startswith("upstash-")
+            and name not in _NOT_FORWARDED_ALL
+            and on_the_wire(name)
+        ):
+            out.setdefault(canonical(name), []).extend(_sendable(name, values, name))
+    # One Content-Type: a forwarded one wins over the publish request's own.
+    if "Content-Type" in out:
+        out["Content-Type"] = out["Content-Type"][:1]
+    elif own_type:
+        out["Content-Type"] = own_type
+    return out
+
+
+def _sendable(name: str, values: list[str], sent_as: str) -> list[str]:
+    for value in values:
+        check_sendable(name, value, sent_as)
+    return values

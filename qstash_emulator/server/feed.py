@@ -1,0 +1,168 @@
+"""The live activity feed ``qstash-emulator dev`` prints: one line per event, as it happens.
+
+Published messages, deliveries, retries, dead letters, callbacks, schedule runs and queue
+pauses, heard from the publisher, the engine and the queues. Lines are written by a thread of
+their own, so a terminal or pipe that reads slowly never holds up the server: past a backlog
+of ``_BACKLOG`` lines, lines are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from ..delivery.records import Attempt
+from ..model.message import Message
+from ..services.inspection import _span
+from .masking import mask_secrets
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["Feed"]
+
+_BACKLOG = 10_000
+_BODY_CHARS = 200
+
+# ANSI colours by event, and for the time stamp.
+_COLORS = {
+    "published": "36",  # cyan
+    "schedule": "35",  # magenta
+    "delivered": "32",  # green
+    "retry": "33",  # yellow
+    "failed": "31",  # red
+    "callback": "34",  # blue
+    "queue": "35",
+}
+_DIM = "2"
+_WIDTH = 10
+
+
+class Feed:
+    """Prints one line per event to ``out``; coloured when ``color``, bodies when ``bodies``."""
+
+    def __init__(
+        self, out: TextIO, *, color: bool, bodies: bool = False, default_user: str = ""
+    ) -> None:
+        self.out = out
+        self.color = color
+        self.bodies = bodies
+        self.default_user = default_user
+        self._lines: queue.Queue[str | None] = queue.Queue(_BACKLOG)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._write, name="qstash-emulator-feed")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def attach(self, runtime: Runtime) -> None:
+        """Listen to ``runtime``'s publisher, engine and queues."""
+        runtime.publisher.accepting.append(self._published)
+        runtime.engine.listeners.append(self.attempt)
+        runtime.queues.pause_listeners.append(self.queue_paused)
+
+    def close(self) -> None:
+        """Write what is left, then stop the writer thread."""
+        self._lines.put(None)
+        self._thread.join(5)
+
+    # Events ---------------------------------------------------------------------------------
+
+    async def _published(self, messages: list[Message]) -> None:
+        for msg in messages:
+            self.published(msg)
+
+    def published(self, msg: Message) -> None:
+        where = f"{msg.method} {msg.url}"
+        if msg.topic_name:
+            where += f" (URL group {msg.topic_name})"
+        if msg.queue_name:
+            where += f" (queue {msg.queue_name})"
+        if msg.not_before > msg.created_at:
+            where += f", due in {_span(msg.not_before - msg.created_at)}"
+        if msg.schedule_id:
+            text = f"{msg.schedule_id} fired: {msg.id} -> {where}"
+            self._emit("schedule", msg.user, text, msg.body)
+        else:
+            self._emit("published", msg.user, f"{msg.id} -> {where}", msg.body)
+
+    def attempt(self, attempt: Attempt) -> None:
+        """An engine listener: one line per delivery attempt."""
+        took = f"{(attempt.wall_finished - attempt.wall_started) * 1_000:.0f} ms"
+        result = f"status {attempt.status}" if attempt.response else (attempt.error or "")
+        number = f"attempt {attempt.retried + 1} of {attempt.max_retries + 1}"
+        what = attempt.message_id
+        event: str = attempt.outcome
+        if attempt.kind != "message":
+            # "callback msg_b of msg_a" (or "failure callback ..."); delivered ones get the
+            # label "callback" and leave the word out.
+            event = "callback"
+            name = attempt.kind.replace("_", " ")
+            what = f"{attempt.message_id} of {attempt.source_message_id}"
+            if attempt.outcome != "delivered":
+                what = f"{name} {what}"
+            elif attempt.kind == "failure_callback":
+                what = f"{attempt.message_id} (failure) of {attempt.source_message_id}"
+        if attempt.outcome == "delivered":
+            text = f"{what} {result} in {took} <- {attempt.url}"
+        elif attempt.outcome == "retry":
+            later = _span(attempt.next_delay_ms or 0)
+            text = f"{what} {result} ({number}), retry in {later} <- {attempt.url}"
+            event = "retry"
+        else:
+            end = "dead-lettered" if attempt.kind == "message" else "given up"
+            text = f"{what} {attempt.reason}, {end} <- {attempt.url}"
+            event = "failed"
+        body = attempt.response.body if attempt.response is not None else b""
+        self._emit(event, attempt.user, text, body)
+
+    def queue_paused(self, user: str, name: str, paused: bool) -> None:
+        self._emit("queue", user, f"{name} {'paused' if paused else 'resumed'}", b"")
+
+    # Output ---------------------------------------------------------------------------------
+
+    def _emit(self, event: str, user: str, text: str, body: bytes) -> None:
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1e3) % 1000:03d}"
+        text = mask_secrets(text)  # URLs with ?qstash_token=... or user:password@
+        if user != self.default_user:
+            text = f"[{user}] {text}"
+        label = event.ljust(_WIDTH)
+        if self.color:
+            stamp, label = _paint(stamp, _DIM), _paint(label, _COLORS[event])
+        line = f"{stamp} {label}{text}"
+        if self.bodies and body:
+            shown = body[:_BODY_CHARS].decode("utf-8", "replace")
+            more = "..." if len(body) > _BODY_CHARS else ""
+            line += f"\n{' ' * 13}{' ' * _WIDTH}body: {shown!r}{more}"
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            self._dropped += 1
+
+    def _write(self) -> None:
+        while True:
+            line = self._lines.get()
+            batch = [line]
+            while True:
+                try:
+                    batch.append(self._lines.get_nowait())
+                except queue.Empty:
+                    break
+            lines = [b for b in batch if b is not None]
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                lines.append(f"... {dropped} lines dropped: the output is read too slowly")
+            if lines:
+                try:
+                    self.out.write("\n".join(lines) + "\n")
+                    self.out.flush()
+                except (OSError, ValueError):  # the terminal went away: stop printing
+                    return
+            if None in batch:
+                return
+
+
+def _paint(text: str, code: str) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m"
