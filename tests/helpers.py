@@ -91,6 +91,12 @@ def sdk(emulator: Emulator, token: str | None = None) -> Iterator[QStash]:
         client.http._client.close()
 
 
+def fake_redis(emulator: Emulator) -> Any:
+    """The in-memory store's fakeredis server: ``connected = False`` is a Redis outage.
+    Internal: an outage has no public switch."""
+    return emulator.runtime.store.redis.connection_pool.connection_kwargs["server"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -174,6 +174,7 @@ def test_stream_sends_the_callers_log_rows_and_no_one_elses(
     assert set(rows[2]) == {"time", "messageId", "state", "url", "method", "responseStatus"}
     assert rows[2]["responseStatus"] == 200
     # Nobody listens once the page is gone: the store's writes pay nothing for it.
+    # Internal: the store's listeners have no public surface.
     wait_until(lambda: not server.runtime.store.row_listeners, 5, "the stream to unsubscribe")
 
 
@@ -237,4 +238,5 @@ async def add_delayed(emulator: Emulator, count: int) -> None:
         )
         msg.due = msg.not_before
         messages.append(msg)
+    # Internal: 10,001 messages written at once; publishing them one by one takes minutes.
     await emulator.runtime.store.add(messages, [])

@@ -11,7 +11,7 @@ from qstash_emulator import Emulator
 from .helpers import api, auth
 
 TESTS = Path(__file__).parent
-SHARED = {"auth", "_auth", "api", "request", "wait_until", "sdk", "free_port"}
+SHARED = {"auth", "_auth", "api", "request", "wait_until", "sdk", "free_port", "fake_redis"}
 
 
 def _trees() -> dict[str, ast.Module]:

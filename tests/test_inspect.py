@@ -280,6 +280,7 @@ def test_a_claimed_message_counts_as_in_flight_before_its_attempt_starts(
     from qstash_emulator._store import _CLAIMED
 
     res = client.message.publish_json(url=destination.url + "/later", body={}, delay="1h")
+    # Internal: a claim no attempt has taken up yet is written in the store.
     store = emulator.runtime.store
     # A claim (made a minute ahead, so the sweep leaves it alone) no attempt has taken up yet.
     claimed = _CLAIMED + emulator.clock.now_ms() + 60_000
