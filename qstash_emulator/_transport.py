@@ -80,11 +80,12 @@ class AiohttpTransport:
     async def warm(self) -> None:
         """Do now, in the background, what the first delivery would wait for: import aiohttp
         (in a thread: it is a third of the emulator's start-up, so it is not imported before
-        serving), make the session, and load the resolver's libraries."""
+        serving) and load the resolver's libraries."""
         import importlib
 
+        # The session itself is cheap, and made at the first delivery: a test that swaps the
+        # transport for its own would otherwise leave it unclosed.
         await asyncio.to_thread(importlib.import_module, "aiohttp")
-        self._client()
         with contextlib.suppress(OSError):
             await asyncio.get_running_loop().getaddrinfo("localhost", 80)
 

@@ -197,9 +197,9 @@ class Recorder:
         """Every distinct use heard so far, workflow runs with the steps they took."""
         with self._lock:
             found = {u for kept in self._usages.values() for u in kept}
-            runs = list(self._runs.values())
+            runs = [(first, sorted(steps)) for first, steps in self._runs.values()]
         for first, steps in runs:
-            ordered = tuple(name for _, name in sorted(steps))
+            ordered = tuple(name for _, name in steps)
             found.add(replace(first, steps=ordered))
         return sorted(found)
 
