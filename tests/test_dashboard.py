@@ -13,10 +13,9 @@ import pytest
 from qstash_emulator import DEFAULT_USERS, Emulator, Settings
 from qstash_emulator._app import create_app
 from qstash_emulator._hosts import host_allowed
-from qstash_emulator._models import Message
 from qstash_emulator._runtime import Runtime
 
-from .helpers import Destination, api, auth, sdk, wait_until
+from .helpers import Destination, add_delayed, api, auth, sdk, wait_until
 
 TOKEN = DEFAULT_USERS[0].token
 AUTH = auth(TOKEN)
@@ -225,18 +224,3 @@ def test_messages_page_with_total_and_counts_over_10000(
     assert (r["messages"], r["total"]) == ([], 0)
     bad = http.get("/_emulator/messages", params={"count": 0}, headers=AUTH)
     assert bad.status_code == 400 and "count" in bad.json()["error"]
-
-
-async def add_delayed(emulator: Emulator, count: int) -> None:
-    """``count`` messages an hour away, stored at once (publishing them would take longer
-    than looking at them)."""
-    now = emulator.clock.now_ms()
-    messages = []
-    for n in range(count):
-        msg = Message(
-            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
-        )
-        msg.due = msg.not_before
-        messages.append(msg)
-    # Internal: 10,001 messages written at once; publishing them one by one takes minutes.
-    await emulator.runtime.store.add(messages, [])

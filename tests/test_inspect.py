@@ -12,8 +12,7 @@ from qstash import QStash
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator._models import Message
 
-from .helpers import Destination, auth, sdk, wait_until
-from .test_dashboard import add_delayed
+from .helpers import Destination, add_delayed, auth, sdk, wait_until
 
 
 def _get(emu: Emulator, path: str, token: str | None = None, **params: Any) -> Any:
