@@ -1,12 +1,14 @@
 """The tests' shared helpers, imported from here (fixtures stay in conftest.py): the
-Authorization header and an httpx client for an emulator, ``wait_until``, the official SDK
-client, the recording ``Destination`` server and its scripted replies, and the processes the
-tests start (a real redis-server, the emulator's own CLI)."""
+Authorization header, an httpx client and one-off requests for an emulator, ``error_of``,
+``wait_until``, the official SDK client, the recording ``Destination`` server and its scripted
+replies, the processes the tests start (a real redis-server, the emulator's own CLI, the JS
+workflow app) and the few store shortcuts that have no public route."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -89,6 +92,12 @@ def sdk(emulator: Emulator, token: str | None = None) -> Iterator[QStash]:
         yield client
     finally:
         client.http._client.close()
+
+
+def fake_redis(emulator: Emulator) -> Any:
+    """The in-memory store's fakeredis server: ``connected = False`` is a Redis outage.
+    Internal: an outage has no public switch."""
+    return emulator.runtime.store.redis.connection_pool.connection_kwargs["server"]
 
 
 def free_port() -> int:
@@ -324,3 +333,85 @@ class Answering:
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> Answer:
         return self.answer(method, url)
+
+
+def error_of(r: httpx.Response) -> str:
+    assert r.headers["content-type"] == "application/json", r.text
+    body = r.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return str(body["error"])
+
+
+async def add_delayed(emulator: Emulator, count: int) -> None:
+    """``count`` messages an hour away, stored at once (publishing them would take longer
+    than looking at them)."""
+    now = emulator.clock.now_ms()
+    messages = []
+    for n in range(count):
+        msg = Message(
+            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
+        )
+        msg.due = msg.not_before
+        messages.append(msg)
+    # Internal: 10,001 messages written at once; publishing them one by one takes minutes.
+    await emulator.runtime.store.add(messages, [])
+
+
+JS = Path(__file__).parent / "js"
+
+
+class JsApp:
+    """The node process: its workflows' URL, and calls into its ``Client``. It talks to
+    ``target``: an emulator, or the QSTASH_* variables of one (a server in another process)."""
+
+    def __init__(self, target: Emulator | dict[str, str]) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "UPSTASH_"))}
+        env.update(target.env() if isinstance(target, Emulator) else target)
+        env["UPSTASH_DISABLE_TELEMETRY"] = "1"
+        # The SDK warns on stderr (retried calls, duplicate steps): a file, never a full pipe.
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            ["node", "workflow_app.mjs"],
+            cwd=JS,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, f"workflow_app.mjs did not start: {self.stderr()}"
+        self.url: str = json.loads(line)["url"]
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def do(self, method: str, *args: Any, target: str = "client") -> Any:
+        """Call ``client.<method>(*args)`` (``client.dlq.<method>`` with target="dlq")."""
+        response = self.http.post("/_do", json={"target": target, "method": method, "args": args})
+        if response.status_code != 200:
+            raise JsError(response.json())
+        return response.json()
+
+    def results(self, name: str) -> list[Any]:
+        found: list[Any] = self.http.get("/_do/results").json().get(name, [])
+        return found
+
+    def clear(self) -> None:
+        self.http.delete("/_do/results")
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+class JsError(Exception):
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["error"])
+        self.status = body.get("status")

@@ -8,13 +8,13 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .helpers import auth
+from .helpers import auth, fake_redis
 
 
 def test_a_store_outage_is_a_503_with_retry_after(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = emulator.runtime.store.redis.connection_pool.connection_kwargs["server"]
+    server = fake_redis(emulator)
     creds = auth(emulator)
     server.connected = False
     try:

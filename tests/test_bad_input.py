@@ -18,7 +18,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator.delivery.transport import Response as Reply
 
-from .helpers import Answering, api, wait_until
+from .helpers import Answering, api, error_of, wait_until
 
 P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
@@ -636,13 +636,6 @@ def small() -> Iterator[Emulator]:
 def http(small: Emulator) -> Iterator[httpx.Client]:
     with api(small) as client:
         yield client
-
-
-def error_of(r: httpx.Response) -> str:
-    assert r.headers["content-type"] == "application/json", r.text
-    body = r.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str), body
-    return str(body["error"])
 
 
 @pytest.mark.parametrize(("method", "path", "request_", "status", "field"), ROWS)

@@ -69,6 +69,7 @@ def _delivered(emu: Emulator, ids: list[str]) -> None:
 
 async def _log_bytes(emu: Emulator, user: str) -> int:
     """Bytes the store holds for ``user``'s logs: the rows, and the bodies they refer to."""
+    # Internal: the bytes the store holds have no public surface (the body budget rule).
     store = emu.runtime.store
     keyspace = store.keyspace
     entries = await store.redis.xrange(keyspace.logs(user), "-", "+")
@@ -128,6 +129,7 @@ def test_recorded_attempts_keep_bodies_within_the_budget(
     destination.script("/big", *[(200, {}, answer)] * 6)
     ids = _publish_all(emu, destination.url + "/big", [b"x"] * 6)
     wait_until(lambda: len(emu.attempts) == 6, 20, "six attempts")
+    # Internal: the attempts' byte count has no public surface (the budget rule).
     assert emu.runtime.history.body_bytes <= 5 * KB256
     views = httpx.get(f"{emu.url}/_emulator/attempts", headers=auth(emu)).json()["attempts"]
     by_id = {v["messageId"]: v for v in views}
@@ -161,6 +163,7 @@ def test_dead_letters_are_kept_for_the_plans_retention(
     wait_until(lambda: len(dlq()) == 1, 15, "the dead letter")
     week = 7 * 86_400_000
     now = int(time.time() * 1_000)
+    # Internal: the retention trim runs on a timer; called here at a chosen time.
     store = emulator.runtime.store
     emulator.call(store.trim_dead_letters(now + week - 60_000))
     assert len(dlq()) == 1

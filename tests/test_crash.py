@@ -234,6 +234,7 @@ def test_a_kill_between_final_state_and_queue_release_frees_the_slot(
             ]
             for i in range(2)
         ]
+        # Internal: the crash is simulated between two store writes.
         store = first.runtime.store
         keyspace = store.keyspace
 
@@ -275,6 +276,7 @@ def test_a_kill_right_after_the_final_state_keeps_the_callbacks(
     redis.Redis.from_url(redis_url).flushdb()
     destination.script("/down", (500, {}, b"no"))
     with Emulator(redis_url=redis_url) as first:
+        # Internal: the crash is simulated right after a store write.
         store = first.runtime.store
         real_finish = store.finish
         finished = threading.Event()

@@ -11,12 +11,11 @@ import httpx
 import pytest
 
 from qstash_emulator import DEFAULT_USERS, Emulator, Settings
-from qstash_emulator.model.message import Message
 from qstash_emulator.server.app import create_app
 from qstash_emulator.server.hosts import host_allowed
 from qstash_emulator.server.runtime import Runtime
 
-from .helpers import Destination, api, auth, sdk, wait_until
+from .helpers import Destination, add_delayed, api, auth, sdk, wait_until
 
 TOKEN = DEFAULT_USERS[0].token
 AUTH = auth(TOKEN)
@@ -174,6 +173,7 @@ def test_stream_sends_the_callers_log_rows_and_no_one_elses(
     assert set(rows[2]) == {"time", "messageId", "state", "url", "method", "responseStatus"}
     assert rows[2]["responseStatus"] == 200
     # Nobody listens once the page is gone: the store's writes pay nothing for it.
+    # Internal: the store's listeners have no public surface.
     wait_until(lambda: not server.runtime.store.row_listeners, 5, "the stream to unsubscribe")
 
 
@@ -224,17 +224,3 @@ def test_messages_page_with_total_and_counts_over_10000(
     assert (r["messages"], r["total"]) == ([], 0)
     bad = http.get("/_emulator/messages", params={"count": 0}, headers=AUTH)
     assert bad.status_code == 400 and "count" in bad.json()["error"]
-
-
-async def add_delayed(emulator: Emulator, count: int) -> None:
-    """``count`` messages an hour away, stored at once (publishing them would take longer
-    than looking at them)."""
-    now = emulator.clock.now_ms()
-    messages = []
-    for n in range(count):
-        msg = Message(
-            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
-        )
-        msg.due = msg.not_before
-        messages.append(msg)
-    await emulator.runtime.store.add(messages, [])

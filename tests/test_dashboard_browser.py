@@ -25,8 +25,7 @@ from .chromium import (
     open_view,
     until,
 )
-from .helpers import Destination, api, auth, sdk
-from .test_dashboard import add_delayed
+from .helpers import Destination, JsApp, add_delayed, api, auth, sdk
 
 pytestmark = MARKS
 
@@ -324,7 +323,6 @@ def test_a_workflow_run_shows_its_steps_as_a_timeline_and_can_be_cancelled(
 def test_find_the_runs_waiting_for_an_event_and_notify_them(
     shot: Callable[[str], None], page: Any, emulator: Emulator
 ) -> None:
-    from .test_workflows_js import JsApp
 
     js = JsApp(emulator)  # the official JS SDK: its waitForEvent
     try:

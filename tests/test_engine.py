@@ -13,7 +13,7 @@ from qstash import Receiver
 
 from qstash_emulator import Emulator
 
-from .helpers import Destination, Held, auth, wait_until
+from .helpers import Destination, Held, auth, fake_redis, wait_until
 
 
 def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
@@ -247,6 +247,7 @@ def test_wait_idle_is_not_fooled_by_a_claim_under_way(
     """Claimed messages are neither due nor attempts yet; that moment is not idleness."""
     import asyncio
 
+    # Internal: the claim is slowed down in the store to race it.
     store = virtual.runtime.store
     original = store.claim_due
 
@@ -272,6 +273,7 @@ def test_a_cancel_that_races_the_claim_is_honoured(
     of an attempt in flight: the message ends CANCELED and is never sent."""
     import asyncio
 
+    # Internal: the cancel is made to race the engine's claim.
     rt = virtual.runtime
     store = rt.store
     original = store.claim_due
@@ -307,23 +309,19 @@ def test_a_cancel_that_races_the_claim_is_honoured(
     assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
 
 
-def _fake_server(emu: Emulator) -> Any:
-    """The in-memory store's fakeredis server: ``connected = False`` is a Redis outage."""
-    return emu.runtime.store.redis.connection_pool.connection_kwargs["server"]
-
-
 def test_an_outcome_is_stored_once_the_store_answers_again(
     emulator: Emulator, destination: Destination
 ) -> None:
     held = Held()
     destination.script("/held", held)
     message_id = _post(emulator, destination.url + "/held", {})
-    server = _fake_server(emulator)
+    server = fake_redis(emulator)
     try:
         assert held.entered.wait(10)
         server.connected = False  # the outcome's write will fail
         held.release.set()
         destination.wait(1, "/held")
+        # Internal: the engine's pending outcomes have no public surface.
         engine = emulator.runtime.engine
         wait_until(
             lambda: getattr(engine, "_store_down", False), what="the outcome's write refused"
@@ -353,6 +351,7 @@ def test_a_claim_no_attempt_holds_is_due_again_without_a_restart(
     from qstash_emulator.store.core import _CLAIMED
 
     message_id = _post(emulator, destination.url + "/orphan", {"Upstash-Delay": "1h"})
+    # Internal: an orphan claim is written as a Redis outage would leave it.
     store = emulator.runtime.store
     # As if a claim was written but its attempt died with the store (a Redis outage).
     claimed = _CLAIMED + emulator.clock.now_ms() - 1
@@ -385,6 +384,7 @@ def test_a_reset_during_a_claim_delivers_nothing_it_had_taken(
     import asyncio
     import threading
 
+    # Internal: the reset is made to race the store's claim.
     store = emulator.runtime.store
     original = store.claim_due
     taken, release = threading.Event(), threading.Event()
@@ -468,6 +468,7 @@ def test_a_sweep_racing_a_claim_sends_nothing_twice(
     url = request.getfixturevalue("redis_url") if backend == "redis" else None
     with Emulator(redis_url=url) as emu:
         emu.reset()
+        # Internal: the sweep is made to race the claim.
         engine, store = emu.runtime.engine, emu.runtime.store
         claim_due, claimed_before = store.claim_due, store.claimed_before
         written: list[asyncio.Event] = []

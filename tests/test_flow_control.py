@@ -276,6 +276,7 @@ def test_a_message_due_now_counts_before_the_publish_is_answered(
     """The official SDK resets a key right after publishing to it and expects rateCount 0: the
     message counts in the window it was published in, however late the engine picks it up."""
     gate = HoldingGate()  # holds the attempt before flow control sees it, as a busy engine
+    # Internal: a gate that holds the attempt stands for a busy engine.
     engine = emulator.runtime.engine
     engine.gates.insert(0, gate)
     try:

@@ -1,5 +1,6 @@
-"""The tests share their helpers from ``tests/helpers.py``: no test imports them from conftest,
-writes its own Authorization header, or keeps a copy of a shared helper."""
+"""The tests share their helpers from ``tests/helpers.py``: no test imports them from conftest
+or from another test module, writes its own Authorization header, or keeps a copy of a shared
+helper."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from qstash_emulator import Emulator
 from .helpers import api, auth
 
 TESTS = Path(__file__).parent
-SHARED = {"auth", "_auth", "api", "request", "wait_until", "sdk", "free_port"}
+SHARED = {
+    "auth",
+    "_auth",
+    "api",
+    "request",
+    "wait_until",
+    "sdk",
+    "free_port",
+    "fake_redis",
+    "error_of",
+}
 
 
 def _trees() -> dict[str, ast.Module]:
@@ -39,8 +50,9 @@ def test_tests_import_helpers_from_the_helpers_module_only() -> None:
     found = []
     for name, tree in _trees().items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module in ("conftest", "servers"):
-                found.append(f"{name}:{node.lineno}: from {'.' * node.level}{node.module}")
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                if node.module in ("conftest", "servers") or node.module.startswith("test_"):
+                    found.append(f"{name}:{node.lineno}: from {'.' * node.level}{node.module}")
     assert found == [], "import plain helpers from .helpers (fixtures need no import)"
 
 

@@ -12,8 +12,7 @@ from qstash import QStash
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator.model.message import Message
 
-from .helpers import Destination, auth, sdk, wait_until
-from .test_dashboard import add_delayed
+from .helpers import Destination, add_delayed, auth, sdk, wait_until
 
 
 def _get(emu: Emulator, path: str, token: str | None = None, **params: Any) -> Any:
@@ -280,6 +279,7 @@ def test_a_claimed_message_counts_as_in_flight_before_its_attempt_starts(
     from qstash_emulator.store.core import _CLAIMED
 
     res = client.message.publish_json(url=destination.url + "/later", body={}, delay="1h")
+    # Internal: a claim no attempt has taken up yet is written in the store.
     store = emulator.runtime.store
     # A claim (made a minute ahead, so the sweep leaves it alone) no attempt has taken up yet.
     claimed = _CLAIMED + emulator.clock.now_ms() + 60_000

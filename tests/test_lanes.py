@@ -108,6 +108,7 @@ def test_a_hanging_destination_leaves_the_others_delivered_and_a_cancel_frees_it
     """1,100 messages to an endpoint that never answers (the payg timeout is 2 h) take its
     256 slots; another user's message and the same user's to a healthy URL are delivered at
     once; cancelling the 1,100 drops their connections and frees every slot."""
+    # Internal: the engine's connection slots have no public surface.
     engine = emulator.runtime.engine
     try:
         _publish_many(emulator, hanging.url, 1_100)

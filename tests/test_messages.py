@@ -208,6 +208,7 @@ def test_cancel_while_claimed_but_held_by_a_gate_stays_cancelled(
     virtual: Emulator, destination: Destination
 ) -> None:
     """A cancel that lands while a gate is still deciding is honoured; no retry revives it."""
+    # Internal: a gate still deciding is held in the engine.
     engine = virtual.runtime.engine
     gate = HoldingGate()
     engine.gates.insert(0, gate)

@@ -316,7 +316,8 @@ def test_parallelism_bounds_messages_in_flight(
     first_two = destination.wait(2, "/hold")
     assert [r.body for r in first_two] == [b"0", b"1"]
     # The other three are parked by the queue: not due, not in flight.
-    assert emulator.call(emulator.runtime.store.due_times(ids[2:])) == [None, None, None]
+    parked = [emulator.call(emulator.inspector.one(emulator.user.user_id, i)) for i in ids[2:]]
+    assert [(w.state, w.due) if w else None for w in parked] == [("queued", None)] * 3
     assert client.queue.get("par").lag == 5
     release.set()
     got = destination.wait(5, "/hold")

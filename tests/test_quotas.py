@@ -38,9 +38,15 @@ def fclient(free: Emulator) -> Iterator[QStash]:
         yield client
 
 
+# Internal: the daily count has no public route; these two read and spend it directly.
 def _use(emu: Emulator, count: int, user: str | None = None) -> None:
     """Spend ``count`` of today's messages without publishing them."""
     emu.call(emu.runtime.quotas.consume_daily(user or emu.user.user_id, count))
+
+
+def _used(emu: Emulator, user: str | None = None) -> int:
+    """Today's messages spent."""
+    return emu.call(emu.runtime.quotas.daily_used(user or emu.user.user_id))
 
 
 def _next_midnight_s(emu: Emulator) -> int:
@@ -61,7 +67,7 @@ def test_daily_quota_429_with_ratelimit_headers(free: Emulator, fclient: QStash)
     assert r.headers["RateLimit-Reset"] == reset
     assert "Burst-RateLimit-Limit" not in r.headers
     assert set(r.json()) == {"error"} and "daily message limit" in r.json()["error"]
-    assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 1000
+    assert _used(free) == 1000
 
 
 def test_enqueue_counts_against_the_daily_quota(free: Emulator, fclient: QStash) -> None:
@@ -79,7 +85,7 @@ def test_a_refused_group_publish_counts_nothing(free: Emulator) -> None:
     )
     r = httpx.post(f"{free.url}/v2/publish/pair", headers=auth(free))
     assert r.status_code == 429 and r.headers["RateLimit-Remaining"] == "1"
-    assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 999
+    assert _used(free) == 999
 
 
 def test_quota_resets_at_utc_midnight_and_is_per_user(free: Emulator, fclient: QStash) -> None:
@@ -90,7 +96,7 @@ def test_quota_resets_at_utc_midnight_and_is_per_user(free: Emulator, fclient: Q
     assert isinstance(free.clock, VirtualClock)
     free.clock.set(_next_midnight_s(free) * 1000)
     fclient.message.publish(url="http://127.0.0.1:9/tomorrow", body="x")
-    assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 1
+    assert _used(free) == 1
 
 
 def test_schedule_run_over_quota_records_the_error(free: Emulator, fclient: QStash) -> None:
@@ -175,7 +181,7 @@ def test_batch_over_the_daily_quota_is_one_429(free: Emulator, fclient: QStash) 
     with pytest.raises(DailyMessageLimitExceededError) as caught:
         fclient.message.batch([{"url": f"http://127.0.0.1:9/b{i}", "body": "x"} for i in range(3)])
     assert caught.value.remaining == "2"
-    assert free.call(free.runtime.quotas.daily_used(free.user.user_id)) == 998
+    assert _used(free) == 998
     assert len(fclient.message.batch([{"url": "http://127.0.0.1:9/b", "body": "x"}] * 2)) == 2
 
 
@@ -204,4 +210,4 @@ def test_a_dead_letter_retry_is_a_publish_the_quota_counts(
     free.clock.advance(86_400)  # a new day, a new quota
     retried = httpx.post(f"{free.url}/v2/dlq/retry/{dlq_id}", headers=auth(free))
     assert retried.status_code == 201, retried.text
-    assert free.call(free.runtime.quotas.daily_used(user)) == 1
+    assert _used(free, user) == 1

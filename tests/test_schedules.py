@@ -337,6 +337,7 @@ def test_trigger_runs_now_and_keeps_the_cron(
     start = _align(virtual, offset_s=10)
     schedule_id = vclient.schedule.create(destination=destination.url + "/t", cron="0 0 1 1 *")
     before = vclient.schedule.get(schedule_id).next_schedule_time
+    # Internal: the trigger a schedule's timer fires (run-now moves the next time instead).
     ids = virtual.call(virtual.runtime.schedules.trigger(virtual.user.user_id, schedule_id))
     assert ids is not None and len(ids) == 1
     (got,) = destination.wait(1, "/t")

@@ -21,7 +21,7 @@ from qstash_emulator import Emulator, User, check_signature, sign
 from qstash_emulator.api import all_routes
 from qstash_emulator.api._declare import OperationRoute
 
-from .helpers import Destination, EmulatorProcess, api, auth, free_port, wait_until
+from .helpers import Destination, EmulatorProcess, api, auth, error_of, free_port, wait_until
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
@@ -56,12 +56,6 @@ def http(server: Emulator) -> Iterator[httpx.Client]:
         yield client
 
 
-def _error(r: httpx.Response) -> str:
-    body = r.json()
-    assert set(body) == {"error"}, body
-    return str(body["error"])
-
-
 # Tokens --------------------------------------------------------------------------------------
 
 
@@ -81,7 +75,7 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
     ]:
         r = http.request(method, path, headers=headers, params=params, content=b"{}")
         assert r.status_code == 401, (headers, params, r.text)
-        assert "Unauthorized" in _error(r)
+        assert "Unauthorized" in error_of(r)
 
 
 def _documented(server: Emulator) -> list[tuple[str, str]]:
@@ -130,7 +124,7 @@ def test_a_read_only_token_cannot_write(
     assert user.readonly_token
     r = http.request(method, path, headers=auth(user.readonly_token), content=b"{}")
     assert r.status_code == 403, r.text
-    assert "read-only" in _error(r)
+    assert "read-only" in error_of(r)
     # Nothing was written on its behalf.
     creds = auth(user)
     assert http.get("/v2/logs", headers=creds).json()["logs"] == []

@@ -48,7 +48,7 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
             content=b"in flight at the upgrade",
         )
         message_id = r.json()["messageId"]
-        prefix = old.runtime.store.keyspace.prefix
+        prefix = old.settings.redis_prefix
     direct = redis.Redis.from_url(redis_url)
     try:
         # What the older layout held for a message in flight when the process died.
@@ -73,7 +73,7 @@ def test_a_store_with_a_newer_key_layout_is_left_alone(redis_url: str) -> None:
 
     with Emulator(redis_url=redis_url) as first:
         first.reset()
-        prefix = first.runtime.store.keyspace.prefix
+        prefix = first.settings.redis_prefix
     direct = redis.Redis.from_url(redis_url)
     try:
         direct.set(prefix + "schema", 3)
@@ -333,6 +333,7 @@ def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destina
                 **{"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=1"},
             )
         emu.wait_idle()
+        # Internal: the shared indexes have no public surface.
         store = emu.runtime.store
         shared = (
             store.keyspace.schedule_due,

@@ -33,6 +33,7 @@ def _asleep(emu: Emulator, until_woken: bool = False) -> None:
     """Wait until the engine sleeps with nothing due for a while (only a write can wake it
     sooner); one turn first, so that it forgets a time it had planned for what is gone (a
     paused schedule)."""
+    # Internal: when the engine sleeps has no public surface (the wake-up rule).
     engine = emu.runtime.engine
     engine.notify()
 
@@ -53,6 +54,7 @@ def _schedule(emu: Emulator, destination: str, cron: str, **headers: str) -> dic
 
 
 def _wakes_for(emu: Emulator, when_ms: int) -> None:
+    # Internal: when the engine wakes has no public surface (the wake-up rule).
     engine = emu.runtime.engine
     wait_until(lambda: engine.wakes_at == when_ms, 2, f"the engine to wake at {when_ms}")
 
@@ -196,6 +198,7 @@ def test_a_retry_after_a_failure_is_sent_on_time(
 def test_a_due_time_written_to_any_index_wakes_the_engine(emulator: Emulator, index: str) -> None:
     """The one mechanism: a score written to a due index, through the store's batched writes,
     brings the sleeping engine's wake-up forward (and drops the timers' cached times)."""
+    # Internal: a due time is written straight into each store index.
     store = emulator.runtime.store
     key = getattr(store.keyspace, index)
     member = {
@@ -228,6 +231,7 @@ def test_ten_thousand_schedules_all_fire_at_the_minute_on_an_idle_server(
         if time.time() % 60 > 30:
             time.sleep(60 - time.time() % 60 + 0.5)
         resumed = _schedule(emu, destination.url + "/tick", "* * * * *")
+        # Internal: the schedules are written to the store in bulk (ten thousand).
         runtime, user = emu.runtime, emu.user.user_id
 
         async def create_all() -> None:

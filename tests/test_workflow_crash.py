@@ -10,8 +10,7 @@ import redis
 
 from qstash_emulator import DEFAULT_USERS
 
-from .helpers import EmulatorProcess, api, free_port, wait_until
-from .test_workflows_js import JS, JsApp
+from .helpers import JS, EmulatorProcess, JsApp, api, free_port, wait_until
 
 pytestmark = [
     pytest.mark.slow,  # a crash run: emulator processes, a SIGKILL, a JS app (6 s)

@@ -32,7 +32,7 @@ def test_purging_a_user_forgets_its_waiter_deadlines(
     waits = emulator.waits
     assert emulator.call(waits.next_due()) is not None
 
-    emulator.call(emulator.runtime.store.purge_user(user.user_id))
+    emulator.call(emulator.purge_user(user.user_id))
 
     assert emulator.call(waits.next_due()) is None
     assert emulator.call(waits.waiters(user.user_id, "evt")) == []

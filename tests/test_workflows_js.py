@@ -5,12 +5,8 @@ clock, every delivery's signature verified by the SDK."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +14,8 @@ import pytest
 
 from qstash_emulator import Emulator, VirtualClock
 
-from .helpers import Destination, request
+from .helpers import JS, Destination, JsApp, JsError, request
 
-JS = Path(__file__).parent / "js"
 DAY = 86_400
 
 pytestmark = [
@@ -31,63 +26,6 @@ pytestmark = [
         reason="tests/js/node_modules is missing: run `npm install` in tests/js",
     ),
 ]
-
-
-class JsApp:
-    """The node process: its workflows' URL, and calls into its ``Client``. It talks to
-    ``target``: an emulator, or the QSTASH_* variables of one (a server in another process)."""
-
-    def __init__(self, target: Emulator | dict[str, str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "UPSTASH_"))}
-        env.update(target.env() if isinstance(target, Emulator) else target)
-        env["UPSTASH_DISABLE_TELEMETRY"] = "1"
-        # The SDK warns on stderr (retried calls, duplicate steps): a file, never a full pipe.
-        self.log = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen(
-            ["node", "workflow_app.mjs"],
-            cwd=JS,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"workflow_app.mjs did not start: {self.stderr()}"
-        self.url: str = json.loads(line)["url"]
-        self.http = httpx.Client(base_url=self.url, timeout=30)
-
-    def do(self, method: str, *args: Any, target: str = "client") -> Any:
-        """Call ``client.<method>(*args)`` (``client.dlq.<method>`` with target="dlq")."""
-        response = self.http.post("/_do", json={"target": target, "method": method, "args": args})
-        if response.status_code != 200:
-            raise JsError(response.json())
-        return response.json()
-
-    def results(self, name: str) -> list[Any]:
-        found: list[Any] = self.http.get("/_do/results").json().get(name, [])
-        return found
-
-    def clear(self) -> None:
-        self.http.delete("/_do/results")
-
-    def stderr(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        self.http.close()
-        self.proc.terminate()
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.log.close()
-
-
-class JsError(Exception):
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["error"])
-        self.status = body.get("status")
 
 
 @pytest.fixture(scope="module")
