@@ -105,10 +105,11 @@ class PublishOptions:
         return "content:" + digest.hexdigest()
 
 
-# Which JSON view an option renders in: a message's (and its log rows' and DLQ entries') or a
-# schedule's. They differ on purpose, as production's do: a schedule shows its delay, and its
-# timeout in seconds where a message shows it in ms.
-View = Literal["message", "schedule"]
+# Which JSON view an option renders in: a message's (and its log rows' and DLQ entries'), a
+# schedule's or a workflow run's log. They differ on purpose, as production's do: a schedule
+# shows its delay, and its timeout in seconds where a message shows it in ms; a run shows its
+# flow-control key only.
+View = Literal["message", "schedule", "run"]
 Keys = Callable[[Any], dict[str, Any]]
 
 
@@ -127,6 +128,9 @@ class Option:
     views: dict[View, Keys] = field(default_factory=dict)
     # Whether a dead-letter retry's header sets it again (a run's messages keep their run).
     on_retry: bool = True
+    # Whether a workflow run keeps it from its trigger for its later messages (newer SDKs send
+    # it with the trigger only): creation, a step's inheritance, resume and restart copy it.
+    run: bool = False
 
     def message_fields(self, value: Any) -> dict[str, Any]:
         """The message fields for the option's ``value``."""
@@ -193,21 +197,34 @@ def _both(keys: Keys) -> dict[View, Keys]:
     return {"message": keys, "schedule": keys}
 
 
+def _flow_key(flow: FlowControl | None) -> dict[str, Any]:
+    return {"flowControlKey": flow["key"]} if flow else {}
+
+
 # Method, forwarded headers and retries are every view's own keys; redaction acts on the header
 # and body keys; a message's delay and not-before are its notBefore.
 OPTIONS: tuple[Option, ...] = (
     Option(H.METHOD, "method", ("method",)),
     Option(H.DELAY, "delay_ms", views={"schedule": _seconds("delay")}),
     Option(H.NOT_BEFORE, "not_before_ms"),
-    Option(H.RETRIES, "retries", ("max_retries",)),
-    Option(H.RETRY_DELAY, "retry_delay", ("retry_delay",), _both(_if("retryDelayExpression"))),
-    Option(H.LABEL, "labels", ("labels",), _both(_labels)),
-    Option(H.REDACT, "redact", ("redact",)),
+    Option(H.RETRIES, "retries", ("max_retries",), run=True),
+    Option(
+        H.RETRY_DELAY, "retry_delay", ("retry_delay",), _both(_if("retryDelayExpression")), run=True
+    ),
+    Option(
+        H.LABEL,
+        "labels",
+        ("labels",),
+        {"message": _labels, "schedule": _labels, "run": _labels},
+        run=True,
+    ),
+    Option(H.REDACT, "redact", ("redact",), run=True),
     Option(
         H.FLOW_KEY,
         "flow",
         ("flow_key", "flow_parallelism", "flow_rate", "flow_period"),
-        _both(_flow),
+        {"message": _flow, "schedule": _flow, "run": _flow_key},
+        run=True,
     ),
     Option(H.DEDUP_ID, "dedup_id"),
     Option(H.CONTENT_DEDUP, "content_dedup"),
@@ -217,6 +234,7 @@ OPTIONS: tuple[Option, ...] = (
         "failure_callback",
         ("failure_callback",),
         _both(_callback("failureCallback")),
+        run=True,
     ),
     Option(H.FORWARD, "header", ("header",)),
     Option(
