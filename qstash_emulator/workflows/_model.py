@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._json import b64
-from ..model.headers import CallbackConfig, FlowControl, H, PublishOptions
-from ..model.message import Message, option_fields
+from ..model.headers import H
+from ..model.message import Message
+from ..model.options import CallbackConfig, FlowControl, PublishOptions, option_fields
 
 __all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 
