@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .._errors import BadRequest
 from ..model.destination import is_url
-from ..model.headers import CallbackConfig, PublishOptions
+from ..model.options import CallbackConfig, PublishOptions
 from ..server.config import Settings
 
 __all__ = ["HOPS", "MAX_HOPS", "Loops"]
