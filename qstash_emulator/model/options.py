@@ -2,9 +2,10 @@
 workflow runs, with the one table that says, per option, the header that sets it, the message
 fields it becomes and the keys it shows in a JSON view.
 
-A new option is its parse rule (model/headers.py), its name (model/names.py) and its field and
-row here; every copy (a publish, a dead-letter retry, a run's later messages) and every view
-(message, log row, DLQ entry, schedule) follows the table.
+A new option is its name (model/names.py), its parse rule (model/headers.py), its field and row
+here, and the Message field (a Run field too when a run keeps it) the row names; every copy (a
+publish, a dead-letter retry, a run's later messages) and every view (message, log row, DLQ
+entry, schedule, run log) follows the row.
 """
 
 from __future__ import annotations
