@@ -30,10 +30,9 @@ from .model.message import Kind
 from .server.config import Settings
 from .server.docs import docs_path
 from .server.emulator import Emulator
-from .server.runtime import new_signing_key
 from .services.faults import FAULT_KINDS, Fault, FaultKind, Faults
 from .services.inspection import STATES, Inspector, Waiting, WaitingState, format_ms
-from .services.users import User, make_token
+from .services.users import User, make_token, new_signing_key
 from .workflows import RunFilter, Runs, Waits, run_log, select_runs
 
 __all__ = [

@@ -99,10 +99,8 @@ def test_a_wait_that_gives_up_says_what_is_pending() -> None:
     app = Starlette(routes=[Route("/slow", slow, methods=["POST"])])
     with Emulator(clock=VirtualClock()) as emulator:
         emulator.mount("https://app.example.com", app)
-        client = api(emulator, anonymous=True)
-        creds = auth(emulator)
-        with client:
-            answer = client.post("/v2/publish/https://app.example.com/slow", headers=creds)
+        with api(emulator) as client:
+            answer = client.post("/v2/publish/https://app.example.com/slow")
         message_id = answer.json()["messageId"]
         with pytest.raises(TimeoutError) as info:
             emulator.run_until_idle(timeout=0.3)

@@ -146,7 +146,7 @@ def test_teardown_removes_the_tests_user_and_data(pytester: pytest.Pytester) -> 
 
         def test_nothing_survives(qstash):
             runtime = qstash.emulator.runtime
-            assert left["user"] not in {u.user_id for u in runtime.users}
+            assert left["user"] not in {u.user_id for u in runtime.users.all()}
             answer = httpx.get(
                 f"{left['url']}/v2/schedules",
                 headers={"Authorization": f"Bearer {left['token']}"},

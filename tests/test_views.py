@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from qstash_emulator.api._operations import _PUBLISH_HEADERS
-from qstash_emulator.model.headers import H, PublishOptions, parse_publish
-from qstash_emulator.model.message import Message, option_fields
+from qstash_emulator.model.headers import H, parse_publish
+from qstash_emulator.model.message import Message
+from qstash_emulator.model.options import PublishOptions, option_fields
 from qstash_emulator.model.views import dlq_view, log_row, message_view
 from qstash_emulator.server.config import Settings
 from qstash_emulator.services.schedules import Schedule, schedule_view

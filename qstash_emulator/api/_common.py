@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from .. import _json
 from .._errors import BadRequest, BodyTooLarge, Forbidden
-from ..server.runtime import Caller, Runtime
+from ..server.runtime import Runtime
+from ..services.users import Caller
 from ._query import int_param, multi
 
 __all__ = [
@@ -59,7 +60,7 @@ def authenticate(request: Request, write: bool) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    return runtime(request).authenticate(token, write)
+    return runtime(request).users.authenticate(token, write)
 
 
 def caller_ip(request: Request) -> str:

@@ -67,7 +67,7 @@ async def list_attempts(request: Request) -> Response:
     message_id = request.query_params.get("messageId") or None
     rt = runtime(request)
     attempts = rt.inspector.attempts(who.user_id, message_id)
-    keys = await rt.signing_keys(who.user_id)
+    keys = await rt.keys.get(who.user_id)
     return json({"attempts": [attempt_view(a, keys) for a in attempts]})
 
 

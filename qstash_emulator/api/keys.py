@@ -16,12 +16,12 @@ api = Operations()
 @api.route("GET /v2/keys", "The signing keys")
 async def get_keys(request: Request) -> Response:
     who = caller(request)
-    current, nxt = await runtime(request).signing_keys(who.user_id)
+    current, nxt = await runtime(request).keys.get(who.user_id)
     return json({"current": current, "next": nxt})
 
 
 @api.route("POST /v2/keys/rotate", "Rotate the signing keys: next becomes current")
 async def rotate_keys(request: Request) -> Response:
     who = caller(request, write=True)
-    current, nxt = await runtime(request).rotate_keys(who.user_id)
+    current, nxt = await runtime(request).keys.rotate(who.user_id)
     return json({"current": current, "next": nxt})

@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from .._errors import BodyTooLarge, PlanLimit
 from ..model.destination import config_from_query, parse_destination
-from ..model.headers import PublishOptions, parse_publish
+from ..model.headers import parse_publish
+from ..model.options import PublishOptions
 from ..services.publisher import check_size
 from ._common import caller, caller_ip, json, read_body, runtime
 from ._declare import Operations

@@ -77,7 +77,7 @@ async def webhook(request: Request) -> Response:
     """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
     rt = runtime(request)
     user = request.path_params["userId"]
-    if user not in {u.user_id for u in rt.users}:
+    if rt.users.get(user) is None:
         raise NotFound(f"user {user!r} not found")
     run_id = request.path_params["workflowRunId"]
     # Anyone may call this URL: what can be checked is checked before a byte is read.

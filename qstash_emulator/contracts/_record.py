@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..model.destination import is_url
-from ..model.headers import CallbackConfig, PublishOptions
 from ..model.message import Message
+from ..model.options import CallbackConfig, PublishOptions
 from ..server.runtime import Runtime
 from ._normalise import REDACTED, is_secret, mask_url, mask_value, template, template_url
 

@@ -52,7 +52,7 @@ class Dashboard:
                 "not list users and their tokens: enter a token."
             )
             return json({"users": None, "message": message})
-        users = [{"userId": u.user_id, "token": u.token} for u in self.runtime.users]
+        users = [{"userId": u.user_id, "token": u.token} for u in self.runtime.users.all()]
         return json({"users": users})
 
     async def me(self, request: Request) -> Response:

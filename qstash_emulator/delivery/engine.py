@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .. import _json
-from ..model.headers import CallbackConfig, H, on_the_wire
-from ..model.message import FINAL_STATES, Kind, LogState, Message, State, flow_fields, new_id
+from ..model.headers import H, on_the_wire
+from ..model.message import FINAL_STATES, Kind, LogState, Message, State, new_id
+from ..model.options import CallbackConfig, flow_fields
 from ..model.views import callback_payload, log_row
 from ..server.config import Settings
 from ..store.core import Store, StoreUnavailable

@@ -1,27 +1,23 @@
-"""Header names, and the parsing of publish-family headers into PublishOptions.
+"""The parsing of publish-family headers into PublishOptions, and the rules of what a header
+may carry on the wire (the names: model/names.py; the options: model/options.py).
 
 The rules: docs/behaviour.md#publish-headers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
 
 from .._errors import BadRequest, PlanLimit
 from ..server.config import Quota, Settings
 from .destination import validate_name, validate_url
 from .durations import parse_duration_ms
+from .names import H
+from .options import CallbackConfig, FlowControl, PublishOptions, RunHeaders
 
 __all__ = [
     "H",
-    "CallbackConfig",
-    "FlowControl",
-    "PublishOptions",
-    "RunHeaders",
     "canonical",
     "check_sendable",
     "on_the_wire",
@@ -30,64 +26,6 @@ __all__ = [
     "parse_flow_value",
     "parse_publish",
 ]
-
-
-class H:
-    """Every header name the emulator reads or writes, lower-case for lookups."""
-
-    AUTHORIZATION = "authorization"
-    CONTENT_TYPE = "content-type"
-    FORWARD = "upstash-forward-"
-    HEADER_FORWARD = "upstash-header-forward"
-    METHOD = "upstash-method"
-    DELAY = "upstash-delay"
-    NOT_BEFORE = "upstash-not-before"
-    RETRIES = "upstash-retries"
-    RETRY_DELAY = "upstash-retry-delay"
-    TIMEOUT = "upstash-timeout"
-    DEDUP_ID = "upstash-deduplication-id"
-    CONTENT_DEDUP = "upstash-content-based-deduplication"
-    LABEL = "upstash-label"
-    REDACT = "upstash-redact-fields"
-    FLOW_KEY = "upstash-flow-control-key"
-    FLOW_VALUE = "upstash-flow-control-value"
-    QUEUE_NAME = "upstash-queue-name"
-    CRON = "upstash-cron"
-    SCHEDULE_ID = "upstash-schedule-id"
-    CALLBACK = "upstash-callback"
-    FAILURE_CALLBACK = "upstash-failure-callback"
-    # Upstash Workflow, on publishes (also after an Upstash-Callback- or -Failure-Callback-).
-    RUN_ID = "upstash-workflow-runid"
-    RUN_INIT = "upstash-workflow-init"
-    RUN_URL = "upstash-workflow-url"
-    CALL_TYPE = "upstash-workflow-calltype"
-    INVOKE = "upstash-workflow-invoke"
-    FEATURE_SET = "upstash-feature-set"
-    UNKNOWN_SDK = "upstash-workflow-unknown-sdk"
-    TRIGGER_BY_SDK = "upstash-workflow-trigger-by-sdk"
-    WORKFLOW_PREFIX = "upstash-workflow-"
-    # Sent on deliveries.
-    SIGNATURE = "Upstash-Signature"
-    MESSAGE_ID = "Upstash-Message-Id"
-    RETRIED = "Upstash-Retried"
-    OUT_SCHEDULE_ID = "Upstash-Schedule-Id"
-    TOPIC_NAME = "Upstash-Topic-Name"
-    CALLER_IP = "Upstash-Caller-Ip"
-    REGION = "Upstash-Region"
-    USER_AGENT = "User-Agent"
-    OUT_RUN_ID = "Upstash-Workflow-Runid"
-    OUT_RUN_CREATED_AT = "Upstash-Workflow-Createdat"
-    OUT_UNKNOWN_SDK = "Upstash-Workflow-Unknown-Sdk"
-    # Read on responses.
-    NON_RETRYABLE = "upstash-nonretryable-error"
-    SDK_VERSION = "upstash-workflow-sdk-version"
-    SDK_NAME = "upstash-workflow-sdk"
-    RETRY_AFTER = (
-        "retry-after",
-        "x-ratelimit-reset",
-        "x-ratelimit-reset-requests",
-        "x-ratelimit-reset-tokens",
-    )
 
 
 # Connection and framing headers: the transport sets them from the request it sends (the body's
@@ -118,80 +56,6 @@ _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _WEEK_MS = 7 * 86_400_000
 _CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
-
-
-class RunHeaders(TypedDict):
-    """The Upstash Workflow headers of one message: which run it belongs to, and how."""
-
-    run_id: str
-    init: bool
-    url: str | None
-    call_type: str  # one of _CALL_TYPES
-    invoke: bool
-    features: list[str]
-    by_sdk: bool  # the SDK's own start of a run the trigger API created for an unknown SDK
-
-
-class CallbackConfig(TypedDict):
-    url: str
-    method: str
-    timeout_ms: int | None
-    retries: int | None
-    retry_delay: str | None
-    delay_ms: int
-    header: dict[str, list[str]]
-    # The prefix rule: Upstash-Callback-X is header Upstash-X of the callback message, so
-    # Workflow headers, flow control and a failure callback of its own can be given too.
-    workflow: NotRequired[RunHeaders]
-    flow: NotRequired[FlowControl]
-    failure_callback: NotRequired[CallbackConfig]
-
-
-class FlowControl(TypedDict):
-    key: str
-    parallelism: int | None
-    rate: int | None
-    period: int
-
-
-@dataclass
-class PublishOptions:
-    """Publish headers after validation; what a message is built from."""
-
-    method: str = "POST"
-    header: dict[str, list[str]] = field(default_factory=dict)
-    delay_ms: int = 0
-    not_before_ms: int | None = None
-    retries: int | None = None
-    retry_delay: str | None = None
-    timeout_ms: int | None = None
-    dedup_id: str | None = None
-    content_dedup: bool = False
-    labels: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)
-    flow: FlowControl | None = None
-    callback: CallbackConfig | None = None
-    failure_callback: CallbackConfig | None = None
-    queue_name: str | None = None
-    cron: str | None = None
-    schedule_id: str | None = None
-    workflow: RunHeaders | None = None
-
-    def due(self, now: int) -> int:
-        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
-        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
-
-    def dedup_key(self, destination: str, body: bytes) -> str | None:
-        """The id that makes two publishes duplicates, if deduplication was asked for."""
-        if self.dedup_id is not None:
-            return self.dedup_id
-        if not self.content_dedup:
-            return None
-        digest = hashlib.sha256(destination.encode())
-        digest.update(b"\0" + body + b"\0")
-        for name in sorted(self.header):
-            digest.update(f"{name}:{','.join(self.header[name])}\n".encode())
-        return "content:" + digest.hexdigest()
 
 
 def canonical(name: str) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from .headers import CallbackConfig, FlowControl, H, PublishOptions
 from .ids import choose
+from .options import CallbackConfig
 
 __all__ = [
     "FINAL_STATES",
@@ -17,9 +16,7 @@ __all__ = [
     "LogState",
     "Message",
     "State",
-    "flow_fields",
     "new_id",
-    "option_fields",
 ]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -126,59 +123,6 @@ class DeadLetter:
     dlq_id: str
     message: Message
     response: dict[str, Any]
-
-
-# The message field each publish option sets as it is, and the header that gives it: a publish
-# sets them all, a dead-letter retry those its own headers name. (header, field, option)
-# Flow control, which sets four fields, is Upstash-Flow-Control-Key's (flow_fields).
-_OPTION_FIELDS = (
-    (H.METHOD, "method", "method"),
-    (H.RETRIES, "max_retries", "retries"),
-    (H.RETRY_DELAY, "retry_delay", "retry_delay"),
-    (H.TIMEOUT, "timeout_ms", "timeout_ms"),
-    (H.CALLBACK, "callback", "callback"),
-    (H.FAILURE_CALLBACK, "failure_callback", "failure_callback"),
-    (H.FORWARD, "header", "header"),
-    (H.LABEL, "labels", "labels"),
-    (H.REDACT, "redact", "redact"),
-)
-
-
-def option_fields(
-    opts: PublishOptions, default_retries: int, given: Collection[str] | None = None
-) -> dict[str, Any]:
-    """The message fields ``opts`` set: all of them for a new message; with ``given`` (the
-    lower-case header names of a dead-letter retry) only those its headers set."""
-    named: set[str] | None = None
-    if given is not None:
-        named = set(given) | ({H.FORWARD} if any(g.startswith(H.FORWARD) for g in given) else set())
-    fields = {
-        field: getattr(opts, option)
-        for h, field, option in _OPTION_FIELDS
-        if named is None or h in named
-    }
-    if named is None or H.FLOW_KEY in named:
-        fields.update(flow_fields(opts.flow))
-    if named is not None:
-        return fields
-    if fields["max_retries"] is None:
-        fields["max_retries"] = default_retries
-    run = opts.workflow
-    fields.update(
-        run_id=run["run_id"] if run else None,
-        call_type=run["call_type"] if run else None,
-    )
-    return fields
-
-
-def flow_fields(flow: FlowControl | None) -> dict[str, Any]:
-    """A message's flow-control fields for ``flow`` (all None without one)."""
-    return {
-        "flow_key": flow["key"] if flow else None,
-        "flow_parallelism": flow["parallelism"] if flow else None,
-        "flow_rate": flow["rate"] if flow else None,
-        "flow_period": flow["period"] if flow else None,
-    }
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Message) if f.name != "body")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._json import b64, text_or_base64
 from .message import LogState, Message
+from .options import option_view, options_of
 
 __all__ = ["callback_payload", "dlq_view", "log_row", "message_view"]
 
@@ -41,30 +42,10 @@ def _optional(msg: Message) -> dict[str, Any]:
         ("endpointName", msg.endpoint_name),
         ("queueName", msg.queue_name),
         ("scheduleId", msg.schedule_id),
-        ("retryDelayExpression", msg.retry_delay),
     ):
         if value:
             out[key] = value
-    if msg.labels:
-        out["label"] = msg.labels[0]
-        out["labels"] = msg.labels
-    if msg.flow_key:
-        out["flowControlKey"] = msg.flow_key
-        if msg.flow_parallelism is not None:
-            out["parallelism"] = msg.flow_parallelism
-        if msg.flow_rate is not None:
-            out["rate"] = msg.flow_rate
-        out["period"] = msg.flow_period or 1
-    if msg.callback:
-        out["callback"] = msg.callback["url"]
-        if msg.callback["header"]:
-            out["callbackHeader"] = msg.callback["header"]
-    if msg.failure_callback:
-        out["failureCallback"] = msg.failure_callback["url"]
-        if msg.failure_callback["header"]:
-            out["failureCallbackHeader"] = msg.failure_callback["header"]
-    if msg.timeout_ms:
-        out["timeout"] = msg.timeout_ms
+    out.update(option_view(options_of(msg), "message"))
     return out
 
 

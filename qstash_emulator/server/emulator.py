@@ -134,7 +134,7 @@ class Emulator:
 
     def create_user(self, user_id: str | None = None, keys: tuple[str, str] | None = None) -> User:
         """An isolated user (own token, and own signing keys unless ``keys``) on this server."""
-        return self.runtime.create_user(user_id, keys)
+        return self.runtime.users.create(user_id, keys)
 
     def wait_idle(self, timeout: float = 10) -> None:
         """Wait (in real time) until nothing is due now and no attempt is running."""
@@ -161,7 +161,7 @@ class Emulator:
     def pending(self, timeout: float = 2, user: str | None = None) -> str:
         """What is not delivered yet (``user``'s, or every user's), one message a line, for a
         wait that gave up; says so when the event loop is too busy to tell."""
-        users = [user] if user is not None else [u.user_id for u in self.runtime.users]
+        users = [user] if user is not None else [u.user_id for u in self.runtime.users.all()]
 
         async def look() -> list[str]:
             inspector, now = self.runtime.inspector, self.clock.now_ms()
@@ -221,24 +221,24 @@ class Emulator:
 
     def on_api_call(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the user id of each authenticated API call."""
-        self.runtime.authenticated.append(lambda caller: listener(caller.user_id))
+        self.runtime.users.authenticated.append(lambda caller: listener(caller.user_id))
 
     def bind_token(self, token: str, user_id: str | None, unbound: str = "") -> None:
         """Make ``token`` act for ``user_id``, or for nobody, refused with ``unbound`` as the
         reason (a token that outlives users, standing for whichever test runs)."""
-        self.runtime.bind_token(token, user_id, unbound)
+        self.runtime.users.bind_token(token, user_id, unbound)
 
     def accepts(self, token: str) -> bool:
         """Whether ``token`` names a user right now."""
         try:
-            self.runtime.authenticate(token, write=False)
+            self.runtime.users.authenticate(token, write=False)
         except EmulatorError:
             return False
         return True
 
     def known_keys(self, user_id: str) -> tuple[str, str]:
         """The user's (current, next) signing keys, rotations included."""
-        return self.runtime.known_keys(user_id)
+        return self.runtime.keys.known(user_id)
 
     def remove_user(self, user_id: str) -> None:
         """The user's tokens stop working; its stored data stays (``purge_user``)."""

@@ -15,7 +15,8 @@ from typing import Any
 from .. import _json
 from .._errors import BadRequest, EmulatorError, PlanLimit
 from ..model.destination import parse_destination, validate_name
-from ..model.headers import H, PublishOptions, parse_publish
+from ..model.headers import H, parse_publish
+from ..model.options import PublishOptions
 from ..server.config import Settings
 from ..workflows import Runs
 from .loops import Loops

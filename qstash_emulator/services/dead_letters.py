@@ -11,7 +11,8 @@ from .._errors import NotFound
 from ..delivery.clock import Clock
 from ..model.filters import Filter
 from ..model.headers import parse_publish
-from ..model.message import DeadLetter, State, new_id, option_fields
+from ..model.message import DeadLetter, State, new_id
+from ..model.options import option_fields
 from ..model.views import dlq_view
 from ..server.config import Settings
 from ..store.core import Store

@@ -11,8 +11,8 @@ from .._errors import BadRequest, NotFound, PlanLimit
 from ..delivery.clock import Clock
 from ..delivery.engine import Engine, make_row
 from ..model.destination import is_url, refuse_private
-from ..model.headers import PublishOptions
-from ..model.message import Message, State, new_id, option_fields
+from ..model.message import Message, State, new_id
+from ..model.options import PublishOptions, option_fields
 from ..server.config import Settings
 from ..store.core import Store
 from ..store.group_commit import Fill

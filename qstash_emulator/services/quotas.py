@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .._errors import QuotaExceeded, RateLimited
 from ..delivery.clock import Clock
-from ..model.headers import PublishOptions
+from ..model.options import PublishOptions
 from ..server.config import Quota, Settings
 from ..store.core import Store
 

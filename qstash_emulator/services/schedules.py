@@ -29,8 +29,8 @@ from .._errors import BadRequest, EmulatorError, NotFound
 from .._json import text_or_base64
 from ..delivery.clock import Clock
 from ..model.destination import is_url, validate_name
-from ..model.headers import PublishOptions
 from ..model.message import Message, State, new_id
+from ..model.options import PublishOptions, option_view
 from ..model.views import header_view, redacted
 from ..server.config import Settings
 from ..store.core import Store
@@ -145,11 +145,8 @@ def schedule_view(sched: Schedule, default_retries: int) -> dict[str, Any]:
         view["body"] = redacted(sched.body)
     else:
         view.update(text_or_base64(sched.body, "body", "bodyBase64"))
+    view.update(option_view(opts, "schedule"))
     optional: dict[str, Any] = {
-        "delay": opts.delay_ms // 1_000,
-        "timeout": (opts.timeout_ms or 0) // 1_000,
-        "queueName": opts.queue_name,
-        "retryDelayExpression": opts.retry_delay,
         "lastScheduleTime": sched.last_time,
         "nextScheduleTime": sched.next_time,
         "error": sched.error,
@@ -157,21 +154,6 @@ def schedule_view(sched: Schedule, default_retries: int) -> dict[str, Any]:
     view.update({k: v for k, v in optional.items() if v})
     if sched.last_states:
         view["lastScheduleStates"] = dict(sched.last_states)
-    if opts.labels:
-        view["label"] = opts.labels[0]
-        view["labels"] = opts.labels
-    for key, config in (("callback", opts.callback), ("failureCallback", opts.failure_callback)):
-        if config:
-            view[key] = config["url"]
-            if config["header"]:
-                view[key + "Header"] = config["header"]
-    if opts.flow:
-        view["flowControlKey"] = opts.flow["key"]
-        if opts.flow["parallelism"] is not None:
-            view["parallelism"] = opts.flow["parallelism"]
-        if opts.flow["rate"] is not None:
-            view["rate"] = opts.flow["rate"]
-        view["period"] = opts.flow["period"]
     return view
 
 

@@ -25,6 +25,7 @@ from ..server.masking import mask_secrets
 from .bodies import INLINE, BodyStore, row_bytes
 from .flow_control import FlowStore
 from .group_commit import Batcher, Fill, Writes
+from .keys import KeyStore
 from .keyspace import SCHEMA, Keyspace
 from .lease import Lease
 from .queues import QueueStore
@@ -83,6 +84,7 @@ class Store:
         self.schedules = ScheduleStore(client, self.keyspace, self._batch)
         self.flow = FlowStore(client, self.keyspace, self._batch)
         self.quotas = QuotaStore(client, self.keyspace)
+        self.keys = KeyStore(client, self.keyspace)
         self.bodies = BodyStore(client, self.keyspace, body_budget)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
@@ -658,19 +660,6 @@ class Store:
 
         removed = await self._batch.run(fill)
         return [dlq_id for dlq_id, n in zip(ids, removed, strict=True) if n]
-
-    # Signing keys -------------------------------------------------------------------------
-
-    async def get_keys(self, user: str) -> tuple[str, str] | None:
-        current, nxt = await self.redis.hmget(self.keyspace.signing_keys(user), ["current", "next"])
-        if current is None or nxt is None:
-            return None
-        return current.decode(), nxt.decode()
-
-    async def set_keys(self, user: str, current: str, nxt: str) -> None:
-        await self.redis.hset(
-            self.keyspace.signing_keys(user), mapping={"current": current, "next": nxt}
-        )
 
 
 def decode_dlq(fields: dict[bytes, bytes]) -> tuple[Message, dict[str, Any]]:

@@ -9,8 +9,9 @@ from .. import _json
 from ..delivery.engine import RunDelivery, callback_message
 from ..delivery.retry import Decision
 from ..delivery.transport import Response
-from ..model.headers import CallbackConfig, H
-from ..model.message import Message, flow_fields
+from ..model.headers import H
+from ..model.message import Message
+from ..model.options import CallbackConfig, flow_fields
 from ..server.config import Settings
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
 from ._runs import Runs

@@ -10,8 +10,8 @@ from typing import Any
 
 from .._errors import BadRequest, NotFound
 from ..delivery.engine import make_row
-from ..model.headers import PublishOptions
 from ..model.message import DeadLetter, Message, State, new_id
+from ..model.options import PublishOptions
 from ..model.views import dlq_view
 from ..store.core import Store
 from ._delivery import RunMessages

@@ -22,8 +22,9 @@ from .._errors import BadRequest, NotFound
 from ..delivery.clock import Clock
 from ..delivery.engine import Engine
 from ..model.destination import is_url
-from ..model.headers import CallbackConfig, H, PublishOptions, RunHeaders, canonical
+from ..model.headers import H, canonical
 from ..model.message import Message, new_id
+from ..model.options import CallbackConfig, PublishOptions, RunHeaders
 from ..server.config import Settings
 from ..server.masking import mask_secrets
 from ..store.group_commit import Fill
