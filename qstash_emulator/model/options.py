@@ -114,10 +114,6 @@ View = Literal["message", "schedule", "run"]
 Keys = Callable[[Any], dict[str, Any]]
 
 
-def _none(value: Any) -> dict[str, Any]:
-    return {}
-
-
 @dataclass(frozen=True)
 class Option:
     """One publish option: its header, its PublishOptions field, the message fields it sets
@@ -132,30 +128,35 @@ class Option:
     # Whether a workflow run keeps it from its trigger for its later messages (newer SDKs send
     # it with the trigger only): creation, a step's inheritance, resume and restart copy it.
     run: bool = False
+    # An option held in several message fields: how its value becomes them, and back.
+    split: Callable[[Any], dict[str, Any]] | None = None
+    join: Callable[[Any], Any] | None = None
 
     def message_fields(self, value: Any) -> dict[str, Any]:
         """The message fields for the option's ``value``."""
-        if self.name == "flow":
-            return flow_fields(value)
-        if self.name == "workflow":
-            return {
-                "run_id": value["run_id"] if value else None,
-                "call_type": value["call_type"] if value else None,
-            }
-        return {self.fields[0]: value}
+        return self.split(value) if self.split else {self.fields[0]: value}
 
     def of_message(self, msg: Any) -> Any:
         """The option's value as a message holds it."""
-        if self.name == "flow":
-            if not msg.flow_key:
-                return None
-            return FlowControl(
-                key=msg.flow_key,
-                parallelism=msg.flow_parallelism,
-                rate=msg.flow_rate,
-                period=msg.flow_period or 1,
-            )
-        return getattr(msg, self.fields[0])
+        return self.join(msg) if self.join else getattr(msg, self.fields[0])
+
+
+def _flow_of(msg: Any) -> FlowControl | None:
+    if not msg.flow_key:
+        return None
+    return FlowControl(
+        key=msg.flow_key,
+        parallelism=msg.flow_parallelism,
+        rate=msg.flow_rate,
+        period=msg.flow_period or 1,
+    )
+
+
+def _run_fields(run: RunHeaders | None) -> dict[str, Any]:
+    return {
+        "run_id": run["run_id"] if run else None,
+        "call_type": run["call_type"] if run else None,
+    }
 
 
 def _if(key: str) -> Keys:
@@ -226,6 +227,8 @@ OPTIONS: tuple[Option, ...] = (
         ("flow_key", "flow_parallelism", "flow_rate", "flow_period"),
         {"message": _flow, "schedule": _flow, "run": _flow_key},
         run=True,
+        split=lambda flow: flow_fields(flow),
+        join=_flow_of,
     ),
     Option(H.DEDUP_ID, "dedup_id"),
     Option(H.CONTENT_DEDUP, "content_dedup"),
@@ -249,7 +252,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(H.QUEUE_NAME, "queue_name", views={"schedule": _if("queueName")}),
     Option(H.CRON, "cron"),
     Option(H.SCHEDULE_ID, "schedule_id"),
-    Option(H.RUN_ID, "workflow", ("run_id", "call_type"), on_retry=False),
+    Option(H.RUN_ID, "workflow", ("run_id", "call_type"), on_retry=False, split=_run_fields),
 )
 
 
@@ -281,12 +284,13 @@ def flow_fields(flow: FlowControl | None) -> dict[str, Any]:
 
 
 def options_of(msg: Any) -> PublishOptions:
-    """The options a message holds (those it keeps as fields; the rest at their defaults)."""
+    """The options a message holds (those it keeps as fields and can give back; the rest at
+    their defaults)."""
     return PublishOptions(
         **{
             option.name: option.of_message(msg)
             for option in OPTIONS
-            if option.fields and option.name not in ("retries", "workflow")
+            if option.join or len(option.fields) == 1
         }
     )
 
