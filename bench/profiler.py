@@ -228,7 +228,7 @@ def summarize(raw: str, seconds: float, threads: list[ThreadTimes] | None = None
     # load generator and the receiver, it was: "busy 73 %" while the emulator used a core).
     out = [
         f"{total} samples at {RATE} Hz over {seconds:.1f}s ({100 * busy:.0f} % of the "
-        "expected count; py-spy counts waiting for a CPU as busy and skips samples when "
+        "expected count; py-spy counts waiting for a CPU as busy and can skip samples when "
         "starved, so the kernel's figures below measure busy).",
         "",
         *(
