@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +41,67 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time ``pid`` has used (Linux /proc): immune to other processes' load."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ThreadTimes:
+    """Where one thread's wall time went over a window (Linux schedstat): on a CPU, runnable
+    but waiting for one (other processes had it), or asleep (nothing to do: waiting on a
+    socket, a timer, a lock). Only ``asleep`` is a wait of the process's own."""
+
+    name: str
+    on_cpu: float
+    waiting: float
+    asleep: float
+
+    @property
+    def busy(self) -> float:
+        """Share of the time it could have run that it ran: load-proof, unlike ``on_cpu``."""
+        ran = self.on_cpu + self.asleep
+        return self.on_cpu / ran if ran > 0 else float("nan")
+
+    def text(self) -> str:
+        return (
+            f"on a CPU {100 * self.on_cpu:.0f} %, waiting for a CPU {100 * self.waiting:.0f} %, "
+            f"asleep {100 * self.asleep:.0f} %"
+        )
+
+
+def _schedstat(pid: int) -> dict[int, tuple[str, int, int]]:
+    """Each thread of ``pid``: (name, ns on a CPU, ns runnable waiting for one)."""
+    out: dict[int, tuple[str, int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            run, wait, _ = (task / "schedstat").read_text().split()
+            name = (task / "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # the thread ended, or schedstat is off
+        out[int(task.name)] = (name, int(run), int(wait))
+    return out
+
+
+class SchedWindow:
+    """Thread times of ``pid`` between :meth:`start` and :meth:`stop`, main thread first."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._before: dict[int, tuple[str, int, int]] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._before, self._started = _schedstat(self.pid), time.monotonic()
+
+    def stop(self) -> list[ThreadTimes]:
+        after, seconds = _schedstat(self.pid), time.monotonic() - self._started
+        times: list[ThreadTimes] = []
+        for tid in sorted(after, key=lambda t: (t != self.pid, t)):
+            name, run, wait = after[tid]
+            _, run0, wait0 = self._before.get(tid, (name, 0, 0))
+            on_cpu = (run - run0) / 1e9 / seconds
+            waiting = (wait - wait0) / 1e9 / seconds
+            label = "event loop" if tid == self.pid else f"thread {name}"
+            times.append(ThreadTimes(label, on_cpu, waiting, max(0.0, 1 - on_cpu - waiting)))
+        return times
 
 
 class Proc:

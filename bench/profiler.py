@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from procs import SchedWindow, ThreadTimes
+
 RATE = 200  # samples per second
 
 _LOOP = "asyncio + event loop (uvloop runs inside Runner.run)"
@@ -40,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("httpx (in-process mounts)", ("httpx/", "httpcore/")),
     ("uvicorn + httptools (HTTP server)", ("uvicorn/", "httptools/")),
     ("starlette (routing, request, response)", ("starlette/",)),
-    ("store (own code)", ("qstash_emulator/store/core.py",)),
+    ("store (own code)", ("qstash_emulator/store/",)),
     (
         "engine + retry (own code)",
         ("qstash_emulator/delivery/engine.py", "qstash_emulator/delivery/retry.py"),
@@ -50,7 +52,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("API handlers (own code)", ("qstash_emulator/api/",)),
     (
         "middleware (own code)",
-        ("qstash_emulator/services/faults.py", "qstash_emulator/server/app.py"),
+        (
+            "qstash_emulator/api/_middleware.py",
+            "qstash_emulator/api/_browser_guard.py",
+            "qstash_emulator/server/app.py",
+        ),
     ),
     ("other emulator code", ("qstash_emulator/",)),
     (_LOOP, ("asyncio/", "uvloop/")),
@@ -87,7 +93,7 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
         "HTTP server: uvicorn, httptools, starlette",
         ("uvicorn/protocols", "uvicorn/middleware", "starlette/"),
     ),
-    ("emulator's own code", ("qstash_emulator/_", "qstash_emulator/api/")),
+    ("emulator's own code", ("qstash_emulator/",)),
 ]
 _OTHER_GROUP = "event loop (uvloop) and the rest"
 
@@ -120,6 +126,7 @@ class Profiler:
     summary: Path
     title: str
     started: float
+    window: SchedWindow
 
     @classmethod
     async def attach(cls, pid: int, raw: Path, summary: Path, title: str) -> Profiler:
@@ -133,10 +140,13 @@ class Profiler:
             *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
         await asyncio.sleep(0.3)  # let it attach before the load starts
-        return cls(proc, raw, summary, title, time.monotonic())
+        window = SchedWindow(pid)
+        window.start()
+        return cls(proc, raw, summary, title, time.monotonic(), window)
 
     async def finish(self) -> None:
         seconds = time.monotonic() - self.started
+        threads = self.window.stop()
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGINT)
         try:
@@ -145,7 +155,7 @@ class Profiler:
             self.proc.kill()
             await self.proc.wait()
         if self.raw.exists():
-            text = summarize(self.raw.read_text(), seconds)
+            text = summarize(self.raw.read_text(), seconds, threads)
             self.summary.write_text(f"# {self.title}\n\n{text}")
 
 
@@ -183,7 +193,7 @@ def _short(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
-def summarize(raw: str, seconds: float) -> str:
+def summarize(raw: str, seconds: float, threads: list[ThreadTimes] | None = None) -> str:
     """Exclusive time per layer, inclusive time per layer, hottest functions."""
     exclusive: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -213,9 +223,19 @@ def summarize(raw: str, seconds: float) -> str:
     def pct(n: int) -> str:
         return f"{100 * n / total:5.1f} %"
 
+    # py-spy's count is no measure of busy: it counts a thread waiting for a CPU as busy,
+    # counts every thread, and misses samples when it is starved itself (on 2 cores with the
+    # load generator and the receiver, it was: "busy 73 %" while the emulator used a core).
     out = [
-        f"{total} busy samples at {RATE} Hz over {seconds:.1f}s: the emulator was busy "
-        f"{100 * busy:.0f} % of one core.",
+        f"{total} samples at {RATE} Hz over {seconds:.1f}s ({100 * busy:.0f} % of the "
+        "expected count; py-spy counts waiting for a CPU as busy and can skip samples when "
+        "starved, so the kernel's figures below measure busy).",
+        "",
+        *(
+            f"- {t.name}: {t.text()} of the wall time"
+            for t in threads or []
+            if t is threads[0] or t.on_cpu >= 0.005
+        ),
         "",
         "Where the time goes (each sample in the group of its innermost non-stdlib frame):",
         "",

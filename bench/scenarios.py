@@ -22,7 +22,7 @@ from load import (
     send_count,
     steady,
 )
-from procs import LOGS, Proc, Redis, baseline_server, emulator, running
+from procs import LOGS, Proc, Redis, SchedWindow, baseline_server, emulator, running
 from profiler import Profiler
 from report import Figure
 
@@ -203,10 +203,13 @@ async def publish_acceptance(cfg: Config, backend: str) -> list[Figure]:
                         await asyncio.wait_for(stop.wait(), 0.25)
 
             sampler = asyncio.create_task(sample())
+            window = SchedWindow(emu.pid)
             async with profiled(
                 cfg, emu, f"1-publish-{backend}", f"1. publish acceptance under wrk ({backend})"
             ):
+                window.start()
                 res = await closed_loop(publish_url(emu, receiver), AUTH, BODY, conns, seconds)
+                threads = window.stop()
             stop.set()
             await sampler
             end = res.started + res.seconds
@@ -280,7 +283,22 @@ async def publish_acceptance(cfg: Config, backend: str) -> list[Figure]:
         f"signature, log or retry): {floor.ok} accepted, {int(forwarded['unique'])} forwarded, "
         f"{floor.failed} failed; the emulator accepted {res.rps / max(floor.rps, 1):.2f} x this",
     )
-    return [accept, pace, cpu, forward]
+    loop = threads[0]
+    busy = Figure(
+        "1",
+        "event loop busy under saturating load",
+        backend,
+        100 * loop.busy,
+        "%",
+        None,
+        "",
+        ">= 95 % (of the time it could run)",
+        loop.busy >= 0.95,
+        f"the emulator's event-loop thread during the load (Linux schedstat): {loop.text()}; "
+        "only asleep is a wait of its own (waiting for a CPU is other processes' load); "
+        + "; ".join(f"{t.name}: {t.text()}" for t in threads[1:] if t.on_cpu >= 0.005),
+    )
+    return [accept, pace, cpu, forward, busy]
 
 
 # 2. Sustained delivery ------------------------------------------------------------------------

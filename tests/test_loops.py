@@ -49,6 +49,11 @@ OWN = [
     "http://0.0.0.0:{port}/v2/publish/g",
     "http://127.0.0.2:{port}/v2/keys",
     "https://127.0.0.1:{port}/x",
+    # Shorthand IPv4 forms the resolver reads as 127.0.0.1 (inet_aton), as an HTTP client does
+    "http://127.1:{port}/v2/publish/g",
+    "http://2130706433:{port}/v2/publish/g",
+    "http://0x7f000001:{port}/v2/publish/g",
+    "http://0177.0.0.1:{port}/v2/publish/g",
 ]
 
 

@@ -8,11 +8,12 @@ import dataclasses
 
 import pytest
 
-from qstash_emulator.api._operations import _PUBLISH_HEADERS
+from qstash_emulator.api._operations import _PUBLISH_HEADERS, _SCHEDULE_HEADERS
 from qstash_emulator.model.headers import H, parse_publish
 from qstash_emulator.model.message import Message
 from qstash_emulator.model.options import OPTIONS, Option, PublishOptions, option_fields, options_of
 from qstash_emulator.server.config import Settings
+from qstash_emulator.workflows._model import Run
 
 _SETTINGS = Settings()
 _MESSAGE_FIELDS = {f.name for f in dataclasses.fields(Message)}
@@ -64,7 +65,7 @@ def test_every_row_names_message_fields_that_exist(option: Option) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    [o for o in OPTIONS if o.fields and o.name not in ("retries", "workflow")],
+    [o for o in OPTIONS if o.join or len(o.fields) == 1],
     ids=lambda option: option.name,
 )
 def test_a_message_keeps_each_option_as_given(option: Option) -> None:
@@ -81,3 +82,35 @@ def test_a_message_keeps_each_option_as_given(option: Option) -> None:
         **option_fields(opts, _SETTINGS.default_retries),
     )
     assert getattr(options_of(msg), name) == getattr(opts, name)
+
+
+def test_every_option_a_run_keeps_is_a_run_field() -> None:
+    kept = {option.name for option in OPTIONS if option.run}
+    assert kept <= {f.name for f in dataclasses.fields(Run)}
+
+
+def test_every_option_header_is_documented() -> None:
+    """A row's header is in the OpenAPI document's publish or schedule headers."""
+    documented = {*_PUBLISH_HEADERS, *_SCHEDULE_HEADERS, H.FORWARD}
+    assert [o.header for o in OPTIONS if o.header not in documented] == []
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.run], ids=lambda option: option.name)
+def test_a_runs_later_messages_take_every_setting_it_keeps(option: Option) -> None:
+    """A run started with the option gives it to a message that sets none of its own, as the
+    message fields and as the run's own view."""
+    run = Run(
+        user="u",
+        run_id="wfr_1",
+        url="http://127.0.0.1:9/wf",
+        created_at=0,
+        init_message_id="msg_0",
+        **Run.settings_of(parse_publish(_GIVEN, _SETTINGS)),
+    )
+    inherited = run.applied(PublishOptions())
+    assert getattr(inherited, option.name) == getattr(parse_publish(_GIVEN, _SETTINGS), option.name)
+    fields = run.message_fields(_SETTINGS.default_retries)
+    wanted = option.message_fields(getattr(inherited, option.name))
+    if option.name == "retries":
+        wanted = {"max_retries": 2}
+    assert {k: fields[k] for k in wanted} == wanted

@@ -2,9 +2,10 @@
 workflow runs, with the one table that says, per option, the header that sets it, the message
 fields it becomes and the keys it shows in a JSON view.
 
-A new option is its parse rule (model/headers.py), its name (model/names.py) and its field and
-row here; every copy (a publish, a dead-letter retry, a run's later messages) and every view
-(message, log row, DLQ entry, schedule) follows the table.
+A new option is its name (model/names.py), its parse rule (model/headers.py), its field and row
+here, and the Message field (a Run field too when a run keeps it) the row names; every copy (a
+publish, a dead-letter retry, a run's later messages) and every view (message, log row, DLQ
+entry, schedule, run log) follows the row.
 """
 
 from __future__ import annotations
@@ -105,15 +106,12 @@ class PublishOptions:
         return "content:" + digest.hexdigest()
 
 
-# Which JSON view an option renders in: a message's (and its log rows' and DLQ entries') or a
-# schedule's. They differ on purpose, as production's do: a schedule shows its delay, and its
-# timeout in seconds where a message shows it in ms.
-View = Literal["message", "schedule"]
+# Which JSON view an option renders in: a message's (and its log rows' and DLQ entries'), a
+# schedule's or a workflow run's log. They differ on purpose, as production's do: a schedule
+# shows its delay, and its timeout in seconds where a message shows it in ms; a run shows its
+# flow-control key only.
+View = Literal["message", "schedule", "run"]
 Keys = Callable[[Any], dict[str, Any]]
-
-
-def _none(value: Any) -> dict[str, Any]:
-    return {}
 
 
 @dataclass(frozen=True)
@@ -127,30 +125,38 @@ class Option:
     views: dict[View, Keys] = field(default_factory=dict)
     # Whether a dead-letter retry's header sets it again (a run's messages keep their run).
     on_retry: bool = True
+    # Whether a workflow run keeps it from its trigger for its later messages (newer SDKs send
+    # it with the trigger only): creation, a step's inheritance, resume and restart copy it.
+    run: bool = False
+    # An option held in several message fields: how its value becomes them, and back.
+    split: Callable[[Any], dict[str, Any]] | None = None
+    join: Callable[[Any], Any] | None = None
 
     def message_fields(self, value: Any) -> dict[str, Any]:
         """The message fields for the option's ``value``."""
-        if self.name == "flow":
-            return flow_fields(value)
-        if self.name == "workflow":
-            return {
-                "run_id": value["run_id"] if value else None,
-                "call_type": value["call_type"] if value else None,
-            }
-        return {self.fields[0]: value}
+        return self.split(value) if self.split else {self.fields[0]: value}
 
     def of_message(self, msg: Any) -> Any:
         """The option's value as a message holds it."""
-        if self.name == "flow":
-            if not msg.flow_key:
-                return None
-            return FlowControl(
-                key=msg.flow_key,
-                parallelism=msg.flow_parallelism,
-                rate=msg.flow_rate,
-                period=msg.flow_period or 1,
-            )
-        return getattr(msg, self.fields[0])
+        return self.join(msg) if self.join else getattr(msg, self.fields[0])
+
+
+def _flow_of(msg: Any) -> FlowControl | None:
+    if not msg.flow_key:
+        return None
+    return FlowControl(
+        key=msg.flow_key,
+        parallelism=msg.flow_parallelism,
+        rate=msg.flow_rate,
+        period=msg.flow_period or 1,
+    )
+
+
+def _run_fields(run: RunHeaders | None) -> dict[str, Any]:
+    return {
+        "run_id": run["run_id"] if run else None,
+        "call_type": run["call_type"] if run else None,
+    }
 
 
 def _if(key: str) -> Keys:
@@ -193,21 +199,36 @@ def _both(keys: Keys) -> dict[View, Keys]:
     return {"message": keys, "schedule": keys}
 
 
+def _flow_key(flow: FlowControl | None) -> dict[str, Any]:
+    return {"flowControlKey": flow["key"]} if flow else {}
+
+
 # Method, forwarded headers and retries are every view's own keys; redaction acts on the header
 # and body keys; a message's delay and not-before are its notBefore.
 OPTIONS: tuple[Option, ...] = (
     Option(H.METHOD, "method", ("method",)),
     Option(H.DELAY, "delay_ms", views={"schedule": _seconds("delay")}),
     Option(H.NOT_BEFORE, "not_before_ms"),
-    Option(H.RETRIES, "retries", ("max_retries",)),
-    Option(H.RETRY_DELAY, "retry_delay", ("retry_delay",), _both(_if("retryDelayExpression"))),
-    Option(H.LABEL, "labels", ("labels",), _both(_labels)),
-    Option(H.REDACT, "redact", ("redact",)),
+    Option(H.RETRIES, "retries", ("max_retries",), run=True),
+    Option(
+        H.RETRY_DELAY, "retry_delay", ("retry_delay",), _both(_if("retryDelayExpression")), run=True
+    ),
+    Option(
+        H.LABEL,
+        "labels",
+        ("labels",),
+        {"message": _labels, "schedule": _labels, "run": _labels},
+        run=True,
+    ),
+    Option(H.REDACT, "redact", ("redact",), run=True),
     Option(
         H.FLOW_KEY,
         "flow",
         ("flow_key", "flow_parallelism", "flow_rate", "flow_period"),
-        _both(_flow),
+        {"message": _flow, "schedule": _flow, "run": _flow_key},
+        run=True,
+        split=lambda flow: flow_fields(flow),
+        join=_flow_of,
     ),
     Option(H.DEDUP_ID, "dedup_id"),
     Option(H.CONTENT_DEDUP, "content_dedup"),
@@ -217,6 +238,7 @@ OPTIONS: tuple[Option, ...] = (
         "failure_callback",
         ("failure_callback",),
         _both(_callback("failureCallback")),
+        run=True,
     ),
     Option(H.FORWARD, "header", ("header",)),
     Option(
@@ -230,7 +252,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(H.QUEUE_NAME, "queue_name", views={"schedule": _if("queueName")}),
     Option(H.CRON, "cron"),
     Option(H.SCHEDULE_ID, "schedule_id"),
-    Option(H.RUN_ID, "workflow", ("run_id", "call_type"), on_retry=False),
+    Option(H.RUN_ID, "workflow", ("run_id", "call_type"), on_retry=False, split=_run_fields),
 )
 
 
@@ -262,12 +284,13 @@ def flow_fields(flow: FlowControl | None) -> dict[str, Any]:
 
 
 def options_of(msg: Any) -> PublishOptions:
-    """The options a message holds (those it keeps as fields; the rest at their defaults)."""
+    """The options a message holds (those it keeps as fields and can give back; the rest at
+    their defaults)."""
     return PublishOptions(
         **{
             option.name: option.of_message(msg)
             for option in OPTIONS
-            if option.fields and option.name not in ("retries", "workflow")
+            if option.join or len(option.fields) == 1
         }
     )
 

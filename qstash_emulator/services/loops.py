@@ -13,6 +13,7 @@ restart), and a chain deeper than ``MAX_HOPS`` is refused.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -55,9 +56,8 @@ class Loops:
             return True
         if host in self.settings.allowed_hosts:
             return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = _address(host)
+        if address is None:
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
@@ -107,6 +107,19 @@ class Loops:
         opts.header[HOPS] = [str(hops)]
         for _, config in _callbacks(opts):
             config["header"][HOPS] = [str(hops)]
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` is written as, in the forms the resolver reads too (``127.1``,
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1``: an HTTP client connects to 127.0.0.1)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _callbacks(opts: PublishOptions) -> list[tuple[str, CallbackConfig]]:

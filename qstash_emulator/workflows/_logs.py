@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import BadRequest
+from ..model.options import PublishOptions, option_view
 from ..model.views import header_view, redacted
 from ._model import CallType, Run, RunStep
 from ._store import RunStore
@@ -150,11 +151,7 @@ async def run_log(store: RunStore, run: Run, trim: int | None = None) -> dict[st
         view["failureFunction"] = run.failure
     if run.dlq_id is not None:
         view["dlqId"] = run.dlq_id
-    if run.labels:
-        view["label"] = run.labels[0]
-        view["labels"] = run.labels
-    if run.flow is not None:
-        view["flowControlKey"] = run.flow["key"]
+    view.update(option_view(run.applied(PublishOptions()), "run"))
     return view
 
 

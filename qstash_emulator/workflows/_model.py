@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._json import b64
-from ..model.headers import H
 from ..model.message import Message
-from ..model.options import CallbackConfig, FlowControl, PublishOptions, option_fields
+from ..model.options import OPTIONS, CallbackConfig, FlowControl, PublishOptions, option_fields
 
 __all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 
@@ -19,17 +18,9 @@ TRIGGER_API = "TriggerApi"
 UNKNOWN_SDK = "UnknownSdk"
 
 
-# The trigger's settings a run applies to its later messages (newer SDKs send them with the
-# trigger only), each with the header that sets it; a Run field and a PublishOptions field of
-# the same name. Creation, a step's inheritance, resume and restart all copy this list.
-RUN_SETTINGS: tuple[tuple[str, str], ...] = (
-    ("retries", H.RETRIES),
-    ("retry_delay", H.RETRY_DELAY),
-    ("flow", H.FLOW_KEY),
-    ("failure_callback", H.FAILURE_CALLBACK),
-    ("labels", H.LABEL),
-    ("redact", H.REDACT),
-)
+# The trigger's settings a run applies to its later messages: the options the table marks
+# ``run``, each a Run field and a PublishOptions field of the same name, with its header.
+RUN_SETTINGS: tuple[tuple[str, str], ...] = tuple((o.name, o.header) for o in OPTIONS if o.run)
 
 
 class RunState:
