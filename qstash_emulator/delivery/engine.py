@@ -120,10 +120,11 @@ class Engine:
         self.clock = clock
         self.transport = transport
         self._keys = keys
+        # What plugs in (``attach``): the services that hold messages back or fire on the
+        # clock are built on the publisher, which is built on this engine.
         self.gates: list[Gate] = []
         self.timers: list[Timer] = []
         self.listeners: list[Callable[[Attempt], None]] = []
-        # Upstash Workflow plugs in here (``workflows.Runs``).
         self.runs: RunHooks | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -151,6 +152,26 @@ class Engine:
         self._sleeps_until: int | None = None
         # Readies the transport in the background: the first delivery is not the slow one.
         self._warming: asyncio.Task[None] | None = None
+
+    def attach(
+        self,
+        *,
+        gates: Iterable[Gate],
+        timers: Iterable[Timer],
+        listeners: Iterable[Callable[[Attempt], None]] = (),
+        runs: RunHooks | None = None,
+    ) -> None:
+        """Plug in the gates, in the order a message meets them; the timers; who hears each
+        attempt; and Upstash Workflow's hooks for run messages (``workflows.RunMessages``).
+
+        The order of the gates: a message's place in its queue first; flow control last,
+        since a message it admits is attempted at once, and a gate after it could hold back
+        a message that already occupies a flow-control slot.
+        """
+        self.gates = list(gates)
+        self.timers = list(timers)
+        self.listeners.extend(listeners)
+        self.runs = runs
 
     # Life cycle -----------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from ..delivery.clock import Clock, RealClock
 from ..delivery.engine import Engine
 from ..delivery.routing import Router
 from ..delivery.transport import AiohttpTransport
-from ..model.headers import parse_publish
 from ..services.batch import Batches
 from ..services.dead_letters import DeadLetters
 from ..services.faults import Faults
@@ -68,43 +67,45 @@ class Runtime:
         self.users = Users(settings.users)
         self.keys = SigningKeys(store, self.users)
         self.engine = engine = Engine(store, settings, clock, self.router, self.keys.get)
-        self.publisher = publisher = Publisher(store, settings, clock, engine)
         self.faults = Faults()
         self.history = History(body_budget=settings.body_budget)
         self.quotas = Quotas(store, settings, clock)
         self.loops = Loops(settings)
-        self.url_groups = UrlGroups(store, settings, clock)
+        self.url_groups = UrlGroups(store, settings, clock, self.loops)
         self.messages = Messages(store, settings, clock, engine)
         self.queues = Queues(store, settings, clock, engine.notify, self.messages.cancel_many)
-        self.schedules = Schedules(store, settings, clock, publisher)
         self.flow_control = FlowControl(store, settings, clock, engine.notify)
+        self.publisher = publisher = Publisher(
+            store,
+            settings,
+            clock,
+            engine,
+            resolve_group=self.url_groups.resolve,
+            checks=[self.quotas.check_publish],
+            accepting=[self.flow_control.accepting],
+            stored=[self.flow_control.stored],
+            queue_intake=self.queues.accept,
+        )
+        self.schedules = Schedules(store, settings, clock, publisher)
         self.dead_letters = DeadLetters(store, settings, clock, publisher)
         self.logs = Logs(store)
-        self.runs = Runs(RunStore(store), settings, clock, engine)
-        self.waits = Waits(self.runs.store, self.runs, settings, clock)
+        self.runs = Runs(RunStore(store), settings, clock, engine, publisher)
+        self.waits = Waits(self.runs.store, self.runs, settings, clock, publisher)
         self.run_messages = RunMessages(self.runs)
         self.run_dlq = RunDlq(self.runs, self.run_messages, store)
         self.inspector = Inspector(store, clock, engine, self.history, self.schedules)
         self.batches = Batches(
-            settings, publisher, self.quotas, self.queues, self.url_groups, self.runs
+            settings, publisher, self.quotas, self.queues, self.url_groups, self.runs, self.loops
         )
-
-        # How the parts plug into each other. A message meets the gates in this order: its
-        # place in a queue first; flow control last, since a message it admits is attempted at
-        # once, and a gate after it could hold one that occupies a flow-control slot.
-        engine.gates = [self.queues, self.schedules, self.flow_control]
-        engine.timers = [self.schedules, self.flow_control, self.queues, self.waits]
-        engine.listeners.append(self.history.add)
-        engine.runs = self.run_messages
-        publisher.resolve_group = self.url_groups.resolve
-        self.url_groups.loops = self.batches.loops = self.loops
-        publisher.checks.append(self.quotas.check_publish)
-        publisher.accepting.append(self.flow_control.accepting)
-        publisher.stored.append(self.flow_control.stored)
-        publisher.queue_intake = self.queues.accept
-        publisher.runs = self.runs
-        self.runs.publish = self.waits.publish = self._publish_items
-        self.runs.publish_options = publisher.publish
+        # The two cycles, closed once: the engine and the publisher are built first, and what
+        # is built on them plugs back in (the gate order and its reason: Engine.attach).
+        publisher.attach(runs=self.runs)
+        engine.attach(
+            gates=[self.queues, self.schedules, self.flow_control],
+            timers=[self.schedules, self.flow_control, self.queues, self.waits],
+            listeners=[self.history.add],
+            runs=self.run_messages,
+        )
         # What keeps state in this process besides the store: told when the store is flushed
         # (reset) and when a user's data goes (forget_user).
         self._stateful: tuple[Stateful, ...] = (
@@ -133,13 +134,6 @@ class Runtime:
     def _forget_user(self, user_id: str) -> None:
         for part in self._stateful:
             part.forget_user(user_id)
-
-    async def _publish_items(
-        self, user: str, destination: str, items: list[tuple[str, str]], body: bytes, ip: str
-    ) -> object:
-        """Publish as if a client had sent these headers (messages the server makes)."""
-        opts = parse_publish(items, self.settings)
-        return await self.publisher.publish(user, destination, opts, body, ip)
 
     # Life cycle -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ class Batches:
         queues: Queues,
         url_groups: UrlGroups,
         runs: Runs,
+        loops: Loops | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -48,7 +49,7 @@ class Batches:
         self.queues = queues
         self.url_groups = url_groups
         self.runs = runs
-        self.loops: Loops | None = None  # set by the runtime
+        self.loops = loops
 
     async def publish(
         self, user: str, ip: str, entries: list[Any], hops: int | None = None

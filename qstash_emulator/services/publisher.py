@@ -11,6 +11,7 @@ from .._errors import BadRequest, NotFound, PlanLimit
 from ..delivery.clock import Clock
 from ..delivery.engine import Engine, make_row
 from ..model.destination import is_url, refuse_private
+from ..model.headers import parse_publish
 from ..model.message import Message, State, new_id
 from ..model.options import PublishOptions, option_fields
 from ..server.config import Settings
@@ -55,28 +56,54 @@ class RunIntake(Protocol):
 
 
 GroupResolver = Callable[[str, str], Awaitable[tuple[list[Endpoint], dict[str, list[str]]] | None]]
+Check = Callable[[str, PublishOptions, int], Awaitable[None]]
+Hook = Callable[[list[Message]], Awaitable[None]]
 
 
 class Publisher:
     """Creates messages for publish, enqueue, batch, schedules and DLQ retries."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock, engine: Engine) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        engine: Engine,
+        *,
+        resolve_group: GroupResolver | None = None,
+        checks: Iterable[Check] = (),
+        accepting: Iterable[Hook] = (),
+        stored: Iterable[Hook] = (),
+        queue_intake: Hook | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.engine = engine
         # URL groups plug in here: (user, name) -> (endpoints, default headers) or None.
-        self.resolve_group: GroupResolver | None = None
+        self.resolve_group = resolve_group
         # Refuse a publish before anything is stored (plan quotas): (user, options, count).
-        self.checks: list[Callable[[str, PublishOptions, int], Awaitable[None]]] = []
+        self.checks = list(checks)
         # Hear of new messages just before they are stored (flow-control keys).
-        self.accepting: list[Callable[[list[Message]], Awaitable[None]]] = []
+        self.accepting = list(accepting)
         # Hear of new messages once stored, before the publish is answered (flow control).
-        self.stored: list[Callable[[list[Message]], Awaitable[None]]] = []
+        self.stored = list(stored)
         # Queues take their new messages, stored off the due list, and decide when each is due.
-        self.queue_intake: Callable[[list[Message]], Awaitable[None]] | None = None
-        # Upstash Workflow: a message with a run id starts or joins its run.
+        self.queue_intake = queue_intake
+        # Upstash Workflow: a message with a run id starts or joins its run (``attach``: the
+        # runs publish through this publisher, so they are made after it).
         self.runs: RunIntake | None = None
+
+    def attach(self, *, runs: RunIntake) -> None:
+        """Plug in Upstash Workflow, which is built on this publisher."""
+        self.runs = runs
+
+    async def publish_headers(
+        self, user: str, destination: str, items: list[tuple[str, str]], body: bytes, ip: str
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Publish as if a client had sent these headers (messages the server makes)."""
+        opts = parse_publish(items, self.settings)
+        return await self.publish(user, destination, opts, body, ip)
 
     async def publish(
         self,

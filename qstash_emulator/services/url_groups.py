@@ -59,12 +59,14 @@ def _endpoint_view(endpoint: dict[str, str]) -> dict[str, str]:
 class UrlGroups:
     """Storage for URL groups, and the resolver the publisher fans out with."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock, loops: Loops | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self.loops: Loops | None = None  # set by the runtime
+        self.loops = loops
 
     @property
     def _lock(self) -> asyncio.Lock:

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .. import _json
 from .._errors import BadRequest, NotFound
@@ -27,6 +27,7 @@ from ..model.message import Message, new_id
 from ..model.options import CallbackConfig, PublishOptions, RunHeaders
 from ..server.config import Settings
 from ..server.masking import mask_secrets
+from ..services.publisher import Publisher
 from ..store.group_commit import Fill
 from ._logs import RunFilter, select_runs
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
@@ -37,8 +38,6 @@ __all__ = ["Runs"]
 log = logging.getLogger("qstash_emulator")
 
 # Publishes a message: (user, destination, headers as items, body, caller ip).
-Publish = Callable[[str, str, list[tuple[str, str]], bytes, str], Awaitable[Any]]
-PublishOptions_ = Callable[[str, str, PublishOptions, bytes, str], Awaitable[Any]]
 # What the SDKs look for in a failure function's call.
 _FAILURE_HEADERS = {
     "Upstash-Workflow-Is-Failure": ["true"],
@@ -72,15 +71,20 @@ class _Admission:
 class Runs:
     """Every run of every user; the engine's and the publisher's hooks for run messages."""
 
-    def __init__(self, store: RunStore, settings: Settings, clock: Clock, engine: Engine) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        settings: Settings,
+        clock: Clock,
+        engine: Engine,
+        publisher: Publisher,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.engine = engine
-        # Set by the runtime: how a run publishes the messages it makes (invoke results), from
-        # headers or from checked options.
-        self.publish: Publish | None = None
-        self.publish_options: PublishOptions_ | None = None
+        # How a run publishes the messages it makes (its first step, invoke results).
+        self.publisher = publisher
         # Told when a run ends, so that its waiters go with it.
         self.on_end: list[Callable[[Run], Awaitable[None]]] = []
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
@@ -173,7 +177,6 @@ class Runs:
         """The trigger API: the server starts the run and delivers its first step (to an SDK
         that did not say its version: with the run id, for the SDK to start the run itself).
         Its failure function is the workflow's own unless a failure URL is given."""
-        assert self.publish_options is not None
         if not is_url(url):
             raise BadRequest(f"invalid destination: {url!r}: a workflow is triggered at a URL")
         run_id = opts.workflow["run_id"] if opts.workflow else new_id("wfr_", 21)
@@ -197,7 +200,10 @@ class Runs:
                 by_sdk=False,
             ),
         )
-        published = await self.publish_options(user, url, opts, body, caller_ip)
+        # To a URL (checked above), never a URL group: one message, one answer.
+        published = cast(
+            dict[str, Any], await self.publisher.publish(user, url, opts, body, caller_ip)
+        )
         run = await self.store.active(user, run_id)
         answer: dict[str, Any] = {
             "workflowRunId": run_id,
@@ -291,7 +297,7 @@ class Runs:
     async def _tell_invoker(self, run: Run) -> None:
         """The child run ended: its result is the parent's Invoke step."""
         invoker = run.invoker
-        assert invoker is not None and self.publish is not None
+        assert invoker is not None
         out = {
             "body": run.response,
             "isFailed": run.state == RunState.FAILED,
@@ -300,8 +306,12 @@ class Runs:
         step = {**invoker["step"], "stepType": "Invoke", "out": _json.dumps(out).decode()}
         items = [(name, v) for name, values in invoker["headers"].items() for v in values]
         try:
-            published = await self.publish(
-                run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
+            # A workflow's URL, never a URL group: one message, one answer.
+            published = cast(
+                dict[str, Any],
+                await self.publisher.publish_headers(
+                    run.user, invoker["workflowUrl"], items, _json.dumps(step), run.caller_ip
+                ),
             )
         except (BadRequest, NotFound) as exc:  # the parent ended meanwhile
             reason = mask_secrets(exc.message)  # it may quote the parent's URL

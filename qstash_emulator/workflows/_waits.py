@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from .. import _json
 from .._errors import BadRequest, EmulatorError, NotFound
@@ -23,13 +22,13 @@ from ..model.durations import parse_duration_ms
 from ..model.headers import H, canonical
 from ..model.message import new_id
 from ..server.config import Settings
+from ..services.publisher import Publisher
 from ._model import Run
 from ._runs import Runs
 from ._store import RunStore, Waiter
 
 __all__ = ["Waits"]
 
-Publish = Callable[[str, str, list[tuple[str, str]], bytes, str], Awaitable[Any]]
 _DEFAULT_TIMEOUT = "7d"
 
 
@@ -38,12 +37,14 @@ class Waits:
 
     recurring = False  # run_until_idle moves the clock to a deadline
 
-    def __init__(self, store: RunStore, runs: Runs, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, store: RunStore, runs: Runs, settings: Settings, clock: Clock, publisher: Publisher
+    ) -> None:
         self.store = store
         self.runs = runs
         self.settings = settings
         self.clock = clock
-        self.publish: Publish | None = None
+        self.publisher = publisher
         runs.on_end.append(self.drop_run)
         # Whether the deadline index may hold anything: the engine asks next_due() on every
         # turn, and an emulator without waits should not pay a store read for it each time.
@@ -157,9 +158,10 @@ class Waits:
     async def _publish(
         self, user: str, url: str, items: list[tuple[str, str]], body: bytes
     ) -> dict[str, Any]:
-        assert self.publish is not None
-        result: dict[str, Any] = await self.publish(user, url, items, body, "")
-        return result
+        # A waiter's URL is a URL, never a URL group: one message, one answer.
+        return cast(
+            dict[str, Any], await self.publisher.publish_headers(user, url, items, body, "")
+        )
 
     # Ends ---------------------------------------------------------------------------------
 
