@@ -94,6 +94,8 @@ class Message:
     kind: Kind = "message"
     source_message_id: str | None = None
     dlq_id: str | None = None
+    # Read back after its grace began with its big body gone past --body-budget (never stored).
+    body_dropped: bool = field(default=False, repr=False)
     # A message of an Upstash Workflow run: the run (id and creation time, since an id can be
     # used again once its run ended) and how the run records it.
     run_id: str | None = None
@@ -125,4 +127,6 @@ class DeadLetter:
     response: dict[str, Any]
 
 
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Message) if f.name != "body")
+_RECORD_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Message) if f.name not in ("body", "body_dropped")
+)

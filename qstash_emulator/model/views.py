@@ -29,7 +29,9 @@ def header_view(header: dict[str, list[str]], redact: list[str]) -> dict[str, li
     }
 
 
-def _body_view(msg: Message, text_key: str, b64_key: str) -> dict[str, str]:
+def _body_view(msg: Message, text_key: str, b64_key: str) -> dict[str, Any]:
+    if msg.body_dropped:
+        return {text_key: "", "bodyDropped": True}
     if "body" in msg.redact and msg.body:
         return {text_key: redacted(msg.body)}
     return text_or_base64(msg.body, text_key, b64_key)

@@ -250,21 +250,26 @@ class Store:
             await self.bodies.trim()
 
     async def get(self, message_id: str) -> Message | None:
-        record, body = await self.redis.hmget(self.keyspace.message(message_id), ["r", "b"])
-        if record is None:
-            return None
-        return Message.from_record(_json.loads(record), body or b"")
+        return (await self.get_many([message_id]))[0]
 
     async def get_many(self, ids: list[str]) -> list[Message | None]:
         """Several messages in one round trip, in the order of ``ids``."""
         pipe = self.redis.pipeline(transaction=False)
         for message_id in ids:
-            pipe.hmget(self.keyspace.message(message_id), ["r", "b"])
+            pipe.hmget(self.keyspace.message(message_id), ["r", "b", "bref"])
         replies = await pipe.execute() if ids else []
-        return [
-            Message.from_record(_json.loads(record), body or b"") if record is not None else None
-            for record, body in replies
-        ]
+        found: list[Message | None] = []
+        for record, body, ref in replies:
+            if record is None:
+                found.append(None)
+                continue
+            msg = Message.from_record(_json.loads(record), body or b"")
+            if ref is not None:  # a finished message's big body, kept in the body budget
+                data = (await self.bodies.fetch(msg.user, [ref.decode()]))[ref.decode()]
+                msg.body = data or b""
+                msg.body_dropped = data is None
+            found.append(msg)
+        return found
 
     async def _write_record(
         self, msg: Message, rows: Iterable[Row], also: Callable[[Writes], None] | None = None
@@ -350,10 +355,19 @@ class Store:
         await self._write_record(msg, rows, lambda w: w.zrem(self._due, msg.id))
 
     async def finish(self, msg: Message, rows: Iterable[Row], grace_ms: int) -> None:
-        """Record a final state; the message stays readable for ``grace_ms``, then expires."""
+        """Record a final state; the message stays readable for ``grace_ms``, then expires.
+        A big body is kept for the grace within the body budget, as log rows' bodies are."""
         # Forgotten by the upkeep, not by a TTL: one folded ZADD for the batch instead of a
         # PEXPIRE a message.
         forget_at = int(time.time() * 1_000) + grace_ms
+        key = self.keyspace.message(msg.id)
+        stored: list[tuple[str, bytes]] = []
+        ref: str | None = None
+        if len(msg.body) > INLINE:
+            ref, body_key, fresh = self.bodies.claim(msg.user, msg.body)
+            if fresh:
+                stored.append((body_key, msg.body))
+                await self.bodies.ready()
 
         def also(w: Writes) -> None:
             w.zadd(self._finished, msg.id, forget_at)
@@ -361,8 +375,14 @@ class Store:
             w.zrem(self.keyspace.pending(msg.user), msg.id)
             if msg.retried:
                 w.pipe.srem(self.keyspace.retrying(msg.user), msg.id)
+            if ref is not None:
+                w.pipe.hset(key, "bref", ref)
+                w.pipe.hdel(key, "b")
+                self.bodies.write(w, stored)
 
         await self._write_record(msg, rows, also)
+        if stored:
+            await self.bodies.trim()
 
     async def pending_ids(self, user: str) -> list[str]:
         return [i.decode() for i in await self.redis.zrange(self.keyspace.pending(user), 0, -1)]

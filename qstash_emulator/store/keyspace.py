@@ -8,7 +8,8 @@ Shared by all users:
     schema                  string  the layout's version (``SCHEMA``); upgrades run on start
     lease                   string  the emulator serving this keyspace (JSON: token, url,
                                     host, pid), with a TTL it renews (``store.lease``)
-    m:{id}                  hash    r = message record (JSON), b = body bytes
+    m:{id}                  hash    r = message record (JSON), b = body bytes (bref instead:
+                                    a finished big body's digest, kept as body:{digest})
     due                     zset    message id -> next delivery time (emulator clock); while
                                     in flight CLAIMED + claim time, moved back on start-up
     finished                zset    message id -> wall time its grace ends and it is deleted
