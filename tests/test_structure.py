@@ -212,3 +212,46 @@ def test_the_store_layer_is_what_its_names_say() -> None:
     assert "qstash_emulator.store.queues" in layer
     assert "qstash_emulator.workflows._store" in layer
     assert "qstash_emulator.services.queues" not in layer
+
+
+def _poked(source: str, cls: str) -> list[str]:
+    """The collaborators ``cls.__init__`` sets on other objects (``other.x = ...``,
+    ``other.x.append(...)``) instead of passing them when it builds those objects."""
+    init = next(
+        f
+        for c in ast.walk(ast.parse(source))
+        if isinstance(c, ast.ClassDef) and c.name == cls
+        for f in c.body
+        if isinstance(f, ast.FunctionDef) and f.name == "__init__"
+    )
+    found = []
+    for node in ast.walk(init):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("append", "extend", "insert") and isinstance(
+                node.func.value, ast.Attribute
+            ):
+                found.append(ast.unparse(node.func))
+        for target in targets:
+            if isinstance(target, ast.Attribute) and not (
+                isinstance(target.value, ast.Name) and target.value.id == "self"
+            ):
+                found.append(ast.unparse(target))
+    return found
+
+
+def test_the_runtime_passes_collaborators_when_it_builds_the_parts() -> None:
+    """The runtime gives each part what it needs in its constructor, or in the one ``attach``
+    call of the engine and the publisher: it sets nothing on a part after building it."""
+    source = (ROOT / "qstash_emulator" / "server" / "runtime.py").read_text(encoding="utf-8")
+    assert _poked(source, "Runtime") == []
+    assert _poked(
+        "class R:\n def __init__(self):\n  e.gates = []\n  self.p.checks.append(1)", "R"
+    ) == [
+        "e.gates",
+        "self.p.checks.append",
+    ]

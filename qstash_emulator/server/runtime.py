@@ -54,11 +54,14 @@ class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock = clock or RealClock()
-        self.store = store = Store.connect(
-            settings.redis_url, settings.log_retention, settings.redis_prefix, settings.body_budget
-        )
         retention = settings.limits.dlq_retention_s
-        store.dlq_retention_ms = retention * 1_000 if retention is not None else None
+        self.store = store = Store.connect(
+            settings.redis_url,
+            settings.log_retention,
+            settings.redis_prefix,
+            settings.body_budget,
+            retention * 1_000 if retention is not None else None,
+        )
         # A shared Redis serves one emulator at a time (see store.lease); memory is private.
         self.lease = store.lease() if settings.redis_url else None
         self._keeper: asyncio.Task[None] | None = None
@@ -91,8 +94,8 @@ class Runtime:
         self.logs = Logs(store)
         self.runs = Runs(RunStore(store), settings, clock, engine, publisher)
         self.waits = Waits(self.runs.store, self.runs, settings, clock, publisher)
-        self.run_messages = RunMessages(self.runs)
-        self.run_dlq = RunDlq(self.runs, self.run_messages, store)
+        run_messages = RunMessages(self.runs)
+        self.run_dlq = RunDlq(self.runs, run_messages, store)
         self.inspector = Inspector(store, clock, engine, self.history, self.schedules)
         self.batches = Batches(
             settings, publisher, self.quotas, self.queues, self.url_groups, self.runs, self.loops
@@ -104,7 +107,7 @@ class Runtime:
             gates=[self.queues, self.schedules, self.flow_control],
             timers=[self.schedules, self.flow_control, self.queues, self.waits],
             listeners=[self.history.add],
-            runs=self.run_messages,
+            runs=run_messages,
         )
         # What keeps state in this process besides the store: told when the store is flushed
         # (reset) and when a user's data goes (forget_user).

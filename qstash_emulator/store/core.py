@@ -66,6 +66,7 @@ class Store:
         log_retention: int = 10_000,
         sweep_expired: bool = False,
         body_budget: int = 256 << 20,
+        dlq_retention_ms: int | None = None,
     ) -> None:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
@@ -94,7 +95,7 @@ class Store:
         # Hear every log row as it is written (the dashboard's live stream); rows carry _user.
         self.row_listeners: list[Callable[[list[Row]], None]] = []
         # How long a dead letter is kept, by the wall clock (the plan's; None: until deleted).
-        self.dlq_retention_ms: int | None = None
+        self.dlq_retention_ms = dlq_retention_ms
 
     @staticmethod
     def check_url(url: str) -> None:
@@ -111,6 +112,7 @@ class Store:
         log_retention: int = 10_000,
         prefix: str = "qe:",
         body_budget: int = 256 << 20,
+        dlq_retention_ms: int | None = None,
     ) -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
         client: Any
@@ -131,7 +133,7 @@ class Store:
                 retry_on_error=[aioredis.ConnectionError],
             )
             client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix, log_retention, url is None, body_budget)
+        return cls(client, prefix, log_retention, url is None, body_budget, dlq_retention_ms)
 
     def _due_written(self, index: str, when_ms: int) -> None:
         for listener in list(self.due_listeners):
