@@ -56,6 +56,10 @@ _WAITING = f"({_CLAIMED}"
 _FRESH_MAX = 10_000
 
 
+# A message's hash: its record, its body, or (finished, big) its body's digest in the budget.
+_MESSAGE_FIELDS = ["r", "b", "bref"]
+
+
 class Store:
     """Every read and write of emulator state goes through here."""
 
@@ -252,26 +256,29 @@ class Store:
             await self.bodies.trim()
 
     async def get(self, message_id: str) -> Message | None:
-        return (await self.get_many([message_id]))[0]
+        fields = await self.redis.hmget(self.keyspace.message(message_id), _MESSAGE_FIELDS)
+        return await self._decode(*fields)
 
     async def get_many(self, ids: list[str]) -> list[Message | None]:
         """Several messages in one round trip, in the order of ``ids``."""
         pipe = self.redis.pipeline(transaction=False)
         for message_id in ids:
-            pipe.hmget(self.keyspace.message(message_id), ["r", "b", "bref"])
+            pipe.hmget(self.keyspace.message(message_id), _MESSAGE_FIELDS)
         replies = await pipe.execute() if ids else []
-        found: list[Message | None] = []
-        for record, body, ref in replies:
-            if record is None:
-                found.append(None)
-                continue
-            msg = Message.from_record(_json.loads(record), body or b"")
-            if ref is not None:  # a finished message's big body, kept in the body budget
-                data = (await self.bodies.fetch(msg.user, [ref.decode()]))[ref.decode()]
-                msg.body = data or b""
-                msg.body_dropped = data is None
-            found.append(msg)
-        return found
+        return [await self._decode(*fields) for fields in replies]
+
+    async def _decode(
+        self, record: bytes | None, body: bytes | None, ref: bytes | None
+    ) -> Message | None:
+        """A message from its hash's fields; a finished one's big body from the budget."""
+        if record is None:
+            return None
+        msg = Message.from_record(_json.loads(record), body or b"")
+        if ref is not None:
+            data = (await self.bodies.fetch(msg.user, [ref.decode()]))[ref.decode()]
+            msg.body = data or b""
+            msg.body_dropped = data is None
+        return msg
 
     async def _write_record(
         self, msg: Message, rows: Iterable[Row], also: Callable[[Writes], None] | None = None
