@@ -204,8 +204,8 @@ def _startup(kind: str) -> float:
 
     # The emulator's own server helper, loaded by path: importing it through the package
     # would import the whole emulator into the bare baseline.
-    path = Path(__file__).parent.parent / "qstash_emulator" / "_serving.py"
-    spec = importlib.util.spec_from_file_location("_serving", path)
+    path = Path(__file__).parent.parent / "qstash_emulator" / "server" / "serving.py"
+    spec = importlib.util.spec_from_file_location("serving", path)
     assert spec is not None and spec.loader is not None
     serving = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(serving)
