@@ -141,6 +141,10 @@ class Runtime:
 
     # Life cycle -----------------------------------------------------------------------------
 
+    def uptime_ms(self) -> int:
+        """Milliseconds since the emulator started (the uptime ``/_emulator/health`` shows)."""
+        return int((time.monotonic() - self.started_at) * 1_000)
+
     async def start(self) -> None:
         self.started_at = time.monotonic()
         try:
