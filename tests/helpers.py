@@ -27,10 +27,14 @@ import httpx
 from qstash import QStash
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from qstash_emulator import DEFAULT_USERS, Emulator
+from qstash_emulator.api import all_routes
 from qstash_emulator.delivery.transport import Response as Answer
 from qstash_emulator.model.message import Message
+from qstash_emulator.server.config import Settings
+from qstash_emulator.server.runtime import Runtime
 from qstash_emulator.server.serving import ThreadedServer
 
 
@@ -71,6 +75,11 @@ def request(
     ``headers`` given add to the Authorization header."""
     headers = {**auth(server if who is None else who), **kwargs.pop("headers", {})}
     return httpx.request(method, server.url + path, headers=headers, **kwargs)
+
+
+def api_routes() -> list[BaseRoute]:
+    """The API's routes as an app serves them, built on a runtime that is never started."""
+    return all_routes(Runtime(Settings()))
 
 
 def wait_until(

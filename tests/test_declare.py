@@ -14,11 +14,12 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
 from qstash_emulator import Emulator
-from qstash_emulator.api import all_routes
 from qstash_emulator.api._declare import OperationRoute
 
+from .helpers import api_routes
+
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-_ROUTES = all_routes()
+_ROUTES = api_routes()
 
 
 def _operation_routes() -> list[OperationRoute]:

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .. import _json
-from ..api._common import caller, json
+from ..api._common import authenticate, json
 from ..server.hosts import is_loopback
 from ..server.runtime import Runtime
 from ._guard import Guard
@@ -57,12 +57,12 @@ class Dashboard:
 
     async def me(self, request: Request) -> Response:
         """Who a token belongs to, for a page that was given a token instead of a user."""
-        who = caller(request)
+        who = authenticate(request, False, self.runtime.users)
         return json({"userId": who.user_id, "readonly": who.readonly})
 
     async def stream(self, request: Request) -> Response:
         """Server-sent events: the caller's log rows as they are written."""
-        who = caller(request)
+        who = authenticate(request, False, self.runtime.users)
         subscriber = self.live.subscribe(who.user_id)
 
         async def events() -> AsyncIterator[bytes]:

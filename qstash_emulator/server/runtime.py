@@ -118,6 +118,7 @@ class Runtime:
             self.router,
             self.schedules,
             self.flow_control,
+            self.queues,
         )
 
     # Users ----------------------------------------------------------------------------------
@@ -139,6 +140,10 @@ class Runtime:
             part.forget_user(user_id)
 
     # Life cycle -----------------------------------------------------------------------------
+
+    def uptime_ms(self) -> int:
+        """Milliseconds since the emulator started (the uptime ``/_emulator/health`` shows)."""
+        return int((time.monotonic() - self.started_at) * 1_000)
 
     async def start(self) -> None:
         self.started_at = time.monotonic()
