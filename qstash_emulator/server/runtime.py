@@ -118,6 +118,7 @@ class Runtime:
             self.router,
             self.schedules,
             self.flow_control,
+            self.queues,
         )
 
     # Users ----------------------------------------------------------------------------------
