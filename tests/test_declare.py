@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
@@ -16,7 +15,7 @@ from starlette.routing import Match
 from qstash_emulator import Emulator
 from qstash_emulator.api._declare import OperationRoute
 
-from .helpers import api_routes
+from .helpers import api, api_routes
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _ROUTES = api_routes()
@@ -99,8 +98,7 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Reads]:
     _Recording.reads = {}
     monkeypatch.setattr(HTTPConnection, "query_params", property(lambda c: _Recording(c.scope)))
     with Emulator() as emu:
-        with httpx.Client(base_url=emu.url) as http:
-            http.headers["Authorization"] = f"Bearer {emu.token}"
+        with api(emu) as http:
             for route in _operation_routes():
                 op = route.operation
                 if op.accepted_query is None:
