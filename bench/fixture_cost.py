@@ -216,7 +216,9 @@ def _startup(kind: str) -> float:
     async def ok(_: object) -> Response:
         return Response(b"ok")
 
-    server = serving.ThreadedServer(Starlette(routes=[Route("/", ok)]), lifespan="on").start()
+    # Served as the emulator serves: no WebSocket protocol (server/connections.py).
+    app = Starlette(routes=[Route("/", ok)])
+    server = serving.ThreadedServer(app, lifespan="on", ws="none").start()
     took = time.perf_counter() - _T0
     server.stop(5)
     return took
