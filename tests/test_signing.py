@@ -48,3 +48,30 @@ def test_each_failing_claim_is_named() -> None:
         algorithm="HS256",
     )
     assert check_signature(forged, KEYS, "https://a.example/x", b"body", now).failed_claim == "iss"
+
+
+def test_tokens_are_what_pyjwt_makes_of_the_same_claims() -> None:
+    for key, url, body, now in [
+        (KEYS[0], "https://a.example/x?y=1", b"body", 1_700_000_000),
+        (KEYS[1], "http://127.0.0.1:9/", b"", 0),
+        ("sig_" + "k" * 60, "https://a.example/" + "p" * 300, bytes(range(256)) * 9, 2**31),
+    ]:
+        token = sign(key, url, body, now, jti="jwt_fixed")
+        times = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+        claims = jwt.decode(token, key, algorithms=["HS256"], options=times)
+        assert claims["jti"] == "jwt_fixed" and claims["sub"] == url
+        assert token == jwt.encode(claims, key, algorithm="HS256")
+
+
+def test_signing_a_delivery_does_not_import_pyjwt() -> None:
+    """PyJWT re-checks and re-encodes the header, algorithm and key on every call: deliveries
+    sign with the standard library, the same bytes (above)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from qstash_emulator.delivery.signing import sign; "
+        "sign('k', 'https://a.example', b'x', 1); print('jwt' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

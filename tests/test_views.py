@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from qstash_emulator.api._operations import _PUBLISH_HEADERS
-from qstash_emulator.model.headers import H, parse_publish
+from qstash_emulator.model.headers import H, documented, parse_publish
 from qstash_emulator.model.message import Message
 from qstash_emulator.model.options import PublishOptions, option_fields
 from qstash_emulator.model.views import dlq_view, log_row, message_view
 from qstash_emulator.server.config import Settings
 from qstash_emulator.services.schedules import Schedule, schedule_view
 
+_PUBLISH_HEADERS = documented(schedule=False)
 _SETTINGS = Settings()
 _URL = "http://127.0.0.1:9/job"
 # What every publish below has: a body and forwarded headers, so that redaction shows.

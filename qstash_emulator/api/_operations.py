@@ -1,9 +1,9 @@
 """The emulator's own OpenAPI 3.1 document, built from the routes the app serves.
 
 Each API route declares its operation beside its handler (``_declare``): method, path, query
-names, body and answers; this module writes them out, with the publish headers from
-``model.headers.H`` and a description for each query name. Tools such as schemathesis fuzz the
-server from it.
+names, body and answers; this module writes them out, with the publish headers from the
+parser's own table (``model.headers.RULES``) and a description for each query name. Tools
+such as schemathesis fuzz the server from it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from ..model.headers import H, canonical
+from ..model.headers import CALLBACK_OPTIONS, H, canonical, documented
 from ._declare import Operation, OperationRoute
 from ._filters import FILTER_NAMES
 from ._schemas import INT, STR
@@ -26,49 +26,6 @@ OPENAPI_PATH = "/v2/openapi.json"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _NAME = re.compile(r"\{(\w+)\}")
 
-
-# Publish-family headers: (description, example). Names from the one header table.
-_PUBLISH_HEADERS: dict[str, tuple[str, str]] = {
-    H.CONTENT_TYPE: ("forwarded to the destination", "application/json"),
-    H.METHOD: ("HTTP method of the delivery (default POST)", "PUT"),
-    H.DELAY: ("wait before the first attempt: 10s, 5m, 1h30m, 2d", "10s"),
-    H.NOT_BEFORE: ("Unix time in seconds before which nothing is sent", "1767225600"),
-    H.RETRIES: ("retries after the first attempt (default 3)", "2"),
-    H.RETRY_DELAY: ("milliseconds before a retry: an expression in `retried`", "1000 * retried"),
-    H.TIMEOUT: ("how long one attempt may take", "30s"),
-    H.DEDUP_ID: ("publishes with the same id within the window are one message", "order-1"),
-    H.CONTENT_DEDUP: ("deduplicate by destination, body and headers", "true"),
-    H.LABEL: ("labels to filter logs and the DLQ by, comma-separated", "billing"),
-    H.REDACT: ("hide body, header or header[Name] in logs and the DLQ", "body"),
-    H.FLOW_KEY: ("flow-control key shared by messages that limit each other", "tenant-1"),
-    H.FLOW_VALUE: ("parallelism=, rate=, period= for the flow-control key", "parallelism=2"),
-    H.HEADER_FORWARD: ("forward every incoming header, not only Upstash-Forward-*", "false"),
-    H.CALLBACK: ("URL told about every attempt", "http://127.0.0.1:3000/cb"),
-    H.FAILURE_CALLBACK: ("URL told once the message has failed", "http://127.0.0.1:3000/f"),
-    # Upstash Workflow: the SDKs send these on every message of a run.
-    H.RUN_ID: ("the Upstash Workflow run the message belongs to", "wfr_example"),
-    H.RUN_INIT: ("true: the message starts its run; false: it joins a running one", "true"),
-    H.RUN_URL: ("the run's workflow endpoint", "http://127.0.0.1:3000/workflow"),
-    H.CALL_TYPE: ("step, toCallback, fromCallback or failureCall", "step"),
-    H.INVOKE: ("true: the body is a context.invoke envelope", "false"),
-    H.FEATURE_SET: ("the SDK's capabilities, comma-separated", "LazyFetch,InitialBody"),
-    H.TRIGGER_BY_SDK: (
-        "true: the SDK's own start of a run the trigger API created for it",
-        "false",
-    ),
-}
-_CALLBACK_OPTIONS = {
-    "method": ("HTTP method of the callback", "POST"),
-    "timeout": ("timeout of one callback attempt", "10s"),
-    "retries": ("retries of the callback", "1"),
-    "retry-delay": ("milliseconds before a callback retry", "1000"),
-    "delay": ("wait before the callback is sent", "1s"),
-}
-_SCHEDULE_HEADERS: dict[str, tuple[str, str]] = {
-    H.CRON: ("when to publish: five cron fields, optionally CRON_TZ=Zone first", "*/5 * * * *"),
-    H.SCHEDULE_ID: ("the schedule's id; an existing one is replaced", "nightly"),
-    H.QUEUE_NAME: ("publish each run through this queue", "jobs"),
-}
 
 _QUERY: dict[str, tuple[dict[str, Any], str]] = {
     **{name: (STR, "filter; repeated or comma-separated values") for name in FILTER_NAMES},
@@ -125,13 +82,13 @@ def _header(name: str, description: str, example: str) -> dict[str, Any]:
 
 
 def _publish_headers(schedule: bool) -> list[dict[str, Any]]:
-    params = [_header(n, d, e) for n, (d, e) in _PUBLISH_HEADERS.items()]
+    params = [_header(n, d, e) for n, (d, e) in documented(schedule=False).items()]
     for prefix in (H.CALLBACK, H.FAILURE_CALLBACK):
         params.extend(
-            _header(f"{prefix}-{suffix}", d, e) for suffix, (d, e) in _CALLBACK_OPTIONS.items()
+            _header(f"{prefix}-{suffix}", d, e) for suffix, (d, e) in CALLBACK_OPTIONS.items()
         )
     if schedule:
-        params.extend(_header(n, d, e) for n, (d, e) in _SCHEDULE_HEADERS.items())
+        params.extend(_header(n, d, e) for n, (d, e) in documented(schedule=True).items())
     return params
 
 

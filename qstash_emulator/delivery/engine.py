@@ -26,7 +26,7 @@ from .clock import Clock
 from .lanes import Lanes, Waiting, destination_of
 from .records import Attempt, AttemptRequest, AttemptResponse
 from .retry import Decision, decide
-from .signing import preload, sign
+from .signing import sign
 from .transport import DeliveryError, Response, Transport
 
 __all__ = [
@@ -193,8 +193,7 @@ class Engine:
 
     async def _warm(self) -> None:
         """Ready, in the background, what the first delivery would otherwise wait for: the
-        signing library and the network transport (their imports are kept out of start-up)."""
-        await asyncio.to_thread(preload)
+        network transport (its import is kept out of start-up)."""
         warm = getattr(self.transport, "warm", None)
         if warm is not None:
             await warm()

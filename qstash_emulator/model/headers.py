@@ -1,13 +1,18 @@
 """The parsing of publish-family headers into PublishOptions, and the rules of what a header
 may carry on the wire (the names: model/names.py; the options: model/options.py).
 
+``RULES`` is the one table of publish headers: per header, the option field it sets, how its
+value is read, and its description and example, from which the OpenAPI document lists it.
+
 The rules: docs/behaviour.md#publish-headers.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from .._errors import BadRequest, PlanLimit
 from ..server.config import Quota, Settings
@@ -17,9 +22,13 @@ from .names import H
 from .options import CallbackConfig, FlowControl, PublishOptions, RunHeaders
 
 __all__ = [
+    "CALLBACK_OPTIONS",
     "H",
+    "RULES",
+    "Rule",
     "canonical",
     "check_sendable",
+    "documented",
     "on_the_wire",
     "unsendable",
     "parse_bool",
@@ -161,65 +170,234 @@ def parse_publish(
 
 
 def _parse_publish(headers: _Headers, settings: Settings, schedule: bool) -> PublishOptions:
-    limits = settings.limits
-    opts = PublishOptions()
+    values: dict[str, Any] = {}
+    for option, header, read, whole, only_schedule in _READ:
+        if whole is not None:
+            if (value := whole(headers, settings)) is not None:
+                values[option] = value
+        elif read is not None and (schedule or not only_schedule):
+            if (given := headers.get(header)) is not None:
+                values[option] = read(given, settings)
+    return PublishOptions(**values)
 
-    if (method := headers.get(H.METHOD)) is not None:
-        opts.method = method.strip().upper()
-        if opts.method not in _METHODS:
-            raise BadRequest(f"invalid Upstash-Method: {method!r}")
-    if (delay := headers.get(H.DELAY)) is not None:
-        opts.delay_ms = parse_duration_ms(delay, "Upstash-Delay")
-        if opts.delay_ms > limits.max_delay_s * 1_000:
-            raise PlanLimit(f"invalid Upstash-Delay: {delay} exceeds the plan's maximum delay")
-    if (not_before := headers.get(H.NOT_BEFORE)) is not None:
-        opts.not_before_ms = _int(not_before, "Upstash-Not-Before", 0, 10**11) * 1_000
-    if (retries := headers.get(H.RETRIES)) is not None:
-        opts.retries = _int(retries, "Upstash-Retries", 0, 10**18)
-        if opts.retries > settings.max_retries:
-            raise PlanLimit(
-                f"invalid Upstash-Retries: {opts.retries} is out of range "
-                f"[0, {settings.max_retries}] (the plan's maximum)"
-            )
-    if (expr := headers.get(H.RETRY_DELAY)) is not None:
-        opts.retry_delay = _retry_delay(expr, "Upstash-Retry-Delay")
-    if (timeout := headers.get(H.TIMEOUT)) is not None:
-        opts.timeout_ms = _timeout(timeout, "Upstash-Timeout", limits.max_timeout_s)
-    if (dedup := headers.get(H.DEDUP_ID)) is not None:
-        if ":" in dedup or not dedup.strip():
-            raise BadRequest(
-                "invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
-                if dedup.strip()
-                else "invalid Upstash-Deduplication-Id: empty"
-            )
-        opts.dedup_id = dedup
-    if (content := headers.get(H.CONTENT_DEDUP)) is not None:
-        opts.content_dedup = parse_bool(content, "Upstash-Content-Based-Deduplication")
-    if (labels := headers.get(H.LABEL)) is not None:
-        opts.labels = [label.strip() for label in labels.split(",") if label.strip()]
-        for label in opts.labels:
-            validate_name(label, "Upstash-Label")
-    if (redact := headers.get(H.REDACT)) is not None:
-        opts.redact = _parse_redact(redact)
-    opts.flow = _parse_flow(headers)
-    opts.workflow = _parse_run(headers, "Upstash-")
-    opts.callback = _parse_callback(headers, "upstash-callback", "Upstash-Callback", limits)
-    opts.failure_callback = _parse_callback(
-        headers, "upstash-failure-callback", "Upstash-Failure-Callback", limits
-    )
+
+@dataclass(frozen=True)
+class Rule:
+    """One publish header: the PublishOptions field it sets and how its value is read, and
+    what the OpenAPI document says of it (a rule without a field documents a header that
+    another rule reads with its own; one without ``about`` is not a parameter of its own)."""
+
+    header: str  # lower case, as H names it
+    about: str | None
+    example: str = ""
+    option: str | None = None
+    read: Callable[[str, Settings], Any] | None = None  # the header's value -> the field's
+    whole: Callable[[_Headers, Settings], Any] | None = None  # several headers -> the field's
+    schedule: bool = False  # read when a schedule is created only
+
+
+def _method(value: str, settings: Settings) -> str:
+    method = value.strip().upper()
+    if method not in _METHODS:
+        raise BadRequest(f"invalid Upstash-Method: {value!r}")
+    return method
+
+
+def _delay(value: str, settings: Settings) -> int:
+    ms = parse_duration_ms(value, "Upstash-Delay")
+    if ms > settings.limits.max_delay_s * 1_000:
+        raise PlanLimit(f"invalid Upstash-Delay: {value} exceeds the plan's maximum delay")
+    return ms
+
+
+def _retries(value: str, settings: Settings) -> int:
+    retries = _int(value, "Upstash-Retries", 0, 10**18)
+    if retries > settings.max_retries:
+        raise PlanLimit(
+            f"invalid Upstash-Retries: {retries} is out of range "
+            f"[0, {settings.max_retries}] (the plan's maximum)"
+        )
+    return retries
+
+
+def _dedup_id(value: str, settings: Settings) -> str:
+    if ":" in value or not value.strip():
+        raise BadRequest(
+            "invalid Upstash-Deduplication-Id: DeduplicationId cannot contain ':'"
+            if value.strip()
+            else "invalid Upstash-Deduplication-Id: empty"
+        )
+    return value
+
+
+def _labels(value: str, settings: Settings) -> list[str]:
+    labels = [label.strip() for label in value.split(",") if label.strip()]
+    for label in labels:
+        validate_name(label, "Upstash-Label")
+    return labels
+
+
+def _forward(headers: _Headers, settings: Settings) -> dict[str, list[str]]:
     header_forward = headers.get(H.HEADER_FORWARD)
     forward_all = header_forward is not None and parse_bool(
         header_forward, "Upstash-Header-Forward"
     )
-    opts.header = _forwarded(headers, forward_all)
-    if schedule:
-        if (queue := headers.get(H.QUEUE_NAME)) is not None:
-            opts.queue_name = validate_name(queue.strip(), "Upstash-Queue-Name")
-        if (cron := headers.get(H.CRON)) is not None:
-            opts.cron = cron.strip()
-        if (schedule_id := headers.get(H.SCHEDULE_ID)) is not None:
-            opts.schedule_id = validate_name(schedule_id.strip(), "Upstash-Schedule-Id")
-    return opts
+    return _forwarded(headers, forward_all)
+
+
+def _name(field: str) -> Callable[[str, Settings], str]:
+    return lambda value, settings: validate_name(value.strip(), field)
+
+
+# Every publish header, in the order they are read (a request with several bad ones is refused
+# for the first); the OpenAPI document lists the documented ones in this order.
+RULES: tuple[Rule, ...] = (
+    Rule(H.CONTENT_TYPE, "forwarded to the destination", "application/json"),
+    Rule(H.METHOD, "HTTP method of the delivery (default POST)", "PUT", "method", _method),
+    Rule(H.DELAY, "wait before the first attempt: 10s, 5m, 1h30m, 2d", "10s", "delay_ms", _delay),
+    Rule(
+        H.NOT_BEFORE,
+        "Unix time in seconds before which nothing is sent",
+        "1767225600",
+        "not_before_ms",
+        lambda value, _: _int(value, "Upstash-Not-Before", 0, 10**11) * 1_000,
+    ),
+    Rule(H.RETRIES, "retries after the first attempt (default 3)", "2", "retries", _retries),
+    Rule(
+        H.RETRY_DELAY,
+        "milliseconds before a retry: an expression in `retried`",
+        "1000 * retried",
+        "retry_delay",
+        lambda value, _: _retry_delay(value, "Upstash-Retry-Delay"),
+    ),
+    Rule(
+        H.TIMEOUT,
+        "how long one attempt may take",
+        "30s",
+        "timeout_ms",
+        lambda value, settings: _timeout(value, "Upstash-Timeout", settings.limits.max_timeout_s),
+    ),
+    Rule(
+        H.DEDUP_ID,
+        "publishes with the same id within the window are one message",
+        "order-1",
+        "dedup_id",
+        _dedup_id,
+    ),
+    Rule(
+        H.CONTENT_DEDUP,
+        "deduplicate by destination, body and headers",
+        "true",
+        "content_dedup",
+        lambda value, _: parse_bool(value, "Upstash-Content-Based-Deduplication"),
+    ),
+    Rule(
+        H.LABEL,
+        "labels to filter logs and the DLQ by, comma-separated",
+        "billing",
+        "labels",
+        _labels,
+    ),
+    Rule(
+        H.REDACT,
+        "hide body, header or header[Name] in logs and the DLQ",
+        "body",
+        "redact",
+        lambda value, _: _parse_redact(value),
+    ),
+    Rule(
+        H.FLOW_KEY,
+        "flow-control key shared by messages that limit each other",
+        "tenant-1",
+        "flow",
+        whole=lambda headers, _: _parse_flow(headers),
+    ),
+    Rule(H.FLOW_VALUE, "parallelism=, rate=, period= for the flow-control key", "parallelism=2"),
+    # Upstash Workflow: the SDKs send these on every message of a run.
+    Rule(
+        H.RUN_ID,
+        "the Upstash Workflow run the message belongs to",
+        "wfr_example",
+        "workflow",
+        whole=lambda headers, _: _parse_run(headers, "Upstash-"),
+    ),
+    Rule(H.RUN_INIT, "true: the message starts its run; false: it joins a running one", "true"),
+    Rule(H.RUN_URL, "the run's workflow endpoint", "http://127.0.0.1:3000/workflow"),
+    Rule(H.CALL_TYPE, "step, toCallback, fromCallback or failureCall", "step"),
+    Rule(H.INVOKE, "true: the body is a context.invoke envelope", "false"),
+    Rule(H.FEATURE_SET, "the SDK's capabilities, comma-separated", "LazyFetch,InitialBody"),
+    Rule(
+        H.TRIGGER_BY_SDK,
+        "true: the SDK's own start of a run the trigger API created for it",
+        "false",
+    ),
+    Rule(
+        H.CALLBACK,
+        "URL told about every attempt",
+        "http://127.0.0.1:3000/cb",
+        "callback",
+        whole=lambda headers, settings: _parse_callback(
+            headers, H.CALLBACK, "Upstash-Callback", settings.limits
+        ),
+    ),
+    Rule(
+        H.FAILURE_CALLBACK,
+        "URL told once the message has failed",
+        "http://127.0.0.1:3000/f",
+        "failure_callback",
+        whole=lambda headers, settings: _parse_callback(
+            headers, H.FAILURE_CALLBACK, "Upstash-Failure-Callback", settings.limits
+        ),
+    ),
+    Rule(H.HEADER_FORWARD, "forward every incoming header, not only Upstash-Forward-*", "false"),
+    Rule(H.FORWARD, None, option="header", whole=_forward),
+    Rule(
+        H.QUEUE_NAME,
+        "publish each run through this queue",
+        "jobs",
+        "queue_name",
+        _name("Upstash-Queue-Name"),
+        schedule=True,
+    ),
+    Rule(
+        H.CRON,
+        "when to publish: five cron fields, optionally CRON_TZ=Zone first",
+        "*/5 * * * *",
+        "cron",
+        lambda value, _: value.strip(),
+        schedule=True,
+    ),
+    Rule(
+        H.SCHEDULE_ID,
+        "the schedule's id; an existing one is replaced",
+        "nightly",
+        "schedule_id",
+        _name("Upstash-Schedule-Id"),
+        schedule=True,
+    ),
+)
+_READ = tuple(
+    (rule.option, rule.header, rule.read, rule.whole, rule.schedule)
+    for rule in RULES
+    if rule.option is not None
+)
+# The headers that configure a callback, after its prefix (Upstash-Callback-Method ...).
+CALLBACK_OPTIONS = {
+    "method": ("HTTP method of the callback", "POST"),
+    "timeout": ("timeout of one callback attempt", "10s"),
+    "retries": ("retries of the callback", "1"),
+    "retry-delay": ("milliseconds before a callback retry", "1000"),
+    "delay": ("wait before the callback is sent", "1s"),
+}
+
+
+def documented(*, schedule: bool) -> dict[str, tuple[str, str]]:
+    """The documented publish headers (or schedule-only ones): name -> (about, example)."""
+    return {
+        rule.header: (rule.about, rule.example)
+        for rule in RULES
+        if rule.about is not None and rule.schedule == schedule
+    }
 
 
 def _timeout(value: str, field: str, max_s: int) -> int:
