@@ -82,14 +82,16 @@ async def read_body(
         raise BodyTooLarge(
             f"invalid body: {int(declared)} bytes exceeds {limit_name} of {limit} bytes"
         )
-    received = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
+        size += len(chunk)
+        if size > limit:
             raise BodyTooLarge(
                 f"invalid body: more than {limit} bytes exceeds {limit_name} of {limit} bytes"
             )
-    return bytes(received)
+        chunks.append(chunk)
+    return b"".join(chunks)  # a body in one chunk (most) is that chunk, not a copy
 
 
 async def json_body(

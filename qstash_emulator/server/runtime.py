@@ -14,7 +14,7 @@ from ..delivery.transport import AiohttpTransport
 from ..services.batch import Batches
 from ..services.dead_letters import DeadLetters
 from ..services.faults import Faults
-from ..services.flow_control import FlowControl
+from ..services.flow_control import FlowControlKeys
 from ..services.inspection import History, Inspector
 from ..services.keys import SigningKeys
 from ..services.logs import Logs
@@ -77,7 +77,7 @@ class Runtime:
         self.url_groups = UrlGroups(store, settings, clock, self.loops)
         self.messages = Messages(store, settings, clock, engine)
         self.queues = Queues(store, settings, clock, engine.notify, self.messages.cancel_many)
-        self.flow_control = FlowControl(store, settings, clock, engine.notify)
+        self.flow_control = FlowControlKeys(store, settings, clock, engine.notify)
         self.publisher = publisher = Publisher(
             store,
             settings,

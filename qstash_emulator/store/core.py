@@ -23,7 +23,7 @@ from .. import _json
 from ..model.message import DeadLetter, Message, State
 from ..server.masking import mask_secrets
 from .bodies import INLINE, BodyStore, row_bytes
-from .flow_control import FlowStore
+from .flow_control import FlowControlStore
 from .group_commit import Batcher, Fill, Writes
 from .keys import KeyStore
 from .keyspace import SCHEMA, Keyspace
@@ -32,7 +32,7 @@ from .queues import QueueStore
 from .quotas import QuotaStore
 from .schedules import ScheduleStore
 from .streams import LogWriter, scan_rows, scan_stream
-from .url_groups import GroupStore
+from .url_groups import UrlGroupStore
 
 __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
@@ -86,10 +86,10 @@ class Store:
         self._batch = Batcher(
             client, self._logs.write, self.keyspace.due_indexes, self._due_written, transactions
         )
-        self.groups = GroupStore(client, self.keyspace)
+        self.url_groups = UrlGroupStore(client, self.keyspace)
         self.queues = QueueStore(client, self.keyspace, self._batch)
         self.schedules = ScheduleStore(client, self.keyspace, self._batch)
-        self.flow = FlowStore(client, self.keyspace, self._batch)
+        self.flow_control = FlowControlStore(client, self.keyspace, self._batch)
         self.quotas = QuotaStore(client, self.keyspace)
         self.keys = KeyStore(client, self.keyspace)
         self.bodies = BodyStore(client, self.keyspace, body_budget)
@@ -476,7 +476,7 @@ class Store:
         """Delete every message and key of ``user`` (a test's namespace when it ends), and
         its members of the shared indexes."""
         await self._batch.drain()
-        for companion in (self.schedules, self.queues, self.flow):
+        for companion in (self.schedules, self.queues, self.flow_control):
             await companion.purge(user)
         self._logs.forget(self.keyspace.logs(user))
         self.bodies.forget_recent()
