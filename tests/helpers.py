@@ -31,6 +31,7 @@ from starlette.responses import Response
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator.delivery.transport import Response as Answer
 from qstash_emulator.model.message import Message
+from qstash_emulator.model.options import PublishOptions
 from qstash_emulator.server.serving import ThreadedServer
 
 
@@ -349,7 +350,12 @@ async def add_delayed(emulator: Emulator, count: int) -> None:
     messages = []
     for n in range(count):
         msg = Message(
-            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
+            f"msg_{n:05d}",
+            "defaultUser",
+            f"http://127.0.0.1:9/{n}",
+            now,
+            now + 3_600_000,
+            PublishOptions(retries=3),
         )
         msg.due = msg.not_before
         messages.append(msg)
