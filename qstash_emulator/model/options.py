@@ -149,6 +149,10 @@ def _both(keys: Keys) -> dict[View, Keys]:
     return {"message": keys, "schedule": keys}
 
 
+def _every(keys: Keys) -> dict[View, Keys]:
+    return {"message": keys, "schedule": keys, "run": keys}
+
+
 def _flow_key(flow: FlowControl | None) -> dict[str, Any]:
     return {"flowControlKey": flow["key"]} if flow else {}
 
@@ -169,12 +173,7 @@ class PublishOptions:
     retry_delay: str | None = option(
         H.RETRY_DELAY, None, views=_both(_if("retryDelayExpression")), run=True
     )
-    labels: list[str] = option(
-        H.LABEL,
-        factory=list,
-        views={"message": _labels, "schedule": _labels, "run": _labels},
-        run=True,
-    )
+    labels: list[str] = option(H.LABEL, factory=list, views=_every(_labels), run=True)
     redact: list[str] = option(H.REDACT, factory=list, run=True)
     flow: FlowControl | None = option(
         H.FLOW_KEY, None, views={"message": _flow, "schedule": _flow, "run": _flow_key}, run=True
