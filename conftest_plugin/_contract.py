@@ -8,6 +8,7 @@ which worker ran which test, nor in what order.
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -76,6 +77,22 @@ class _Workers:
         self.plugin.partial |= bool(output.get(_PARTIAL, False))
 
 
+def _narrowed(config: pytest.Config) -> bool:
+    """Whether the run was told to collect less than the whole suite (``testpaths``, else
+    the root directory): some files or directories, or tests by node id."""
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS or config.getoption("pyargs"):
+        return False
+    root = config.rootpath
+    patterns = config.getini("testpaths")
+    found = [
+        Path(p) for pattern in patterns for p in glob.glob(str(root / pattern), recursive=True)
+    ]
+    suite = [p.resolve() for p in found] or [root.resolve()]
+    here = config.invocation_params.dir
+    named = [(here / arg).resolve() for arg in config.args if "::" not in arg]
+    return not all(any(n == s or n in s.parents for n in named) for s in suite)
+
+
 def _kept(current: dict[str, Any], committed: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """``current`` with the committed entries it did not reach (a partial run), and how many."""
     reached = {entry_key(e) for e in current["entries"]}
@@ -92,8 +109,9 @@ class ContractPlugin:
         self.update = bool(config.getoption("qstash_contract_update"))
         self.recorder = recorder_for(config)
         self.from_workers: list[Usage] = []
-        # Tests were deselected (-k, -m, --lf ...): what the run did not reach is kept.
-        self.partial = False
+        # Some files or tests named, or tests deselected (-k, -m, --lf ...): what the run
+        # did not reach is kept.
+        self.partial = _narrowed(config)
         self.report: list[str] = []
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_Workers(self), "qstash-contract-workers")
@@ -128,8 +146,9 @@ class ContractPlugin:
             current, kept = _kept(current, committed)
             if kept:
                 note = [
-                    f"{kept} {'entry' if kept == 1 else 'entries'} no test of this partial run "
-                    "(deselected tests, or stopped early) reached kept as committed"
+                    f"{kept} {'entry' if kept == 1 else 'entries'} not exercised by this "
+                    "partial run (some tests named, deselected, or a stop before the end) "
+                    "kept as committed"
                 ]
         count = len(current["entries"])
         entries = f"{count} {'entry' if count == 1 else 'entries'}"

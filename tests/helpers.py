@@ -27,11 +27,15 @@ import httpx
 from qstash import QStash
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from qstash_emulator import DEFAULT_USERS, Emulator
+from qstash_emulator.api import all_routes
 from qstash_emulator.delivery.transport import Response as Answer
 from qstash_emulator.model.message import Message
 from qstash_emulator.model.options import PublishOptions
+from qstash_emulator.server.config import Settings
+from qstash_emulator.server.runtime import Runtime
 from qstash_emulator.server.serving import ThreadedServer
 
 
@@ -74,6 +78,11 @@ def request(
     return httpx.request(method, server.url + path, headers=headers, **kwargs)
 
 
+def api_routes() -> list[BaseRoute]:
+    """The API's routes as an app serves them, built on a runtime that is never started."""
+    return all_routes(Runtime(Settings()))
+
+
 def wait_until(
     predicate: Callable[[], object], timeout: float = 10, what: str = "condition"
 ) -> None:
@@ -107,7 +116,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[Any], what: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -168,6 +177,49 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+_DEV = (sys.executable, "-m", "qstash_emulator", "dev")
+
+
+def start_dev(*args: str, stderr: int = subprocess.STDOUT) -> subprocess.Popen[str]:
+    """``qstash-emulator dev ARGS`` started in a child process, its output a text pipe
+    (stderr into it, unless given)."""
+    return subprocess.Popen(
+        [*_DEV, *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def run_dev(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``qstash-emulator dev ARGS`` run to its end (one that refuses to start, ``--help``)."""
+    return subprocess.run(
+        [*_DEV, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def read_block(proc: subprocess.Popen[str]) -> tuple[dict[str, str], list[str]]:
+    """The ``QSTASH_*`` lines of the block a dev server prints once it answers, read from its
+    output as a CI script reads them, and every line read up to the block's end."""
+    assert proc.stdout is not None
+    block: dict[str, str] = {}
+    lines: list[str] = []
+    for line in proc.stdout:  # ends when the process does
+        lines.append(line)
+        name, _, value = line.strip().partition("=")
+        if name.startswith("QSTASH_"):
+            block[name] = value
+        if name == "QSTASH_NEXT_SIGNING_KEY":
+            return block, lines
+    raise AssertionError(f"the process exited with {proc.wait()} before printing the block")
+
+
 class EmulatorProcess:
     """``python -m qstash_emulator dev`` in a child process, as a user runs it."""
 
@@ -175,13 +227,7 @@ class EmulatorProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token or DEFAULT_USERS[0].token
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(self.port), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        self.proc = start_dev("--port", str(self.port), *args)
         try:
             _wait_port(self.port, self.proc, "qstash-emulator")
             deadline = time.monotonic() + 10
@@ -207,7 +253,7 @@ class EmulatorProcess:
     def stop(self) -> str:
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=10)
-        return out.decode()
+        return out
 
 
 @dataclass

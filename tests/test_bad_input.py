@@ -18,7 +18,7 @@ import pytest
 from qstash_emulator import Emulator
 from qstash_emulator.delivery.transport import Response as Reply
 
-from .helpers import Answering, api, error_of, wait_until
+from .helpers import Answering, api, api_routes, error_of, wait_until
 
 P = "/v2/publish/http://127.0.0.1:9/x"
 E = "/v2/enqueue/q1/http://127.0.0.1:9/x"
@@ -656,12 +656,11 @@ def test_bad_input_is_a_4xx_naming_the_field(
 def test_table_covers_every_route() -> None:
     """Each route (but the read-only lists, which take no input) has a bad-input row."""
 
-    from qstash_emulator.api import all_routes
     from qstash_emulator.api._declare import OperationRoute
 
     tried = {(p.values[0], p.values[1].split("?")[0]) for p in ROWS}
     untried = []
-    for route in all_routes():
+    for route in api_routes():
         assert isinstance(route, OperationRoute)
         method = route.operation.method
         key = (method, re.sub(r":\w+\}", "}", route.path))
@@ -776,11 +775,10 @@ def test_retry_delay_that_overflows_or_fails_later_never_wedges_the_message(
 
 
 def _every_operation() -> list[tuple[str, str]]:
-    from qstash_emulator.api import all_routes
     from qstash_emulator.api._declare import OperationRoute
 
     ops = []
-    for route in all_routes():
+    for route in api_routes():
         assert isinstance(route, OperationRoute)
         # A publish's query is its destination's own, a webhook's its caller's.
         if route.operation.accepted_query is not None:

@@ -105,6 +105,19 @@ def test_any_client_naming_a_foreign_host_is_refused(
         assert server.token not in answer.text
 
 
+def test_each_host_is_judged_alike_however_many_names_came_before(
+    http: httpx.Client, server: Emulator
+) -> None:
+    # The guard remembers its verdicts per Host, a bounded number of them: more names than it
+    # keeps, then the first ones again, get the same answers.
+    creds = auth(server)
+    hosts = [f"rebound-{n}.example" for n in range(300)]
+    for host in [*hosts, *hosts[:3], "localhost:8080", "127.0.0.1", hosts[0]]:
+        answer = http.get("/v2/keys", headers={"Host": host, **creds})
+        want = 200 if host in ("localhost:8080", "127.0.0.1") else 403
+        assert answer.status_code == want, (host, answer.text)
+
+
 def test_a_name_given_to_allowed_hosts_is_served() -> None:
     # A service name in docker compose, a tunnel's name.
     with Emulator(allowed_hosts=("qstash", "abc.trycloudflare.com")) as emu:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,16 +14,22 @@ from qstash_emulator import DEFAULT_USERS
 from qstash_emulator.server.cli import banner
 from qstash_emulator.server.config import OPTIONS, Settings, settings_from
 
-from .helpers import Destination, EmulatorProcess, Held, auth, free_port, wait_until
+from .helpers import (
+    Destination,
+    EmulatorProcess,
+    Held,
+    auth,
+    read_block,
+    run_dev,
+    start_dev,
+    wait_until,
+)
 
 
 def test_help_documents_every_option_and_its_variable() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    done = run_dev("--help")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     flat = " ".join(out.split())
     for option in OPTIONS:
         assert option.flag in out
@@ -102,21 +106,13 @@ def test_dev_server_runs_and_serves_the_sdk(destination: Destination) -> None:
 
 
 def test_bad_option_is_a_clear_error() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--quota", "gold"],
-        capture_output=True,
-        text=True,
-    )
+    done = run_dev("--quota", "gold")
     assert done.returncode == 2
     assert "--quota must be one of free, payg, pro, unlimited" in done.stderr
 
 
 def test_a_bad_redis_url_is_a_clear_error_without_its_password() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--redis-url", "redis://:s3cret@h:abc/0"],
-        capture_output=True,
-        text=True,
-    )
+    done = run_dev("--redis-url", "redis://:s3cret@h:abc/0")
     assert done.returncode == 2
     assert done.stderr == (
         "qstash-emulator: --redis-url redis://:***@h:abc/0: "
@@ -125,58 +121,26 @@ def test_a_bad_redis_url_is_a_clear_error_without_its_password() -> None:
 
 
 def test_exposed_bind_warns() -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--host", "0.0.0.0", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_dev("--host", "0.0.0.0", "--port", "0", stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: _answers(port), timeout=15, what="the exposed server")
+        read_block(proc)  # it answers
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "WARNING: listening on 0.0.0.0" in err
 
 
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/v2/keys").status_code == 401
-    except httpx.TransportError:
-        return False
-
-
 def test_port_0_prints_the_port_actually_bound() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_dev("--port", "0", "--quiet")
     try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:  # the banner comes first; readline ends when the process does
-            if line.startswith("QSTASH_URL="):
-                url = line.strip().removeprefix("QSTASH_URL=")
-                break
+        block, _ = read_block(proc)
+        url = block["QSTASH_URL"]
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0"), url
-        token = DEFAULT_USERS[0].token
-        wait_until(
-            lambda: _answers_with(url, token), timeout=15, what=f"the server to answer on {url}"
-        )
+        r = httpx.get(f"{url}/v2/keys", headers=auth(DEFAULT_USERS[0].token))
+        assert r.status_code == 200, r.text
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
-
-
-def _answers_with(url: str, token: str) -> bool:
-    try:
-        r = httpx.get(f"{url}/v2/keys", headers=auth(token))
-    except httpx.TransportError:
-        return False
-    return r.status_code == 200
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:
@@ -184,39 +148,16 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = run_dev("--port", str(port))
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "QSTASH_URL" not in done.stdout
 
 
-def _block(proc: subprocess.Popen[str]) -> dict[str, str]:
-    """The ``QSTASH_*`` lines of the printed block, read as a CI script reads them."""
-    assert proc.stdout is not None
-    found: dict[str, str] = {}
-    for line in proc.stdout:  # ends when the process does
-        name, _, value = line.strip().partition("=")
-        if name.startswith("QSTASH_"):
-            found[name] = value
-        if name == "QSTASH_NEXT_SIGNING_KEY":
-            return found
-    raise AssertionError(f"the process exited with {proc.wait()} before printing the block")
-
-
 def _start_and_call_at_once() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_dev("--port", "0", "--quiet")
     try:
-        env = _block(proc)
+        env, _ = read_block(proc)
         # At once, no retry: the block promises a server that answers.
         r = httpx.get(
             f"{env['QSTASH_URL']}/v2/keys",
@@ -272,8 +213,7 @@ def test_a_signal_lets_the_delivery_under_way_finish_then_exits_0(
     proc.proc.send_signal(sig)
     wait_until(lambda: not _listening(proc.port), what="the port to close")  # at once
     held.release.set()
-    out, _ = proc.proc.communicate(timeout=15)
-    text = out.decode()
+    text, _ = proc.proc.communicate(timeout=15)
     assert proc.proc.returncode == 0, text
     assert "delivered" in text and "status 200" in text, text
     assert "Traceback" not in text
@@ -286,10 +226,9 @@ def test_a_delivery_that_outlasts_the_drain_is_dropped_and_the_exit_says_so(
     proc, held = _slow_delivery(destination, "--drain-timeout", "1s")
     try:
         proc.proc.send_signal(signal.SIGTERM)
-        out, _ = proc.proc.communicate(timeout=15)
+        text, _ = proc.proc.communicate(timeout=15)
     finally:
         held.release.set()
-    text = out.decode()
     assert proc.proc.returncode == 1, text
     assert (
         "qstash-emulator: --drain-timeout 1s passed with 1 deliveries and 0 requests under "
@@ -299,11 +238,7 @@ def test_a_delivery_that_outlasts_the_drain_is_dropped_and_the_exit_says_so(
 
 
 def test_a_bad_drain_timeout_is_a_clear_error() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--drain-timeout", "soon"],
-        capture_output=True,
-        text=True,
-    )
+    done = run_dev("--drain-timeout", "soon")
     assert done.returncode == 2
     assert "argument --drain-timeout: 'soon' is not a duration such as 10s" in done.stderr
 
@@ -315,10 +250,9 @@ def test_a_second_signal_stops_at_once_and_the_exit_says_so(destination: Destina
         # The first one is being handled: the port is closed, the delivery still under way.
         wait_until(lambda: not _listening(proc.port), what="the port to close")
         proc.proc.send_signal(signal.SIGINT)
-        out, _ = proc.proc.communicate(timeout=5)  # well within the 10 s drain
+        text, _ = proc.proc.communicate(timeout=5)  # well within the 10 s drain
     finally:
         held.release.set()
-    text = out.decode()
     assert proc.proc.returncode == 1, text
     assert (
         "qstash-emulator: a second signal came with 1 deliveries and 0 requests under way; "
@@ -334,12 +268,6 @@ def test_a_bad_option_value_is_a_usage_error_naming_it() -> None:
         (["--max-message-size", "lots"], {}, "argument --max-message-size: 'lots' is not a size"),
         ([], {"QSTASH_EMULATOR_DEDUP_WINDOW": "xx"}, "QSTASH_EMULATOR_DEDUP_WINDOW: 'xx' is not"),
     ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "qstash_emulator", "dev", "--port", "0", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**os.environ, **env},
-        )
+        done = run_dev("--port", "0", *args, env=env)
         assert done.returncode == 2, done.stderr
         assert said in done.stderr and "Traceback" not in done.stderr, done.stderr

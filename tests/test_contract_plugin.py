@@ -112,7 +112,7 @@ def test_xdist_workers_write_the_same_file(suite: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)"])
     partial = _run(suite, "-n", "2", "-k", "not queue")  # workers deselect, and say so
     assert partial.ret == 0, partial.stdout.str()
-    partial.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "1 entry no test*"])
+    partial.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "1 entry not exercised*"])
 
 
 def test_a_run_that_differs_fails_and_leaves_the_file(suite: pytest.Pytester) -> None:
@@ -149,11 +149,53 @@ def test_a_partial_run_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> No
         result.stdout.fnmatch_lines(
             [
                 "c.json: *(4 entries)",
-                "1 entry no test of this partial run (deselected tests, or stopped early) reached "
-                "kept as committed",
+                "1 entry not exercised by this partial run (some tests named, deselected, or a "
+                "stop before the end) kept as committed",
             ]
         )
         assert (suite.path / "c.json").read_bytes() == written
+
+
+OTHER = """
+def test_a_refund(qstash):
+    qstash.endpoint("https://shop.example.com/refunds", 200)
+    qstash.client().message.publish_json(url="https://shop.example.com/refunds", body={"id": 1})
+    qstash.run_until_idle()
+"""
+
+
+def test_a_run_of_some_files_or_tests_keeps_what_it_did_not_reach(
+    suite: pytest.Pytester,
+) -> None:
+    """A run naming test files reported every entry of the others as removed, and failed."""
+    suite.makepyfile(test_refunds=OTHER)
+    _run(suite).assert_outcomes(passed=7)
+    written = (suite.path / "c.json").read_bytes()
+    for args in (
+        ("test_refunds.py",),
+        ("test_refunds.py", "--qstash-contract-update"),
+        ("test_shop.py::test_a_queue", "test_refunds.py::test_a_refund"),
+    ):
+        result = _run(suite, *args)
+        assert result.ret == 0, result.stdout.str()
+        result.stdout.fnmatch_lines(
+            ["c.json: * (5 entries)", "*entries not exercised by this partial run*"]
+        )
+        result.stdout.no_fnmatch_line("removed:*")
+        assert (suite.path / "c.json").read_bytes() == written
+
+
+def test_a_run_naming_the_whole_suite_is_no_partial_run(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_refunds=OTHER)
+    suite.makeini("[pytest]\ntestpaths = test_*.py\n")
+    _run(suite).assert_outcomes(passed=7)
+    suite.makepyfile(test_refunds="def test_no_refunds():\n    pass\n")
+    for args in ((), (".",), ("test_shop.py", "test_refunds.py")):
+        result = _run(suite, *args)
+        assert result.ret == 1, result.stdout.str()
+        result.stdout.fnmatch_lines(
+            ["removed: POST https://shop.example.com/refunds (publish): no test of this run*"]
+        )
 
 
 def test_a_run_stopped_early_keeps_what_it_did_not_reach(suite: pytest.Pytester) -> None:
@@ -166,7 +208,9 @@ def test_a_run_stopped_early_keeps_what_it_did_not_reach(suite: pytest.Pytester)
     )
     result = _run(suite, "-x", "-p", "no:randomly")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["c.json: this run matches (4 entries)", "2 entries no test*"])
+    result.stdout.fnmatch_lines(
+        ["c.json: this run matches (4 entries)", "2 entries not exercised*"]
+    )
     assert (suite.path / "c.json").read_bytes() == written
 
 

@@ -7,18 +7,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
 from starlette.routing import Match
 
 from qstash_emulator import Emulator
-from qstash_emulator.api import all_routes
 from qstash_emulator.api._declare import OperationRoute
 
+from .helpers import api, api_routes
+
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-_ROUTES = all_routes()
+_ROUTES = api_routes()
 
 
 def _operation_routes() -> list[OperationRoute]:
@@ -98,8 +98,7 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Reads]:
     _Recording.reads = {}
     monkeypatch.setattr(HTTPConnection, "query_params", property(lambda c: _Recording(c.scope)))
     with Emulator() as emu:
-        with httpx.Client(base_url=emu.url) as http:
-            http.headers["Authorization"] = f"Bearer {emu.token}"
+        with api(emu) as http:
             for route in _operation_routes():
                 op = route.operation
                 if op.accepted_query is None:
@@ -155,3 +154,32 @@ def test_no_route_declares_a_query_name_its_handler_never_reads(
         if missing:
             unread.append((op.method, op.path, sorted(missing)))
     assert unread == []
+
+
+def test_a_handler_takes_its_parts_by_name_and_a_missing_one_fails_the_build() -> None:
+    """``route_of`` binds the parts a handler names once, when the app is built: a name the
+    runtime does not hold is an error then, not a 500 on the first request; a part that is
+    not keyword-only is refused when the route is declared."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from qstash_emulator.api._declare import Operations, route_of
+    from qstash_emulator.server.config import Settings
+    from qstash_emulator.server.runtime import Runtime
+
+    api = Operations()
+
+    @api.route("GET /x", "Takes what the runtime holds, and one thing it does not")
+    async def handler(request: Request, *, messages: object, nothing: object) -> Response:
+        raise AssertionError("never called")
+
+    (op,) = api.declared
+    assert op.needs == ("messages", "nothing")
+    with pytest.raises(TypeError, match="handler takes 'nothing', which the runtime does not"):
+        route_of(op, Runtime(Settings()))
+
+    async def positional(request: Request, messages: object) -> Response:
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="positional: messages must be keyword-only"):
+        api.route("GET /y", "A part passed by position")(positional)

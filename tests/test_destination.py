@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qstash_emulator._errors import BadRequest
-from qstash_emulator.model.destination import parse_destination, validate_name
+from qstash_emulator.model.destination import parse_destination, validate_name, validate_url
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,16 @@ def test_parse_destination(path: str, query: str, destination: str) -> None:
 def test_bad_urls_name_the_destination(path: str) -> None:
     with pytest.raises(BadRequest, match="destination"):
         parse_destination(path, "")
+
+
+def test_a_url_gets_the_same_verdict_every_time() -> None:
+    # Accepted URLs are remembered; a refused one is refused again, naming each time's field.
+    good, bad = "https://example.com/again", "https://exa mple.com/again"
+    assert validate_url(good, "destination") == good
+    assert validate_url(good, "Upstash-Callback") == good
+    for field in ("destination", "Upstash-Callback", "destination"):
+        with pytest.raises(BadRequest, match=f"invalid {field}: .* contains whitespace"):
+            validate_url(bad, field)
 
 
 def test_names() -> None:

@@ -3,6 +3,7 @@ event, coloured on a terminal, plain when piped, bodies only when asked, off wit
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import pty
@@ -19,6 +20,7 @@ import pytest
 from qstash import QStash
 
 from qstash_emulator import DEFAULT_USERS
+from qstash_emulator.server.feed import Feed
 
 from .helpers import Destination, auth, free_port, wait_until
 
@@ -276,3 +278,51 @@ def test_the_feed_masks_passwords_and_tokens_in_urls(
     piped.wait_for(rf"^{STAMP}callback +msg_\w+ of {msg} .* <- .*/cb\?qstash_token=\*\*\*$")
     out = piped.stop()
     assert "hunter2" not in out and "k1" not in out and "tok1" not in out
+
+
+class _Writes(io.StringIO):
+    """An output that remembers each write the feed's thread makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_one_loop_turn_reach_the_writer_together() -> None:
+    out = _Writes()
+    feed = Feed(out, color=False, default_user="me")
+
+    async def one_turn() -> None:
+        for n in range(20):
+            feed.queue_paused("me", f"q{n}", True)
+            time.sleep(0.002)  # the writer thread could run here: it must have nothing yet
+        await asyncio.sleep(0)  # the turn ends: the lines go to the writer
+
+    asyncio.run(one_turn())
+    wait_until(lambda: "q19 paused" in out.getvalue(), 5, "the turn's lines to be written")
+    feed.close()
+    assert len(out.writes) == 1, out.writes  # one hand-over, one write: not one per line
+    lines = out.writes[0].splitlines()
+    assert [line.split(maxsplit=2)[2] for line in lines] == [f"q{n} paused" for n in range(20)]
+
+
+def test_lines_from_outside_the_loop_and_at_close_are_written() -> None:
+    out = _Writes()
+    feed = Feed(out, color=False, default_user="me")
+    feed.queue_paused("me", "outside", True)  # no running loop in this thread
+    wait_until(lambda: "outside paused" in out.getvalue(), 5, "the line to be written")
+
+    async def last_turn() -> None:
+        feed.queue_paused("someone", "last", False)  # its turn never ends before close
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(last_turn())
+    finally:
+        loop.close()
+    feed.close()
+    assert out.getvalue().splitlines()[-1].endswith("queue     [someone] last resumed")

@@ -20,12 +20,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from qstash_emulator import Emulator
-from qstash_emulator.api import all_routes
 from qstash_emulator.api._operations import OPENAPI_PATH, build_document
 from qstash_emulator.delivery.transport import Response as Reply
 from qstash_emulator.model.headers import H, canonical
 
-from .helpers import Answering, api, auth
+from .helpers import Answering, api, api_routes, auth
 
 # The default run's depth (736 requests, 11 s); .ci/run fuzzes again with 25 (4,600 requests).
 # Deeper local runs: QSTASH_EMULATOR_FUZZ_EXAMPLES=200 python -m pytest tests/test_fuzz.py
@@ -50,7 +49,7 @@ def http(fuzzed: Emulator) -> Iterator[httpx.Client]:
 
 def _schema() -> Any:
     """The document the server serves, built here so operations are known at collection."""
-    doc = build_document(all_routes(), "test")
+    doc = build_document(api_routes(), "test")
     return schemathesis.openapi.from_dict(doc)
 
 

@@ -22,6 +22,7 @@ SHARED = {
     "free_port",
     "fake_redis",
     "error_of",
+    "api_routes",
 }
 
 
@@ -56,17 +57,28 @@ def test_tests_import_helpers_from_the_helpers_module_only() -> None:
     assert found == [], "import plain helpers from .helpers (fixtures need no import)"
 
 
+def _hand_written(node: ast.AST) -> bool:
+    """An Authorization header built by hand: in a dict (``{"Authorization": f"Bearer
+    {t}"}``) or set on a client (``http.headers["Authorization"] = f"Bearer {t}"``)."""
+    pairs: list[tuple[ast.expr | None, ast.expr]] = []
+    if isinstance(node, ast.Dict):
+        pairs = list(zip(node.keys, node.values, strict=True))
+    elif isinstance(node, ast.Assign):
+        pairs = [(t.slice, node.value) for t in node.targets if isinstance(t, ast.Subscript)]
+    return any(
+        isinstance(key, ast.Constant) and key.value == "Authorization" and _bearer(value)
+        for key, value in pairs
+    )
+
+
 def test_no_test_writes_its_own_authorization_header_or_copies_a_helper() -> None:
     found = []
     for name, tree in _trees().items():
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node in tree.body and node.name in SHARED:
                 found.append(f"{name}:{node.lineno}: def {node.name} (use helpers.{node.name})")
-            if isinstance(node, ast.Dict):
-                for key, value in zip(node.keys, node.values, strict=True):
-                    if isinstance(key, ast.Constant) and key.value == "Authorization":
-                        if _bearer(value):
-                            found.append(f"{name}:{node.lineno}: use auth(...)")
+            if _hand_written(node):
+                found.append(f"{name}:{node.lineno}: use auth(...) or api(...)")
     assert found == []
 
 
@@ -74,7 +86,9 @@ def test_the_guard_sees_a_hand_written_header_and_a_copied_helper() -> None:
     tree = ast.parse('def _auth(e):\n    return {"Authorization": f"Bearer {e.token}"}\n')
     (fn,) = tree.body
     assert isinstance(fn, ast.FunctionDef) and fn.name in SHARED
-    assert any(_bearer(v) for n in ast.walk(tree) if isinstance(n, ast.Dict) for v in n.values)
+    assert any(_hand_written(n) for n in ast.walk(tree))
+    set_on_client = ast.parse('http.headers["Authorization"] = f"Bearer {emu.token}"')
+    assert any(_hand_written(n) for n in ast.walk(set_on_client))
     assert not _bearer(ast.parse('f"Bearer {t}x"', mode="eval").body)  # a wrong token, on purpose
 
 

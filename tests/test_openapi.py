@@ -6,10 +6,9 @@ import httpx
 import pytest
 
 from qstash_emulator import Emulator
-from qstash_emulator.api import all_routes
 from qstash_emulator.api._operations import OPENAPI_PATH
 
-from .helpers import auth
+from .helpers import api_routes, auth
 
 
 def test_document_is_served_to_a_token_holder_only(emulator: Emulator) -> None:
@@ -76,7 +75,7 @@ def test_every_publish_header_is_in_the_document(monkeypatch: pytest.MonkeyPatch
         ("Upstash-Callback-Flow-Control-Value", "rate=1"),
     ]
     _headers.parse_publish(items, Settings(), schedule=True)
-    doc = build_document(all_routes(), "test")
+    doc = build_document(api_routes(), "test")
 
     def header_names(path: str) -> set[str]:
         params = doc["paths"][path]["post"]["parameters"]

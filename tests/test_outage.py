@@ -127,9 +127,7 @@ def test_an_outage_of_an_idle_server_is_logged_once_each_way(
     emu = EmulatorProcess("--redis-url", durable_redis.url, "--quiet")
     assert emu.proc.stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend(line.decode() for line in emu.proc.stdout or ()), daemon=True
-    )
+    reader = threading.Thread(target=lambda: lines.extend(emu.proc.stdout or ()), daemon=True)
     reader.start()
     try:
         durable_redis.kill()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -65,8 +66,6 @@ def test_every_example_says_what_it_installs_and_how_it_runs() -> None:
 def test_the_readme_opens_with_install_and_start_then_the_tests() -> None:
     """README's first two commands, kept true: the slow tests below install what ``pip
     install .`` installs and run its console script."""
-    import tomllib
-
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     first = re.search(r"```sh\n(.*?)```", readme, flags=re.S)
     assert first is not None and readme.index(first.group(0)) < readme.index("\n## ")
@@ -152,7 +151,13 @@ def test_the_sdist_and_the_wheel_hold_what_an_install_needs(dist: tuple[Path, Pa
     sdist, wheel = dist
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    for needed in ("pyproject.toml", "README.md", "docs/behaviour.md", "conftest_plugin/plugin.py"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "docs/behaviour.md",
+        "conftest_plugin/plugin.py",
+    ):
         assert needed in in_sdist
     assert not [name for name in in_sdist if name.startswith((".venv/", "node_modules/"))]
 
@@ -160,10 +165,14 @@ def test_the_sdist_and_the_wheel_hold_what_an_install_needs(dist: tuple[Path, Pa
         names = set(archive.namelist())
         meta = archive.read("qstash_emulator-0.1.0.dist-info/METADATA").decode()
         entry_points = archive.read("qstash_emulator-0.1.0.dist-info/entry_points.txt").decode()
+        license_text = archive.read("qstash_emulator-0.1.0.dist-info/licenses/LICENSE").decode()
     static = {f"qstash_emulator/dashboard/static/{p.name}" for p in STATIC.iterdir()}
     assert static and static <= names
     docs = {f"qstash_emulator/docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
     assert docs <= names and "qstash_emulator/README.md" in names
+    # Only what runs or is read: the docs' pages, not README's pictures (~520 KB of PNG).
+    assert {name for name in names if name.startswith("qstash_emulator/docs/")} == docs
+    assert not [name for name in names if name.endswith((".png", ".jpg", ".gif"))]
     for module in ("qstash_emulator/py.typed", "qstash_emulator/pytest.py"):
         assert module in names
     assert "conftest_plugin/plugin.py" in names
@@ -171,6 +180,9 @@ def test_the_sdist_and_the_wheel_hold_what_an_install_needs(dist: tuple[Path, Pa
     assert "[pytest11]\nqstash_emulator = conftest_plugin.plugin" in entry_points
     assert "qstash-emulator = qstash_emulator.server.cli:main" in entry_points
     assert "Provides-Extra: pytest" in meta
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert f"\nLicense-Expression: {declared}\n" in meta and "\nLicense-File: LICENSE\n" in meta
+    assert license_text == (ROOT / "LICENSE").read_text() and license_text.startswith(declared)
     assert "Description-Content-Type: text/markdown" in meta
     assert re.search(r"^Requires-Dist: qstash>=[\d.]+; extra == 'pytest'$", meta, re.M)
 

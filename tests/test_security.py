@@ -18,10 +18,18 @@ from qstash import Receiver
 from qstash.errors import SignatureError
 
 from qstash_emulator import Emulator, User, check_signature, sign
-from qstash_emulator.api import all_routes
 from qstash_emulator.api._declare import OperationRoute
 
-from .helpers import Destination, EmulatorProcess, api, auth, error_of, free_port, wait_until
+from .helpers import (
+    Destination,
+    EmulatorProcess,
+    api,
+    api_routes,
+    auth,
+    error_of,
+    free_port,
+    wait_until,
+)
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _VALUES = {"destination": "http://127.0.0.1:9/x"}
@@ -32,7 +40,7 @@ def _operations() -> list[tuple[str, str]]:
     run's webhook URL, whose path names the user and run, and the readiness probe, which
     shows nothing of any user: tests/test_health.py)."""
     ops = []
-    for route in all_routes():
+    for route in api_routes():
         assert isinstance(route, OperationRoute)
         if not route.operation.tokenless:
             path = _PARAM.sub(lambda m: _VALUES.get(m.group(1), "x"), route.path)

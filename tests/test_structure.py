@@ -4,6 +4,8 @@ states and kinds are types that mypy checks."""
 from __future__ import annotations
 
 import ast
+import inspect
+import textwrap
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,3 +257,76 @@ def test_the_runtime_passes_collaborators_when_it_builds_the_parts() -> None:
         "e.gates",
         "self.p.checks.append",
     ]
+
+
+def _handler_modules() -> dict[str, Path]:
+    """The API modules whose code runs per request: the handlers and the helpers they call
+    (``api/__init__`` and ``api/_declare`` build the routes and bind the parts: not these)."""
+    return {
+        name: path
+        for name, path in _modules().items()
+        if name.startswith("qstash_emulator.api.") and name != "qstash_emulator.api._declare"
+    }
+
+
+def _reaches_the_runtime(source: str) -> list[str]:
+    """Where ``source`` gets at the runtime: importing it, naming ``Runtime``, reading
+    ``app.state`` (where a locator would keep it) or calling a ``runtime(...)`` helper."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("server.runtime"):
+            found.append(f"{node.lineno}: imports {node.module}")
+        elif isinstance(node, ast.Name) and node.id in ("Runtime", "runtime"):
+            found.append(f"{node.lineno}: {node.id}")
+        elif isinstance(node, ast.Attribute) and node.attr in ("state", "runtime"):
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "app":
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+            elif node.attr == "runtime":
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_handler_reaches_the_runtime() -> None:
+    """A handler names the parts it uses in its signature (bound once by ``route_of``), so
+    what it depends on is all there: no module it runs reaches the runtime, a locator."""
+    found = [
+        f"{name}:{where}"
+        for name, path in sorted(_handler_modules().items())
+        for where in _reaches_the_runtime(path.read_text(encoding="utf-8"))
+    ]
+    assert found == [], "handler code reaching the runtime:\n" + "\n".join(found)
+    assert _reaches_the_runtime(
+        "from ..server.runtime import Runtime\n"
+        "def f(request):\n rt = runtime(request)\n request.app.state.runtime.x\n"
+    ) == [
+        "1: imports server.runtime",
+        "3: runtime",
+        "4: request.app.state.runtime",
+        "4: request.app.state",
+    ]
+
+
+def test_each_handler_takes_the_parts_it_uses_by_their_runtime_name_and_type() -> None:
+    """The keyword-only parameters of a handler are the runtime's parts of those names and
+    annotated types, and the handler uses each: its signature says exactly what it needs."""
+    from qstash_emulator.api import all_operations
+    from qstash_emulator.server.config import Settings
+    from qstash_emulator.server.runtime import Runtime
+
+    runtime = Runtime(Settings())
+    wrong = []
+    handlers = {op.handler: op.needs for op in all_operations()}
+    assert sum(1 for needs in handlers.values() if needs) > len(handlers) // 2
+    for handler, needs in handlers.items():
+        where = f"{handler.__module__}.{handler.__qualname__}"
+        hints = typing.get_type_hints(handler)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(handler)))
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        for name in needs:
+            part = getattr(runtime, name, None)
+            kind = typing.get_origin(hints[name]) or hints[name]
+            if part is None or part is runtime or not isinstance(part, kind):
+                wrong.append(f"{where}: {name}: {hints[name]} is not the runtime's {name}")
+            if name not in used:
+                wrong.append(f"{where}: takes {name} and never uses it")
+    assert wrong == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +87,41 @@ def test_another_server_on_the_port_is_exit_1_at_once(destination: Destination) 
         "probe?)\n"
     )
     assert time.monotonic() - started < 25
+
+
+def _loopback_name() -> str:
+    """A name other than localhost that this machine resolves to a loopback address."""
+    name = socket.gethostname()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except OSError:
+        addresses = set()
+    if not addresses or not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        pytest.skip(f"this machine's name {name!r} does not resolve to loopback only")
+    return name
+
+
+def test_a_name_the_server_refuses_is_exit_1_at_once_naming_allowed_hosts(
+    emulator: Emulator,
+) -> None:
+    name = _loopback_name()
+    url = f"http://{name}:{emulator.port}"
+    started = time.monotonic()
+    done = _wait("--url", url, "--timeout", "30")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"qstash-emulator wait: {url} is a qstash-emulator that does not answer to the name "
+        f"{name!r}: start it with --allowed-hosts {name}, or wait on "
+        f"http://127.0.0.1:{emulator.port}\n"
+    )
+    assert time.monotonic() - started < 25
+
+
+def test_a_name_given_to_allowed_hosts_is_waited_on() -> None:
+    name = _loopback_name()
+    with Emulator(allowed_hosts=(name,)) as emu:
+        done = _wait("--url", f"http://{name}:{emu.port}", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_503_is_waited_out(destination: Destination) -> None:

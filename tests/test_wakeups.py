@@ -114,6 +114,29 @@ def test_a_delayed_queue_message_is_delivered_when_its_delay_ends(
     assert got.at - sent >= 0.9
 
 
+@pytest.mark.parametrize("taken_off", ["queue deleted", "message cancelled"])
+def test_a_due_time_taken_off_leaves_the_engine_asleep(
+    emulator: Emulator, destination: Destination, taken_off: str
+) -> None:
+    """The next due time (of a message, of a queue's delayed member) is kept in memory; one
+    taken off leaves it early, and once that time has passed the engine looks once and sleeps
+    until woken, instead of turning again and again for it."""
+    _asleep(emulator)
+    if taken_off == "queue deleted":
+        _call(emulator, "POST", f"/v2/enqueue/q/{destination.url}/gone", **{"Upstash-Delay": "1s"})
+        _call(emulator, "DELETE", "/v2/queues/q")
+    else:
+        sent = _call(
+            emulator, "POST", f"/v2/publish/{destination.url}/gone", **{"Upstash-Delay": "1s"}
+        )
+        _call(emulator, "DELETE", f"/v2/messages/{sent.json()['messageId']}")
+    passed = time.monotonic() + 1.2
+    # Internal: when the engine sleeps has no public surface (the wake-up rule).
+    engine = emulator.runtime.engine
+    wait_until(lambda: time.monotonic() > passed and engine.wakes_at is None, 5, "an engine asleep")
+    assert destination.received == []
+
+
 def test_a_resumed_queue_delivers(emulator: Emulator, destination: Destination) -> None:
     r = httpx.post(
         emulator.url + "/v2/queues",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.routing import BaseRoute
 
 from . import (
@@ -17,14 +19,17 @@ from . import (
     publish,
     queues,
     schedules,
-    topics,
+    url_groups,
     waits,
     workflow_dlq,
     workflows,
 )
-from ._declare import route_of
+from ._declare import Operation, route_of
 
-__all__ = ["all_routes"]
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
+
+__all__ = ["all_operations", "all_routes"]
 
 _MODULES = (
     publish,
@@ -34,7 +39,7 @@ _MODULES = (
     keys,
     batch,
     queues,
-    topics,
+    url_groups,
     schedules,
     flow_control,
     workflows,
@@ -46,6 +51,12 @@ _MODULES = (
 )
 
 
-def all_routes() -> list[BaseRoute]:
-    """Every API route, in matching order, each authenticating its caller first."""
-    return [route_of(op) for module in _MODULES for op in module.api.declared]
+def all_operations() -> list[Operation]:
+    """Every declared operation, in matching order."""
+    return [op for module in _MODULES for op in module.api.declared]
+
+
+def all_routes(runtime: Runtime) -> list[BaseRoute]:
+    """Every API route, in matching order, each authenticating its caller first and calling
+    its handler with the runtime's parts it names."""
+    return [route_of(op, runtime) for op in all_operations()]

@@ -17,7 +17,6 @@ production. The dashboard's routes have their own guard (``dashboard._guard``).
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import _json
@@ -26,6 +25,7 @@ from ..server.hosts import host_allowed
 __all__ = ["BrowserGuard"]
 
 _OPEN = "/v2/workflows/hooks/"
+_HOSTS_KEPT = 256
 
 
 def _dashboard(path: str) -> bool:
@@ -40,11 +40,14 @@ class BrowserGuard:
         self.app = app
         self.bind = bind
         self.names = names
+        # Host headers already judged: a server is reached by a few names, so most requests
+        # are a dictionary look-up here (bounded: anything may be sent as Host).
+        self._hosts: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and not path.startswith(_OPEN) and not _dashboard(path):
-            error = self._refusal(Headers(scope=scope))
+            error = self._refusal(scope)
             if error is not None:
                 body = _json.dumps({"error": error})
                 headers = [
@@ -56,18 +59,32 @@ class BrowserGuard:
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: Headers) -> str | None:
-        host = headers.get("host", "")
-        if not host_allowed(host, self.bind, self.names):
+    def _refusal(self, scope: Scope) -> str | None:
+        host = site = None
+        for name, value in scope["headers"]:  # ASGI header names are lower case
+            if name == b"host" and host is None:
+                host = value
+            elif name == b"sec-fetch-site" and site is None:
+                site = value
+        if not self._host_allowed(host or b""):
+            shown = (host or b"").decode("latin-1")
             return (
-                f"the API answers only on the addresses it serves on, not Host {host!r} (a web "
+                f"the API answers only on the addresses it serves on, not Host {shown!r} (a web "
                 "page may be trying DNS rebinding); reach it as 127.0.0.1 or localhost, or add "
                 "the name with --allowed-hosts"
             )
-        site = headers.get("sec-fetch-site")
-        if site in ("cross-site", "same-site"):
+        if site in (b"cross-site", b"same-site"):
             return (
                 "browser requests from other origins are refused: a page elsewhere may be "
-                f"using the emulator's well-known token (Sec-Fetch-Site: {site})"
+                f"using the emulator's well-known token (Sec-Fetch-Site: {site.decode()})"
             )
         return None
+
+    def _host_allowed(self, host: bytes) -> bool:
+        allowed = self._hosts.get(host)
+        if allowed is None:
+            allowed = host_allowed(host.decode("latin-1"), self.bind, self.names)
+            if len(self._hosts) >= _HOSTS_KEPT:
+                self._hosts.clear()
+            self._hosts[host] = allowed
+        return allowed

@@ -1,4 +1,4 @@
-"""What every handler needs: the runtime, the caller, query parsing and JSON responses."""
+"""What every handler needs: the caller, request bodies, query parsing and JSON responses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from .. import _json
 from .._errors import BadRequest, BodyTooLarge, Forbidden
-from ..server.runtime import Runtime
-from ..services.users import Caller
+from ..server.config import Settings
+from ..services.users import Caller, Users
 from ._query import int_param, multi
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "json_body",
     "multi",
     "read_body",
-    "runtime",
 ]
 
 # The largest bodies, besides a message's (the plan's size): a batch (Upstash's limit for one
@@ -35,23 +34,15 @@ BATCH_LIMIT = 100 << 20
 JSON_LIMIT = 1 << 20
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 def caller(request: Request, write: bool = False) -> Caller:
-    """Who sent the request: authenticated before the handler ran (``_declare.route_of``),
-    or here for a route outside the API (the dashboard's)."""
-    who: Caller | None = getattr(request.state, "caller", None)
-    if who is None:
-        who = authenticate(request, write)
-    elif write and who.readonly:
+    """Who sent the request: authenticated before the handler ran (``_declare.route_of``)."""
+    who: Caller = request.state.caller
+    if write and who.readonly:
         raise Forbidden("Forbidden: this token is read-only")
     return who
 
 
-def authenticate(request: Request, write: bool) -> Caller:
+def authenticate(request: Request, write: bool, users: Users) -> Caller:
     """By ``Authorization: Bearer`` or ``?qstash_token=``."""
     auth = request.headers.get("authorization")
     token = None
@@ -60,7 +51,7 @@ def authenticate(request: Request, write: bool) -> Caller:
         token = value.strip() if scheme.lower() == "bearer" else None
     if not token:
         token = request.query_params.get("qstash_token")
-    return runtime(request).users.authenticate(token, write)
+    return users.authenticate(token, write)
 
 
 def caller_ip(request: Request) -> str:
@@ -76,36 +67,41 @@ def empty(status: int = 200) -> Response:
 
 
 async def read_body(
-    request: Request, limit: int | None = None, limit_name: str = "this route's limit"
+    request: Request,
+    settings: Settings,
+    limit: int | None = None,
+    limit_name: str = "this route's limit",
 ) -> bytes:
     """The request's body, never read past ``limit`` bytes (default: the message size): one
     whose ``Content-Length`` is over it is refused before a byte is read, and a streamed one
     once it passes the limit (``BodyTooLarge``; the connection is then closed)."""
     if limit is None:
-        limit = runtime(request).settings.message_size_limit
+        limit = settings.message_size_limit
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(
             f"invalid body: {int(declared)} bytes exceeds {limit_name} of {limit} bytes"
         )
-    received = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
+        size += len(chunk)
+        if size > limit:
             raise BodyTooLarge(
                 f"invalid body: more than {limit} bytes exceeds {limit_name} of {limit} bytes"
             )
-    return bytes(received)
+        chunks.append(chunk)
+    return b"".join(chunks)  # a body in one chunk (most) is that chunk, not a copy
 
 
 async def json_body(
-    request: Request, *, allow_empty: bool = False, limit: int | None = None
+    request: Request, settings: Settings, *, allow_empty: bool = False, limit: int | None = None
 ) -> Any:
     """The body as JSON, at most ``limit`` bytes (default: ``JSON_LIMIT`` or the message size,
     whichever is larger)."""
     if limit is None:
-        limit = max(JSON_LIMIT, runtime(request).settings.message_size_limit)
-    raw = await read_body(request, limit)
+        limit = max(JSON_LIMIT, settings.message_size_limit)
+    raw = await read_body(request, settings, limit)
     if not raw.strip():
         if allow_empty:
             return None

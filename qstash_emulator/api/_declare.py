@@ -6,6 +6,10 @@ Every declared route authenticates its caller (401, or 403 for a read-only token
 checks its query names (400) before its handler runs: the order every API answer promises
 holds whatever a handler reads first.
 
+A handler names the parts it uses as keyword-only parameters, by the runtime's name for each
+(``async def get_message(request, *, messages: Messages)``); ``route_of`` binds them once, when
+the app is built, so a handler never reaches the runtime and its signature is all it depends on.
+
 A new route is one ``@api.route(...)`` above its handler in its resource module; its query
 names are the constants of the parsers it calls (``model.filters.FILTER_NAMES``...) plus the names
 it reads itself (tests/test_declare.py checks both ways). A new resource module declares
@@ -15,9 +19,10 @@ it reads itself (tests/test_declare.py checks both ways). A new resource module 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,9 +31,14 @@ from starlette.routing import Route
 from .._errors import BadRequest
 from ._common import authenticate
 
-__all__ = ["Endpoint", "Operation", "OperationRoute", "Operations", "route_of"]
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
+
+__all__ = ["Endpoint", "Handler", "Operation", "OperationRoute", "Operations", "route_of"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# A handler: the request, then the parts it uses, keyword-only (bound by route_of).
+Handler = Callable[..., Awaitable[Response]]
 _READS = frozenset({"GET", "HEAD"})
 # Accepted by every route that checks its query: the token may come this way.
 _TOKEN = "qstash_token"
@@ -41,7 +51,8 @@ class Operation:
     method: str
     path: str  # a starlette template: {name}, or {name:path} for a tail with slashes
     summary: str
-    handler: Endpoint
+    handler: Handler
+    needs: tuple[str, ...] = ()  # the runtime's parts the handler takes (keyword-only)
     query: tuple[str, ...] = ()  # the only names the route accepts (the parsers' constants)
     body: dict[str, Any] | None = None  # JSON schema of a JSON body
     publish: bool = False  # takes the publish headers and any body; its query is the target's
@@ -80,7 +91,7 @@ class Operations:
         tag: str = "qstash",
         open_query: bool = False,
         tokenless: bool = False,
-    ) -> Callable[[Endpoint], Endpoint]:
+    ) -> Callable[[Handler], Handler]:
         """Declare the decorated handler as ``spec`` (``"GET /v2/x/{id}"``; several methods
         as ``"GET,POST /v2/x"``); a handler may be declared several times (several paths)."""
         methods, _, path = spec.partition(" ")
@@ -97,12 +108,14 @@ class Operations:
             "tokenless": tokenless,
         }
 
-        def declare(handler: Endpoint) -> Endpoint:
+        def declare(handler: Handler) -> Handler:
             # Decorators apply bottom-up: a handler's earlier declaration goes before its later.
             mine = [i for i, op in enumerate(self.declared) if op.handler is handler]
             at = mine[0] if mine else len(self.declared)
             self.declared[at:at] = (
-                Operation(method=method, path=path, handler=handler, **contract)
+                Operation(
+                    method=method, path=path, handler=handler, needs=needs_of(handler), **contract
+                )
                 for method in methods.split(",")
             )
             return handler
@@ -118,16 +131,39 @@ class OperationRoute(Route):
         self.operation = operation
 
 
-def route_of(op: Operation) -> OperationRoute:
+def needs_of(handler: Handler) -> tuple[str, ...]:
+    """The parts ``handler`` takes: its keyword-only parameters after the request."""
+    params = list(inspect.signature(handler).parameters.values())
+    if not params or params[0].kind is not params[0].POSITIONAL_OR_KEYWORD:
+        raise TypeError(f"{handler.__qualname__} must take the request first")
+    others = [p for p in params[1:] if p.kind is not p.KEYWORD_ONLY]
+    if others:
+        raise TypeError(
+            f"{handler.__qualname__}: {others[0].name} must be keyword-only "
+            "(after *): a handler takes the request, then the parts it uses by name"
+        )
+    return tuple(p.name for p in params[1:])
+
+
+def route_of(op: Operation, runtime: Runtime) -> OperationRoute:
     """The Route of ``op``: its caller authenticated, then its query names checked, then its
-    handler (a tokenless one skips the first, an open query the second)."""
-    handler = op.handler
+    handler (a tokenless one skips the first, an open query the second), called with the
+    runtime's parts it names, bound here once."""
+    parts = {}
+    for name in op.needs:
+        if name.startswith("_") or not hasattr(runtime, name):
+            raise TypeError(
+                f"{op.handler.__qualname__} takes {name!r}, which the runtime does not hold"
+            )
+        parts[name] = getattr(runtime, name)
+    handler = functools.partial(op.handler, **parts)
+    users = runtime.users
     accepted = op.accepted_query
 
-    @functools.wraps(handler)
+    @functools.wraps(op.handler)
     async def guarded(request: Request) -> Response:
         if not op.tokenless:
-            request.state.caller = authenticate(request, request.method not in _READS)
+            request.state.caller = authenticate(request, request.method not in _READS, users)
         if accepted is not None:
             _check_query(request, accepted)
         return await handler(request)

@@ -11,7 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import EmulatorError
 from ..services.faults import Faults
-from ._common import caller
+from ..services.users import Users
+from ._common import authenticate
 
 __all__ = ["CloseConnections", "FaultMiddleware"]
 
@@ -19,16 +20,17 @@ __all__ = ["CloseConnections", "FaultMiddleware"]
 class FaultMiddleware:
     """ASGI middleware that applies the programmed faults before any handler runs."""
 
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, users: Users) -> None:
         self.app = app
         self.faults = faults
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not self.faults or path.startswith("/_emulator/"):
             await self.app(scope, receive, send)
             return
-        fault = self.faults.take(_user(scope), scope["method"], path)
+        fault = self.faults.take(_user(scope, self.users), scope["method"], path)
         if fault is None:
             await self.app(scope, receive, send)
             return
@@ -68,8 +70,8 @@ class CloseConnections:
         await self.app(scope, receive, closing)
 
 
-def _user(scope: Scope) -> str | None:
+def _user(scope: Scope, users: Users) -> str | None:
     try:
-        return caller(Request(scope)).user_id
+        return authenticate(Request(scope), False, users).user_id
     except EmulatorError:
         return None

@@ -9,9 +9,11 @@ from starlette.responses import Response
 
 from .._errors import BadRequest
 from ..model.message import DeadLetter
-from ..services.dead_letters import view
+from ..server.config import Settings
+from ..services.dead_letters import DeadLetters, view
+from ..workflows import RunDlq
 from . import workflow_dlq
-from ._common import caller, int_param, json, json_body, multi, runtime
+from ._common import caller, int_param, json, json_body, multi
 from ._declare import Operations
 from ._filters import (
     FILTER_NAMES,
@@ -34,18 +36,18 @@ _BULK = (*PAGE_NAMES, *FILTER_NAMES, "dlqIds")
     "Dead letters (source=workflow: those of workflow runs)",
     query=(*_BULK, "source", *workflow_dlq.FILTER_NAMES),
 )
-async def list_dlq(request: Request) -> Response:
+async def list_dlq(request: Request, *, dead_letters: DeadLetters, run_dlq: RunDlq) -> Response:
     """Every dead letter; ``source=workflow`` lists only those of workflow runs, with their
     run's fields (as ``GET /v2/workflows/dlq``)."""
     source = request.query_params.get("source")
     if source == "workflow":
-        return await workflow_dlq.list_entries(request)
+        return await workflow_dlq.list_entries(request, run_dlq=run_dlq)
     if source is not None:
         raise BadRequest(f"invalid source: {source!r}, only workflow is supported")
     who = caller(request)
     flt = filter_from_query(request)
     count = int_param(request, "count", 100, 1, 100) or 100
-    letters, cursor = await runtime(request).dead_letters.select(
+    letters, cursor = await dead_letters.select(
         who.user_id,
         multi(request, "dlqIds"),
         flt,
@@ -60,24 +62,26 @@ async def list_dlq(request: Request) -> Response:
 
 
 @api.route("GET /v2/dlq/{dlqId}", "One dead letter")
-async def get_entry(request: Request) -> Response:
+async def get_entry(request: Request, *, dead_letters: DeadLetters) -> Response:
     who = caller(request)
-    letter = await runtime(request).dead_letters.get(who.user_id, request.path_params["dlqId"])
+    letter = await dead_letters.get(who.user_id, request.path_params["dlqId"])
     return json(view(letter))
 
 
 @api.route("DELETE /v2/dlq/{dlqId}", "Delete one dead letter")
-async def delete_entry(request: Request) -> Response:
+async def delete_entry(request: Request, *, dead_letters: DeadLetters) -> Response:
     who = caller(request, write=True)
-    await runtime(request).dead_letters.delete_one(who.user_id, request.path_params["dlqId"])
+    await dead_letters.delete_one(who.user_id, request.path_params["dlqId"])
     return json({"deleted": 1})
 
 
-async def _bulk_selection(request: Request, user: str) -> tuple[list[DeadLetter], str | None]:
+async def _bulk_selection(
+    request: Request, user: str, dead_letters: DeadLetters, settings: Settings
+) -> tuple[list[DeadLetter], str | None]:
     """The entries a bulk delete or retry names: ids or filters, in the query or a body."""
     ids = multi(request, "dlqIds")
     flt = filter_from_query(request)
-    body = await json_body(request, allow_empty=True)
+    body = await json_body(request, settings, allow_empty=True)
     if body is not None:
         if not isinstance(body, dict):
             raise BadRequest('invalid body: expected a JSON object such as {"dlqIds": [...]}')
@@ -88,16 +92,18 @@ async def _bulk_selection(request: Request, user: str) -> tuple[list[DeadLetter]
         if flt.empty:
             flt = filter_from_body(body)
     count = int_param(request, "count", 100, 1, 100) or 100
-    return await runtime(request).dead_letters.select(
+    return await dead_letters.select(
         user, ids, flt, parse_cursor(request), count, parse_order(request)
     )
 
 
 @api.route("DELETE /v2/dlq", "Delete dead letters", query=_BULK, body=ids_or_filters("dlqIds"))
-async def delete_many(request: Request) -> Response:
+async def delete_many(
+    request: Request, *, dead_letters: DeadLetters, settings: Settings
+) -> Response:
     who = caller(request, write=True)
-    letters, cursor = await _bulk_selection(request, who.user_id)
-    deleted = await runtime(request).dead_letters.delete(who.user_id, [e.dlq_id for e in letters])
+    letters, cursor = await _bulk_selection(request, who.user_id, dead_letters, settings)
+    deleted = await dead_letters.delete(who.user_id, [e.dlq_id for e in letters])
     body: dict[str, Any] = {"deleted": deleted}
     if cursor:
         body["cursor"] = cursor
@@ -109,9 +115,9 @@ def _headers(request: Request) -> list[tuple[str, str]]:
 
 
 @api.route("POST /v2/dlq/retry/{dlqId}", "Publish one dead letter again", status=201)
-async def retry_one(request: Request) -> Response:
+async def retry_one(request: Request, *, dead_letters: DeadLetters) -> Response:
     who = caller(request, write=True)
-    message_id = await runtime(request).dead_letters.retry_one(
+    message_id = await dead_letters.retry_one(
         who.user_id, request.path_params["dlqId"], _headers(request)
     )
     return json({"messageId": message_id}, 201)
@@ -124,10 +130,12 @@ async def retry_one(request: Request) -> Response:
     body=ids_or_filters("dlqIds"),
     status=201,
 )
-async def retry_many(request: Request) -> Response:
+async def retry_many(
+    request: Request, *, dead_letters: DeadLetters, settings: Settings
+) -> Response:
     who = caller(request, write=True)
-    letters, cursor = await _bulk_selection(request, who.user_id)
-    retried = await runtime(request).dead_letters.retry_many(
+    letters, cursor = await _bulk_selection(request, who.user_id, dead_letters, settings)
+    retried = await dead_letters.retry_many(
         who.user_id, multi(request, "dlqIds"), letters, _headers(request)
     )
     responses = [{"messageId": message_id} for message_id in retried]

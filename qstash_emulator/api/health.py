@@ -7,13 +7,15 @@ app's handler for an unavailable store). Programmed faults never reach ``/_emula
 from __future__ import annotations
 
 import functools
-import time
+from collections.abc import Callable
 from importlib.metadata import version
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._common import json, runtime
+from ..server.config import Settings
+from ..store.core import Store
+from ._common import json
 from ._declare import Operations
 from ._schemas import STR
 
@@ -47,16 +49,17 @@ def _version() -> str:
         },
     },
 )
-async def health(request: Request) -> Response:
+async def health(
+    request: Request, *, store: Store, settings: Settings, uptime_ms: Callable[[], int]
+) -> Response:
     """Ready: version, store and uptime; no token, and nothing about any user."""
-    rt = runtime(request)
-    await rt.store.ping()
+    await store.ping()
     return json(
         {
             "status": "ok",
             "emulator": NAME,
             "version": _version(),
-            "store": "redis" if rt.settings.redis_url else "memory",
-            "uptimeMs": int((time.monotonic() - rt.started_at) * 1_000),
+            "store": "redis" if settings.redis_url else "memory",
+            "uptimeMs": uptime_ms(),
         }
     )

@@ -12,9 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest, NotFound
-from ..services.faults import FAULT_KINDS, Fault
-from ..services.inspection import STATES, attempt_view
-from ._common import caller, int_param, json, json_body, multi, runtime
+from ..delivery.clock import Clock
+from ..server.config import Settings
+from ..services.faults import FAULT_KINDS, Fault, Faults
+from ..services.inspection import STATES, Inspector, attempt_view
+from ..services.keys import SigningKeys
+from ._common import caller, int_param, json, json_body, multi
 from ._declare import Operations
 from ._schemas import INT, STR, string_map
 
@@ -29,7 +32,7 @@ api = Operations()
     query=("state", "count", "offset", "messageId"),
     tag="emulator",
 )
-async def list_messages(request: Request) -> Response:
+async def list_messages(request: Request, *, inspector: Inspector) -> Response:
     """Messages that are not final, by state: pending, delayed, retrying, in_flight, queued;
     with ``count`` (and ``offset``) one page of them, their total and the counts by state;
     with ``messageId`` that one only (none once it is final)."""
@@ -41,7 +44,6 @@ async def list_messages(request: Request) -> Response:
             f"invalid state: {', '.join(sorted(unknown))}; expected any of {', '.join(STATES)}"
         )
     count = int_param(request, "count", None, 1, 1_000)
-    inspector = runtime(request).inspector
     message_id = request.query_params.get("messageId")
     if message_id:  # one message, while it waits: a detail says its state as the list does
         one = await inspector.one(who.user_id, message_id)
@@ -56,19 +58,18 @@ async def list_messages(request: Request) -> Response:
 
 
 @api.route("GET /_emulator/dlq", "Dead letters, unpaged", tag="emulator")
-async def list_dead_letters(request: Request) -> Response:
+async def list_dead_letters(request: Request, *, inspector: Inspector) -> Response:
     who = caller(request)
-    return json({"messages": await runtime(request).inspector.dead_letters(who.user_id)})
+    return json({"messages": await inspector.dead_letters(who.user_id)})
 
 
 @api.route("GET /_emulator/attempts", "Delivery attempts", query=("messageId",), tag="emulator")
-async def list_attempts(request: Request) -> Response:
+async def list_attempts(request: Request, *, inspector: Inspector, keys: SigningKeys) -> Response:
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
-    rt = runtime(request)
-    attempts = rt.inspector.attempts(who.user_id, message_id)
-    keys = await rt.keys.get(who.user_id)
-    return json({"attempts": [attempt_view(a, keys) for a in attempts]})
+    attempts = inspector.attempts(who.user_id, message_id)
+    pair = await keys.get(who.user_id)
+    return json({"attempts": [attempt_view(a, pair) for a in attempts]})
 
 
 @api.route(
@@ -77,31 +78,30 @@ async def list_attempts(request: Request) -> Response:
     query=("count",),
     tag="emulator",
 )
-async def schedule_times(request: Request) -> Response:
+async def schedule_times(request: Request, *, inspector: Inspector) -> Response:
     who = caller(request)
     schedule_id = request.path_params["scheduleId"]
     count = int_param(request, "count", 5, 1, 1_000) or 5
-    times = await runtime(request).inspector.schedule_times(who.user_id, schedule_id, count)
+    times = await inspector.schedule_times(who.user_id, schedule_id, count)
     if times is None:
         raise NotFound(f"schedule {schedule_id!r} not found")
     return json({"scheduleId": schedule_id, "times": times})
 
 
 @api.route("POST /_emulator/run-now/{id}", "Make a message or schedule due now", tag="emulator")
-async def run_now(request: Request) -> Response:
+async def run_now(request: Request, *, inspector: Inspector) -> Response:
     who = caller(request, write=True)
     item_id = request.path_params["id"]
     try:
-        moved = await runtime(request).inspector.run_now(who.user_id, item_id)
+        moved = await inspector.run_now(who.user_id, item_id)
     except LookupError as exc:
         raise NotFound(str(exc)) from exc
     return json({"moved": moved, "id": item_id})
 
 
 @api.route("GET /_emulator/clock", "The emulator's clock", tag="emulator")
-async def clock(request: Request) -> Response:
+async def get_clock(request: Request, *, clock: Clock) -> Response:
     caller(request)
-    clock = runtime(request).clock
     return json({"now": clock.now_ms(), "virtual": clock.virtual})
 
 
@@ -117,10 +117,9 @@ def _fault_view(fault: Fault) -> dict[str, Any]:
 
 
 @api.route("GET /_emulator/faults", "Programmed API faults", tag="emulator")
-async def list_faults(request: Request) -> Response:
+async def list_faults(request: Request, *, faults: Faults) -> Response:
     who = caller(request)
-    faults = runtime(request).faults.remaining(who.user_id)
-    return json({"faults": [_fault_view(f) for f in faults]})
+    return json({"faults": [_fault_view(f) for f in faults.remaining(who.user_id)]})
 
 
 _FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -154,10 +153,10 @@ _FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
     status=201,
     tag="emulator",
 )
-async def add_fault(request: Request) -> Response:
+async def add_fault(request: Request, *, faults: Faults, settings: Settings) -> Response:
     """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
     who = caller(request, write=True)
-    body = await json_body(request)
+    body = await json_body(request, settings)
     if not isinstance(body, dict):
         raise BadRequest('invalid body: expected a JSON object such as {"kind": "daily"}')
     allowed = {"kind", "status", "path", "method", "times", "delayMs", "headers", "error"}
@@ -182,14 +181,13 @@ async def add_fault(request: Request) -> Response:
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise BadRequest(f"invalid fault: {exc}") from exc
-    runtime(request).faults.add(fault)
+    faults.add(fault)
     return json(_fault_view(fault), 201)
 
 
 @api.route("DELETE /_emulator/faults", "Clear programmed API faults", tag="emulator")
-async def clear_faults(request: Request) -> Response:
+async def clear_faults(request: Request, *, faults: Faults) -> Response:
     who = caller(request, write=True)
-    faults = runtime(request).faults
     count = len(faults.remaining(who.user_id))
     faults.clear(who.user_id)
     return json({"cleared": count})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._common import caller, int_param, json, runtime
+from ..services.logs import Logs
+from ._common import caller, int_param, json
 from ._declare import Operations
 from ._filters import (
     DESTINATION_NAMES,
@@ -24,11 +25,11 @@ _QUERY = (*PAGE_NAMES, *FILTER_NAMES, *DESTINATION_NAMES)
 
 @api.route("GET /v2/logs", "Log rows, one per state change", query=_QUERY)
 @api.route("GET /v2/events", "Log rows (the name the SDKs call)", query=_QUERY)
-async def list_logs(request: Request) -> Response:
+async def list_logs(request: Request, *, logs: Logs) -> Response:
     who = caller(request)
     flt = filter_from_query(request, destination=True)
     count = int_param(request, "count", 100, 1, 1_000) or 100
-    events, nxt = await runtime(request).logs.page(
+    events, nxt = await logs.page(
         who.user_id, flt, parse_cursor(request), count, parse_order(request)
     )
     body: dict[str, object] = {"events": events, "logs": events}

@@ -7,7 +7,9 @@ from starlette.responses import Response
 
 from .._errors import BadRequest
 from ..model.views import message_view
-from ._common import caller, int_param, json, json_body, multi, runtime
+from ..server.config import Settings
+from ..services.messages import Messages
+from ._common import caller, int_param, json, json_body, multi
 from ._declare import Operations
 from ._filters import DESTINATION_NAMES, FILTER_NAMES, filter_from_body, filter_from_query
 from ._schemas import ids_or_filters
@@ -18,16 +20,16 @@ api = Operations()
 
 
 @api.route("GET /v2/messages/{messageId}", "A message that is not yet final")
-async def get_message(request: Request) -> Response:
+async def get_message(request: Request, *, messages: Messages) -> Response:
     who = caller(request)
-    msg = await runtime(request).messages.get(who.user_id, request.path_params["messageId"])
+    msg = await messages.get(who.user_id, request.path_params["messageId"])
     return json(message_view(msg))
 
 
 @api.route("DELETE /v2/messages/{messageId}", "Cancel one message")
-async def cancel_one(request: Request) -> Response:
+async def cancel_one(request: Request, *, messages: Messages) -> Response:
     who = caller(request, write=True)
-    await runtime(request).messages.cancel(who.user_id, request.path_params["messageId"])
+    await messages.cancel(who.user_id, request.path_params["messageId"])
     return json({"cancelled": 1})
 
 
@@ -37,12 +39,12 @@ async def cancel_one(request: Request) -> Response:
     query=("messageIds", "count", *FILTER_NAMES, *DESTINATION_NAMES),
     body=ids_or_filters("messageIds"),
 )
-async def cancel_many(request: Request) -> Response:
+async def cancel_many(request: Request, *, messages: Messages, settings: Settings) -> Response:
     """Bulk cancel by ids or filters, from the query (JS) or a JSON body (Python, Go)."""
     who = caller(request, write=True)
     ids = multi(request, "messageIds")
     flt = filter_from_query(request, destination=True)
-    body = await json_body(request, allow_empty=True)
+    body = await json_body(request, settings, allow_empty=True)
     if body is not None:
         if not isinstance(body, dict):
             raise BadRequest('invalid body: expected a JSON object such as {"messageIds": [...]}')
@@ -53,5 +55,5 @@ async def cancel_many(request: Request) -> Response:
         if flt.empty:
             flt = filter_from_body(body)
     limit = int_param(request, "count", None, 1, 500)
-    cancelled = await runtime(request).messages.cancel_many(who.user_id, ids, flt, limit)
+    cancelled = await messages.cancel_many(who.user_id, ids, flt, limit)
     return json({"cancelled": cancelled})

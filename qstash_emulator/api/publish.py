@@ -9,8 +9,11 @@ from .._errors import BodyTooLarge, PlanLimit
 from ..model.destination import config_from_query, parse_destination
 from ..model.headers import parse_publish
 from ..model.options import PublishOptions
-from ..services.publisher import check_size
-from ._common import caller, caller_ip, json, read_body, runtime
+from ..server.config import Settings
+from ..services.loops import Loops
+from ..services.publisher import Publisher, check_size
+from ..services.url_groups import UrlGroups
+from ._common import caller, caller_ip, json, read_body
 from ._declare import Operations
 from ._schemas import PUBLISHED
 
@@ -28,29 +31,36 @@ def raw_tail(request: Request, prefix: str) -> str:
 
 
 async def read_publish(
-    request: Request, tail: str, *, schedule: bool = False, user: str | None = None
+    request: Request,
+    tail: str,
+    settings: Settings,
+    loops: Loops,
+    *,
+    schedule: bool = False,
+    group_defaults: tuple[UrlGroups, str] | None = None,
 ) -> tuple[str, PublishOptions, bytes]:
     """Destination, validated options and body of a publish-family request.
 
-    With ``user``, a URL group destination's default headers count as if the request had
-    sent them (the request's own win).
+    With ``group_defaults`` (the URL groups and the caller's user id), a URL group
+    destination's default headers count as if the request had sent them (the request's own
+    win).
     """
-    rt = runtime(request)
     query = request.scope.get("query_string", b"").decode("latin-1")
     destination = parse_destination(tail, query)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     items.extend(config_from_query(query))
-    if user is not None:
-        items = await rt.url_groups.with_defaults(user, destination, items)
-    opts = parse_publish(items, rt.settings, schedule=schedule)
-    rt.loops.refuse(destination, opts)
-    rt.loops.count_hop(request.headers, opts)
+    if group_defaults is not None:
+        groups, user = group_defaults
+        items = await groups.with_defaults(user, destination, items)
+    opts = parse_publish(items, settings, schedule=schedule)
+    loops.refuse(destination, opts)
+    loops.count_hop(request.headers, opts)
     try:
-        body = await read_body(request, limit_name="the maximum message size")
+        body = await read_body(request, settings, limit_name="the maximum message size")
     except BodyTooLarge as exc:
         error = PlanLimit(exc.message)
         raise error.for_workflow() if opts.workflow else error from exc
-    check_size(rt.settings, body, opts=opts)
+    check_size(settings, body, opts=opts)
     return destination, opts, body
 
 
@@ -60,14 +70,23 @@ async def read_publish(
     publish=True,
     response=PUBLISHED,
 )
-async def publish(request: Request) -> Response:
+async def publish(
+    request: Request,
+    *,
+    publisher: Publisher,
+    settings: Settings,
+    loops: Loops,
+    url_groups: UrlGroups,
+) -> Response:
     who = caller(request, write=True)
     destination, opts, body = await read_publish(
-        request, raw_tail(request, "/v2/publish/"), user=who.user_id
+        request,
+        raw_tail(request, "/v2/publish/"),
+        settings,
+        loops,
+        group_defaults=(url_groups, who.user_id),
     )
-    result = await runtime(request).publisher.publish(
-        who.user_id, destination, opts, body, caller_ip(request)
-    )
+    result = await publisher.publish(who.user_id, destination, opts, body, caller_ip(request))
     if isinstance(result, dict) and result.get("deduplicated"):
         return json(result, 202)
     return json(result)

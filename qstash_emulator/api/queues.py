@@ -8,7 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..model.destination import validate_name
-from ._common import caller, caller_ip, empty, json, json_body, runtime
+from ..server.config import Settings
+from ..services.loops import Loops
+from ..services.publisher import Publisher
+from ..services.queues import Queues
+from ..services.url_groups import UrlGroups
+from ._common import caller, caller_ip, empty, json, json_body
 from ._declare import Operations
 from ._schemas import PUBLISHED
 from .publish import raw_tail, read_publish
@@ -31,43 +36,43 @@ api = Operations()
         },
     },
 )
-async def upsert(request: Request) -> Response:
+async def upsert(request: Request, *, queues: Queues, settings: Settings) -> Response:
     who = caller(request, write=True)
-    await runtime(request).queues.upsert(who.user_id, await json_body(request))
+    await queues.upsert(who.user_id, await json_body(request, settings))
     return empty()
 
 
 @api.route("GET /v2/queues", "Queues")
-async def list_queues(request: Request) -> Response:
+async def list_queues(request: Request, *, queues: Queues) -> Response:
     who = caller(request)
-    return json(await runtime(request).queues.list_all(who.user_id))
+    return json(await queues.list_all(who.user_id))
 
 
 @api.route("GET /v2/queues/{name}", "One queue")
-async def get_queue(request: Request) -> Response:
+async def get_queue(request: Request, *, queues: Queues) -> Response:
     who = caller(request)
-    return json(await runtime(request).queues.get(who.user_id, request.path_params["name"]))
+    return json(await queues.get(who.user_id, request.path_params["name"]))
 
 
 @api.route("DELETE /v2/queues/{name}", "Delete a queue; its waiting messages are cancelled")
-async def delete_queue(request: Request) -> Response:
+async def delete_queue(request: Request, *, queues: Queues) -> Response:
     """Waiting messages are cancelled (logged); active ones finish (see ``services.queues``)."""
     who = caller(request, write=True)
-    await runtime(request).queues.delete(who.user_id, request.path_params["name"])
+    await queues.delete(who.user_id, request.path_params["name"])
     return empty()
 
 
 @api.route("POST /v2/queues/{name}/pause", "Pause a queue")
-async def pause(request: Request) -> Response:
+async def pause(request: Request, *, queues: Queues) -> Response:
     who = caller(request, write=True)
-    await runtime(request).queues.set_paused(who.user_id, request.path_params["name"], True)
+    await queues.set_paused(who.user_id, request.path_params["name"], True)
     return empty()
 
 
 @api.route("POST /v2/queues/{name}/resume", "Resume a queue")
-async def resume(request: Request) -> Response:
+async def resume(request: Request, *, queues: Queues) -> Response:
     who = caller(request, write=True)
-    await runtime(request).queues.set_paused(who.user_id, request.path_params["name"], False)
+    await queues.set_paused(who.user_id, request.path_params["name"], False)
     return empty()
 
 
@@ -77,17 +82,26 @@ async def resume(request: Request) -> Response:
     publish=True,
     response=PUBLISHED,
 )
-async def enqueue(request: Request) -> Response:
+async def enqueue(
+    request: Request,
+    *,
+    queues: Queues,
+    publisher: Publisher,
+    settings: Settings,
+    loops: Loops,
+    url_groups: UrlGroups,
+) -> Response:
     """Publish through a queue, creating it (parallelism 1) when it does not exist."""
     who = caller(request, write=True)
-    rt = runtime(request)
     raw_queue, _, tail = raw_tail(request, "/v2/enqueue/").partition("/")
     queue = validate_name(unquote(raw_queue), "queueName")
-    destination, opts, body = await read_publish(request, tail, user=who.user_id)
-    result = await rt.queues.enqueue(
+    destination, opts, body = await read_publish(
+        request, tail, settings, loops, group_defaults=(url_groups, who.user_id)
+    )
+    result = await queues.enqueue(
         who.user_id,
         queue,
-        lambda: rt.publisher.publish(
+        lambda: publisher.publish(
             who.user_id, destination, opts, body, caller_ip(request), queue_name=queue
         ),
     )

@@ -8,7 +8,10 @@ from starlette.responses import Response
 
 from .. import _json
 from .._errors import NotFound
-from ._common import caller, json, json_body, read_body, runtime
+from ..server.config import Settings
+from ..services.users import Users
+from ..workflows import Waits
+from ._common import caller, json, json_body, read_body
 from ._declare import Operations
 from ._schemas import INT, STR, STRINGS, string_map
 
@@ -34,12 +37,12 @@ _WAIT = {
     "A workflow step waits for an event (its headers configure the result's publish)",
     body=_WAIT,
 )
-async def wait(request: Request) -> Response:
+async def wait(request: Request, *, waits: Waits, settings: Settings) -> Response:
     """A step waits for an event; the headers are those its result will be published with."""
     who = caller(request, write=True)
-    body = await json_body(request)
+    body = await json_body(request, settings)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    await runtime(request).waits.wait(who.user_id, request.path_params["eventId"], items, body)
+    await waits.wait(who.user_id, request.path_params["eventId"], items, body)
     return json({})
 
 
@@ -48,23 +51,22 @@ async def wait(request: Request) -> Response:
     "POST /v2/notify/{workflowRunId}/{eventId}",
     "Notify one run; kept for it if it does not wait yet",
 )
-async def notify(request: Request) -> Response:
+async def notify(request: Request, *, waits: Waits, settings: Settings) -> Response:
     """The raw body is the event's data, handed to every waiter (of one run, with its id)."""
     who = caller(request, write=True)
-    waits = runtime(request).waits
     run_id = request.path_params.get("workflowRunId")
     if run_id is not None:
         await waits.check_run(who.user_id, run_id)  # before the body is read
     answers = await waits.notify(
-        who.user_id, request.path_params["eventId"], await read_body(request), run_id
+        who.user_id, request.path_params["eventId"], await read_body(request, settings), run_id
     )
     return json(answers)
 
 
 @api.route("GET /v2/waiters/{eventId}", "The waiters of an event")
-async def waiters(request: Request) -> Response:
+async def waiters(request: Request, *, waits: Waits) -> Response:
     who = caller(request)
-    return json(await runtime(request).waits.waiters(who.user_id, request.path_params["eventId"]))
+    return json(await waits.waiters(who.user_id, request.path_params["eventId"]))
 
 
 @api.route(
@@ -73,16 +75,15 @@ async def waiters(request: Request) -> Response:
     open_query=True,
     tokenless=True,
 )
-async def webhook(request: Request) -> Response:
+async def webhook(request: Request, *, waits: Waits, users: Users, settings: Settings) -> Response:
     """Anything sent here is the waiting run's event: the request, as the SDK rebuilds it."""
-    rt = runtime(request)
     user = request.path_params["userId"]
-    if rt.users.get(user) is None:
+    if users.get(user) is None:
         raise NotFound(f"user {user!r} not found")
     run_id = request.path_params["workflowRunId"]
     # Anyone may call this URL: what can be checked is checked before a byte is read.
-    await rt.waits.check_run(user, run_id)
-    body = await read_body(request)
+    await waits.check_run(user, run_id)
+    body = await read_body(request, settings)
     header: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         header.setdefault(name, []).append(value)
@@ -94,5 +95,5 @@ async def webhook(request: Request) -> Response:
         "host": request.headers.get("host", request.url.netloc),
         "url": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
-    await rt.waits.webhook(user, run_id, request.path_params["eventId"], capture)
+    await waits.webhook(user, run_id, request.path_params["eventId"], capture)
     return json({})

@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from .._errors import BadRequest, NotFound
 from ..model.headers import parse_publish
-from ..workflows import DlqFilter
-from ._common import caller, int_param, json, multi, runtime
+from ..server.config import Settings
+from ..workflows import DlqFilter, RunDlq
+from ._common import caller, int_param, json, multi
 from ._declare import Operations
 from ._filters import parse_cursor, parse_order
 
@@ -67,10 +68,10 @@ def dlq_filter(request: Request) -> DlqFilter:
     "Dead letters of workflow runs",
     query=("cursor", "count", "order", "dlqIds", *FILTER_NAMES),
 )
-async def list_entries(request: Request) -> Response:
+async def list_entries(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request)
     count = int_param(request, "count", 100, 1, 100) or 100
-    found, cursor = await runtime(request).run_dlq.select(
+    found, cursor = await run_dlq.select(
         who.user_id,
         multi(request, "dlqIds"),
         dlq_filter(request),
@@ -82,59 +83,56 @@ async def list_entries(request: Request) -> Response:
 
 
 @api.route("GET /v2/workflows/dlq/{dlqId}", "One dead letter of a workflow run")
-async def get_entry(request: Request) -> Response:
+async def get_entry(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request)
-    view, _ = await runtime(request).run_dlq.get(who.user_id, request.path_params["dlqId"])
+    view, _ = await run_dlq.get(who.user_id, request.path_params["dlqId"])
     return json(view)
 
 
 @api.route("DELETE /v2/workflows/dlq/{dlqId}", "Delete one dead letter of a workflow run")
-async def delete_entry(request: Request) -> Response:
+async def delete_entry(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request, write=True)
-    dlq = runtime(request).run_dlq
     dlq_id = request.path_params["dlqId"]
-    await dlq.get(who.user_id, dlq_id)
-    if not await dlq.delete(who.user_id, [dlq_id]):
+    await run_dlq.get(who.user_id, dlq_id)
+    if not await run_dlq.delete(who.user_id, [dlq_id]):
         raise NotFound(f"workflow dlq entry {dlq_id!r} not found")
     return json({"deleted": 1})
 
 
 @api.route("DELETE /v2/workflows/dlq", "Delete dead letters of workflow runs", query=_BULK)
-async def delete_many(request: Request) -> Response:
+async def delete_many(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request, write=True)
-    dlq = runtime(request).run_dlq
     count = int_param(request, "count", 100, 1, 1_000) or 100
-    found, cursor = await dlq.select(
+    found, cursor = await run_dlq.select(
         who.user_id, multi(request, "dlqIds"), dlq_filter(request), parse_cursor(request), count
     )
-    deleted = await dlq.delete(who.user_id, [dlq_id for dlq_id, _, _ in found])
+    deleted = await run_dlq.delete(who.user_id, [dlq_id for dlq_id, _, _ in found])
     body: dict[str, Any] = {"deleted": deleted}
     if cursor:
         body["cursor"] = cursor
     return json(body)
 
 
-async def _act(request: Request, restart: bool) -> Response:
+async def _act(request: Request, run_dlq: RunDlq, settings: Settings, restart: bool) -> Response:
     who = caller(request, write=True)
-    rt = runtime(request)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    opts = parse_publish(items, rt.settings)  # refused before anything is taken
+    opts = parse_publish(items, settings)  # refused before anything is taken
     given = {name.lower() for name, _ in items}
     dlq_id = request.path_params.get("dlqId")
     if dlq_id is not None:
-        _, fields = await rt.run_dlq.get(who.user_id, dlq_id)
-        started = await rt.run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
+        _, fields = await run_dlq.get(who.user_id, dlq_id)
+        started = await run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
         return json(started)
     ids = multi(request, "dlqIds")
     count = min(int_param(request, "count", 100, 1, 1_000) or 100, _ACTION_PAGE)
-    found, cursor = await rt.run_dlq.select(
+    found, cursor = await run_dlq.select(
         who.user_id, ids, dlq_filter(request), parse_cursor(request), count
     )
     if ids and len(found) < len(set(ids)):
         missing = sorted(set(ids) - {dlq_id for dlq_id, _, _ in found})
         raise NotFound(f"workflow dlq entries not found: {', '.join(missing)}")
     runs = [
-        await rt.run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
+        await run_dlq.resume(who.user_id, dlq_id, fields, opts, given, restart=restart)
         for dlq_id, _, fields in found
     ]
     return json({"workflowRuns": runs, "cursor": cursor or ""})
@@ -145,17 +143,17 @@ async def _act(request: Request, restart: bool) -> Response:
     "Resume failed workflow runs (at most 50 a call), each as a new run",
     query=_BULK,
 )
-async def resume(request: Request) -> Response:
+async def resume(request: Request, *, run_dlq: RunDlq, settings: Settings) -> Response:
     """Continue failed runs where they failed, each as a new run that keeps its steps."""
-    return await _act(request, restart=False)
+    return await _act(request, run_dlq, settings, restart=False)
 
 
 @api.route(
     "POST /v2/workflows/dlq/resume/{dlqId}",
     "Continue a failed run where it failed, as a new run keeping its steps",
 )
-async def resume_one(request: Request) -> Response:
-    return await _act(request, restart=False)
+async def resume_one(request: Request, *, run_dlq: RunDlq, settings: Settings) -> Response:
+    return await _act(request, run_dlq, settings, restart=False)
 
 
 @api.route(
@@ -163,28 +161,26 @@ async def resume_one(request: Request) -> Response:
     "Restart failed workflow runs (at most 50 a call), each as a new run",
     query=_BULK,
 )
-async def restart(request: Request) -> Response:
+async def restart(request: Request, *, run_dlq: RunDlq, settings: Settings) -> Response:
     """Start failed runs again from their first step, each as a new run."""
-    return await _act(request, restart=True)
+    return await _act(request, run_dlq, settings, restart=True)
 
 
 @api.route(
     "POST /v2/workflows/dlq/restart/{dlqId}",
     "Start a failed run again from its first step, as a new run",
 )
-async def restart_one(request: Request) -> Response:
-    return await _act(request, restart=True)
+async def restart_one(request: Request, *, run_dlq: RunDlq, settings: Settings) -> Response:
+    return await _act(request, run_dlq, settings, restart=True)
 
 
 @api.route(
     "POST /v2/workflows/dlq/callback/{dlqId}",
     "Call a failed run's failure function again (when its call failed)",
 )
-async def retry_failure_function(request: Request) -> Response:
+async def retry_failure_function(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request, write=True)
-    started = await runtime(request).run_dlq.retry_failure(
-        who.user_id, request.path_params["dlqId"]
-    )
+    started = await run_dlq.retry_failure(who.user_id, request.path_params["dlqId"])
     return json(started)
 
 
@@ -192,7 +188,7 @@ async def retry_failure_function(request: Request) -> Response:
     "DELETE /v2/workflows/dlq/callback/{dlqId}",
     "Stop a failed run's failure function call in progress",
 )
-async def cancel_failure_function(request: Request) -> Response:
+async def cancel_failure_function(request: Request, *, run_dlq: RunDlq) -> Response:
     who = caller(request, write=True)
-    await runtime(request).run_dlq.cancel_failure(who.user_id, request.path_params["dlqId"])
+    await run_dlq.cancel_failure(who.user_id, request.path_params["dlqId"])
     return json({})

@@ -7,7 +7,11 @@ from starlette.responses import Response
 
 from .._errors import BadRequest, PlanLimit
 from ..model.headers import H, parse_bool
-from ..workflows import STATES, RunFilter, run_events, run_log, select_runs
+from ..server.config import Settings
+from ..services.batch import Batches
+from ..services.loops import Loops
+from ..services.url_groups import UrlGroups
+from ..workflows import STATES, RunFilter, Runs, RunStore, run_events, run_log, select_runs
 from ._common import (
     BATCH_LIMIT,
     caller,
@@ -18,7 +22,6 @@ from ._common import (
     json_body,
     multi,
     read_body,
-    runtime,
 )
 from ._declare import Operations
 from ._schemas import BATCH, INT, STR
@@ -58,15 +61,14 @@ api = Operations()
     "Cancel a workflow run, or end it with its result (cancel=false)",
     query=("cancel",),
 )
-async def end_run(request: Request) -> Response:
+async def end_run(request: Request, *, runs: Runs, settings: Settings) -> Response:
     """``?cancel=false`` is the SDK saying the run returned (the body is its result);
     otherwise the run is cancelled."""
     who = caller(request, write=True)
-    runs = runtime(request).runs
     run_id = request.path_params["workflowRunId"]
     raw = request.query_params.get("cancel")
     if raw is not None and not parse_bool(raw, "cancel"):
-        result = (await read_body(request)).decode("utf-8", "replace")
+        result = (await read_body(request, settings)).decode("utf-8", "replace")
         await runs.finish(who.user_id, run_id, result)
     else:
         await runs.cancel(who.user_id, run_id)
@@ -78,23 +80,22 @@ async def end_run(request: Request) -> Response:
     "Cancel workflow runs by id or filter",
     query=("workflowRunIds", "workflowUrlExactMatch", "count", *CANCEL_FILTER_NAMES),
 )
-async def cancel_runs(request: Request) -> Response:
+async def cancel_runs(request: Request, *, runs: Runs) -> Response:
     """Bulk cancel: the runs named by ``workflowRunIds``, else those the filters match."""
     who = caller(request, write=True)
-    rt = runtime(request)
     ids = multi(request, "workflowRunIds")
     count = int_param(request, "count", 100, 1, 10_000) or 100
     flt = cancel_filter(request)
     flt.state = "RUN_STARTED"
-    cancelled = await rt.runs.cancel_many(who.user_id, ids, flt, count)
+    cancelled = await runs.cancel_many(who.user_id, ids, flt, count)
     return json({"cancelled": cancelled})
 
 
 @api.route("GET /v2/workflows/runs/{workflowRunId}", "A running workflow run's messages")
-async def get_run(request: Request) -> Response:
+async def get_run(request: Request, *, runs: Runs) -> Response:
     """The run's messages so far: how an SDK reads a history too large to be delivered."""
     who = caller(request)
-    history = await runtime(request).runs.history(who.user_id, request.path_params["workflowRunId"])
+    history = await runs.history(who.user_id, request.path_params["workflowRunId"])
     return json(history)
 
 
@@ -103,9 +104,9 @@ async def get_run(request: Request) -> Response:
     "Workflow runs with their steps, newest first",
     query=_LOG_QUERY,
 )
-async def list_runs(request: Request) -> Response:
+async def list_runs(request: Request, *, runs: Runs) -> Response:
     """Runs with their steps, newest first."""
-    return await _list_runs(request, grouped=True)
+    return await _list_runs(request, runs.store, grouped=True)
 
 
 @api.route(
@@ -113,34 +114,37 @@ async def list_runs(request: Request) -> Response:
     "Workflow runs with their steps (groupBy=workflowRunId, as the JS client asks)",
     query=("groupBy", *_LOG_QUERY),
 )
-async def list_events(request: Request) -> Response:
+async def list_events(request: Request, *, runs: Runs) -> Response:
     """With ``groupBy=workflowRunId`` (how the JS client asks) as ``/v2/workflows/logs``;
     without, every event of the matching runs."""
     group = request.query_params.get("groupBy")
     if group not in (None, "workflowRunId"):
         raise BadRequest(f"invalid groupBy: {group!r}, only workflowRunId is supported")
-    return await _list_runs(request, grouped=group is not None)
+    return await _list_runs(request, runs.store, grouped=group is not None)
 
 
-async def _list_runs(request: Request, *, grouped: bool) -> Response:
+async def _list_runs(request: Request, store: RunStore, *, grouped: bool) -> Response:
     who = caller(request)
-    rt = runtime(request)
     trim = int_param(request, "trimBody", None, -1, 2**31)
     flt = log_filter(request)
     cursor = request.query_params.get("cursor") or None
     if not grouped:
-        return await _list_events(request, who.user_id, flt, cursor, trim)
+        return await _list_events(request, store, who.user_id, flt, cursor, trim)
     count = min(int_param(request, "count", 10, 1, 1_000) or 10, 10)
-    found, after = await select_runs(rt.runs.store, who.user_id, flt, cursor, count)
-    views = [await run_log(rt.runs.store, run, trim) for run in found]
+    found, after = await select_runs(store, who.user_id, flt, cursor, count)
+    views = [await run_log(store, run, trim) for run in found]
     return json({"cursor": after or "", "runs": views})
 
 
 async def _list_events(
-    request: Request, user: str, flt: RunFilter, cursor: str | None, trim: int | None
+    request: Request,
+    store: RunStore,
+    user: str,
+    flt: RunFilter,
+    cursor: str | None,
+    trim: int | None,
 ) -> Response:
     """Every event of the matching runs, newest first; the cursor is an offset."""
-    store = runtime(request).runs.store
     count = int_param(request, "count", 1_000, 1, 1_000) or 1_000
     if cursor is not None and not cursor.isdigit():
         raise BadRequest(f"invalid cursor: {cursor!r} is not a cursor this server returned")
@@ -162,18 +166,23 @@ async def _list_events(
     publish=True,
     response={"type": "object", "properties": {"workflowRunId": STR, "workflowCreatedAt": INT}},
 )
-async def trigger(request: Request) -> Response:
+async def trigger(
+    request: Request, *, runs: Runs, settings: Settings, loops: Loops, url_groups: UrlGroups
+) -> Response:
     """``POST /v2/trigger/{url}``: start a run; the raw body is its payload."""
     who = caller(request, write=True)
-    rt = runtime(request)
     try:
         url, opts, body = await read_publish(
-            request, raw_tail(request, "/v2/trigger/"), user=who.user_id
+            request,
+            raw_tail(request, "/v2/trigger/"),
+            settings,
+            loops,
+            group_defaults=(url_groups, who.user_id),
         )
     except PlanLimit as exc:  # a run's message: 412
         raise exc.for_workflow() from exc
     unknown = request.headers.get(H.UNKNOWN_SDK)
-    started = await rt.runs.trigger(
+    started = await runs.trigger(
         who.user_id,
         url,
         opts,
@@ -186,15 +195,15 @@ async def trigger(request: Request) -> Response:
 
 
 @api.route("POST /v2/batch/trigger", "Start many workflow runs", body=BATCH, status=201)
-async def trigger_many(request: Request) -> Response:
+async def trigger_many(request: Request, *, batches: Batches, settings: Settings) -> Response:
     """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
     as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
     who = caller(request, write=True)
-    limit = max(BATCH_LIMIT, runtime(request).settings.message_size_limit)
-    entries = await json_body(request, limit=limit)
+    limit = max(BATCH_LIMIT, settings.message_size_limit)
+    entries = await json_body(request, settings, limit=limit)
     if not isinstance(entries, list):
         raise BadRequest("invalid body: expected a JSON array of {destination, body, headers}")
-    answers = await runtime(request).batches.trigger(who.user_id, caller_ip(request), entries)
+    answers = await batches.trigger(who.user_id, caller_ip(request), entries)
     return json(answers, 201)
 
 

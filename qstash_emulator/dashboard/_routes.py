@@ -16,9 +16,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .. import _json
-from ..api._common import caller, json
+from ..api._common import authenticate, json
 from ..server.hosts import is_loopback
 from ..server.runtime import Runtime
+from ..services.users import Users
+from ..store.core import Store
 from ._guard import Guard
 from ._live import LiveRows
 
@@ -28,11 +30,13 @@ STATIC = Path(__file__).parent / "static"
 
 
 class Dashboard:
-    """The endpoints, sharing one runtime and one live-row hub."""
+    """The endpoints: the users for the picker (only while ``bind`` is loopback), the
+    caller's identity, and one live-row hub on the store."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.live = LiveRows(runtime.store)
+    def __init__(self, bind: str, users: Users, store: Store) -> None:
+        self.bind = bind
+        self.users = users
+        self.live = LiveRows(store)
 
     async def index(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -42,9 +46,9 @@ class Dashboard:
             response = FileResponse(STATIC / "index.html", media_type="text/html")
         await response(scope, receive, send)
 
-    async def users(self, request: Request) -> Response:
+    async def list_users(self, request: Request) -> Response:
         """The users and their tokens, for the picker; only while bound to loopback."""
-        bind = self.runtime.settings.host
+        bind = self.bind
         if not is_loopback(bind):
             # An answer, not an error: the page then asks for a token.
             message = (
@@ -52,17 +56,17 @@ class Dashboard:
                 "not list users and their tokens: enter a token."
             )
             return json({"users": None, "message": message})
-        users = [{"userId": u.user_id, "token": u.token} for u in self.runtime.users.all()]
+        users = [{"userId": u.user_id, "token": u.token} for u in self.users.all()]
         return json({"users": users})
 
     async def me(self, request: Request) -> Response:
         """Who a token belongs to, for a page that was given a token instead of a user."""
-        who = caller(request)
+        who = authenticate(request, False, self.users)
         return json({"userId": who.user_id, "readonly": who.readonly})
 
     async def stream(self, request: Request) -> Response:
         """Server-sent events: the caller's log rows as they are written."""
-        who = caller(request)
+        who = authenticate(request, False, self.users)
         subscriber = self.live.subscribe(who.user_id)
 
         async def events() -> AsyncIterator[bytes]:
@@ -76,11 +80,11 @@ class Dashboard:
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     """``/`` (the page) and ``/_dashboard/...``, behind the Host check."""
-    dashboard = Dashboard(runtime)
     bind, names = runtime.settings.host, runtime.settings.allowed_hosts
+    dashboard = Dashboard(bind, runtime.users, runtime.store)
     inner = Router(
         routes=[
-            Route("/api/users", dashboard.users, methods=["GET"]),
+            Route("/api/users", dashboard.list_users, methods=["GET"]),
             Route("/api/me", dashboard.me, methods=["GET"]),
             Route("/api/stream", dashboard.stream, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC)),

@@ -26,6 +26,10 @@ __all__ = [
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 _COLLAPSED = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
 _MAX_NAME = 256
+# URLs that passed validate_url (whose answer depends on the URL alone): a few destinations
+# take most messages, so most publishes skip the parsing.
+_valid: set[str] = set()
+_VALID_KEPT = 4_096
 
 
 def is_url(destination: str) -> bool:
@@ -34,6 +38,8 @@ def is_url(destination: str) -> bool:
 
 def validate_url(url: str, field: str) -> str:
     """Check that ``url`` is an absolute http(s) URL with a host."""
+    if url in _valid:
+        return url
     if not is_url(url):
         raise BadRequest(
             f"invalid {field}: {url!r}: endpoint has invalid scheme, add http:// or https://"
@@ -51,6 +57,9 @@ def validate_url(url: str, field: str) -> str:
         wire_url(url)  # what the transport sends: a URL it cannot send is refused here
     except ValueError as exc:
         raise BadRequest(f"invalid {field}: {url!r}: {exc}") from exc
+    if len(_valid) >= _VALID_KEPT:
+        _valid.clear()
+    _valid.add(url)
     return url
 
 
@@ -77,6 +86,8 @@ def parse_destination(raw_path: str, raw_query: str) -> str:
         if not path:
             raise BadRequest("invalid destination: the path has no destination after the prefix")
         return path
+    if not raw_query:
+        return validate_url(path, "destination")
     kept = [
         (k, v)
         for k, v in parse_qsl(raw_query, keep_blank_values=True)
@@ -89,6 +100,8 @@ def parse_destination(raw_path: str, raw_query: str) -> str:
 
 def config_from_query(raw_query: str) -> list[tuple[str, str]]:
     """The ``upstash-*`` query parameters, which configure a publish like headers do."""
+    if not raw_query:
+        return []
     return [
         (k.lower(), v)
         for k, v in parse_qsl(raw_query, keep_blank_values=True)

@@ -80,7 +80,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         finally:
             await runtime.stop()
 
-    routes = [*all_routes(), *dashboard.routes(runtime), *(extra_routes or [])]
+    routes = [*all_routes(runtime), *dashboard.routes(runtime), *(extra_routes or [])]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -89,7 +89,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
             Middleware(
                 BrowserGuard, bind=runtime.settings.host, names=runtime.settings.allowed_hosts
             ),
-            Middleware(FaultMiddleware, faults=runtime.faults),
+            Middleware(FaultMiddleware, faults=runtime.faults, users=runtime.users),
         ],
         exception_handlers={
             EmulatorError: _emulator_error,
@@ -98,5 +98,4 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
             Exception: _unexpected,
         },
     )
-    app.state.runtime = runtime
     return app

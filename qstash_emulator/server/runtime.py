@@ -14,7 +14,7 @@ from ..delivery.transport import AiohttpTransport
 from ..services.batch import Batches
 from ..services.dead_letters import DeadLetters
 from ..services.faults import Faults
-from ..services.flow_control import FlowControl
+from ..services.flow_control import FlowControlKeys
 from ..services.inspection import History, Inspector
 from ..services.keys import SigningKeys
 from ..services.logs import Logs
@@ -77,7 +77,7 @@ class Runtime:
         self.url_groups = UrlGroups(store, settings, clock, self.loops)
         self.messages = Messages(store, settings, clock, engine)
         self.queues = Queues(store, settings, clock, engine.notify, self.messages.cancel_many)
-        self.flow_control = FlowControl(store, settings, clock, engine.notify)
+        self.flow_control = FlowControlKeys(store, settings, clock, engine.notify)
         self.publisher = publisher = Publisher(
             store,
             settings,
@@ -118,6 +118,7 @@ class Runtime:
             self.router,
             self.schedules,
             self.flow_control,
+            self.queues,
         )
 
     # Users ----------------------------------------------------------------------------------
@@ -139,6 +140,10 @@ class Runtime:
             part.forget_user(user_id)
 
     # Life cycle -----------------------------------------------------------------------------
+
+    def uptime_ms(self) -> int:
+        """Milliseconds since the emulator started (the uptime ``/_emulator/health`` shows)."""
+        return int((time.monotonic() - self.started_at) * 1_000)
 
     async def start(self) -> None:
         self.started_at = time.monotonic()

@@ -17,6 +17,8 @@ __all__ = ["NotReady", "add_parser", "run", "wait_ready"]
 DEFAULT_URL = "http://127.0.0.1:8080"
 PROBE = "/_emulator/health"
 _NAME = "qstash-emulator"  # the probe's "emulator" field (api/health.py)
+# The option a 403 names when the emulator refuses the URL's host name (api/_browser_guard.py).
+_ALLOWED_HOSTS = "--allowed-hosts"
 
 
 class NotReady(Exception):
@@ -30,7 +32,8 @@ def add_parser(commands: Any) -> None:
         help="wait until a dev server is ready: exit 0, or 1 saying why not",
         description=f"Poll GET {PROBE} until the server answers it: exit 0 once it does, 1 "
         "with the reason when the timeout passes (connection refused, a store that does not "
-        "answer) or at once when something other than the emulator answers.",
+        "answer) or at once when something other than the emulator answers, or the emulator "
+        "refuses the URL's host name (the dev server's --allowed-hosts).",
     )
     wait.add_argument(
         "--url",
@@ -85,7 +88,10 @@ def wait_ready(url: str, timeout: float, interval: float = 0.05) -> dict[str, An
                 body = _json(answer)
                 if answer.status_code == 200 and body.get("emulator") == _NAME:
                     return body
-                detail = f"{answer.status_code} {body.get('error') or answer.text[:200]!r}"
+                error = str(body.get("error") or "")
+                if answer.status_code == 403 and _ALLOWED_HOSTS in error:
+                    raise NotReady(_foreign_name(url))
+                detail = f"{answer.status_code} {error or answer.text[:200]!r}"
                 if answer.status_code != 503:
                     raise NotReady(
                         f"{url} answered GET {PROBE} with {detail}: not a {_NAME} "
@@ -96,6 +102,16 @@ def wait_ready(url: str, timeout: float, interval: float = 0.05) -> dict[str, An
             if left <= 0:
                 raise NotReady(f"{url} not ready after {timeout:g}s: {why}")
             time.sleep(min(interval, left))
+
+
+def _foreign_name(url: str) -> str:
+    """Why an emulator that refuses the host name in ``url`` will never be ready there."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return (
+        f"{url} is a {_NAME} that does not answer to the name {parsed.host!r}: start it with "
+        f"{_ALLOWED_HOSTS} {parsed.host}, or wait on {parsed.scheme}://127.0.0.1{port}"
+    )
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

@@ -10,7 +10,7 @@ holds its slot until its attempt starts, so a newcomer cannot overtake the wait 
 The plan's maximum parallelism also bounds the attempts in flight across all of a user's keys
 (``GET /v2/globalParallelism``); messages without a key are not limited.
 
-What is stored (``store.flow``): each key's config and rate window, its wait list, and an
+What is stored (``store.flow_control``): each key's config and rate window, its wait list, and an
 index of every key with waiters: when its rate window opens, or ``PARKED`` when only an event
 can free it.
 Attempts in flight are process state: after a restart nothing is in flight, so every key with
@@ -36,7 +36,7 @@ from ..store.core import Store
 from ..store.flow_control import PARKED
 from .quotas import require_parallelism
 
-__all__ = ["FlowControl", "KeyState"]
+__all__ = ["FlowControlKeys", "KeyState"]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class KeyState:
         return self.rate is not None and self.rate_count >= self.rate
 
 
-class FlowControl:
+class FlowControlKeys:
     """The flow-control gate (engine.gates), its window timer (engine.timers) and its API."""
 
     def __init__(
@@ -117,14 +117,14 @@ class FlowControl:
     # Storage --------------------------------------------------------------------------------
 
     async def load(self, user: str, key: str) -> KeyState | None:
-        stored = await self.store.flow.get(user, key)
+        stored = await self.store.flow_control.get(user, key)
         return KeyState(**stored) if stored is not None else None
 
     async def _save(self, user: str, key: str, state: KeyState) -> None:
-        await self.store.flow.put(user, key, dataclasses.asdict(state))
+        await self.store.flow_control.put(user, key, dataclasses.asdict(state))
 
     async def keys(self, user: str) -> dict[str, KeyState]:
-        stored = await self.store.flow.all(user)
+        stored = await self.store.flow_control.all(user)
         return {key: KeyState(**state) for key, state in stored.items()}
 
     # Publisher hook: the latest message's config updates the key ----------------------------
@@ -155,7 +155,7 @@ class FlowControl:
             async with self._lock:
                 if msg.id in self._active.get(slot, ()) or msg.id in self._released.get(slot, ()):
                     continue  # the engine was quicker
-                if await self.store.flow.waiting(msg.user, key):
+                if await self.store.flow_control.waiting(msg.user, key):
                     continue  # others wait: it joins them through the gate
                 state = await self.load(msg.user, key)
                 if state is None:
@@ -184,7 +184,7 @@ class FlowControl:
                     del self._released[slot]
                 self._active[slot].add(msg.id)
                 return True
-            stored, waiting = await self.store.flow.get_with_waiting(msg.user, key)
+            stored, waiting = await self.store.flow_control.get_with_waiting(msg.user, key)
             state = KeyState(**stored) if stored is not None else None
             if state is None:  # stored before a reset or restart lost the key
                 state = KeyState()
@@ -192,7 +192,7 @@ class FlowControl:
             state.roll(self.clock.now_ms())
             if waiting or self._blocked(msg.user, key, state):
                 await self.store.park(msg)
-                await self.store.flow.wait(msg.user, key, msg.id)
+                await self.store.flow_control.wait(msg.user, key, msg.id)
                 await self._save(msg.user, key, state)
                 await self._pump(msg.user, key, state)
                 return False
@@ -230,7 +230,7 @@ class FlowControl:
             if held:
                 self._released[slot].discard(msg.id)
                 self._global[msg.user].discard(msg.id)
-            removed = await self.store.flow.unwait(msg.user, key, msg.id)
+            removed = await self.store.flow_control.unwait(msg.user, key, msg.id)
             if held or removed:
                 await self._pump(msg.user, key)
 
@@ -255,7 +255,9 @@ class FlowControl:
 
     async def _pump(self, user: str, key: str, state: KeyState | None = None) -> None:
         """Release waiters while the key has room; note when it should be looked at again."""
-        waiting = await self.store.flow.unwake(user, key)  # set again below while anyone waits
+        waiting = await self.store.flow_control.unwake(
+            user, key
+        )  # set again below while anyone waits
         self._version += 1
         if not waiting:
             return
@@ -266,7 +268,7 @@ class FlowControl:
         state.roll(now)
         released = 0
         while not self._blocked(user, key, state):
-            message_id = await self.store.flow.next_waiter(user, key)
+            message_id = await self.store.flow_control.next_waiter(user, key)
             if message_id is None:
                 break
             msg = await self.store.get(message_id)
@@ -279,12 +281,12 @@ class FlowControl:
             state.rate_count += 1
             released += 1
         await self._save(user, key, state)
-        if not await self.store.flow.waiting(user, key):
-            await self.store.flow.wake_at(user, key, None)
+        if not await self.store.flow_control.waiting(user, key):
+            await self.store.flow_control.wake_at(user, key, None)
         elif state.rate_full() and not state.paused:
-            await self.store.flow.wake_at(user, key, state.window_end())
+            await self.store.flow_control.wake_at(user, key, state.window_end())
         else:
-            await self.store.flow.wake_at(user, key, PARKED)
+            await self.store.flow_control.wake_at(user, key, PARKED)
         self._version += 1  # after the write: a read that overlapped it is not cached
         if released:
             self._notify()
@@ -297,19 +299,19 @@ class FlowControl:
         if self._next_version == self._version:
             return self._next
         version = self._version
-        self._next = await self.store.flow.next_wake()
+        self._next = await self.store.flow_control.next_wake()
         self._next_version = version
         return self._next
 
     async def fire(self, now_ms: int) -> None:
-        for user, key in await self.store.flow.due(now_ms):
+        for user, key in await self.store.flow_control.due(now_ms):
             async with self._lock:
                 await self._pump(user, key)
 
     async def _recover(self) -> None:
         """After a restart nothing is in flight: look at every key with waiters once."""
         self._recovered = True
-        await self.store.flow.wake_all()
+        await self.store.flow_control.wake_all()
         self._version += 1
 
     # Management API -------------------------------------------------------------------------
@@ -320,7 +322,7 @@ class FlowControl:
         expired = now >= state.window_end()
         return {
             "flowControlKey": key,
-            "waitListSize": await self.store.flow.waiting(user, key),
+            "waitListSize": await self.store.flow_control.waiting(user, key),
             "parallelismMax": state.parallelism or 0,
             "parallelismCount": len(self._active.get((user, key), ())),
             "rateMax": state.rate or 0,

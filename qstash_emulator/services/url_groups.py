@@ -1,6 +1,6 @@
 """URL groups ("topics"): named sets of endpoints a publish fans out to.
 
-A group is stored (``store.groups``) as JSON
+A group is stored (``store.url_groups``) as JSON
 ``{"createdAt", "updatedAt", "endpoints": [{"url", "name"?}], "headers": {Name: [values]}}``.
 
 Default headers (``PATCH /v2/topics/{name}``) are publish-family headers: ``Upstash-*`` names
@@ -102,10 +102,10 @@ class UrlGroups:
                 self.loops.refuse_url(spec["url"], f"endpoints[{index}].url")
         limits = self.settings.limits
         async with self._lock:
-            group = await self.store.groups.get(user, name)
+            group = await self.store.url_groups.get(user, name)
             now = self.clock.now_ms()
             if group is None:
-                count = await self.store.groups.count(user)
+                count = await self.store.url_groups.count(user)
                 require_room("url groups", count, limits.max_url_groups, limits.name)
                 group = {"createdAt": now, "endpoints": [], "headers": {}}
             endpoints: list[dict[str, str]] = group["endpoints"]
@@ -120,39 +120,39 @@ class UrlGroups:
                 adding=len(endpoints) - before,
             )
             group["updatedAt"] = now
-            await self.store.groups.put(user, name, group)
+            await self.store.url_groups.put(user, name, group)
 
     async def remove_endpoints(self, user: str, name: str, body: Any) -> None:
         """Remove endpoints by url and/or name; the group goes when its last endpoint does."""
         wanted = _endpoint_specs(body, require_url=False)
         async with self._lock:
-            group = await self.store.groups.get(user, name)
+            group = await self.store.url_groups.get(user, name)
             if group is None:
                 raise NotFound(f"url group {name!r} not found")
             group["endpoints"] = [
                 e for e in group["endpoints"] if not any(_matches(e, s) for s in wanted)
             ]
             if not group["endpoints"]:
-                await self.store.groups.remove(user, name)
+                await self.store.url_groups.remove(user, name)
                 return
             group["updatedAt"] = self.clock.now_ms()
-            await self.store.groups.put(user, name, group)
+            await self.store.url_groups.put(user, name, group)
 
     async def get(self, user: str, name: str) -> dict[str, Any]:
-        group = await self.store.groups.get(user, name)
+        group = await self.store.url_groups.get(user, name)
         if group is None:
             raise NotFound(f"url group {name!r} not found")
         return self.view(name, group)
 
     async def list_all(self, user: str) -> list[dict[str, Any]]:
-        stored = await self.store.groups.all(user)
+        stored = await self.store.url_groups.all(user)
         groups = [self.view(name, group) for name, group in stored.items()]
         return sorted(groups, key=lambda g: (g["createdAt"], g["name"]))
 
     async def delete(self, user: str, name: str) -> None:
         """Forget the group; messages already published to it still finish."""
         async with self._lock:
-            await self.store.groups.remove(user, name)
+            await self.store.url_groups.remove(user, name)
 
     async def set_headers(self, user: str, name: str, body: Any) -> None:
         """Replace the group's default headers after validating them as publish headers."""
@@ -172,12 +172,12 @@ class UrlGroups:
         if self.loops is not None:
             self.loops.refuse("", opts, "headers.")
         async with self._lock:
-            group = await self.store.groups.get(user, name)
+            group = await self.store.url_groups.get(user, name)
             if group is None:
                 raise NotFound(f"url group {name!r} not found")
             group["headers"] = headers
             group["updatedAt"] = self.clock.now_ms()
-            await self.store.groups.put(user, name, group)
+            await self.store.url_groups.put(user, name, group)
 
     # Publishing ----------------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class UrlGroups:
         """``items`` with the group's default headers added, when ``destination`` is a group."""
         if is_url(destination):
             return items
-        group = await self.store.groups.get(user, destination)
+        group = await self.store.url_groups.get(user, destination)
         if group is None or not group.get("headers"):
             return items
         return merge_defaults(_default_items(group["headers"]), items)
@@ -194,7 +194,7 @@ class UrlGroups:
         self, user: str, name: str
     ) -> tuple[list[Endpoint], dict[str, list[str]]] | None:
         """``Publisher.resolve_group``: the endpoints and the default forwarded headers."""
-        group = await self.store.groups.get(user, name)
+        group = await self.store.url_groups.get(user, name)
         if group is None:
             return None
         endpoints = [Endpoint(e["url"], e.get("name") or None) for e in group["endpoints"]]

@@ -23,7 +23,7 @@ from .. import _json
 from ..model.message import DeadLetter, Message, State
 from ..server.masking import mask_secrets
 from .bodies import INLINE, BodyStore, row_bytes
-from .flow_control import FlowStore
+from .flow_control import FlowControlStore
 from .group_commit import Batcher, Fill, Writes
 from .keys import KeyStore
 from .keyspace import SCHEMA, Keyspace
@@ -32,7 +32,7 @@ from .queues import QueueStore
 from .quotas import QuotaStore
 from .schedules import ScheduleStore
 from .streams import LogWriter, scan_rows, scan_stream
-from .url_groups import GroupStore
+from .url_groups import UrlGroupStore
 
 __all__ = ["Store", "StoreUnavailable", "decode_dlq"]
 
@@ -54,6 +54,7 @@ _POOL_SIZE = 64
 _CLAIMED = 2**52
 _WAITING = f"({_CLAIMED}"
 _FRESH_MAX = 10_000
+_NONE_WAITING = float("inf")
 
 
 # A message's hash: its record, its body, or (finished, big) its body's digest in the budget.
@@ -84,16 +85,22 @@ class Store:
         self._batch = Batcher(
             client, self._logs.write, self.keyspace.due_indexes, self._due_written
         )
-        self.groups = GroupStore(client, self.keyspace)
+        self.url_groups = UrlGroupStore(client, self.keyspace)
         self.queues = QueueStore(client, self.keyspace, self._batch)
         self.schedules = ScheduleStore(client, self.keyspace, self._batch)
-        self.flow = FlowStore(client, self.keyspace, self._batch)
+        self.flow_control = FlowControlStore(client, self.keyspace, self._batch)
         self.quotas = QuotaStore(client, self.keyspace)
         self.keys = KeyStore(client, self.keyspace)
         self.bodies = BodyStore(client, self.keyspace, body_budget)
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
+        # The earliest due time waiting on the due list, as this process knows it (None:
+        # unknown, read it; _NONE_WAITING). A claim learns it from its read, and every write
+        # of a due time lowers it (``_due_written``): a claim with nothing due yet reads
+        # nothing. A removal leaves it early, which only costs a read.
+        self._due_floor: float | None = None
+        self._due_version = 0
         self._sweep_expired = sweep_expired
         self._sweeper: asyncio.Task[None] | None = None
         # Hear every log row as it is written (the dashboard's live stream); rows carry _user.
@@ -140,6 +147,10 @@ class Store:
         return cls(client, prefix, log_retention, url is None, body_budget, dlq_retention_ms)
 
     def _due_written(self, index: str, when_ms: int) -> None:
+        if index == self._due:
+            self._due_version += 1
+            if self._due_floor is not None:
+                self._due_floor = min(self._due_floor, when_ms)
         for listener in list(self.due_listeners):
             listener(index, when_ms)
 
@@ -210,6 +221,7 @@ class Store:
         await self._batch.drain()
         self._logs.clear()
         self._fresh.clear()
+        self._due_floor = None
         self.bodies.forget()
         keys = [
             k async for k in self.redis.scan_iter(match=self.keyspace.everything(), count=1_000)
@@ -308,11 +320,17 @@ class Store:
         ``mark`` hears the chosen ids before they are claimed, so that a cancel arriving
         meanwhile is handled as a cancel of an attempt in flight.
         """
+        floor = self._due_floor
+        if floor is not None and floor > now_ms:  # nothing is due yet: no read
+            return [], None if floor == _NONE_WAITING else int(floor)
+        version, self._due_floor = self._due_version, None
         found = await self.redis.zrangebyscore(
             self._due, "-inf", _WAITING, start=0, num=limit + 1, withscores=True
         )
         ids = [member for member, score in found[:limit] if score <= now_ms]
         after = int(found[len(ids)][1]) if len(found) > len(ids) else None
+        if version == self._due_version:  # else a due time was written meanwhile: read again
+            self._due_floor = _NONE_WAITING if after is None else after
         if not ids:
             return [], after
         if mark is not None:
@@ -328,7 +346,11 @@ class Store:
             for message_id in unknown:
                 w.pipe.hmget(self.keyspace.message(message_id.decode()), ["r", "b"])
 
-        replies = await self._batch.run(fill)
+        try:
+            replies = await self._batch.run(fill)
+        except BaseException:
+            self._due_floor = None  # the ids read may still be due
+            raise
         claimed = [msg for msg in known if msg is not None]
         stray = []
         for message_id, (record, body) in zip(unknown, replies, strict=True):
@@ -447,13 +469,14 @@ class Store:
         """Delete every message and key of ``user`` (a test's namespace when it ends), and
         its members of the shared indexes."""
         await self._batch.drain()
-        for companion in (self.schedules, self.queues, self.flow):
+        for companion in (self.schedules, self.queues, self.flow_control):
             await companion.purge(user)
         self._logs.forget(self.keyspace.logs(user))
         self.bodies.forget_recent()
         ids = await self.pending_ids(user)
         for message_id in ids:
             self._fresh.pop(message_id, None)
+        self._due_floor = None
         keys = [
             k async for k in self.redis.scan_iter(match=self.keyspace.of_user(user), count=1_000)
         ]

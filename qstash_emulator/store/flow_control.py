@@ -10,7 +10,7 @@ from .. import _json
 from .group_commit import Batcher, Writes
 from .keyspace import Keyspace
 
-__all__ = ["PARKED", "FlowStore"]
+__all__ = ["PARKED", "FlowControlStore"]
 
 # The score of a key whose waiters only an event can release (a slot, a resume): past any time.
 PARKED = float(2**53)
@@ -19,8 +19,8 @@ _SEP = "\x00"
 State = dict[str, Any]
 
 
-class FlowStore:
-    """Reads and writes of flow-control keys (``store.flow``)."""
+class FlowControlStore:
+    """Reads and writes of flow-control keys (``store.flow_control``)."""
 
     def __init__(self, redis: Any, keyspace: Keyspace, batch: Batcher) -> None:
         self._redis = redis

@@ -7,13 +7,13 @@ from typing import Any
 from .. import _json
 from .keyspace import Keyspace
 
-__all__ = ["GroupStore"]
+__all__ = ["UrlGroupStore"]
 
 Group = dict[str, Any]
 
 
-class GroupStore:
-    """Reads and writes of URL groups (``store.groups``)."""
+class UrlGroupStore:
+    """Reads and writes of URL groups (``store.url_groups``)."""
 
     def __init__(self, redis: Any, keyspace: Keyspace) -> None:
         self._redis = redis
