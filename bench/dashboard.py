@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 from load import send_count
-from procs import Proc, baseline_server, free_port, running
+from procs import Proc, baseline_server, emulator, running
 from report import Figure
 from scenarios import (
     AUTH,
@@ -138,9 +138,7 @@ async def feed_cost(cfg: Config, backend: str) -> list[Figure]:
     cpus: dict[str, list[float]] = {"feed": [], "quiet": []}
 
     def start(*extra: str) -> Proc:
-        port = free_port()
-        argv = [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port), *extra]
-        return Proc("emulator-quiet" if extra else "emulator", argv, port)
+        return emulator(None, *extra, name="emulator-quiet" if extra else "emulator")
 
     with (
         running(baseline_server("receiver")) as receiver,

@@ -203,8 +203,11 @@ def _startup(kind: str) -> float:
     from starlette.routing import Route
 
     # The emulator's own server helper, loaded by path: importing it through the package
-    # would import the whole emulator into the bare baseline.
-    path = Path(__file__).parent.parent / "qstash_emulator" / "server" / "serving.py"
+    # would import the whole emulator into the bare baseline. The package is found, not
+    # imported, where the emulator would be (the tree ``run.py --against`` measures).
+    package = importlib.util.find_spec("qstash_emulator")
+    assert package is not None and package.submodule_search_locations
+    path = Path(list(package.submodule_search_locations)[0]) / "server" / "serving.py"
     spec = importlib.util.spec_from_file_location("serving", path)
     assert spec is not None and spec.loader is not None
     serving = importlib.util.module_from_spec(spec)
@@ -213,7 +216,9 @@ def _startup(kind: str) -> float:
     async def ok(_: object) -> Response:
         return Response(b"ok")
 
-    server = serving.ThreadedServer(Starlette(routes=[Route("/", ok)]), lifespan="on").start()
+    # Served as the emulator serves: no WebSocket protocol (server/connections.py).
+    app = Starlette(routes=[Route("/", ok)])
+    server = serving.ThreadedServer(app, lifespan="on", ws="none").start()
     took = time.perf_counter() - _T0
     server.stop(5)
     return took

@@ -22,6 +22,33 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOGS = Path(tempfile.mkdtemp(prefix="qe-bench-"))
 
+# The source tree whose qstash_emulator (and conftest_plugin) the emulator processes and the
+# helper scripts run: this checkout, or a baseline commit's checkout (``python bench/run.py
+# --against REF``). The bench's own code always comes from this checkout.
+_tree = ROOT
+
+
+@contextmanager
+def tree(path: Path) -> Iterator[None]:
+    """Run the emulator from the package in ``path`` inside the block."""
+    global _tree
+    before, _tree = _tree, path
+    try:
+        yield
+    finally:
+        _tree = before
+
+
+def tree_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the current tree first on the path.
+
+    Children also start in the tree (``python -m`` puts the working directory first), so the
+    package found there wins over the editable install of this checkout.
+    """
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join([str(_tree), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -118,8 +145,8 @@ class Proc:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=_tree,
+                env={**tree_env(), "PYTHONUNBUFFERED": "1"},
             )
         self._wait_listening(timeout)
 
@@ -169,13 +196,13 @@ def running(proc: Proc) -> Iterator[Proc]:
         proc.stop()
 
 
-def emulator(redis_url: str | None = None) -> Proc:
-    """``python -m qstash_emulator dev``, exactly as a user starts it."""
+def emulator(redis_url: str | None = None, *extra: str, name: str = "emulator") -> Proc:
+    """``python -m qstash_emulator dev``, exactly as a user starts it; ``extra`` options."""
     port = free_port()
-    argv = [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)]
+    argv = [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port), *extra]
     if redis_url:
         argv += ["--redis-url", redis_url]
-    return Proc("emulator", argv, port)
+    return Proc(name, argv, port)
 
 
 def baseline_server(kind: str) -> Proc:
@@ -192,10 +219,10 @@ def python_child(
     done = subprocess.run(
         [sys.executable, str(HERE / script), *args],
         capture_output=True,
-        cwd=ROOT,
+        cwd=_tree,
         timeout=timeout,
         check=False,
-        env=env,
+        env=tree_env(env),
     )
     if done.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")

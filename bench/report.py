@@ -35,7 +35,7 @@ class Figure:
         return self.value / self.baseline
 
 
-def _num(value: float | None, unit: str = "") -> str:
+def num(value: float | None, unit: str = "") -> str:
     if value is None or math.isnan(value):
         return "-"
     text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if value else "0"
@@ -55,8 +55,8 @@ def rows(figures: list[Figure]) -> list[list[str]]:
                 f.scenario,
                 f.name,
                 f.backend,
-                _num(f.value, f.unit),
-                f"{_num(f.baseline, f.unit)} ({f.baseline_name})" if f.baseline_name else "-",
+                num(f.value, f.unit),
+                f"{num(f.baseline, f.unit)} ({f.baseline_name})" if f.baseline_name else "-",
                 "-" if ratio is None else f"{ratio:.2f}",
                 f.target,
                 _verdict(f.passed),
@@ -138,7 +138,12 @@ def write_results(
         *notes_of(figures),
         "",
     ]
-    # Scenarios run by hand (bench/big_bodies.py) keep their section below the table.
+    replace_top(path, lines)
+
+
+def replace_top(path: Path, lines: list[str]) -> None:
+    """Write ``lines`` as the top of ``path``: the sections written by hand (from
+    ``BY_HAND`` on: scenarios run by hand, profiles read) stay below them."""
     old = path.read_text() if path.exists() else ""
     at = old.find("\n" + BY_HAND)
     path.write_text("\n".join(lines) + (old[at:] if at >= 0 else ""))

@@ -4,8 +4,9 @@
     python bench/run.py --quick         # small counts, under a minute, for development
     python bench/run.py -s 1 -s 3 --backend memory
     python bench/run.py --profile -s 1  # py-spy on the emulator, summaries in bench/profiles/
+    python bench/run.py --against eb64f51 -s 3 -s 4 --rounds 3   # before and after, in turns
 
-Scenarios: 1 publish acceptance, 2 sustained delivery, 3 latency at 200 msg/s, 4 fixture
+Scenarios: 1 publish acceptance, 2 sustained delivery, 3 latency at 1,000 msg/s, 4 fixture
 cost, 5 memory per pending message, 6 deliveries with the dashboard open or the feed
 printing. Servers run in their own processes on loopback ports; the table is printed and,
 unless profiling or --no-write, written to bench/RESULTS.md.
@@ -20,13 +21,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+from against import checkout, pair_up, pairs_markdown, pairs_notes, pairs_table
 from dashboard import watching_cost
 from fixture_cost import fixture_cost
 from load import wrk_path
 from memory import pending_memory
-from procs import HERE, LOGS
+from procs import HERE, LOGS, tree
 from profiler import index, py_spy
-from report import Figure, machine, table, write_results
+from report import Figure, machine, replace_top, table, write_results
 from scenarios import Config, latency, publish_acceptance, sustained_delivery
 
 Scenario = Callable[[Config, str], Awaitable[list[Figure]]]
@@ -71,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         help="attach py-spy to the emulator during each load; write bench/profiles/*.md",
     )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="also run the scenarios on commit REF (a temporary git worktree), in turns with "
+        "this tree; the table shows each figure before and after",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --against: rounds of each side (default 3; figures are their medians)",
+    )
     return parser
 
 
@@ -85,10 +99,31 @@ def _stack() -> dict[str, str]:
     }
 
 
-async def _main(args: argparse.Namespace) -> int:
-    chosen = args.scenario or sorted(SCENARIOS)
+async def _scenarios(
+    args: argparse.Namespace, cfg: Config, started: float, side: str = ""
+) -> list[Figure]:
+    """The chosen scenarios once, on each chosen backend."""
     backends = ["memory", "redis"] if args.backend == "both" else [args.backend]
-    if "redis" in backends and not shutil.which("redis-server"):
+    figures: list[Figure] = []
+    for key in args.scenario or sorted(SCENARIOS):
+        title, scenario = SCENARIOS[key]
+        if scenario is None:
+            print(f"[{time.monotonic() - started:5.0f}s] {side}{key}. {title}", flush=True)
+            figures += await asyncio.to_thread(
+                fixture_cost, cfg.startup_runs, cfg.fixture_tests, args.fixture, cfg.quick
+            )
+            continue
+        for backend in backends if key in ON_REDIS else ["memory"]:
+            print(
+                f"[{time.monotonic() - started:5.0f}s] {side}{key}. {title} ({backend})",
+                flush=True,
+            )
+            figures += await scenario(cfg, backend)
+    return figures
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.backend != "memory" and not shutil.which("redis-server"):
         print("redis-server is missing: apt-get update && apt-get install -y redis-server")
         return 2
     profile_dir = HERE / "profiles" if args.profile else None
@@ -96,19 +131,13 @@ async def _main(args: argparse.Namespace) -> int:
         print("py-spy is missing: pip install py-spy")
         return 2
     cfg = Config(quick=args.quick, profile_dir=profile_dir)
-    figures: list[Figure] = []
+    if args.against:
+        if args.profile:
+            print("--against and --profile do not go together (the profiles would overwrite)")
+            return 2
+        return await _before_after(args, cfg)
     started = time.monotonic()
-    for key in chosen:
-        title, scenario = SCENARIOS[key]
-        if scenario is None:
-            print(f"[{time.monotonic() - started:5.0f}s] {key}. {title}", flush=True)
-            figures += await asyncio.to_thread(
-                fixture_cost, cfg.startup_runs, cfg.fixture_tests, args.fixture, cfg.quick
-            )
-            continue
-        for backend in backends if key in ON_REDIS else ["memory"]:
-            print(f"[{time.monotonic() - started:5.0f}s] {key}. {title} ({backend})", flush=True)
-            figures += await scenario(cfg, backend)
+    figures = await _scenarios(args, cfg, started)
     info = {**machine(), **_stack(), "took": f"{time.monotonic() - started:.0f}s"}
     print()
     print("\n".join(f"{k}: {v}" for k, v in info.items()))
@@ -129,6 +158,61 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"written: {HERE / 'RESULTS.md'}")
     met = sum(f.passed is True for f in figures)
     print(f"targets: {met} met, {sum(f.passed is False for f in figures)} missed")
+    return 0
+
+
+async def _before_after(args: argparse.Namespace, cfg: Config) -> int:
+    """The scenarios on ``args.against`` and on this tree, in turns, ``args.rounds`` each."""
+    started = time.monotonic()
+    before: list[list[Figure]] = []
+    after: list[list[Figure]] = []
+    with checkout(args.against) as (path, short):
+        for round_ in range(args.rounds):
+            # before, after; after, before; ...: each side goes first as often as the other.
+            sides = [(f"before, {short}", path, before), ("after", HERE.parent, after)]
+            for side, where, runs in sides if round_ % 2 == 0 else sides[::-1]:
+                with tree(where):
+                    label = f"round {round_ + 1}, {side}: "
+                    runs.append(await _scenarios(args, cfg, started, label))
+    pairs = pair_up(before, after)
+    info = {
+        **machine(),
+        "before": f"{short} (git worktree of {args.against})",
+        **_stack(),
+        "rounds": f"{args.rounds} of each side, in turns; figures are medians over the rounds",
+        "took": f"{time.monotonic() - started:.0f}s",
+    }
+    print()
+    print("\n".join(f"{k}: {v}" for k, v in info.items()))
+    print()
+    print(pairs_table(pairs))
+    print()
+    print("\n".join(pairs_notes(pairs)))
+    print(f"\nserver logs: {LOGS}")
+    if not args.no_write:
+        command = ("python bench/run.py " + " ".join(sys.argv[1:])).strip()
+        replace_top(
+            HERE / "RESULTS.md",
+            [
+                "# Benchmark results",
+                "",
+                f"Written by `{command}` ({'quick' if args.quick else 'full'} mode): each "
+                "figure on the baseline commit (before) and on this tree (after), in turns in",
+                "the same invocation on the same machine. The ratios to each figure's own",
+                "baseline (measured beside it in the same round) move less with the machine's",
+                "load than the absolute numbers.",
+                "",
+                *(f"- {key}: {value}" for key, value in info.items()),
+                "",
+                pairs_markdown(pairs),
+                "",
+                "## Notes",
+                "",
+                *pairs_notes(pairs),
+                "",
+            ],
+        )
+        print(f"written: {HERE / 'RESULTS.md'}")
     return 0
 
 

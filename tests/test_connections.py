@@ -195,3 +195,33 @@ def test_the_bounds_hold_with_h11_too() -> None:
                 sock.close()
         for _ in range(3):  # a connection answered, then idle again: the timer starts over
             assert httpx.get(url, timeout=5).text == "ok"
+
+
+def test_start_up_imports_no_websocket_library() -> None:
+    """QStash has no WebSocket route: uvicorn's default would import wsproto (and h11) at
+    every start to serve none, a tenth of the start-up (bench scenario 4)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from qstash_emulator import Emulator
+with Emulator():
+    print(sorted(m for m in ("wsproto", "websockets", "h11") if m in sys.modules))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(server: Emulator) -> None:
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    resp = httpx.get(f"{server.url}/v2/keys", headers={**headers, **auth(server)}, timeout=5)
+    assert resp.status_code == 200
+    assert set(resp.json()) == {"current", "next"}

@@ -57,10 +57,18 @@ def connection_cap(wanted: int) -> int:
 def uvicorn_options(max_connections: int, header_timeout_s: float) -> dict[str, Any]:
     """What ``uvicorn.Config`` takes to apply these bounds. The backlog matters too: asyncio
     accepts up to that many connections at once before any of them is seen, let alone closed,
-    so it is kept to a quarter of the files the process may open."""
+    so it is kept to a quarter of the files the process may open.
+
+    No WebSocket protocol: QStash has no WebSocket route, and uvicorn's default imports a
+    WebSocket library (wsproto with h11: a tenth of the emulator's start-up) to serve none.
+    An upgrade request is then answered as the plain HTTP request it also is."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     backlog = 2048 if soft == resource.RLIM_INFINITY else max(16, min(2048, soft // 4))
-    return {"http": limited_protocol(max_connections, header_timeout_s), "backlog": backlog}
+    return {
+        "http": limited_protocol(max_connections, header_timeout_s),
+        "backlog": backlog,
+        "ws": "none",
+    }
 
 
 class _OnceWhileExhausted(logging.Filter):

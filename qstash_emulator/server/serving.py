@@ -151,7 +151,10 @@ class ThreadedServer:
         self._sock = listen(host, port)
         self.port: int = self._sock.getsockname()[1]
         options = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
-        self.server = Server(uvicorn.Config(app, **options))
+        # Set by the server's thread once the port accepts connections: start() blocks on it
+        # rather than polling, which would take the GIL from that thread every millisecond.
+        self._ready = threading.Event()
+        self.server = Server(uvicorn.Config(app, **options), on_ready=self._ready.set)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._failure = "its thread ended"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -174,11 +177,11 @@ class ThreadedServer:
             return self
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self.server.started:
+        # The thread ends without setting it when the start-up fails: looked at every 20 ms.
+        while not self._ready.wait(0.02):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 why = self._failure if not self._thread.is_alive() else f"{timeout}s passed"
                 raise RuntimeError(f"{self._thread.name} did not start on port {self.port}: {why}")
-            time.sleep(0.001)
         return self
 
     def stop(self, timeout: float = 10) -> None:
