@@ -78,6 +78,14 @@ def request(
     return httpx.request(method, server.url + path, headers=headers, **kwargs)
 
 
+def publish(server: Served, destination: str, body: bytes = b"payload", **headers: str) -> str:
+    """Publish ``body`` to ``destination`` (a URL or a URL group) with ``headers``; the new
+    message's id (a refused publish fails the test)."""
+    r = request(server, "POST", f"/v2/publish/{destination}", headers=headers, content=body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["messageId"])
+
+
 def api_routes() -> list[BaseRoute]:
     """The API's routes as an app serves them, built on a runtime that is never started."""
     return all_routes(Runtime(Settings()))

@@ -449,3 +449,41 @@ def test_records_of_key_layout_2_are_read_with_every_option(
             )
             assert schema == str(SCHEMA).encode()
             upgraded.reset()
+
+
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_batch_is_one_transaction_on_redis_and_a_plain_pipeline_in_memory(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """MULTI and EXEC, and a QUEUED reply for each command, keep other clients of a Redis
+    from seeing half a batch; fakeredis applies the pipeline in one call on the event loop's
+    thread, so in memory they were work for nothing (a sixth of fakeredis's share)."""
+    import asyncio
+
+    from qstash_emulator.store.core import Store
+
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+
+    async def main() -> list[bool]:
+        store = Store.connect(url, prefix="qe-batch-test:")
+        # Internal: which pipelines the group commit asks for has no surface of its own.
+        made: list[bool] = []
+        make = store.redis.pipeline
+
+        def recording(transaction: bool = True, **kwargs: Any) -> Any:
+            made.append(transaction)
+            return make(transaction=transaction, **kwargs)
+
+        store.redis.pipeline = recording
+        try:
+            replies = await asyncio.gather(
+                store.write(lambda w: w.pipe.set("qe-batch-test:a", 1)),
+                store.write(lambda w: w.pipe.incr("qe-batch-test:a")),
+            )
+            assert replies == [[True], [2]]
+        finally:
+            await store.flush()
+            await store.close()
+        return made
+
+    assert asyncio.run(main()) == [backend == "redis"]
