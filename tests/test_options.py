@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from qstash_emulator.model.headers import RULES, H, documented, parse_publish
+from qstash_emulator.model.headers import RULES, H, canonical, documented, parse_publish
 from qstash_emulator.model.message import Message
 from qstash_emulator.model.options import KEPT, OPTIONS, Option, PublishOptions, named
 from qstash_emulator.server.config import Settings
@@ -22,38 +22,13 @@ from qstash_emulator.workflows._model import Run, RunStep
 
 _SETTINGS = Settings()
 _DEFAULT = PublishOptions()
-# Values that set every option to something other than its default.
+# Values that set every option to something other than its default: each documented header's
+# example, and these (a forwarded header's and a callback's; where an example is the default).
+_EXTRA = {"Upstash-Forward-X-Secret": "s", "Upstash-Callback-Forward-X-A": "1"}
 _GIVEN = [
-    ("Upstash-Method", "PUT"),
-    ("Upstash-Delay", "10s"),
-    ("Upstash-Not-Before", "1767225600"),
-    ("Upstash-Forward-X-Secret", "s"),
-    ("Upstash-Retries", "2"),
-    ("Upstash-Retry-Delay", "1000 * retried"),
-    ("Upstash-Timeout", "30s"),
-    ("Upstash-Deduplication-Id", "d-1"),
-    ("Upstash-Content-Based-Deduplication", "true"),
-    ("Upstash-Label", "a,b"),
-    ("Upstash-Redact-Fields", "body"),
-    ("Upstash-Flow-Control-Key", "k"),
-    ("Upstash-Flow-Control-Value", "parallelism=2, rate=5, period=1m"),
-    ("Upstash-Callback", "http://127.0.0.1:9/cb"),
-    ("Upstash-Callback-Forward-X-A", "1"),
-    ("Upstash-Failure-Callback", "http://127.0.0.1:9/f"),
-    ("Upstash-Workflow-RunId", "wfr_1"),
-    ("Upstash-Queue-Name", "jobs"),
-    ("Upstash-Cron", "* * * * *"),
-    ("Upstash-Schedule-Id", "nightly"),
-]
-# Other values for the options a run keeps: what a resume's headers override them with.
-_OTHER = [
-    ("Upstash-Retries", "5"),
-    ("Upstash-Retry-Delay", "7"),
-    ("Upstash-Label", "c"),
-    ("Upstash-Redact-Fields", "header"),
-    ("Upstash-Flow-Control-Key", "other"),
-    ("Upstash-Flow-Control-Value", "rate=1"),
-    ("Upstash-Failure-Callback", "http://127.0.0.1:9/other"),
+    *((canonical(name), example) for name, (_, example) in documented(schedule=False).items()),
+    *((canonical(name), example) for name, (_, example) in documented(schedule=True).items()),
+    *_EXTRA.items(),
 ]
 _KEPT = [o for o in OPTIONS if o.kept]
 _RUN = [o for o in OPTIONS if o.run]
@@ -61,6 +36,15 @@ _RUN = [o for o in OPTIONS if o.run]
 
 def _ids(option: Option) -> str:
     return option.name
+
+
+_PARTS = {H.FLOW_KEY: (H.FLOW_VALUE,), H.FORWARD: (H.CONTENT_TYPE, H.HEADER_FORWARD)}
+
+
+def _headers_of(option: Option) -> tuple[str, ...]:
+    """The option's headers: its own, and those that configure it (a callback's options,
+    flow control's value)."""
+    return (option.header, *_PARTS.get(option.header, ()))
 
 
 def _given() -> PublishOptions:
@@ -108,7 +92,7 @@ def test_every_option_header_is_documented() -> None:
 
 @pytest.mark.parametrize("option", OPTIONS, ids=_ids)
 def test_the_given_values_set_every_option(option: Option) -> None:
-    assert getattr(_given(), option.name) != getattr(_DEFAULT, option.name), "give it in _GIVEN"
+    assert getattr(_given(), option.name) != getattr(_DEFAULT, option.name), "give it in _EXTRA"
 
 
 @pytest.mark.parametrize("option", _KEPT, ids=_ids)
@@ -132,9 +116,7 @@ def test_a_message_keeps_only_the_options_that_outlive_the_publish() -> None:
 def test_a_dead_letter_retry_takes_each_option_its_headers_give(option: Option) -> None:
     """A retry's headers override the dead letter's options they name, and only those."""
     letter = _message(_DEFAULT)
-    # The option's headers: its own, and those that configure it (a callback's, flow's value).
-    parts = {H.FLOW_KEY: H.FLOW_VALUE}.get(option.header, option.header)
-    given = [(n, v) for n, v in _GIVEN if n.lower().startswith((option.header, parts))]
+    given = [(n, v) for n, v in _GIVEN if n.lower().startswith(_headers_of(option))]
     retried = letter.options.taking(
         parse_publish(given, _SETTINGS), named({n.lower() for n, _ in given})
     )
@@ -167,13 +149,13 @@ def test_a_runs_later_messages_take_every_option_it_keeps(option: Option) -> Non
 
 @pytest.mark.parametrize("option", _RUN, ids=_ids)
 def test_a_resume_takes_each_run_option_its_headers_give(option: Option) -> None:
-    old = _run(_given())
-    parts = {H.FLOW_KEY: H.FLOW_VALUE}.get(option.header, option.header)
-    items = [(n, v) for n, v in _OTHER if n.lower() in (option.header, parts)]
+    """A run started without the option, resumed with its headers, takes it and keeps the
+    others it had."""
+    old = _run(dataclasses.replace(_given(), **{option.name: getattr(_DEFAULT, option.name)}))
+    items = [(n, v) for n, v in _GIVEN if n.lower().startswith(_headers_of(option))]
     given = {n.lower() for n, _ in items}
     run = _continued(old, "wfr_2", 1, parse_publish(items, _SETTINGS), given)
-    other = getattr(parse_publish(_OTHER, _SETTINGS), option.name)
-    assert getattr(run.options, option.name) == other != getattr(old.options, option.name)
+    assert getattr(run.options, option.name) == getattr(_given(), option.name)
     assert [getattr(run.options, o.name) for o in _RUN if o is not option] == [
         getattr(old.options, o.name) for o in _RUN if o is not option
     ]
