@@ -114,7 +114,7 @@ class Operations:
             at = mine[0] if mine else len(self.declared)
             self.declared[at:at] = (
                 Operation(
-                    method=method, path=path, handler=handler, needs=needs_of(handler), **contract
+                    method=method, path=path, handler=handler, needs=_needs_of(handler), **contract
                 )
                 for method in methods.split(",")
             )
@@ -131,7 +131,7 @@ class OperationRoute(Route):
         self.operation = operation
 
 
-def needs_of(handler: Handler) -> tuple[str, ...]:
+def _needs_of(handler: Handler) -> tuple[str, ...]:
     """The parts ``handler`` takes: its keyword-only parameters after the request."""
     params = list(inspect.signature(handler).parameters.values())
     if not params or params[0].kind is not params[0].POSITIONAL_OR_KEYWORD:

@@ -25,6 +25,7 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    _map: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         lower = name.lower()
@@ -34,10 +35,13 @@ class Response:
         return None
 
     def header_map(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for key, value in self.headers:
-            out.setdefault(canonical(key), []).append(value)
-        return out
+        """The headers by canonical name (made once: the log row, the callback and the
+        recorded attempt each show them)."""
+        if self._map is None:
+            self._map = {}
+            for key, value in self.headers:
+                self._map.setdefault(canonical(key), []).append(value)
+        return self._map
 
 
 class DeliveryError(Exception):
@@ -95,6 +99,9 @@ class AiohttpTransport:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
+                # No timer of aiohttp's own (5 min in all, 30 s to connect by default, one
+                # scheduled per request): each send is bounded by its attempt's timeout.
+                timeout=aiohttp.ClientTimeout(),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
             )

@@ -13,7 +13,7 @@ from ..delivery.engine import Engine, make_row
 from ..model.destination import is_url, refuse_private
 from ..model.headers import parse_publish
 from ..model.message import Message, State, new_id
-from ..model.options import PublishOptions, option_fields
+from ..model.options import PublishOptions
 from ..server.config import Settings
 from ..store.core import Store
 from ..store.group_commit import Fill
@@ -241,12 +241,14 @@ class Publisher:
         dedup: str | None,
     ) -> Message:
         due = opts.due(now)
+        run = opts.workflow
         return Message(
             id=message_id,
             user=user,
             url=endpoint.url,
             created_at=now,
             not_before=due,
+            options=opts.for_message(self.settings.default_retries),
             due=due,
             body=body,
             dedup_key=dedup,
@@ -255,7 +257,8 @@ class Publisher:
             queue_name=queue_name,
             schedule_id=schedule_id,
             caller_ip=caller_ip,
-            **option_fields(opts, self.settings.default_retries),
+            run_id=run["run_id"] if run else None,
+            call_type=run["call_type"] if run else None,
         )
 
     async def check(self, user: str, opts: PublishOptions, urls: Iterable[str], count: int) -> None:

@@ -72,6 +72,7 @@ class Store:
         sweep_expired: bool = False,
         body_budget: int = 256 << 20,
         dlq_retention_ms: int | None = None,
+        transactions: bool = True,
     ) -> None:
         # Any: redis-py's overloads type every reply as a union; replies here are bytes.
         self.redis: Any = client
@@ -83,7 +84,7 @@ class Store:
         # once applied: the engine's wake-up, and the timers' caches of those indexes.
         self.due_listeners: list[Callable[[str, int], None]] = []
         self._batch = Batcher(
-            client, self._logs.write, self.keyspace.due_indexes, self._due_written
+            client, self._logs.write, self.keyspace.due_indexes, self._due_written, transactions
         )
         self.url_groups = UrlGroupStore(client, self.keyspace)
         self.queues = QueueStore(client, self.keyspace, self._batch)
@@ -127,10 +128,14 @@ class Store:
     ) -> Store:
         """A real Redis at ``url``, or a private in-memory fakeredis when ``url`` is None."""
         client: Any
+        # A batch of writes is one MULTI/EXEC on a Redis other clients share; fakeredis over
+        # the direct connection applies a pipeline in one synchronous call, atomic without.
+        transactions = True
         if url is None:
             from . import memory as _fakeredis
 
             client = _fakeredis.connect(_POOL_SIZE)
+            transactions = not _fakeredis.direct_supported()
         else:
             # A blocking pool: past the limit, a request waits for a connection instead of
             # failing with "Too many connections" (redis-py's default pool raises at 100).
@@ -144,7 +149,9 @@ class Store:
                 retry_on_error=[aioredis.ConnectionError],
             )
             client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix, log_retention, url is None, body_budget, dlq_retention_ms)
+        return cls(
+            client, prefix, log_retention, url is None, body_budget, dlq_retention_ms, transactions
+        )
 
     def _due_written(self, index: str, when_ms: int) -> None:
         if index == self._due:
@@ -527,6 +534,7 @@ class Store:
         if version == SCHEMA:
             return 0
         # 1 -> 2: the ids in flight lived in a key of their own; now they are on the due list.
+        # 2 -> 3: nothing to move (records of either layout are read as they are).
         legacy = [i.decode() for i in await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)]
 
         def fill(w: Writes) -> None:

@@ -66,8 +66,12 @@ class Batcher:
         log_writer: AppendLog,
         due_keys: frozenset[str] = frozenset(),
         on_due: Callable[[str, int], None] | None = None,
+        transaction: bool = True,
     ) -> None:
         self.redis = redis
+        # MULTI/EXEC around each batch; False only where a pipeline is applied whole by
+        # itself (the in-memory store: fakeredis runs it in one call, nothing in between).
+        self._transaction = transaction
         self._log_writer = log_writer
         self._due_keys = due_keys
         self.on_due = on_due
@@ -109,7 +113,7 @@ class Batcher:
                 future.cancel()
 
     async def _execute(self, batch: list[tuple[Fill, asyncio.Future[list[Any]]]]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=self._transaction)
         spans: list[tuple[int, int, asyncio.Future[list[Any]]]] = []
         folded: dict[str, dict[str, tuple[int, float]]] = {}
         logs: dict[str, list[bytes]] = {}
