@@ -88,6 +88,7 @@ def _per_message(count: int = 5_000) -> float:
     """Microseconds to normalise one accepted message into a use (the recording's cost)."""
     from qstash_emulator.contracts import Recorder
     from qstash_emulator.model.message import Message
+    from qstash_emulator.model.options import PublishOptions
 
     recorder = Recorder()
     messages = [
@@ -97,8 +98,10 @@ def _per_message(count: int = 5_000) -> float:
             url=f"https://svc{n % 25}.example.com/orders/{n}",
             created_at=0,
             not_before=0,
-            max_retries=n % 3,
-            header={"Content-Type": ["application/json"], "X-Tenant": [f"t{n % 2}"]},
+            options=PublishOptions(
+                retries=n % 3,
+                header={"Content-Type": ["application/json"], "X-Tenant": [f"t{n % 2}"]},
+            ),
             body=b'{"id": %d, "sku": "s1", "at": 1765151881.5, "tags": ["a"]}' % n,
         )
         for n in range(count)

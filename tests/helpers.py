@@ -33,6 +33,7 @@ from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator.api import all_routes
 from qstash_emulator.delivery.transport import Response as Answer
 from qstash_emulator.model.message import Message
+from qstash_emulator.model.options import PublishOptions
 from qstash_emulator.server.config import Settings
 from qstash_emulator.server.runtime import Runtime
 from qstash_emulator.server.serving import ThreadedServer
@@ -75,6 +76,14 @@ def request(
     ``headers`` given add to the Authorization header."""
     headers = {**auth(server if who is None else who), **kwargs.pop("headers", {})}
     return httpx.request(method, server.url + path, headers=headers, **kwargs)
+
+
+def publish(server: Served, destination: str, body: bytes = b"payload", **headers: str) -> str:
+    """Publish ``body`` to ``destination`` (a URL or a URL group) with ``headers``; the new
+    message's id (a refused publish fails the test)."""
+    r = request(server, "POST", f"/v2/publish/{destination}", headers=headers, content=body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["messageId"])
 
 
 def api_routes() -> list[BaseRoute]:
@@ -395,7 +404,12 @@ async def add_delayed(emulator: Emulator, count: int) -> None:
     messages = []
     for n in range(count):
         msg = Message(
-            f"msg_{n:05d}", "defaultUser", f"http://127.0.0.1:9/{n}", now, now + 3_600_000, 3
+            f"msg_{n:05d}",
+            "defaultUser",
+            f"http://127.0.0.1:9/{n}",
+            now,
+            now + 3_600_000,
+            PublishOptions(retries=3),
         )
         msg.due = msg.not_before
         messages.append(msg)

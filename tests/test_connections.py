@@ -39,6 +39,22 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
         return False
 
 
+def read_answer(sock: socket.socket) -> bytes:
+    """One whole answer (status line, headers and a Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def keys(emu: Emulator) -> int:
     headers = auth(emu)
     return httpx.get(f"{emu.url}/v2/keys", headers=headers, timeout=5).status_code
@@ -71,6 +87,21 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout(
                 break
         assert closed, "the server waited for the whole trickle"
         assert time.monotonic() - started < HEADER_TIMEOUT + 1.5
+
+
+def test_the_header_timeout_starts_over_after_each_answer(server: Emulator) -> None:
+    # A kept-alive connection has the header timeout after its last answer, not its first.
+    request = f"GET /v2/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.token}"
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.settimeout(5)
+        for _ in range(3):
+            conn.sendall(request.encode() + b"\r\n\r\n")
+            assert read_answer(conn).startswith(b"HTTP/1.1 200 ")
+            answered = time.monotonic()
+            assert not closed_by_server(conn, HEADER_TIMEOUT * 0.6)
+        # 1.8 timeouts after the first answer it is open; then closed a timeout after the last.
+        assert closed_by_server(conn, HEADER_TIMEOUT + 4)
+        assert HEADER_TIMEOUT - 0.2 <= time.monotonic() - answered
 
 
 def test_headers_past_their_limit_close_the_connection(server: Emulator) -> None:

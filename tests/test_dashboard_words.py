@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from qstash_emulator import Emulator
 
 from .chromium import MARKS, click, css, one, open_view, until
-from .helpers import Destination, auth, sdk
+from .helpers import Destination, publish, sdk
 
 pytestmark = MARKS
 
@@ -30,16 +29,6 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def page(emulator: Emulator, checked: Any) -> Any:
     return checked
-
-
-def publish(emulator: Emulator, url: str, **headers: str) -> str:
-    r = httpx.post(
-        f"{emulator.url}/v2/publish/{url}",
-        headers={**auth(emulator), **headers},
-        content=b"x",
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["messageId"])
 
 
 def cells(row: Any) -> list[str]:

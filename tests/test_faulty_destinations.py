@@ -25,7 +25,7 @@ import pytest
 
 from qstash_emulator import Emulator
 
-from .helpers import Destination, auth, free_port, wait_until
+from .helpers import Destination, auth, free_port, publish, wait_until
 
 Behaviour = Callable[[socket.socket, threading.Event], None]
 
@@ -168,16 +168,6 @@ def no_invalid_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def refused_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
-
-
-def publish(emulator: Emulator, url: str, **headers: str) -> str:
-    r = httpx.post(
-        f"{emulator.url}/v2/publish/{url}",
-        headers={**auth(emulator), **headers},
-        content=b"payload",
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["messageId"])
 
 
 def settle(emulator: Emulator, message_id: str, timeout: float = 15) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ SHARED = {
     "fake_redis",
     "error_of",
     "api_routes",
+    "publish",
 }
 
 

@@ -11,6 +11,7 @@ from qstash import QStash
 
 from qstash_emulator import DEFAULT_USERS, Emulator
 from qstash_emulator.model.message import Message
+from qstash_emulator.store import core as _store
 
 from .helpers import Destination, add_delayed, auth, sdk, wait_until
 
@@ -154,6 +155,34 @@ def test_dead_letters_and_attempts(
     assert attempt["response"]["headers"]["X-Why"] == ["broken"]
     assert attempt["response"]["body"] == "nope"
     assert _get(virtual, "attempts", messageId="msg_unknown") == {"attempts": []}
+
+
+def test_dead_letters_come_a_page_at_a_time(
+    virtual: Emulator, vclient: QStash, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They were all listed in one answer, however many and however big."""
+    kb256 = 256 << 10
+    destination.script("/dead", *[(500, {}, b"nope")] * 4)
+    ids = [
+        vclient.message.publish(
+            url=destination.url + "/dead", body=bytes([97 + n]) * kb256, retries=0
+        ).message_id
+        for n in range(4)
+    ]
+    virtual.run_until_idle()
+    oldest = _get(virtual, "dlq", count=3, order="earliestFirst")
+    assert [m["messageId"] for m in oldest["messages"]] == ids[:3] and oldest["cursor"]
+    rest = _get(virtual, "dlq", count=3, order="earliestFirst", cursor=oldest["cursor"])
+    assert [m["messageId"] for m in rest["messages"]] == ids[3:] and "cursor" not in rest
+    newest = _get(virtual, "dlq")  # 100 a page, newest first, as GET /v2/dlq
+    assert [m["messageId"] for m in newest["messages"]] == ids[::-1] and "cursor" not in newest
+    # A page ends early once it holds the byte cap (each letter carries 256 KB of body).
+    monkeypatch.setattr(_store, "PAGE_BYTES", 2 * kb256)
+    capped = _get(virtual, "dlq", count=1_000)
+    assert len(capped["messages"]) == 2 and capped["cursor"]
+    bad = httpx.get(f"{virtual.url}/_emulator/dlq", params={"count": 1_001}, headers=auth(virtual))
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "invalid count: 1001 is out of range [1, 1000]"}
 
 
 def test_run_now_moves_a_delayed_message(

@@ -314,7 +314,9 @@ def test_parallelism_bounds_messages_in_flight(
     client.queue.upsert("par", parallelism=2)
     ids = [_enqueue(emulator, "par", destination.url + "/hold", str(i)) for i in range(5)]
     first_two = destination.wait(2, "/hold")
-    assert [r.body for r in first_two] == [b"0", b"1"]
+    # The first two in line take the two slots; both run at once, so which request reaches
+    # the destination first is not the queue's to say (one claim may take both).
+    assert sorted(r.body for r in first_two) == [b"0", b"1"]
     # The other three are parked by the queue: not due, not in flight.
     parked = [emulator.call(emulator.inspector.one(emulator.user.user_id, i)) for i in ids[2:]]
     assert [(w.state, w.due) if w else None for w in parked] == [("queued", None)] * 3
@@ -323,7 +325,11 @@ def test_parallelism_bounds_messages_in_flight(
     got = destination.wait(5, "/hold")
     assert sorted(r.body for r in got) == [b"0", b"1", b"2", b"3", b"4"]
     wait_until(lambda: client.queue.get("par").lag == 0, what="queue drained")
-    assert state["max"] == 2
+    # Should this fail, the bodies received and the attempts in start order say whether a
+    # third message started early or one message was sent twice.
+    received = [r.body for r in destination.received if r.path == "/hold"]
+    assert state["max"] == 2, (received, _order(emulator))
+    assert len(received) == 5, (received, _order(emulator))
 
 
 def test_raising_parallelism_starts_waiting_messages(

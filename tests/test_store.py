@@ -7,9 +7,12 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from qstash_emulator import Emulator
+from qstash_emulator.store.core import Store
+from qstash_emulator.store.keyspace import SCHEMA
 
 from .helpers import Destination, EmulatorProcess, auth, wait_until
 
@@ -61,7 +64,7 @@ def test_in_flight_messages_of_an_older_emulator_are_delivered_after_an_upgrade(
             assert got.headers["upstash-message-id"] == message_id
             assert got.body == b"in flight at the upgrade"
             assert direct.exists(prefix + "inflight") == 0
-            assert direct.get(prefix + "schema") == b"2"
+            assert direct.get(prefix + "schema") == str(SCHEMA).encode()
             upgraded.reset()
     finally:
         direct.close()
@@ -77,11 +80,11 @@ def test_a_store_with_a_newer_key_layout_is_left_alone(redis_url: str) -> None:
         prefix = first.settings.redis_prefix
     direct = redis.Redis.from_url(redis_url)
     try:
-        direct.set(prefix + "schema", 3)
+        direct.set(prefix + "schema", SCHEMA + 1)
         direct.zadd(prefix + "inflight", {"msg_from_the_future": 1})
         with pytest.raises(RuntimeError, match="did not start"):
             Emulator(redis_url=redis_url).start()
-        assert direct.get(prefix + "schema") == b"3"
+        assert direct.get(prefix + "schema") == str(SCHEMA + 1).encode()
         assert direct.zcard(prefix + "inflight") == 1
     finally:
         direct.delete(prefix + "schema", prefix + "inflight")
@@ -231,6 +234,7 @@ def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:
 
     from qstash_emulator.delivery.engine import make_row
     from qstash_emulator.model.message import Message, State
+    from qstash_emulator.model.options import PublishOptions
     from qstash_emulator.store.core import Store
 
     async def scenario() -> tuple[bool, float]:
@@ -244,7 +248,7 @@ def test_a_finished_message_is_deleted_once_its_grace_is_over() -> None:
                 created_at=1,
                 not_before=1,
                 due=1,
-                max_retries=0,
+                options=PublishOptions(retries=0),
             )
             await store.add([msg], [make_row(msg, State.CREATED, 1)])
             msg.state, msg.final_at = State.DELIVERED, 2
@@ -273,6 +277,7 @@ def test_a_pending_message_costs_its_size_in_memory() -> None:
 
     from qstash_emulator.delivery.engine import make_row
     from qstash_emulator.model.message import Message
+    from qstash_emulator.model.options import PublishOptions
     from qstash_emulator.store.core import Store
 
     body = os.urandom(1024)
@@ -288,9 +293,10 @@ def test_a_pending_message_costs_its_size_in_memory() -> None:
                 created_at=1,
                 not_before=86_400_001,
                 due=86_400_001,
-                max_retries=3,
+                options=PublishOptions(
+                    retries=3, header={"Content-Type": ["application/octet-stream"]}
+                ),
                 body=bytes(body),
-                header={"Content-Type": ["application/octet-stream"]},
                 caller_ip="127.0.0.1",
             )
             await store.add([m], [make_row(m, "CREATED", 1)])
@@ -359,6 +365,90 @@ def test_a_purged_user_leaves_nothing_in_the_shared_indexes(destination: Destina
         assert sum(kept.user_id.encode() in m for m in after) == 3
         assert emu.call(user_keys(gone.user_id)) == []
         assert emu.call(user_keys(kept.user_id)) != []
+
+
+# Options as key layout 2 stored them: fields of the record's own.
+_OPTIONS = {
+    "Upstash-Method": "PUT",
+    "Upstash-Retries": "0",
+    "Upstash-Retry-Delay": "1000",
+    "Upstash-Timeout": "30s",
+    "Upstash-Label": "a,b",
+    "Upstash-Redact-Fields": "header[X-A]",
+    "Upstash-Forward-X-A": "1",
+    "Upstash-Flow-Control-Key": "k",
+    "Upstash-Flow-Control-Value": "parallelism=2, rate=5, period=1m",
+    "Upstash-Callback": "http://127.0.0.1:9/cb",
+    "Upstash-Failure-Callback": "http://127.0.0.1:9/f",
+}
+
+
+def _layout_2(record: dict[str, Any]) -> dict[str, Any]:
+    """A message record as an emulator of key layout 2 wrote it."""
+    options = record.pop("options")
+    record["max_retries"] = options.pop("retries")
+    record["method"] = options.pop("method", "POST")
+    if (flow := options.pop("flow", None)) is not None:
+        record.update(
+            flow_key=flow["key"],
+            flow_parallelism=flow["parallelism"],
+            flow_rate=flow["rate"],
+            flow_period=flow["period"],
+        )
+    return {**record, **options}
+
+
+async def _downgrade(store: Store, message_id: str, user: str) -> None:
+    """Rewrite a message's record and every dead letter's in key layout 2."""
+    key = store.keyspace.message(message_id)
+    record = orjson.loads(await store.redis.hget(key, "r"))
+    await store.redis.hset(key, "r", orjson.dumps(_layout_2(record)))
+    dlq = store.keyspace.dlq(user)
+    for entry_id, fields in await store.redis.xrange(dlq):
+        fields[b"r"] = orjson.dumps(_layout_2(orjson.loads(fields[b"r"])))
+        await store.redis.xdel(dlq, entry_id)
+        await store.redis.xadd(dlq, fields)
+    await store.redis.set(store.keyspace.schema, 2)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_records_of_key_layout_2_are_read_with_every_option(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Key layout 2 kept a message's options as fields of its record; after the upgrade (a
+    restart on Redis), a waiting message and a dead letter show every option as before."""
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+
+    def views(emu: Emulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        creds = auth(emu)
+        got = httpx.get(f"{emu.url}/v2/messages/{waiting}", headers=creds).json()
+        letters = httpx.get(f"{emu.url}/v2/dlq", headers=creds).json()["messages"]
+        return got, [{k: v for k, v in d.items() if k != "dlqId"} for d in letters]
+
+    with Emulator(redis_url=url) as emu:
+        emu.reset()
+        creds = {**auth(emu), **_OPTIONS}
+        waiting = httpx.post(
+            f"{emu.url}/v2/publish/http://127.0.0.1:9/later",
+            headers={**creds, "Upstash-Delay": "1h"},
+            content=b"kept",
+        ).json()["messageId"]
+        httpx.post(f"{emu.url}/v2/publish/http://127.0.0.1:9/down", headers=creds, content=b"x")
+        wait_until(lambda: len(views(emu)[1]) == 1, what="the dead letter")
+        before = views(emu)
+        assert before[0]["labels"] == ["a", "b"] and before[1][0]["flowControlKey"] == "k"
+        emu.call(_downgrade(emu.runtime.store, waiting, "defaultUser"))
+        if url is None:
+            assert views(emu) == before
+            emu.reset()
+    if url is not None:
+        with Emulator(redis_url=url) as upgraded:
+            assert views(upgraded) == before
+            schema = upgraded.call(
+                upgraded.runtime.store.redis.get(upgraded.runtime.store.keyspace.schema)
+            )
+            assert schema == str(SCHEMA).encode()
+            upgraded.reset()
 
 
 @pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -12,7 +12,7 @@ import pytest
 
 from qstash_emulator.model.headers import H, documented, parse_publish
 from qstash_emulator.model.message import Message
-from qstash_emulator.model.options import PublishOptions, option_fields
+from qstash_emulator.model.options import PublishOptions, named
 from qstash_emulator.model.views import dlq_view, log_row, message_view
 from qstash_emulator.server.config import Settings
 from qstash_emulator.services.schedules import Schedule, schedule_view
@@ -63,7 +63,7 @@ def _message(opts: PublishOptions) -> Message:
         not_before=due,
         due=due,
         body=b'{"card": "4242"}',
-        **option_fields(opts, _SETTINGS.default_retries),
+        options=opts.for_message(_SETTINGS.default_retries),
     )
 
 
@@ -108,10 +108,10 @@ def test_a_dead_letter_retry_takes_every_publish_header(name: str) -> None:
     """A retry's headers override what the dead letter had, as a publish would set them."""
     letter = _message(parse_publish(_items(None), _SETTINGS))
     items = _items(name)
-    changes = option_fields(
-        parse_publish(items, _SETTINGS), _SETTINGS.default_retries, {n.lower() for n, _ in items}
+    changes = letter.options.taking(
+        parse_publish(items, _SETTINGS), named({n.lower() for n, _ in items})
     )
-    retried = dataclasses.replace(letter, **changes)
+    retried = dataclasses.replace(letter, options=changes)
     published = _message(parse_publish(_items(name), _SETTINGS))
     wanted = {k: v for k, v in message_view(published).items() if k != "notBefore"}
     got = {k: v for k, v in message_view(retried).items() if k != "notBefore"}

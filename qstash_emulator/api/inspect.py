@@ -13,12 +13,15 @@ from starlette.responses import Response
 
 from .._errors import BadRequest, NotFound
 from ..delivery.clock import Clock
+from ..model.filters import Filter
 from ..server.config import Settings
+from ..services.dead_letters import DeadLetters, view
 from ..services.faults import FAULT_KINDS, Fault, Faults
 from ..services.inspection import STATES, Inspector, attempt_view
 from ..services.keys import SigningKeys
 from ._common import caller, int_param, json, json_body, multi
 from ._declare import Operations
+from ._filters import PAGE_NAMES, parse_cursor, parse_order
 from ._schemas import INT, STR, string_map
 
 __all__ = ["api"]
@@ -57,10 +60,24 @@ async def list_messages(request: Request, *, inspector: Inspector) -> Response:
     return json({"messages": [w.view() for w in page], "total": total, "counts": counts})
 
 
-@api.route("GET /_emulator/dlq", "Dead letters, unpaged", tag="emulator")
-async def list_dead_letters(request: Request, *, inspector: Inspector) -> Response:
+@api.route(
+    "GET /_emulator/dlq",
+    "Dead letters in the /v2/dlq shape, a page at a time as /v2/dlq pages",
+    query=PAGE_NAMES,
+    tag="emulator",
+)
+async def list_dead_letters(request: Request, *, dead_letters: DeadLetters) -> Response:
+    """Every dead letter, unfiltered, paged as ``GET /v2/dlq`` is (``cursor``, ``order``, a
+    page ending early at its byte cap) but with pages of up to 1,000 (100 by default)."""
     who = caller(request)
-    return json({"messages": await inspector.dead_letters(who.user_id)})
+    count = int_param(request, "count", 100, 1, 1_000) or 100
+    letters, cursor = await dead_letters.select(
+        who.user_id, [], Filter(), parse_cursor(request), count, parse_order(request)
+    )
+    body: dict[str, Any] = {"messages": [view(letter) for letter in letters]}
+    if cursor:
+        body["cursor"] = cursor
+    return json(body)
 
 
 @api.route("GET /_emulator/attempts", "Delivery attempts", query=("messageId",), tag="emulator")

@@ -217,23 +217,23 @@ class Recorder:
         options = _options(
             retries=msg.max_retries,
             delayed=msg.not_before > msg.created_at,
-            retry_delay=msg.retry_delay,
-            timeout_ms=msg.timeout_ms,
-            callback=msg.callback,
-            failure_callback=msg.failure_callback,
+            retry_delay=msg.options.retry_delay,
+            timeout_ms=msg.options.timeout_ms,
+            callback=msg.options.callback,
+            failure_callback=msg.options.failure_callback,
             queue=msg.queue_name,
             group=msg.topic_name,
             flow=_flow(msg),
             dedup=None if msg.dedup_key is None else _dedup(msg.dedup_key),
-            labels=msg.labels,
-            redact=msg.redact,
+            labels=msg.options.labels,
+            redact=msg.options.redact,
         )
         return Usage(
             kind,
-            msg.method,
+            msg.options.method,
             template_url(msg.url),
             mask_url(msg.url),
-            _headers(msg.header),
+            _headers(msg.options.header),
             body,
             is_json,
             options,
@@ -286,14 +286,8 @@ class Recorder:
 
 
 def _flow(msg: Message) -> dict[str, Any] | None:
-    if msg.flow_key is None:
-        return None
-    return {
-        "key": msg.flow_key,
-        "parallelism": msg.flow_parallelism,
-        "rate": msg.flow_rate,
-        "period": msg.flow_period,
-    }
+    flow = msg.options.flow
+    return dict(flow) if flow is not None else None
 
 
 def _dedup(key: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from .. import _json
 from ..model.headers import H, on_the_wire
 from ..model.message import FINAL_STATES, Kind, LogState, Message, State, new_id
-from ..model.options import CallbackConfig, flow_fields
+from ..model.options import CallbackConfig, PublishOptions
 from ..model.views import callback_payload, log_row
 from ..server.config import Settings
 from ..store.core import Store, StoreUnavailable
@@ -620,7 +620,7 @@ class Engine:
         run = await self.runs.outgoing(msg) if msg.run_id and self.runs else None
         body = run.body if run is not None else msg.body
         headers = self._request_headers(msg, current_key, body, run)
-        timeout_s = (msg.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
+        timeout_s = (msg.options.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
         # Logged as the attempt starts, its time taken as the row is queued behind those
         # queued before it: the log stays in time order (written with the outcome, it would
         # land below the rows of attempts that started later).
@@ -639,7 +639,9 @@ class Engine:
         except Exception as exc:  # any other failure to send is a failed attempt, not a crash
             error = f"{type(exc).__name__}: {exc}"
         now = self.clock.now_ms()
-        decision = decide(response, error, msg.retried, msg.max_retries, msg.retry_delay, now)
+        decision = decide(
+            response, error, msg.retried, msg.max_retries, msg.options.retry_delay, now
+        )
         if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
             decision = Decision("retry", error or "", 0)
         elif run is not None and self.runs is not None:
@@ -654,7 +656,7 @@ class Engine:
     ) -> Response:
         """The destination's answer; raises ``_Ended`` when a cancel ends the attempt."""
         send = asyncio.ensure_future(
-            self.transport.send(msg.method, msg.url, headers, body, timeout_s)
+            self.transport.send(msg.options.method, msg.url, headers, body, timeout_s)
         )
         self._sends[msg.id] = send
         if msg.id in self.cancel_requested:  # asked for while the attempt was starting
@@ -674,7 +676,9 @@ class Engine:
     ) -> dict[str, str]:
         # The filter also covers messages stored by an older version that kept framing headers.
         headers = {
-            name: ", ".join(values) for name, values in msg.header.items() if on_the_wire(name)
+            name: ", ".join(values)
+            for name, values in msg.options.header.items()
+            if on_the_wire(name)
         }
         if run is not None:
             headers = {**run.underlay, **headers, **run.overlay}
@@ -712,7 +716,7 @@ class Engine:
             kind=msg.kind,
             retried=msg.retried,
             max_retries=msg.max_retries,
-            request=AttemptRequest(msg.method, msg.url, headers, body),
+            request=AttemptRequest(msg.options.method, msg.url, headers, body),
             response=AttemptResponse(response.status, response.header_map(), response.body)
             if response is not None
             else None,
@@ -729,7 +733,7 @@ class Engine:
             schedule_id=msg.schedule_id,
             topic_name=msg.topic_name,
             queue_name=msg.queue_name,
-            labels=tuple(msg.labels),
+            labels=tuple(msg.options.labels),
         )
         for listener in list(self.listeners):
             try:
@@ -781,9 +785,12 @@ class Engine:
                     else None,
                 )
             )
-        if msg.callback and msg.kind == "message" and not ended:
+        if msg.options.callback and msg.kind == "message" and not ended:
             callbacks.append(
-                (callback_message(msg, "callback", msg.callback, result, None, now), msg.callback)
+                (
+                    callback_message(msg, "callback", msg.options.callback, result, None, now),
+                    msg.options.callback,
+                )
             )
         # Callbacks are stored before the message's own write: a crash in between sends a
         # callback twice (the attempt is made again), never loses it.
@@ -815,8 +822,8 @@ class Engine:
                     ready = await self._durably(lambda: runs.failed(msg, result, now))
                 elif msg.kind == "message":
                     msg.dlq_id = await self._durably(lambda: self.store.dlq_add(msg, result))
-                    if msg.failure_callback:
-                        config = msg.failure_callback
+                    if msg.options.failure_callback:
+                        config = msg.options.failure_callback
                         callbacks.append(
                             (
                                 callback_message(
@@ -872,25 +879,27 @@ def callback_message(
         id=new_id("msg_"),
         user=msg.user,
         url=config["url"],
-        method=config["method"],
-        header=header,
+        options=PublishOptions(
+            method=config["method"],
+            header=header,
+            retries=config["retries"] if config["retries"] is not None else msg.max_retries,
+            retry_delay=config["retry_delay"] or msg.options.retry_delay,
+            timeout_ms=config["timeout_ms"],
+            failure_callback=config.get("failure_callback"),
+            # Its body carries the source's body and headers: what hides them hides them too.
+            redact=msg.options.redact,
+            flow=config.get("flow"),
+        ),
         body=_json.dumps(payload),
         created_at=now,
         not_before=due,
         due=due,
-        max_retries=config["retries"] if config["retries"] is not None else msg.max_retries,
-        retry_delay=config["retry_delay"] or msg.retry_delay,
-        timeout_ms=config["timeout_ms"],
-        failure_callback=config.get("failure_callback"),
         caller_ip=msg.caller_ip,
-        # Its body carries the source's body and headers: what hides them hides them here too.
-        redact=msg.redact,
         kind=kind,
         source_message_id=msg.id,
         queue_name=msg.queue_name,
         schedule_id=msg.schedule_id,
         topic_name=msg.topic_name,
-        **flow_fields(config.get("flow")),
         run_id=run["run_id"] if run else None,
         run_created_at=msg.run_created_at if run and run["run_id"] == msg.run_id else None,
         call_type=run["call_type"] if run else None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from .ids import choose
-from .options import CallbackConfig
+from .options import FlowControl, PublishOptions
 
 __all__ = [
     "FINAL_STATES",
@@ -67,30 +67,20 @@ class Message:
     url: str
     created_at: int
     not_before: int
-    max_retries: int
-    method: str = "POST"
-    header: dict[str, list[str]] = field(default_factory=dict)
+    # What its publish configured that it keeps (PublishOptions.for_message): method,
+    # forwarded headers, retries (resolved), retry delay, timeout, labels, callbacks ...
+    options: PublishOptions = field(default_factory=PublishOptions)
     body: bytes = field(default=b"", repr=False)
     retried: int = 0
     state: LogState = State.CREATED
     due: int = 0
     final_at: int | None = None
-    timeout_ms: int | None = None
-    retry_delay: str | None = None
-    callback: CallbackConfig | None = None
-    failure_callback: CallbackConfig | None = None
     dedup_key: str | None = None
-    labels: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)
     topic_name: str | None = None
     endpoint_name: str | None = None
     queue_name: str | None = None
     schedule_id: str | None = None
     caller_ip: str = ""
-    flow_key: str | None = None
-    flow_parallelism: int | None = None
-    flow_rate: int | None = None
-    flow_period: int | None = None
     kind: Kind = "message"
     source_message_id: str | None = None
     dlq_id: str | None = None
@@ -102,19 +92,62 @@ class Message:
     run_created_at: int | None = None
     call_type: str | None = None
 
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt (resolved when the message was made)."""
+        return self.options.retries or 0
+
+    @property
+    def flow_key(self) -> str | None:
+        """The flow-control key it is delivered under, if any."""
+        flow = self.options.flow
+        return flow["key"] if flow is not None else None
+
     def record(self) -> dict[str, Any]:
-        """Everything but the body, for storage as JSON."""
+        """Everything but the body, for storage as JSON: its options as one sub-object."""
         # Unset fields are left out (from_record restores their defaults): records are smaller.
-        record = {}
+        record: dict[str, Any] = {}
         for name in _RECORD_FIELDS:
             value = getattr(self, name)
             if value is not None and value != [] and value != {}:
                 record[name] = value
+        record["options"] = self.options.record()
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any], body: bytes) -> Message:
-        return cls(**record, body=body)
+        """The message a record holds (one an older emulator wrote too: see _upgraded)."""
+        options = record.pop("options", None)
+        if options is None:
+            options = _upgraded(record)
+        return cls(**record, options=PublishOptions(**options), body=body)
+
+
+def _upgraded(record: dict[str, Any]) -> dict[str, Any]:
+    """The options of a record written before they were one sub-object (key layout 2), taken
+    out of ``record``: a fixed list, which a new option never needs to join."""
+    options = {
+        new: record.pop(old)
+        for old, new in (
+            ("method", "method"),
+            ("header", "header"),
+            ("max_retries", "retries"),
+            ("timeout_ms", "timeout_ms"),
+            ("retry_delay", "retry_delay"),
+            ("callback", "callback"),
+            ("failure_callback", "failure_callback"),
+            ("labels", "labels"),
+            ("redact", "redact"),
+        )
+        if old in record
+    }
+    flow = [record.pop(name, None) for name in ("flow_key", "flow_parallelism", "flow_rate")]
+    period = record.pop("flow_period", None)
+    if flow[0] is not None:
+        options["flow"] = FlowControl(
+            key=flow[0], parallelism=flow[1], rate=flow[2], period=period or 1
+        )
+    return options
 
 
 @dataclass(frozen=True)
@@ -128,5 +161,5 @@ class DeadLetter:
 
 
 _RECORD_FIELDS = tuple(
-    f.name for f in dataclasses.fields(Message) if f.name not in ("body", "body_dropped")
+    f.name for f in dataclasses.fields(Message) if f.name not in ("options", "body", "body_dropped")
 )

@@ -1,34 +1,37 @@
 """The options model: what a publish's headers configure, shared by messages, schedules and
-workflow runs, with the one table that says, per option, the header that sets it, the message
-fields it becomes and the keys it shows in a JSON view.
+workflow runs. Each option is one PublishOptions field, which says itself (``option(...)``) the
+header that sets it, whether a message keeps it, its keys in each JSON view and whether a
+workflow run keeps it from its trigger.
 
-A new option is its name (model/names.py), its parse rule (model/headers.py), its field and row
-here, and the Message field (a Run field too when a run keeps it) the row names; every copy (a
-publish, a dead-letter retry, a run's later messages) and every view (message, log row, DLQ
-entry, schedule, run log) follows the row.
+A message (``Message.options``) and a run (``Run.options``) hold their options as one
+PublishOptions, stored as one sub-object of their record; a schedule stores the options it
+publishes with. A new header is its name (model/names.py), its parse rule (model/headers.py,
+``RULES``, which the OpenAPI document lists) and its field here: every copy (a publish, a
+dead-letter retry, a run's later messages, resume and restart) and every view (message, log
+row, DLQ entry, schedule, run log) follows the field.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Literal, NotRequired, TypedDict
 
 from .names import H
 
 __all__ = [
+    "KEPT",
     "OPTIONS",
+    "RUN",
     "CallbackConfig",
     "FlowControl",
     "Option",
     "PublishOptions",
     "RunHeaders",
     "View",
-    "flow_fields",
-    "option_fields",
+    "named",
     "option_view",
-    "options_of",
 ]
 
 
@@ -66,46 +69,6 @@ class FlowControl(TypedDict):
     period: int
 
 
-@dataclass
-class PublishOptions:
-    """Publish headers after validation; what a message is built from."""
-
-    method: str = "POST"
-    header: dict[str, list[str]] = field(default_factory=dict)
-    delay_ms: int = 0
-    not_before_ms: int | None = None
-    retries: int | None = None
-    retry_delay: str | None = None
-    timeout_ms: int | None = None
-    dedup_id: str | None = None
-    content_dedup: bool = False
-    labels: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)
-    flow: FlowControl | None = None
-    callback: CallbackConfig | None = None
-    failure_callback: CallbackConfig | None = None
-    queue_name: str | None = None
-    cron: str | None = None
-    schedule_id: str | None = None
-    workflow: RunHeaders | None = None
-
-    def due(self, now: int) -> int:
-        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
-        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
-
-    def dedup_key(self, destination: str, body: bytes) -> str | None:
-        """The id that makes two publishes duplicates, if deduplication was asked for."""
-        if self.dedup_id is not None:
-            return self.dedup_id
-        if not self.content_dedup:
-            return None
-        digest = hashlib.sha256(destination.encode())
-        digest.update(b"\0" + body + b"\0")
-        for name in sorted(self.header):
-            digest.update(f"{name}:{','.join(self.header[name])}\n".encode())
-        return "content:" + digest.hexdigest()
-
-
 # Which JSON view an option renders in: a message's (and its log rows' and DLQ entries'), a
 # schedule's or a workflow run's log. They differ on purpose, as production's do: a schedule
 # shows its delay, and its timeout in seconds where a message shows it in ms; a run shows its
@@ -116,47 +79,34 @@ Keys = Callable[[Any], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Option:
-    """One publish option: its header, its PublishOptions field, the message fields it sets
-    and its keys in each view (views without an entry show it elsewhere, or not at all)."""
+    """One publish option: its header, its PublishOptions field, and what follows it (views
+    without an entry show it elsewhere, or not at all)."""
 
     header: str  # lower case, as H names it
     name: str  # the PublishOptions field
-    fields: tuple[str, ...] = ()  # the Message fields it sets (none: it acts at publish)
+    # Whether a message keeps it in its options (those that act at publish, a delay or a
+    # deduplication id, it does not), and a dead-letter retry's header sets it again.
+    kept: bool = True
     views: dict[View, Keys] = field(default_factory=dict)
-    # Whether a dead-letter retry's header sets it again (a run's messages keep their run).
-    on_retry: bool = True
     # Whether a workflow run keeps it from its trigger for its later messages (newer SDKs send
     # it with the trigger only): creation, a step's inheritance, resume and restart copy it.
     run: bool = False
-    # An option held in several message fields: how its value becomes them, and back.
-    split: Callable[[Any], dict[str, Any]] | None = None
-    join: Callable[[Any], Any] | None = None
-
-    def message_fields(self, value: Any) -> dict[str, Any]:
-        """The message fields for the option's ``value``."""
-        return self.split(value) if self.split else {self.fields[0]: value}
-
-    def of_message(self, msg: Any) -> Any:
-        """The option's value as a message holds it."""
-        return self.join(msg) if self.join else getattr(msg, self.fields[0])
 
 
-def _flow_of(msg: Any) -> FlowControl | None:
-    if not msg.flow_key:
-        return None
-    return FlowControl(
-        key=msg.flow_key,
-        parallelism=msg.flow_parallelism,
-        rate=msg.flow_rate,
-        period=msg.flow_period or 1,
-    )
-
-
-def _run_fields(run: RunHeaders | None) -> dict[str, Any]:
-    return {
-        "run_id": run["run_id"] if run else None,
-        "call_type": run["call_type"] if run else None,
-    }
+def option(
+    header: str,
+    default: Any = MISSING,
+    *,
+    factory: Callable[[], Any] | None = None,
+    kept: bool = True,
+    views: dict[View, Keys] | None = None,
+    run: bool = False,
+) -> Any:
+    """A PublishOptions field that is the option set by ``header`` (see ``Option``)."""
+    spec = {"header": header, "kept": kept, "views": views or {}, "run": run}
+    if factory is not None:
+        return field(default_factory=factory, metadata={"option": spec})
+    return field(default=default, metadata={"option": spec})
 
 
 def _if(key: str) -> Keys:
@@ -199,106 +149,126 @@ def _both(keys: Keys) -> dict[View, Keys]:
     return {"message": keys, "schedule": keys}
 
 
+def _every(keys: Keys) -> dict[View, Keys]:
+    return {"message": keys, "schedule": keys, "run": keys}
+
+
 def _flow_key(flow: FlowControl | None) -> dict[str, Any]:
     return {"flowControlKey": flow["key"]} if flow else {}
 
 
-# Method, forwarded headers and retries are every view's own keys; redaction acts on the header
-# and body keys; a message's delay and not-before are its notBefore.
-OPTIONS: tuple[Option, ...] = (
-    Option(H.METHOD, "method", ("method",)),
-    Option(H.DELAY, "delay_ms", views={"schedule": _seconds("delay")}),
-    Option(H.NOT_BEFORE, "not_before_ms"),
-    Option(H.RETRIES, "retries", ("max_retries",), run=True),
-    Option(
-        H.RETRY_DELAY, "retry_delay", ("retry_delay",), _both(_if("retryDelayExpression")), run=True
-    ),
-    Option(
-        H.LABEL,
-        "labels",
-        ("labels",),
-        {"message": _labels, "schedule": _labels, "run": _labels},
-        run=True,
-    ),
-    Option(H.REDACT, "redact", ("redact",), run=True),
-    Option(
-        H.FLOW_KEY,
-        "flow",
-        ("flow_key", "flow_parallelism", "flow_rate", "flow_period"),
-        {"message": _flow, "schedule": _flow, "run": _flow_key},
-        run=True,
-        split=lambda flow: flow_fields(flow),
-        join=_flow_of,
-    ),
-    Option(H.DEDUP_ID, "dedup_id"),
-    Option(H.CONTENT_DEDUP, "content_dedup"),
-    Option(H.CALLBACK, "callback", ("callback",), _both(_callback("callback"))),
-    Option(
-        H.FAILURE_CALLBACK,
-        "failure_callback",
-        ("failure_callback",),
-        _both(_callback("failureCallback")),
-        run=True,
-    ),
-    Option(H.FORWARD, "header", ("header",)),
-    Option(
-        H.TIMEOUT,
-        "timeout_ms",
-        ("timeout_ms",),
-        {"message": _if("timeout"), "schedule": _seconds("timeout")},
-    ),
-    # A message's queue is where it was published to (its own queueName key); a schedule's is
-    # an option.
-    Option(H.QUEUE_NAME, "queue_name", views={"schedule": _if("queueName")}),
-    Option(H.CRON, "cron"),
-    Option(H.SCHEDULE_ID, "schedule_id"),
-    Option(H.RUN_ID, "workflow", ("run_id", "call_type"), on_retry=False, split=_run_fields),
-)
+@dataclass
+class PublishOptions:
+    """Publish headers after validation; what a message is built from, and what it keeps.
 
+    The fields' order is the order of their keys in each view. Method, forwarded headers and
+    retries are every view's own keys; redaction acts on the header and body keys; a
+    message's delay and not-before are its notBefore, its queue its own queueName key."""
 
-def option_fields(
-    opts: PublishOptions, default_retries: int, given: Collection[str] | None = None
-) -> dict[str, Any]:
-    """The message fields ``opts`` set: all of them for a new message; with ``given`` (the
-    lower-case header names of a dead-letter retry) only those its headers set."""
-    named: set[str] | None = None
-    if given is not None:
-        named = set(given) | ({H.FORWARD} if any(g.startswith(H.FORWARD) for g in given) else set())
-    fields: dict[str, Any] = {}
-    for option in OPTIONS:
-        if option.fields and (named is None or (option.on_retry and option.header in named)):
-            fields.update(option.message_fields(getattr(opts, option.name)))
-    if named is None and fields["max_retries"] is None:
-        fields["max_retries"] = default_retries
-    return fields
-
-
-def flow_fields(flow: FlowControl | None) -> dict[str, Any]:
-    """A message's flow-control fields for ``flow`` (all None without one)."""
-    return {
-        "flow_key": flow["key"] if flow else None,
-        "flow_parallelism": flow["parallelism"] if flow else None,
-        "flow_rate": flow["rate"] if flow else None,
-        "flow_period": flow["period"] if flow else None,
-    }
-
-
-def options_of(msg: Any) -> PublishOptions:
-    """The options a message holds (those it keeps as fields and can give back; the rest at
-    their defaults)."""
-    return PublishOptions(
-        **{
-            option.name: option.of_message(msg)
-            for option in OPTIONS
-            if option.join or len(option.fields) == 1
-        }
+    method: str = option(H.METHOD, "POST")
+    delay_ms: int = option(H.DELAY, 0, kept=False, views={"schedule": _seconds("delay")})
+    not_before_ms: int | None = option(H.NOT_BEFORE, None, kept=False)
+    # On a message: resolved (the default when the publish gave none), never None.
+    retries: int | None = option(H.RETRIES, None, run=True)
+    retry_delay: str | None = option(
+        H.RETRY_DELAY, None, views=_both(_if("retryDelayExpression")), run=True
     )
+    labels: list[str] = option(H.LABEL, factory=list, views=_every(_labels), run=True)
+    redact: list[str] = option(H.REDACT, factory=list, run=True)
+    flow: FlowControl | None = option(
+        H.FLOW_KEY, None, views={"message": _flow, "schedule": _flow, "run": _flow_key}, run=True
+    )
+    dedup_id: str | None = option(H.DEDUP_ID, None, kept=False)
+    content_dedup: bool = option(H.CONTENT_DEDUP, False, kept=False)
+    callback: CallbackConfig | None = option(H.CALLBACK, None, views=_both(_callback("callback")))
+    failure_callback: CallbackConfig | None = option(
+        H.FAILURE_CALLBACK, None, views=_both(_callback("failureCallback")), run=True
+    )
+    header: dict[str, list[str]] = option(H.FORWARD, factory=dict)
+    timeout_ms: int | None = option(
+        H.TIMEOUT, None, views={"message": _if("timeout"), "schedule": _seconds("timeout")}
+    )
+    # A schedule's options: the queue it publishes through, its cron and id.
+    queue_name: str | None = option(
+        H.QUEUE_NAME, None, kept=False, views={"schedule": _if("queueName")}
+    )
+    cron: str | None = option(H.CRON, None, kept=False)
+    schedule_id: str | None = option(H.SCHEDULE_ID, None, kept=False)
+    # A message of a workflow run keeps its run id and call type as fields of its own.
+    workflow: RunHeaders | None = option(H.RUN_ID, None, kept=False)
+
+    def due(self, now: int) -> int:
+        """When the first attempt is due: Upstash-Not-Before, else now plus Upstash-Delay."""
+        return self.not_before_ms if self.not_before_ms is not None else now + self.delay_ms
+
+    def dedup_key(self, destination: str, body: bytes) -> str | None:
+        """The id that makes two publishes duplicates, if deduplication was asked for."""
+        if self.dedup_id is not None:
+            return self.dedup_id
+        if not self.content_dedup:
+            return None
+        digest = hashlib.sha256(destination.encode())
+        digest.update(b"\0" + body + b"\0")
+        for name in sorted(self.header):
+            digest.update(f"{name}:{','.join(self.header[name])}\n".encode())
+        return "content:" + digest.hexdigest()
+
+    def for_message(self, default_retries: int) -> PublishOptions:
+        """The options a message keeps of these (the others act at publish), with its
+        retries resolved."""
+        kept = PublishOptions(**{name: getattr(self, name) for name in KEPT})
+        if kept.retries is None:
+            kept.retries = default_retries
+        return kept
+
+    def taking(self, source: PublishOptions, names: Iterable[str]) -> PublishOptions:
+        """A copy with the options ``names`` as ``source`` has them."""
+        return replace(self, **{name: getattr(source, name) for name in names})
+
+    def filled(self, source: PublishOptions, names: Iterable[str]) -> PublishOptions:
+        """A copy where the options ``names`` that are unset here are ``source``'s."""
+        unset = {name: getattr(source, name) for name in names if getattr(self, name) in _UNSET}
+        return replace(self, **unset) if unset else self
+
+    def record(self) -> dict[str, Any]:
+        """The options that differ from their defaults, for storage as JSON."""
+        return {
+            name: value for name, default in _DEFAULTS if (value := getattr(self, name)) != default
+        }
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(name=f.name, **f.metadata["option"]) for f in fields(PublishOptions)
+)
+# The options a message keeps, and those a workflow run keeps from its trigger.
+KEPT: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.kept)
+RUN: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.run)
+_DEFAULTS = tuple(
+    (f.name, f.default_factory() if f.default_factory is not MISSING else f.default)
+    for f in fields(PublishOptions)
+)
+_UNSET: tuple[Any, ...] = (None, "", [])
+
+
+def named(given: Collection[str], among: Iterable[str] = KEPT) -> list[str]:
+    """The options (of ``among``) whose header is among ``given``, lower-case header names
+    (any ``Upstash-Forward-*`` names the forwarded headers)."""
+    headers = set(given)
+    if any(name.startswith(H.FORWARD) for name in headers):
+        headers.add(H.FORWARD)
+    wanted = set(among)
+    return [o.name for o in OPTIONS if o.name in wanted and o.header in headers]
 
 
 def option_view(opts: PublishOptions, view: View) -> dict[str, Any]:
-    """The keys ``opts`` add to a ``view``, in the table's order."""
+    """The keys ``opts`` add to a ``view``, in the fields' order."""
     out: dict[str, Any] = {}
-    for option in OPTIONS:
-        if (keys := option.views.get(view)) is not None:
-            out.update(keys(getattr(opts, option.name)))
+    for name, keys in _VIEWS[view]:
+        out.update(keys(getattr(opts, name)))
     return out
+
+
+_VIEWS: dict[View, tuple[tuple[str, Keys], ...]] = {
+    view: tuple((o.name, o.views[view]) for o in OPTIONS if view in o.views)
+    for view in ("message", "schedule", "run")
+}

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._json import b64, text_or_base64
 from .message import LogState, Message
-from .options import option_view, options_of
+from .options import option_view
 
 __all__ = ["callback_payload", "dlq_view", "log_row", "message_view"]
 
@@ -32,7 +32,7 @@ def header_view(header: dict[str, list[str]], redact: list[str]) -> dict[str, li
 def _body_view(msg: Message, text_key: str, b64_key: str) -> dict[str, Any]:
     if msg.body_dropped:
         return {text_key: "", "bodyDropped": True}
-    if "body" in msg.redact and msg.body:
+    if "body" in msg.options.redact and msg.body:
         return {text_key: redacted(msg.body)}
     return text_or_base64(msg.body, text_key, b64_key)
 
@@ -47,7 +47,7 @@ def _optional(msg: Message) -> dict[str, Any]:
     ):
         if value:
             out[key] = value
-    out.update(option_view(options_of(msg), "message"))
+    out.update(option_view(msg.options, "message"))
     return out
 
 
@@ -59,8 +59,8 @@ def message_view(msg: Message) -> dict[str, Any]:
     view: dict[str, Any] = {
         "messageId": msg.id,
         "url": msg.url,
-        "method": msg.method,
-        "header": header_view(msg.header, msg.redact),
+        "method": msg.options.method,
+        "header": header_view(msg.options.header, msg.options.redact),
         "maxRetries": msg.max_retries,
         "notBefore": msg.not_before,
         "createdAt": msg.created_at,
@@ -95,18 +95,18 @@ def log_row(msg: Message, state: LogState, time_ms: int, **extra: Any) -> dict[s
         "messageId": msg.id,
         "state": state,
         "url": msg.url,
-        "method": msg.method,
-        "header": header_view(msg.header, msg.redact),
+        "method": msg.options.method,
+        "header": header_view(msg.options.header, msg.options.redact),
         "maxRetries": msg.max_retries,
         "createdAt": msg.created_at,
         "notBefore": msg.not_before,
         "callerIP": msg.caller_ip,
     }
     if msg.body:
-        row["body"] = redacted(msg.body) if "body" in msg.redact else b64(msg.body)
+        row["body"] = redacted(msg.body) if "body" in msg.options.redact else b64(msg.body)
     row.update(_optional(msg))
-    if msg.retry_delay:
-        row["retryDelayExpr"] = msg.retry_delay
+    if msg.options.retry_delay:
+        row["retryDelayExpr"] = msg.options.retry_delay
     if "callbackHeader" in row:
         row["callbackHeaders"] = row["callbackHeader"]
     if "failureCallbackHeader" in row:
@@ -129,8 +129,8 @@ def callback_payload(msg: Message, response: dict[str, Any], dlq_id: str | None)
         "maxRetries": msg.max_retries,
         "sourceMessageId": msg.id,
         "url": msg.url,
-        "method": msg.method,
-        "sourceHeader": msg.header,
+        "method": msg.options.method,
+        "sourceHeader": msg.options.header,
         "sourceBody": b64(msg.body),
         "notBefore": msg.not_before,
         "createdAt": msg.created_at,

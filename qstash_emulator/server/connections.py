@@ -109,6 +109,7 @@ def limited_protocol(
         _timer: asyncio.TimerHandle | None = None
         _waiting_for: object = None  # the request cycle that was current when the timer started
         _header_bytes = 0
+        _deadline = 0.0  # loop time by which the next request's headers must be complete
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             nonlocal full
@@ -148,10 +149,14 @@ def limited_protocol(
                 self._start_timer()  # the next request's headers have the same time
 
         def _start_timer(self) -> None:
-            self._stop_timer()
+            # Every answer starts the time over. Moving the deadline is cheaper than a new
+            # timer each time (a cancel and a call_later for each of thousands of answers a
+            # second): a timer that comes due before the deadline waits on for it.
             self._waiting_for = self.cycle
             self._header_bytes = 0
-            self._timer = self.loop.call_later(header_timeout_s, self._timed_out)
+            self._deadline = self.loop.time() + header_timeout_s
+            if self._timer is None:
+                self._timer = self.loop.call_at(self._deadline, self._timed_out)
 
         def _stop_timer(self) -> None:
             if self._timer is not None:
@@ -159,8 +164,11 @@ def limited_protocol(
                 self._timer = None
 
         def _timed_out(self) -> None:
+            if self.loop.time() < self._deadline:  # started over since this timer was set
+                self._timer = self.loop.call_at(self._deadline, self._timed_out)
+                return
             self._timer = None
-            if self.cycle is self._waiting_for:  # no request began since the timer started
+            if self.cycle is self._waiting_for:  # no request began since the time started
                 self._close()
 
         def _close(self) -> None:

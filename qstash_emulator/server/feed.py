@@ -84,7 +84,7 @@ class Feed:
             self.published(msg)
 
     def published(self, msg: Message) -> None:
-        where = f"{msg.method} {msg.url}"
+        where = f"{msg.options.method} {msg.url}"
         if msg.topic_name:
             where += f" (URL group {msg.topic_name})"
         if msg.queue_name:

@@ -12,7 +12,7 @@ from ..delivery.clock import Clock
 from ..model.filters import Filter
 from ..model.headers import parse_publish
 from ..model.message import DeadLetter, State, new_id
-from ..model.options import option_fields
+from ..model.options import named
 from ..model.views import dlq_view
 from ..server.config import Settings
 from ..store.core import Store
@@ -105,8 +105,7 @@ class DeadLetters:
         entry, exactly one wins. The publisher's checks (strict destinations, the plan's
         quotas) come before any entry is removed."""
         opts = parse_publish(items, self.settings)
-        given = {name.lower() for name, _ in items}
-        changes = option_fields(opts, self.settings.default_retries, given)
+        given = named({name.lower() for name, _ in items})
         now = self.clock.now_ms()
         due = opts.due(now)
         fresh = {
@@ -120,7 +119,7 @@ class DeadLetters:
                 dlq_id=None,
                 due=due,
                 not_before=due,
-                **changes,
+                options=letter.message.options.taking(opts, given),
             )
             for letter in letters
         }

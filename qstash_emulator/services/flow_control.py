@@ -423,9 +423,10 @@ class FlowControlKeys:
 def _apply_config(state: KeyState, msg: Message) -> bool:
     """Take the message's config where the key is not pinned; True when something changed."""
     before = dataclasses.astuple(state)
+    flow = msg.options.flow
     if not state.pinned_parallelism:
-        state.parallelism = msg.flow_parallelism
+        state.parallelism = flow["parallelism"] if flow else None
     if not state.pinned_rate:
-        state.rate = msg.flow_rate
-        state.period = msg.flow_period or 1
+        state.rate = flow["rate"] if flow else None
+        state.period = (flow["period"] if flow else None) or 1
     return dataclasses.astuple(state) != before

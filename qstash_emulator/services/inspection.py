@@ -74,7 +74,7 @@ class Waiting:
 
     def describe(self, now_ms: int) -> str:
         msg = self.message
-        what = f"{msg.id} {msg.method} {msg.url}"
+        what = f"{msg.id} {msg.options.method} {msg.url}"
         if msg.kind != "message":
             what += f" ({msg.kind.replace('_', ' ')} of {msg.source_message_id})"
         state = self.state.replace("_", " ")
@@ -94,7 +94,7 @@ class Waiting:
             "messageId": msg.id,
             "state": self.state,
             "url": msg.url,
-            "method": msg.method,
+            "method": msg.options.method,
             "kind": msg.kind,
             "retried": msg.retried,
             "maxRetries": msg.max_retries,

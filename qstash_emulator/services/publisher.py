@@ -13,7 +13,7 @@ from ..delivery.engine import Engine, make_row
 from ..model.destination import is_url, refuse_private
 from ..model.headers import parse_publish
 from ..model.message import Message, State, new_id
-from ..model.options import PublishOptions, option_fields
+from ..model.options import PublishOptions
 from ..server.config import Settings
 from ..store.core import Store
 from ..store.group_commit import Fill
@@ -145,7 +145,7 @@ class Publisher:
         self,
         user: str,
         endpoints: list[Endpoint],
-        topic: str | None,
+        url_group: str | None,
         opts: PublishOptions,
         body: bytes,
         caller_ip: str,
@@ -156,7 +156,7 @@ class Publisher:
         await self.check(user, opts, [e.url for e in endpoints], len(endpoints))
         now = self.clock.now_ms()
         if opts.workflow is not None and self.runs is not None:
-            if topic is not None:
+            if url_group is not None:
                 raise BadRequest(
                     "invalid destination: a workflow message goes to a URL, not a URL group"
                 )
@@ -167,7 +167,7 @@ class Publisher:
             message_id = new_id("msg_")
             dedup = opts.dedup_key(endpoint.url, body)
             if dedup is not None:
-                scoped = dedup if topic is None else f"{dedup}|{endpoint.url}"
+                scoped = dedup if url_group is None else f"{dedup}|{endpoint.url}"
                 earlier = await self.store.claim_dedup(
                     user, scoped, message_id, now, int(settings.dedup_window_s * 1_000)
                 )
@@ -181,7 +181,7 @@ class Publisher:
                     message_id,
                     user,
                     endpoint,
-                    topic,
+                    url_group,
                     opts,
                     body,
                     caller_ip,
@@ -231,7 +231,7 @@ class Publisher:
         message_id: str,
         user: str,
         endpoint: Endpoint,
-        topic: str | None,
+        url_group: str | None,
         opts: PublishOptions,
         body: bytes,
         caller_ip: str,
@@ -241,21 +241,24 @@ class Publisher:
         dedup: str | None,
     ) -> Message:
         due = opts.due(now)
+        run = opts.workflow
         return Message(
             id=message_id,
             user=user,
             url=endpoint.url,
             created_at=now,
             not_before=due,
+            options=opts.for_message(self.settings.default_retries),
             due=due,
             body=body,
             dedup_key=dedup,
-            topic_name=topic,
+            topic_name=url_group,
             endpoint_name=endpoint.name,
             queue_name=queue_name,
             schedule_id=schedule_id,
             caller_ip=caller_ip,
-            **option_fields(opts, self.settings.default_retries),
+            run_id=run["run_id"] if run else None,
+            call_type=run["call_type"] if run else None,
         )
 
     async def check(self, user: str, opts: PublishOptions, urls: Iterable[str], count: int) -> None:

@@ -266,7 +266,7 @@ class Queues:
         return False
 
     async def attempt_done(self, msg: Message) -> None:
-        if msg.queue_name is not None and msg.kind == "message" and msg.callback:
+        if msg.queue_name is not None and msg.kind == "message" and msg.options.callback:
             await self.store.queues.hold(msg.user, msg.queue_name, msg.id, 1)
 
     async def finished(self, msg: Message) -> None:
@@ -275,7 +275,7 @@ class Queues:
         user, queue = msg.user, msg.queue_name
         if msg.kind == "message":
             root = msg.id
-            hold = msg.state == State.FAILED and bool(msg.failure_callback)
+            hold = msg.state == State.FAILED and bool(msg.options.failure_callback)
             await self.store.queues.leave(user, queue, root, hold)
         elif msg.source_message_id is not None:
             root = msg.source_message_id

@@ -565,6 +565,7 @@ class Store:
         if version == SCHEMA:
             return 0
         # 1 -> 2: the ids in flight lived in a key of their own; now they are on the due list.
+        # 2 -> 3: nothing to move (records of either layout are read as they are).
         legacy = [i.decode() for i in await self.redis.zrange(self.keyspace.legacy_inflight, 0, -1)]
 
         def fill(w: Writes) -> None:

@@ -67,8 +67,10 @@ from typing import Literal
 
 __all__ = ["SCHEMA", "Keyspace", "QueuePart", "RunPart"]
 
-# The layout's version. 1: in-flight ids in ``inflight``; 2: on ``due``, scored past any time.
-SCHEMA = 2
+# The layout's version. 1: in-flight ids in ``inflight``; 2: on ``due``, scored past any time;
+# 3: a message's and a run's options one sub-object of their record (older records are read as
+# they are: Message.from_record, Run.from_record), which an emulator of layout 2 cannot read.
+SCHEMA = 3
 
 QueuePart = Literal["members", "ready", "active", "hold"]
 RunPart = Literal["steps", "status", "waits", "invoked"]

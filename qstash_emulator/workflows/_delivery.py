@@ -3,6 +3,7 @@ hooks for the messages of a run (``docs/workflow.md#deliveries``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .. import _json
@@ -11,7 +12,7 @@ from ..delivery.retry import Decision
 from ..delivery.transport import Response
 from ..model.headers import H
 from ..model.message import Message
-from ..model.options import CallbackConfig, flow_fields
+from ..model.options import CallbackConfig
 from ..server.config import Settings
 from ._model import TRIGGER_API, UNKNOWN_SDK, CallType, Run, RunState, RunStep
 from ._runs import Runs
@@ -102,8 +103,8 @@ class RunMessages:
         else:
             status["state"] = "STEP_RETRY"
         status["retries"] = msg.retried + (1 if decision.outcome == "retry" else 0)
-        if msg.retry_delay:
-            status["retryDelay"] = msg.retry_delay
+        if msg.options.retry_delay:
+            status["retryDelay"] = msg.options.retry_delay
         await self.store.set_status(run, msg.id, status)
 
     async def _failure_call_attempted(
@@ -151,7 +152,7 @@ class RunMessages:
     ) -> Message | None:
         """The failure function's call for ``run``, failed at ``msg``; noted as the run's
         ``failure`` (the caller stores the run and the call). None without a failure callback."""
-        config = msg.failure_callback or run.failure_callback
+        config = msg.options.failure_callback or run.options.failure_callback
         if config is None:
             return None
         call = callback_message(
@@ -195,14 +196,16 @@ class RunMessages:
                 if run is None:
                     continue
                 callback.run_created_at = run.created_at
-                if config["retries"] is None:
-                    callback.max_retries = _retries(run, self.settings)
-                callback.retry_delay = config["retry_delay"] or run.retry_delay
-                if callback.failure_callback is None:
-                    callback.failure_callback = run.failure_callback
-                if callback.flow_key is None and run.flow is not None:
-                    for name, value in flow_fields(run.flow).items():
-                        setattr(callback, name, value)
+                own, trigger = callback.options, run.options
+                callback.options = dataclasses.replace(
+                    own,
+                    retries=own.retries
+                    if config["retries"] is not None
+                    else _retries(run, self.settings),
+                    retry_delay=config["retry_delay"] or trigger.retry_delay,
+                    failure_callback=own.failure_callback or trigger.failure_callback,
+                    flow=own.flow or trigger.flow,
+                )
                 step = RunStep.of(callback, callback.call_type or CallType.FROM_CALLBACK)
                 await self.store.append(run, [step])
             kept.append(callback)
@@ -216,7 +219,8 @@ def _major(version: str | None) -> int:
 
 
 def _retries(run: Run, settings: Settings) -> int:
-    return run.retries if run.retries is not None else settings.default_retries
+    retries = run.options.retries
+    return retries if retries is not None else settings.default_retries
 
 
 def _error(result: dict[str, Any], decision: Decision, now: int) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class RunDlq:
         view["workflowUrl"] = run.url if run is not None else msg.url
         if run is None:
             return view
-        config = msg.failure_callback or run.failure_callback
+        config = msg.options.failure_callback or run.options.failure_callback
         if config is not None:
             view["failureCallback"] = config["url"]
         if run.failure is not None:
@@ -88,8 +88,8 @@ class RunDlq:
             }
             view["failureCallbackInfo"] = info
             view["failureFunctionState"] = info["state"]
-        if run.labels:
-            view["label"] = run.labels[0]
+        if run.options.labels:
+            view["label"] = run.options.labels[0]
         return view
 
     async def select(
@@ -171,8 +171,9 @@ class RunDlq:
         again.run_id, again.run_created_at, again.created_at = run.run_id, run.created_at, now
         again.due = opts.due(now)
         again.not_before = again.due
-        for name, value in run.message_fields(self.runs.settings.default_retries, given).items():
-            setattr(again, name, value)
+        again.options = run.message_options(
+            again.options, self.runs.settings.default_retries, given
+        )
         run.init_message_id = kept[0].message_id if kept else again.id
         record = self.runs.store.created(run, [*kept, RunStep.of(again, again.call_type or "")])
         await self.store.add([again], [make_row(again, State.CREATED, now)], record)
@@ -242,10 +243,10 @@ def _from_step(step: RunStep, run: Run, default_retries: int) -> Message:
         url=run.url,
         created_at=0,
         not_before=0,
-        method=step.method,
-        header=step.header,
+        options=run.message_options(
+            PublishOptions(method=step.method, header=step.header), default_retries
+        ),
         body=step.body,
         caller_ip=run.caller_ip,
         call_type=CallType.STEP,
-        **run.message_fields(default_retries),
     )

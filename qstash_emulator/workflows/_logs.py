@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import BadRequest
-from ..model.options import PublishOptions, option_view
+from ..model.options import option_view
 from ..model.views import header_view, redacted
 from ._model import CallType, Run, RunStep
 from ._store import RunStore
@@ -53,13 +53,15 @@ class RunFilter:
             return False
         if self.created_at is not None and run.created_at != self.created_at:
             return False
-        if self.label is not None and self.label not in run.labels:
+        if self.label is not None and self.label not in run.options.labels:
             return False
         if self.from_date is not None and run.created_at < self.from_date:
             return False
         if self.to_date is not None and run.created_at > self.to_date:
             return False
-        if self.flow_keys and (run.flow is None or run.flow["key"] not in self.flow_keys):
+        if self.flow_keys and (
+            run.options.flow is None or run.options.flow["key"] not in self.flow_keys
+        ):
             return False
         if self.caller_ip is not None and run.caller_ip != self.caller_ip:
             return False
@@ -128,7 +130,7 @@ async def run_log(store: RunStore, run: Run, trim: int | None = None) -> dict[st
     steps = await store.steps(run)
     statuses = await store.statuses(run)
     invoked = await store.invoked(run)
-    shown = _Shown(trim, run.redact)
+    shown = _Shown(trim, run.options.redact)
     view: dict[str, Any] = {
         "workflowRunId": run.run_id,
         "workflowUrl": run.url,
@@ -151,7 +153,7 @@ async def run_log(store: RunStore, run: Run, trim: int | None = None) -> dict[st
         view["failureFunction"] = run.failure
     if run.dlq_id is not None:
         view["dlqId"] = run.dlq_id
-    view.update(option_view(run.applied(PublishOptions()), "run"))
+    view.update(option_view(run.options, "run"))
     return view
 
 

@@ -8,19 +8,14 @@ from typing import Any
 
 from .._json import b64
 from ..model.message import Message
-from ..model.options import OPTIONS, CallbackConfig, FlowControl, PublishOptions, option_fields
+from ..model.options import RUN, PublishOptions, named
 
-__all__ = ["RUN_SETTINGS", "TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
+__all__ = ["TRIGGER_API", "UNKNOWN_SDK", "CallType", "Run", "RunState", "RunStep"]
 
 # Marks in a run's feature list for runs the trigger API started (for an SDK that said which
 # version it is, or for one that did not: it gets the run id and starts the run itself).
 TRIGGER_API = "TriggerApi"
 UNKNOWN_SDK = "UnknownSdk"
-
-
-# The trigger's settings a run applies to its later messages: the options the table marks
-# ``run``, each a Run field and a PublishOptions field of the same name, with its header.
-RUN_SETTINGS: tuple[tuple[str, str], ...] = tuple((o.name, o.header) for o in OPTIONS if o.run)
 
 
 class RunState:
@@ -56,13 +51,9 @@ class Run:
     # The trigger's forwarded headers (Upstash-Workflow-* left out): sent again with every
     # delivery to the workflow, since newer SDKs send them on the trigger only.
     headers: dict[str, list[str]] = field(default_factory=dict)
-    # The trigger's configuration, for the run's later messages that carry none of their own.
-    retries: int | None = None
-    retry_delay: str | None = None
-    flow: FlowControl | None = None
-    failure_callback: CallbackConfig | None = None
-    labels: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)  # Upstash-Redact-Fields, as parsed
+    # The trigger's options a run keeps (model.options.RUN: retries, labels, redaction ...),
+    # for the run's later messages that carry none of their own.
+    options: PublishOptions = field(default_factory=PublishOptions)
     features: list[str] = field(default_factory=list)
     caller_ip: str = ""
     # A child run started by context.invoke: the parent run and how to publish to it.
@@ -76,49 +67,58 @@ class Run:
         return self.state != RunState.STARTED
 
     @staticmethod
-    def settings_of(opts: PublishOptions) -> dict[str, Any]:
-        """The settings a run started with ``opts`` keeps (keyword arguments of Run)."""
-        return {name: getattr(opts, name) for name, _ in RUN_SETTINGS}
+    def kept(opts: PublishOptions) -> PublishOptions:
+        """The options a run started with ``opts`` keeps."""
+        return PublishOptions().taking(opts, RUN)
 
     def applied(self, opts: PublishOptions) -> PublishOptions:
-        """``opts`` with the run's settings where they set none of their own."""
-        unset = {
-            name: getattr(self, name)
-            for name, _ in RUN_SETTINGS
-            if getattr(opts, name) in (None, "", [])
-        }
-        return dataclasses.replace(opts, **unset)
+        """``opts`` with the run's options where they set none of their own."""
+        return opts.filled(self.options, RUN)
 
-    def message_fields(self, default_retries: int, given: set[str] | None = None) -> dict[str, Any]:
-        """A message's fields for the run's settings: all of them, or those whose header
+    def message_options(
+        self, msg: PublishOptions, default_retries: int, given: set[str] | None = None
+    ) -> PublishOptions:
+        """A message's options ``msg`` with the run's: all of them, or those whose header
         (lower case) is among ``given``."""
-        named = _SETTING_HEADERS if given is None else _SETTING_HEADERS & given
-        fields = option_fields(self.applied(PublishOptions()), default_retries, named)
-        if fields.get("max_retries", 0) is None:
-            fields["max_retries"] = default_retries
-        return fields
+        names = RUN if given is None else named(given, RUN)
+        return msg.taking(self.options.for_message(default_retries), names)
 
     def override(self, opts: PublishOptions, given: set[str]) -> None:
-        """Take the settings whose header (lower case) is among ``given`` from ``opts``."""
-        for name, header in RUN_SETTINGS:
-            if header in given:
-                setattr(self, name, getattr(opts, name))
+        """Take the options whose header (lower case) is among ``given`` from ``opts``."""
+        self.options = self.options.taking(opts, named(given, RUN))
 
     def record(self) -> dict[str, Any]:
-        """Every field that is set, for storage as JSON."""
-        return {
+        """Every field that is set, for storage as JSON: its options as one sub-object."""
+        record = {
             name: value
             for name in _FIELDS
             if (value := getattr(self, name)) is not None and value != [] and value != {}
         }
+        record["options"] = self.options.record()
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Run:
-        return cls(**record)
+        """The run a record holds (one an older emulator wrote too, with its options as
+        fields of their own: a fixed list, which a new option never needs to join)."""
+        options = record.pop("options", None)
+        if options is None:
+            options = {
+                name: record.pop(name)
+                for name in (
+                    "retries",
+                    "retry_delay",
+                    "flow",
+                    "failure_callback",
+                    "labels",
+                    "redact",
+                )
+                if name in record
+            }
+        return cls(**record, options=PublishOptions(**options))
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(Run))
-_SETTING_HEADERS = frozenset(header for _, header in RUN_SETTINGS)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Run) if f.name != "options")
 
 
 @dataclass(frozen=True)
@@ -141,10 +141,10 @@ class RunStep:
             call_type,
             msg.body,
             msg.created_at,
-            msg.header,
+            msg.options.header,
             msg.max_retries,
             msg.url,
-            msg.method,
+            msg.options.method,
         )
 
     def raw(self) -> dict[str, Any]:

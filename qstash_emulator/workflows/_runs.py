@@ -146,7 +146,7 @@ class Runs:
                     features=tag["features"],
                     caller_ip=caller_ip,
                     invoker=invoker,
-                    **Run.settings_of(opts),
+                    options=Run.kept(opts),
                 )
                 yield _Admission(
                     opts, body, run=run, create=True, store=self.store, restart=restart
