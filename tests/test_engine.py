@@ -589,6 +589,38 @@ def test_turns_with_nothing_due_read_nothing_from_the_store(
     assert reads.count(store.keyspace.queue_wake) <= 1, reads
 
 
+def test_the_request_goes_out_while_its_active_row_is_written(
+    emulator: Emulator, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for the ACTIVE row to be stored before sending put a group commit (two to
+    three loop turns) in front of every delivery (bench scenario 3). The row is still
+    stored before the outcome's rows: the log keeps its order."""
+    import asyncio
+    import threading
+
+    store = emulator.runtime.store
+    writing, release = threading.Event(), threading.Event()
+    append_rows = store.append_rows
+
+    async def slow_active_rows(rows: Any) -> None:
+        rows = list(rows)
+        if any(row["state"] == "ACTIVE" for row in rows):
+            writing.set()
+            await asyncio.to_thread(release.wait, 10)
+        await append_rows(rows)
+
+    monkeypatch.setattr(store, "append_rows", slow_active_rows)
+    try:
+        message_id = _post(emulator, destination.url + "/now", {})
+        assert writing.wait(10)
+        destination.wait(1, "/now", timeout=5)  # sent while the row is still being written
+    finally:
+        release.set()
+    emulator.wait_idle()
+    r = httpx.get(f"{emulator.url}/v2/logs?messageId={message_id}", headers=auth(emulator))
+    assert [row["state"] for row in r.json()["events"]] == ["DELIVERED", "ACTIVE", "CREATED"]
+
+
 def _hand_over_after(emu: Emulator, step: Any) -> contextlib.AbstractContextManager[None]:
     """Inside, the engine's hand-over of messages just stored waits for ``step(messages)`` (a
     coroutine function) to end: what may run between their write landing and their attempt."""
