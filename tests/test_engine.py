@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,6 +26,19 @@ def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job"
     )
     assert r.status_code == 200, r.text
     return str(r.json()["messageId"])
+
+
+@contextlib.contextmanager
+def _claims_only(emu: Emulator) -> Iterator[None]:
+    """Messages due at once go through the due list and the engine's claim, not handed over
+    as they are stored (the claim's races are raced here)."""
+    # Internal: the hand-over is the store's hook to the engine.
+    store = emu.runtime.store
+    hand_over, store.hand_over = store.hand_over, None
+    try:
+        yield
+    finally:
+        store.hand_over = hand_over
 
 
 def test_default_backoff_follows_the_documented_formula(
@@ -259,8 +274,9 @@ def test_wait_idle_is_not_fooled_by_a_claim_under_way(
 
     store.claim_due = slow_claim  # type: ignore[method-assign]
     try:
-        _post(virtual, destination.url + "/claimed", {})
-        virtual.wait_idle()
+        with _claims_only(virtual):
+            _post(virtual, destination.url + "/claimed", {})
+            virtual.wait_idle()
         assert [a.url for a in virtual.attempts] == [destination.url + "/claimed"]
     finally:
         store.claim_due = original  # type: ignore[method-assign]
@@ -295,8 +311,9 @@ def test_a_cancel_that_races_the_claim_is_honoured(
 
     store.claim_due = racing_claim  # type: ignore[method-assign]
     try:
-        message_id = _post(virtual, destination.url + "/raced", {})
-        virtual.wait_idle()
+        with _claims_only(virtual):
+            message_id = _post(virtual, destination.url + "/raced", {})
+            virtual.wait_idle()
     finally:
         store.claim_due = original  # type: ignore[method-assign]
     assert [t.done() and t.result() for t in cancels] == [True]
@@ -398,9 +415,10 @@ def test_a_reset_during_a_claim_delivers_nothing_it_had_taken(
 
     store.claim_due = held_claim  # type: ignore[method-assign]
     try:
-        old = _post(emulator, destination.url + "/before", {})
-        assert taken.wait(10)
-        emulator.reset()
+        with _claims_only(emulator):
+            old = _post(emulator, destination.url + "/before", {})
+            assert taken.wait(10)
+            emulator.reset()
     finally:
         release.set()
         store.claim_due = original  # type: ignore[method-assign]
@@ -498,10 +516,11 @@ def test_a_sweep_racing_a_claim_sends_nothing_twice(
         store.claim_due = racing_claim  # type: ignore[method-assign]
         store.claimed_before = late_read  # type: ignore[method-assign]
         try:
-            _post(emu, destination.url + "/once", {})
-            assert held.entered.wait(10)
-            wait_until(lambda: sweeps and sweeps[0].done(), 5, "the sweep")
-            assert sweeps[0].result() == 0
+            with _claims_only(emu):
+                _post(emu, destination.url + "/once", {})
+                assert held.entered.wait(10)
+                wait_until(lambda: sweeps and sweeps[0].done(), 5, "the sweep")
+                assert sweeps[0].result() == 0
         finally:
             held.release.set()
             store.claim_due = claim_due  # type: ignore[method-assign]
@@ -568,3 +587,165 @@ def test_turns_with_nothing_due_read_nothing_from_the_store(
             delattr(redis, name)
     assert reads.count(store.keyspace.due) <= 12, reads
     assert reads.count(store.keyspace.queue_wake) <= 1, reads
+
+
+def test_the_request_goes_out_while_its_active_row_is_written(
+    emulator: Emulator, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for the ACTIVE row to be stored before sending put a group commit (two to
+    three loop turns) in front of every delivery (bench scenario 3). The row is still
+    stored before the outcome's rows: the log keeps its order."""
+    import asyncio
+    import threading
+
+    store = emulator.runtime.store
+    writing, release = threading.Event(), threading.Event()
+    append_rows = store.append_rows
+
+    async def slow_active_rows(rows: Any) -> None:
+        rows = list(rows)
+        if any(row["state"] == "ACTIVE" for row in rows):
+            writing.set()
+            await asyncio.to_thread(release.wait, 10)
+        await append_rows(rows)
+
+    monkeypatch.setattr(store, "append_rows", slow_active_rows)
+    try:
+        message_id = _post(emulator, destination.url + "/now", {})
+        assert writing.wait(10)
+        destination.wait(1, "/now", timeout=5)  # sent while the row is still being written
+    finally:
+        release.set()
+    emulator.wait_idle()
+    r = httpx.get(f"{emulator.url}/v2/logs?messageId={message_id}", headers=auth(emulator))
+    assert [row["state"] for row in r.json()["events"]] == ["DELIVERED", "ACTIVE", "CREATED"]
+
+
+def _hand_over_after(emu: Emulator, step: Any) -> contextlib.AbstractContextManager[None]:
+    """Inside, the engine's hand-over of messages just stored waits for ``step(messages)`` (a
+    coroutine function) to end: what may run between their write landing and their attempt."""
+    import asyncio
+
+    # Internal: the hand-over is the store's hook to the engine.
+    engine = emu.runtime.engine
+    original = engine.handed
+
+    def handed(messages: list[Any], ticket: int) -> None:
+        async def later() -> None:
+            try:
+                await step(messages)
+            finally:
+                original(messages, ticket)
+
+        asyncio.ensure_future(later())
+
+    @contextlib.contextmanager
+    def holding() -> Iterator[None]:
+        engine.handed = handed  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del engine.handed
+
+    return holding()
+
+
+def test_a_message_due_at_once_is_handed_to_the_engine_claimed(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """Stored in flight (claimed as it is written) and handed to the engine in memory: no
+    read of the due list and no claim write stand between a publish and its attempt."""
+    # Internal: the claim's read of the due list is counted.
+    store = emulator.runtime.store
+    claims: list[int] = []
+    claim_due = store.claim_due
+
+    async def counted(now_ms: int, limit: int, mark: Any = None) -> Any:
+        claimed, after = await claim_due(now_ms, limit, mark)
+        claims.append(len(claimed))
+        return claimed, after
+
+    store.claim_due = counted  # type: ignore[method-assign]
+    try:
+        for sent in range(1, 6):
+            _post(emulator, f"{destination.url}/now", {})
+            destination.wait(sent, "/now")
+        emulator.wait_idle()
+    finally:
+        del store.claim_due
+    assert sum(claims) == 0 and len(emulator.attempts) == 5
+
+
+def test_a_cancel_between_the_write_and_the_hand_over_is_honoured(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """A cancel (here of all messages) that reads the message once its write has landed,
+    before the engine has it: a cancel in flight, so it ends CANCELED, never sent."""
+    rt = emulator.runtime
+    results: list[bool] = []
+
+    async def cancel(messages: list[Any]) -> None:
+        msg = await rt.store.get(messages[0].id)
+        assert msg is not None
+        results.append(await rt.engine.cancel(msg))
+
+    with _hand_over_after(emulator, cancel):
+        message_id = _post(emulator, destination.url + "/raced", {})
+        emulator.wait_idle()
+    assert results == [True] and emulator.attempts == [] and destination.received == []
+    logs = httpx.get(
+        f"{emulator.url}/v2/logs",
+        params={"messageId": message_id, "order": "earliestFirst"},
+        headers=auth(emulator),
+    ).json()["logs"]
+    assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
+
+
+def test_a_sweep_or_a_wait_for_idle_before_the_hand_over_sees_an_attempt_under_way(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """Between the write and the hand-over the message is claimed but no attempt runs yet:
+    the sweep must not return it as abandoned (it would be sent twice), nor wait_idle call
+    the engine idle."""
+    import asyncio
+
+    rt = emulator.runtime
+    orphans: list[int] = []
+
+    async def sweep(messages: list[Any]) -> None:
+        orphans.append(await rt.engine.return_orphans())
+        await asyncio.sleep(0.3)
+
+    with _hand_over_after(emulator, sweep):
+        _post(emulator, destination.url + "/once", {})
+        emulator.wait_idle()
+        assert [a.url for a in emulator.attempts] == [destination.url + "/once"]
+    assert orphans == [0]
+    assert [r.headers["upstash-retried"] for r in destination.wait(1, "/once")] == ["0"]
+
+
+def test_a_reset_before_the_hand_over_delivers_nothing_it_had_taken(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """A reset between the write and the hand-over: the message belongs to the state the
+    reset forgot, and is neither sent nor written back after it."""
+    import asyncio
+    import threading
+
+    stored, reset = threading.Event(), threading.Event()
+
+    async def held(messages: list[Any]) -> None:
+        stored.set()
+        await asyncio.to_thread(reset.wait, 10)
+
+    with _hand_over_after(emulator, held):
+        old = _post(emulator, destination.url + "/before", {})
+        assert stored.wait(10)
+        emulator.reset()
+        reset.set()
+        new = _post(emulator, destination.url + "/after", {})
+        destination.wait(1, "/after")
+        emulator.wait_idle()
+    assert [r.path for r in destination.received] == ["/after"]
+    assert [a.message_id for a in emulator.attempts] == [new]
+    assert httpx.get(f"{emulator.url}/v2/messages/{old}", headers=auth(emulator)).status_code == 404

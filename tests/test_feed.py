@@ -292,22 +292,25 @@ class _Writes(io.StringIO):
         return super().write(text)
 
 
-def test_the_lines_of_one_loop_turn_reach_the_writer_together() -> None:
+def test_lines_made_together_reach_the_writer_together() -> None:
     out = _Writes()
     feed = Feed(out, color=False, default_user="me")
 
-    async def one_turn() -> None:
+    async def bursts() -> None:
         for n in range(20):
             feed.queue_paused("me", f"q{n}", True)
             time.sleep(0.002)  # the writer thread could run here: it must have nothing yet
-        await asyncio.sleep(0)  # the turn ends: the lines go to the writer
+        await asyncio.sleep(0)  # the loop's next turn, within the same hand-over
+        feed.queue_paused("me", "q20", True)
+        deadline = time.monotonic() + 5
+        while "q20 paused" not in out.getvalue() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
 
-    asyncio.run(one_turn())
-    wait_until(lambda: "q19 paused" in out.getvalue(), 5, "the turn's lines to be written")
+    asyncio.run(bursts())
     feed.close()
     assert len(out.writes) == 1, out.writes  # one hand-over, one write: not one per line
     lines = out.writes[0].splitlines()
-    assert [line.split(maxsplit=2)[2] for line in lines] == [f"q{n} paused" for n in range(20)]
+    assert [line.split(maxsplit=2)[2] for line in lines] == [f"q{n} paused" for n in range(21)]
 
 
 def test_lines_from_outside_the_loop_and_at_close_are_written() -> None:

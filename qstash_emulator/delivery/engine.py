@@ -150,6 +150,10 @@ class Engine:
         # earlier than that, or while a turn runs (it may have read the times already), wakes it.
         self._sleeping = False
         self._sleeps_until: int | None = None
+        # Messages taken as they are stored (``take``), until their write lands; the epoch
+        # changes when dispatch stops or attempts are dropped: a hand-over from before is void.
+        self._handing = 0
+        self._epoch = 0
         # Readies the transport in the background: the first delivery is not the slow one.
         self._warming: asyncio.Task[None] | None = None
 
@@ -190,6 +194,7 @@ class Engine:
     def _dispatch(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="qstash-emulator-engine")
         self._sweeper = asyncio.create_task(self._sweep(), name="qstash-emulator-orphans")
+        self.store.hand_over = self
 
     async def _warm(self) -> None:
         """Ready, in the background, what the first delivery would otherwise wait for: the
@@ -199,6 +204,9 @@ class Engine:
             await warm()
 
     async def _stop_dispatch(self) -> None:
+        if self.store.hand_over is self:
+            self.store.hand_over = None
+        self._epoch += 1
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
 
     async def drain(self) -> None:
@@ -237,6 +245,7 @@ class Engine:
     async def abort(self) -> None:
         """Drop every attempt in flight (their outcomes are not recorded), and forget the
         claimed messages waiting for room (the sweep makes them due again)."""
+        self._epoch += 1
         self._unmark(self._lanes.clear())
         await _cancel(list(self._tasks))
         self.cancel_requested.clear()
@@ -285,12 +294,12 @@ class Engine:
     async def wait_idle(self) -> None:
         """Return once nothing is due now and no attempt is running."""
         while True:
-            if not self._tasks and not self._claiming and not self._lanes:
+            if not self._busy():
                 nxt = await self.next_due()
                 if nxt is None or nxt > self.clock.now_ms():
                     # One more loop turn so the dispatcher can claim what just became due.
                     await asyncio.sleep(0)
-                    if not self._tasks and not self._claiming and not self._lanes:
+                    if not self._busy():
                         nxt = await self.next_due()
                         if nxt is None or nxt > self.clock.now_ms():
                             return
@@ -300,6 +309,10 @@ class Engine:
                 await asyncio.wait_for(self._idle.wait(), 0.05)
             except TimeoutError:
                 pass
+
+    def _busy(self) -> bool:
+        """An attempt runs or waits for room, or a claim or a hand-over is under way."""
+        return bool(self._tasks or self._claiming or self._lanes or self._handing)
 
     # Dispatch -------------------------------------------------------------------------------
 
@@ -355,6 +368,38 @@ class Engine:
             except Exception:
                 log.exception("engine loop error; retrying in 0.5s")
                 await asyncio.sleep(0.5)
+
+    # Hand-over (``store.core.HandOver``) --------------------------------------------------
+
+    def take(self, messages: list[Message]) -> tuple[list[Message], int]:
+        """Of messages due at once, about to be stored, those this engine claims in their
+        own write, as many as a claim would take now; marked as attempted from here on, so
+        the sweep never mistakes their claim for an abandoned one."""
+        room = min(
+            _MAX_IN_FLIGHT - len(self._tasks) - self._handing,
+            _MAX_WAITING - len(self._lanes),
+        )
+        taken = messages[: max(0, room)]
+        self._handing += len(taken)
+        self._attempting.update(m.id for m in taken)
+        return taken, self._epoch
+
+    def handed(self, messages: list[Message], ticket: int) -> None:
+        """Their write landed: attempt them, unless dispatch stopped or attempts were dropped
+        meanwhile (a reset); then they are claims no attempt holds, due again by the sweep or
+        on start-up."""
+        self._handing -= len(messages)
+        if ticket != self._epoch:
+            self._unmark(m.id for m in messages)
+            return
+        for msg in messages:
+            self._admit(msg)
+
+    def release(self, messages: list[Message]) -> None:
+        """Their write failed: nothing was stored."""
+        self._handing -= len(messages)
+        self._unmark(m.id for m in messages)
+        self.cancel_requested.difference_update(m.id for m in messages)
 
     async def _claim(self, limit: int) -> tuple[list[Message], int | None]:
         """Claim what is due; the chosen ids count as attempted from the moment they are
@@ -576,23 +621,32 @@ class Engine:
         body = run.body if run is not None else msg.body
         headers = self._request_headers(msg, current_key, body, run)
         timeout_s = (msg.options.timeout_ms or self.settings.limits.max_timeout_s * 1_000) / 1_000
-        # Logged as the attempt starts, its time taken as the row is queued behind those
-        # queued before it: the log stays in time order (written with the outcome, it would
-        # land below the rows of attempts that started later).
         started, wall_started = self.clock.now_ms(), time.time()
-        active = [make_row(msg, State.ACTIVE, started)]
-        await self._durably(lambda: self.store.append_rows(active))
+        # Logged as the attempt starts, while its request goes out (waiting for that write
+        # first put a group commit before every delivery: two to three loop turns of
+        # latency). The row's time is taken as it is queued behind those queued before it,
+        # so the log stays in time order; the outcome's rows are queued after it.
+        active = asyncio.ensure_future(
+            self._durably(
+                lambda: self.store.append_rows([make_row(msg, State.ACTIVE, self.clock.now_ms())])
+            )
+        )
         response: Response | None = None
         error: str | None = None
         ended = False
         try:
-            response = await self._call(msg, headers, body, timeout_s)
-        except _Ended:
-            error, ended = "cancelled while in flight: the request was dropped", True
-        except DeliveryError as exc:
-            error = exc.reason
-        except Exception as exc:  # any other failure to send is a failed attempt, not a crash
-            error = f"{type(exc).__name__}: {exc}"
+            try:
+                response = await self._call(msg, headers, body, timeout_s)
+            except _Ended:
+                error, ended = "cancelled while in flight: the request was dropped", True
+            except DeliveryError as exc:
+                error = exc.reason
+            except Exception as exc:  # any failure to send is a failed attempt, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+            await active
+        except BaseException:  # cancelled (a stop, a reset): the row is not written after it
+            active.cancel()
+            raise
         now = self.clock.now_ms()
         decision = decide(
             response, error, msg.retried, msg.max_retries, msg.options.retry_delay, now

@@ -3,9 +3,9 @@
 Published messages, deliveries, retries, dead letters, callbacks, schedule runs and queue
 pauses, heard from the publisher, the engine and the queues. Lines are written by a thread of
 their own, so a terminal or pipe that reads slowly never holds up the server: past a backlog
-of ``_BACKLOG`` lines, lines are dropped and counted. The lines of one turn of the event loop
-reach that thread together, with one wake-up: under load a turn makes dozens of lines, and
-a hand-over and a thread switch for each cost more than writing them.
+of ``_BACKLOG`` lines, lines are dropped and counted. The lines of ``_HAND_OVER_S`` reach that
+thread together, with one wake-up: under load that is hundreds of lines, and a hand-over and
+a thread switch for each (or for each turn of the event loop) cost more than writing them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Feed"]
 
 _BACKLOG = 10_000
+_HAND_OVER_S = 0.02  # no one reading a terminal sees a line come 20 ms late
 _BODY_CHARS = 200
 
 # ANSI colours by event, and for the time stamp.
@@ -52,7 +53,7 @@ class Feed:
         self.color = color
         self.bodies = bodies
         self.default_user = default_user
-        self._turn: list[str] = []  # this loop turn's lines, handed over at its end
+        self._pending: list[str] = []  # lines made on the event loop, handed over together
         self._ready = threading.Condition()
         self._lines: list[str] = []  # handed over, not yet written (guarded by _ready)
         self._dropped = 0  # guarded by _ready
@@ -151,16 +152,16 @@ class Feed:
             line += f"\n{' ' * 13}{' ' * _WIDTH}body: {shown!r}{more}"
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on the event loop's thread: no turn to wait for
+        except RuntimeError:  # not on the event loop's thread: nothing to wait for
             self._give([line])
             return
-        self._turn.append(line)
-        if len(self._turn) == 1:
-            loop.call_soon(self._hand_over)
+        self._pending.append(line)
+        if len(self._pending) == 1:
+            loop.call_later(_HAND_OVER_S, self._hand_over)
 
     def _hand_over(self) -> None:
-        """Give this turn's lines to the writer thread."""
-        lines, self._turn = self._turn, []
+        """Give the lines made on the event loop since the last hand-over to the writer."""
+        lines, self._pending = self._pending, []
         if lines:
             self._give(lines)
 

@@ -145,7 +145,7 @@ class Publisher:
         self,
         user: str,
         endpoints: list[Endpoint],
-        topic: str | None,
+        url_group: str | None,
         opts: PublishOptions,
         body: bytes,
         caller_ip: str,
@@ -156,7 +156,7 @@ class Publisher:
         await self.check(user, opts, [e.url for e in endpoints], len(endpoints))
         now = self.clock.now_ms()
         if opts.workflow is not None and self.runs is not None:
-            if topic is not None:
+            if url_group is not None:
                 raise BadRequest(
                     "invalid destination: a workflow message goes to a URL, not a URL group"
                 )
@@ -167,7 +167,7 @@ class Publisher:
             message_id = new_id("msg_")
             dedup = opts.dedup_key(endpoint.url, body)
             if dedup is not None:
-                scoped = dedup if topic is None else f"{dedup}|{endpoint.url}"
+                scoped = dedup if url_group is None else f"{dedup}|{endpoint.url}"
                 earlier = await self.store.claim_dedup(
                     user, scoped, message_id, now, int(settings.dedup_window_s * 1_000)
                 )
@@ -181,7 +181,7 @@ class Publisher:
                     message_id,
                     user,
                     endpoint,
-                    topic,
+                    url_group,
                     opts,
                     body,
                     caller_ip,
@@ -231,7 +231,7 @@ class Publisher:
         message_id: str,
         user: str,
         endpoint: Endpoint,
-        topic: str | None,
+        url_group: str | None,
         opts: PublishOptions,
         body: bytes,
         caller_ip: str,
@@ -252,7 +252,7 @@ class Publisher:
             due=due,
             body=body,
             dedup_key=dedup,
-            topic_name=topic,
+            topic_name=url_group,
             endpoint_name=endpoint.name,
             queue_name=queue_name,
             schedule_id=schedule_id,

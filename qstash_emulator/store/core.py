@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -34,7 +34,7 @@ from .schedules import ScheduleStore
 from .streams import LogWriter, scan_rows, scan_stream
 from .url_groups import UrlGroupStore
 
-__all__ = ["Store", "StoreUnavailable", "decode_dlq"]
+__all__ = ["HandOver", "Store", "StoreUnavailable", "decode_dlq"]
 
 log = logging.getLogger("qstash_emulator")
 
@@ -55,6 +55,23 @@ _CLAIMED = 2**52
 _WAITING = f"({_CLAIMED}"
 _FRESH_MAX = 10_000
 _NONE_WAITING = float("inf")
+
+
+class HandOver(Protocol):
+    """Who delivers (the engine): takes messages due at once as they are stored, claimed in
+    the same write, instead of finding them on the due list and claiming them after."""
+
+    def take(self, messages: list[Message]) -> tuple[list[Message], int]:
+        """Those it takes (counted as in flight from now on), and a ticket for the others."""
+        ...
+
+    def handed(self, messages: list[Message], ticket: int) -> None:
+        """The write of the messages taken landed: attempt them."""
+        ...
+
+    def release(self, messages: list[Message]) -> None:
+        """The write failed: they were never stored."""
+        ...
 
 
 # A message's hash: its record, its body, or (finished, big) its body's digest in the budget.
@@ -96,6 +113,8 @@ class Store:
         # Messages this process stored due at once, until claimed: the claim reads them here
         # instead of back from the store. Any later write of a record drops its entry.
         self._fresh: dict[str, Message] = {}
+        # The engine while it dispatches: messages due at once go to it claimed (``add``).
+        self.hand_over: HandOver | None = None
         # The earliest due time waiting on the due list, as this process knows it (None:
         # unknown, read it; _NONE_WAITING). A claim learns it from its read, and every write
         # of a due time lowers it (``_due_written``): a claim with nothing due yet reads
@@ -251,11 +270,19 @@ class Store:
         batch = [(msg, _json.dumps(msg.record())) for msg in messages]
         logged = await self._encode_rows(rows)
         fresh = self._fresh
+        now = [m for m, _ in batch if m.due == m.created_at]  # due at once
+        # Taken by the engine: stored claimed (in flight since they were created), so no
+        # read of the due list finds them and no second write claims them.
+        hand_over = self.hand_over
+        taken, ticket = hand_over.take(now) if hand_over is not None and now else ([], 0)
+        claimed = {m.id for m in taken}
 
         def fill(w: Writes) -> None:
             for msg, record in batch:
                 w.pipe.hset(self.keyspace.message(msg.id), mapping={"r": record, "b": msg.body})
-                if msg.due >= 0:
+                if msg.id in claimed:
+                    w.zadd(self._due, msg.id, _CLAIMED + msg.created_at)
+                elif msg.due >= 0:
                     w.zadd(self._due, msg.id, msg.due)
                 w.zadd(self.keyspace.pending(msg.user), msg.id, msg.created_at)
             if also is not None:
@@ -263,14 +290,18 @@ class Store:
             self._log(w, logged)
 
         # Known before the write lands: the claim that finds them on the due list comes after.
-        kept = [m for m, _ in batch if m.due == m.created_at and len(fresh) < _FRESH_MAX]
+        kept = [m for m in now if m.id not in claimed and len(fresh) < _FRESH_MAX]
         fresh.update((m.id, m) for m in kept)
         try:
             await self._batch.run(fill)
         except BaseException:
             for msg in kept:
                 fresh.pop(msg.id, None)
+            if taken and hand_over is not None:
+                hand_over.release(taken)
             raise
+        if taken and hand_over is not None:
+            hand_over.handed(taken, ticket)
         if logged[1]:
             await self.bodies.trim()
 
