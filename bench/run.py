@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="attach py-spy to the emulator during each load; write bench/profiles/*.md",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1_000,
+        help="scenario 3's publishes a second (default 1,000, the issue's; a lower one shows "
+        "latency on a machine too loaded to keep up with that)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument(
         "--against",
@@ -130,7 +137,7 @@ async def _main(args: argparse.Namespace) -> int:
     if profile_dir is not None and py_spy() is None:
         print("py-spy is missing: pip install py-spy")
         return 2
-    cfg = Config(quick=args.quick, profile_dir=profile_dir)
+    cfg = Config(quick=args.quick, profile_dir=profile_dir, rate=args.rate)
     if args.against:
         if args.profile:
             print("--against and --profile do not go together (the profiles would overwrite)")

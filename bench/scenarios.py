@@ -40,6 +40,7 @@ class Config:
     quick: bool
     connections: int = 32
     profile_dir: Path | None = None
+    rate: float = 1_000  # scenario 3; issue 21: p99 under 10 ms at 1,000 messages a second
 
     @property
     def load_seconds(self) -> float:
@@ -51,7 +52,7 @@ class Config:
 
     @property
     def steady_rate(self) -> float:
-        return 1_000  # issue 21: p99 under 10 ms at 1,000 messages a second
+        return self.rate
 
     @property
     def steady_seconds(self) -> float:
@@ -394,18 +395,22 @@ async def latency(cfg: Config, backend: str) -> list[Figure]:
             found, missing = _latencies(batch, await arrivals(session, receiver))
     answers = [(batch.answered_at[i] - t) * 1_000 for i, t in batch.sent_at.items()]
     sent_ok = len(batch.sent_at) == expected and not batch.failures and missing == 0
+    # Publishes answered this late mean the emulator (or the load generator, on a machine
+    # short of CPU) fell behind the rate: the latencies are then the backlog's, not its own.
+    behind = percentile(answers, 50) > 100 or percentile(base, 50) > 100
     note = (
-        f"{len(found)}/{expected} delivered at {rate:.0f}/s over {seconds:.0f}s, {missing} "
+        ("FELL BEHIND (publish answers or direct sends p50 > 100 ms): " if behind else "")
+        + f"{len(found)}/{expected} delivered at {rate:.0f}/s over {seconds:.0f}s, {missing} "
         f"missing, {len(batch.failures)} publish failures; publish answered in p50 "
         f"{percentile(answers, 50):.2f} ms, p99 {percentile(answers, 99):.2f} ms; delivery p90 "
         f"{percentile(found, 90):.2f} ms, max {max(found, default=float('nan')):.1f} ms; "
-        f"direct p99 {percentile(base, 99):.2f} ms"
+        f"direct p50 {percentile(base, 50):.2f} ms, p99 {percentile(base, 99):.2f} ms"
     )
     p50, p99 = percentile(found, 50), percentile(found, 99)
     return [
         Figure(
             "3",
-            "publish->delivery p50",
+            f"publish->delivery p50 at {rate:,.0f}/s",
             backend,
             p50,
             "ms",
@@ -417,7 +422,7 @@ async def latency(cfg: Config, backend: str) -> list[Figure]:
         ),
         Figure(
             "3",
-            "publish->delivery p99",
+            f"publish->delivery p99 at {rate:,.0f}/s",
             backend,
             p99,
             "ms",

@@ -107,7 +107,7 @@ async def schedule_times(request: Request, *, inspector: Inspector) -> Response:
 
 @api.route("POST /_emulator/run-now/{id}", "Make a message or schedule due now", tag="emulator")
 async def run_now(request: Request, *, inspector: Inspector) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     item_id = request.path_params["id"]
     try:
         moved = await inspector.run_now(who.user_id, item_id)
@@ -172,7 +172,7 @@ _FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
 )
 async def add_fault(request: Request, *, faults: Faults, settings: Settings) -> Response:
     """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     if not isinstance(body, dict):
         raise BadRequest('invalid body: expected a JSON object such as {"kind": "daily"}')
@@ -204,7 +204,7 @@ async def add_fault(request: Request, *, faults: Faults, settings: Settings) -> 
 
 @api.route("DELETE /_emulator/faults", "Clear programmed API faults", tag="emulator")
 async def clear_faults(request: Request, *, faults: Faults) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     count = len(faults.remaining(who.user_id))
     faults.clear(who.user_id)
     return json({"cleared": count})
