@@ -80,13 +80,25 @@ async def list_dead_letters(request: Request, *, dead_letters: DeadLetters) -> R
     return json(body)
 
 
-@api.route("GET /_emulator/attempts", "Delivery attempts", query=("messageId",), tag="emulator")
+@api.route(
+    "GET /_emulator/attempts",
+    "Delivery attempts, oldest first, a page at a time",
+    query=("messageId", "cursor", "count"),
+    tag="emulator",
+)
 async def list_attempts(request: Request, *, inspector: Inspector, keys: SigningKeys) -> Response:
+    """All the attempts kept (up to 1,000 a user) by default, but a page ends early at the
+    store's page byte cap, with a ``cursor`` to the rest: their bodies reach the body budget."""
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
-    attempts = inspector.attempts(who.user_id, message_id)
+    count = int_param(request, "count", 1_000, 1, 1_000) or 1_000
+    start = int_param(request, "cursor", 0, 0, 2**63) or 0
+    attempts, cursor = inspector.attempt_page(who.user_id, message_id, start, count)
     pair = await keys.get(who.user_id)
-    return json({"attempts": [attempt_view(a, pair) for a in attempts]})
+    body: dict[str, Any] = {"attempts": [attempt_view(a, pair) for a in attempts]}
+    if cursor is not None:
+        body["cursor"] = str(cursor)
+    return json(body)
 
 
 @api.route(
