@@ -749,3 +749,21 @@ def test_a_reset_before_the_hand_over_delivers_nothing_it_had_taken(
     assert [r.path for r in destination.received] == ["/after"]
     assert [a.message_id for a in emulator.attempts] == [new]
     assert httpx.get(f"{emulator.url}/v2/messages/{old}", headers=auth(emulator)).status_code == 404
+
+
+def test_a_hand_over_that_never_lands_does_not_hold_wait_idle_past_a_reset(
+    emulator: Emulator,
+) -> None:
+    """A hand-over whose write never returns (its loop torn down mid-publish) is voided by a
+    reset or a stop: wait_idle does not wait for it for ever."""
+    import types
+
+    # Internal: a hand-over is begun with no write behind it.
+    engine = emulator.runtime.engine
+
+    async def begin() -> None:
+        engine.take([types.SimpleNamespace(id="msg_never_stored")])  # type: ignore[list-item]
+
+    emulator.call(begin())
+    emulator.reset()
+    emulator.wait_idle(timeout=3)

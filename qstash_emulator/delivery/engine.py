@@ -207,7 +207,7 @@ class Engine:
     async def _stop_dispatch(self) -> None:
         if self.store.hand_over is self:
             self.store.hand_over = None
-        self._epoch += 1
+        self._new_epoch()
         await _cancel([t for t in (self._runner, self._sweeper) if t is not None])
 
     async def drain(self) -> None:
@@ -246,7 +246,7 @@ class Engine:
     async def abort(self) -> None:
         """Drop every attempt in flight (their outcomes are not recorded), and forget the
         claimed messages waiting for room (the sweep makes them due again)."""
-        self._epoch += 1
+        self._new_epoch()
         self._unmark(self._lanes.clear())
         await _cancel(list(self._tasks))
         self.cancel_requested.clear()
@@ -372,6 +372,11 @@ class Engine:
 
     # Hand-over (``store.core.HandOver``) --------------------------------------------------
 
+    def _new_epoch(self) -> None:
+        """Void the hand-overs under way (their adds may never resume: a loop torn down)."""
+        self._epoch += 1
+        self._handing = 0
+
     def take(self, messages: list[Message]) -> tuple[list[Message], int]:
         """Of messages due at once, about to be stored, those this engine claims in their
         own write, as many as a claim would take now; marked as attempted from here on, so
@@ -389,16 +394,17 @@ class Engine:
         """Their write landed: attempt them, unless dispatch stopped or attempts were dropped
         meanwhile (a reset); then they are claims no attempt holds, due again by the sweep or
         on start-up."""
-        self._handing -= len(messages)
         if ticket != self._epoch:
             self._unmark(m.id for m in messages)
             return
+        self._handing -= len(messages)
         for msg in messages:
             self._admit(msg)
 
-    def release(self, messages: list[Message]) -> None:
+    def release(self, messages: list[Message], ticket: int) -> None:
         """Their write failed: nothing was stored."""
-        self._handing -= len(messages)
+        if ticket == self._epoch:
+            self._handing -= len(messages)
         self._unmark(m.id for m in messages)
         self.cancel_requested.difference_update(m.id for m in messages)
 

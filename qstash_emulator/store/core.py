@@ -69,7 +69,7 @@ class HandOver(Protocol):
         """The write of the messages taken landed: attempt them."""
         ...
 
-    def release(self, messages: list[Message]) -> None:
+    def release(self, messages: list[Message], ticket: int) -> None:
         """The write failed: they were never stored."""
         ...
 
@@ -298,7 +298,7 @@ class Store:
             for msg in kept:
                 fresh.pop(msg.id, None)
             if taken and hand_over is not None:
-                hand_over.release(taken)
+                hand_over.release(taken, ticket)
             raise
         if taken and hand_over is not None:
             hand_over.handed(taken, ticket)
