@@ -749,3 +749,38 @@ def test_a_reset_before_the_hand_over_delivers_nothing_it_had_taken(
     assert [r.path for r in destination.received] == ["/after"]
     assert [a.message_id for a in emulator.attempts] == [new]
     assert httpx.get(f"{emulator.url}/v2/messages/{old}", headers=auth(emulator)).status_code == 404
+
+
+def test_an_attempt_a_cancel_ends_is_recorded_as_cancelled(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """It was recorded as a retry in 0 s (``retry ... retry in 0s`` in the feed, a retry in
+    ``/_emulator/attempts`` and the dashboard), with no retries left, while the message ended
+    CANCELED."""
+    hung = Held((200, {}, b"late"))
+    destination.script("/hung", hung)
+    message_id = _post(emulator, destination.url + "/hung", {"Upstash-Retries": "0"})
+    url = f"{emulator.url}/_emulator/attempts"
+
+    def attempts() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(
+            url, params={"messageId": message_id}, headers=auth(emulator)
+        ).json()["attempts"]
+        return found
+
+    try:
+        assert hung.entered.wait(10)
+        one = f"{emulator.url}/v2/messages/{message_id}"
+        assert httpx.delete(one, headers=auth(emulator)).json() == {"cancelled": 1}
+        wait_until(attempts, what="the attempt to end")
+    finally:
+        hung.release.set()
+    dropped = "cancelled while in flight: the request was dropped"
+    [attempt] = attempts()
+    assert {k: attempt.get(k) for k in ("outcome", "reason", "error", "nextDelayMs")} == {
+        "outcome": "cancelled",
+        "reason": dropped,
+        "error": dropped,
+        "nextDelayMs": None,
+    }
+    assert [a.outcome for a in emulator.attempts if a.message_id == message_id] == ["cancelled"]
