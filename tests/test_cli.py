@@ -12,7 +12,7 @@ import pytest
 
 from qstash_emulator import DEFAULT_USERS
 from qstash_emulator.server.cli import banner
-from qstash_emulator.server.config import OPTIONS, Settings, settings_from
+from qstash_emulator.server.config import FLAGS, Settings, settings_from
 
 from .helpers import (
     Destination,
@@ -31,7 +31,7 @@ def test_help_documents_every_option_and_its_variable() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     flat = " ".join(out.split())
-    for option in OPTIONS:
+    for option in FLAGS:
         assert option.flag in out
         assert option.env in flat
 

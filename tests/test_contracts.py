@@ -5,6 +5,7 @@ the dev server's --record-contract."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from qstash_emulator.contracts import (
     targets,
 )
 from qstash_emulator.contracts._normalise import mask_value, template, template_url
+from qstash_emulator.model.headers import RULES, H
+from qstash_emulator.model.options import OPTIONS, Option
 
-from .helpers import EmulatorProcess
+from .helpers import EmulatorProcess, api
 from .workflow_app import WorkflowApp
 
 
@@ -181,6 +184,38 @@ def test_a_publish_records_headers_body_schema_and_options(
     assert mail["body"] == {"format": "text"}
     assert mail["options"] == [{"deduplication": "content", "queue": "mail-{id}", "retries": 3}]
     assert b"s3cr3t" not in dumps(build(recorder.usages()))
+
+
+# The options a contract shows elsewhere than among a use's options: its method and headers
+# are keys of their own, a run's headers make a workflow entry, a schedule's id is the
+# emulator's. Every other option, a new one too, is among them (docs/contracts.md).
+_ELSEWHERE = ("method", "header", "workflow", "schedule_id")
+# Headers that go with an option's own, and values where its documented example would not do
+# (a not-before time in the past is no delay).
+_WITH = {H.FLOW_KEY: {H.FLOW_VALUE: "parallelism=2"}}
+_VALUE = {H.NOT_BEFORE: str(int(time.time()) + 86_400)}
+
+
+@pytest.mark.parametrize(
+    "option", [o for o in OPTIONS if o.name not in _ELSEWHERE], ids=lambda o: o.name
+)
+def test_every_option_is_in_the_contract(
+    option: Option, recorder: Recorder, emulator: Emulator
+) -> None:
+    """A use with the option and one without are two distinct sets of options."""
+    (rule,) = [r for r in RULES if r.option == option.name]
+    given = {rule.header: _VALUE.get(rule.header, rule.example), **_WITH.get(rule.header, {})}
+    with api(emulator) as http:
+        if rule.schedule:  # a schedule's own option: the plain use is a schedule too
+            path, plain = "/v2/schedules/https://shop.example.com/job", {H.CRON: "0 3 * * *"}
+            given = {**plain, **given}
+        else:
+            path, plain = "/v2/publish/https://shop.example.com/job", {}
+        for headers in (plain, given):
+            r = http.post(path, headers=headers, content=b"{}")
+            assert r.status_code in (200, 201), r.text
+    (entry,) = build(recorder.usages())["entries"]
+    assert len(entry["options"]) == 2, entry["options"]
 
 
 def test_a_schedule_records_its_cron_and_not_each_run(

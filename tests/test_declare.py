@@ -183,3 +183,25 @@ def test_a_handler_takes_its_parts_by_name_and_a_missing_one_fails_the_build() -
 
     with pytest.raises(TypeError, match="positional: messages must be keyword-only"):
         api.route("GET /y", "A part passed by position")(positional)
+
+
+def test_a_read_only_tokens_write_is_refused_by_the_route_alone() -> None:
+    """Authentication and the read-only check are ``route_of``'s, before any handler: a
+    handler reads who called (``caller(request)``) and judges nothing of the token again."""
+    import ast
+    from pathlib import Path
+
+    import qstash_emulator.api as package
+
+    judged = []
+    for path in sorted(Path(package.__path__[0]).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            if node.func.id == "caller" and (len(node.args) > 1 or node.keywords):
+                judged.append(f"{path.name}:{node.lineno}")
+            elif node.func.id == "authenticate" and path.name != "_declare.py":
+                write = node.args[1] if len(node.args) > 1 else None
+                if not (isinstance(write, ast.Constant) and write.value is False):
+                    judged.append(f"{path.name}:{node.lineno}")  # only who, never may it write
+    assert judged == []

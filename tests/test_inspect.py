@@ -185,6 +185,42 @@ def test_dead_letters_come_a_page_at_a_time(
     assert bad.json() == {"error": "invalid count: 1001 is out of range [1, 1000]"}
 
 
+def test_attempts_come_a_page_at_a_time(
+    virtual: Emulator, vclient: QStash, destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They were all listed in one answer: 606 attempts of 5 MB bodies answered 261 MB, and
+    the dev server's RSS went from 551 to 1,258 MB while it made the answer."""
+    kb256 = 256 << 10
+    ids = [
+        vclient.message.publish(
+            url=destination.url + "/ok", body=bytes([97 + n]) * kb256
+        ).message_id
+        for n in range(4)
+    ]
+    virtual.run_until_idle()
+    first = _get(virtual, "attempts", count=3)
+    assert [a["messageId"] for a in first["attempts"]] == ids[:3] and first["cursor"]
+    rest = _get(virtual, "attempts", count=3, cursor=first["cursor"])
+    assert [a["messageId"] for a in rest["attempts"]] == ids[3:] and "cursor" not in rest
+    assert rest["attempts"][0]["request"]["body"] == "d" * kb256
+    whole = _get(virtual, "attempts")  # all the history keeps (1,000), as before
+    assert [a["messageId"] for a in whole["attempts"]] == ids and "cursor" not in whole
+    one = _get(virtual, "attempts", messageId=ids[2], count=1)
+    assert [a["messageId"] for a in one["attempts"]] == [ids[2]] and "cursor" not in one
+    # A page ends early once it holds the byte cap (each attempt carries 256 KB of body).
+    monkeypatch.setattr(_store, "PAGE_BYTES", 2 * kb256)
+    capped = _get(virtual, "attempts")
+    assert [a["messageId"] for a in capped["attempts"]] == ids[:2] and capped["cursor"]
+    after = _get(virtual, "attempts", cursor=capped["cursor"])
+    assert [a["messageId"] for a in after["attempts"]] == ids[2:] and "cursor" not in after
+    for params, error in [
+        ({"count": 1_001}, "invalid count: 1001 is out of range [1, 1000]"),
+        ({"cursor": "x"}, "invalid cursor: 'x' is not an integer"),
+    ]:
+        bad = httpx.get(f"{virtual.url}/_emulator/attempts", params=params, headers=auth(virtual))
+        assert (bad.status_code, bad.json()) == (400, {"error": error})
+
+
 def test_run_now_moves_a_delayed_message(
     virtual: Emulator, vclient: QStash, destination: Destination
 ) -> None:

@@ -148,7 +148,7 @@ def _states() -> list[tuple[type, str, set[str]]]:
     from qstash_emulator.delivery.records import Attempt
     from qstash_emulator.delivery.retry import Decision
     from qstash_emulator.model.message import Message
-    from qstash_emulator.server.config import Option
+    from qstash_emulator.server.config import Flag
     from qstash_emulator.services.faults import Fault
     from qstash_emulator.services.inspection import Waiting
 
@@ -162,7 +162,7 @@ def _states() -> list[tuple[type, str, set[str]]]:
         (Attempt, "outcome", outcomes),
         (Decision, "outcome", outcomes),
         (Fault, "kind", {"error", "daily", "burst", "drop"}),
-        (Option, "kind", {"str", "int", "seconds", "size", "bool", "names"}),
+        (Flag, "kind", {"str", "int", "seconds", "size", "bool", "names"}),
         (Waiting, "state", waiting),
         (PendingMessage, "state", waiting),
         (PendingMessage, "kind", kinds),
@@ -330,3 +330,26 @@ def test_each_handler_takes_the_parts_it_uses_by_their_runtime_name_and_type() -
             if name not in used:
                 wrong.append(f"{where}: takes {name} and never uses it")
     assert wrong == []
+
+
+def _classes(package: str) -> dict[str, list[str]]:
+    """Every class ``package`` defines at any depth, by name: the modules that define it."""
+    found: dict[str, list[str]] = {}
+    for name, path in sorted(_modules().items()):
+        if name.split(".")[0] != package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, []).append(name)
+    return found
+
+
+def test_duplicate_class_names_are_found() -> None:
+    assert _classes("qstash_emulator")["PublishOptions"] == ["qstash_emulator.model.options"]
+    assert len(_classes("conftest_plugin")["Server"]) == 1
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """One name per concept: a class's name says which thing it is wherever it is read."""
+    classes = _classes("qstash_emulator")
+    assert {name: where for name, where in classes.items() if len(where) > 1} == {}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import pytest
 
 from qstash_emulator import Emulator
 
@@ -73,6 +76,82 @@ def test_the_logs_keep_the_newest_ended_runs_up_to_the_log_retention(
                 )
         listed = httpx.get(f"{small.url}/v2/workflows/logs", headers=creds).json()["runs"]
     assert [r["workflowRunId"] for r in listed] == ["wfr_4", "wfr_3", "wfr_2", "wfr_1"]
+
+
+KB256 = 256 << 10
+
+
+def _run_bytes(emu: Emulator) -> int:
+    """Bytes the store holds under the user's workflow run keys."""
+    # Internal: the bytes the store holds have no public surface (the body budget rule).
+    store = emu.runtime.store
+
+    async def count() -> int:
+        total = 0
+        async for key in store.redis.scan_iter(match="*:run:*", count=1_000):
+            if await store.redis.type(key) == b"list":  # a run's steps
+                total += sum(len(x) for x in await store.redis.lrange(key, 0, -1))
+        return total
+
+    return emu.call(count())
+
+
+@pytest.fixture(params=["memory", "redis"])
+def small_budget(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """An emulator keeping 768 KB of bodies, in memory and on a real Redis."""
+    options: dict[str, Any] = {}
+    if request.param == "redis":
+        options = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": "runs:"}
+    with Emulator(body_budget=3 * KB256, **options) as emu:
+        emu.reset()
+        yield emu
+
+
+def test_ended_runs_keep_their_bodies_within_the_body_budget(
+    small_budget: Emulator, destination: Destination
+) -> None:
+    """4 ended runs of 2 steps returning 256 KB each: their steps held 2.7 MB in base64,
+    whatever the budget; now the budget keeps the newest 768 KB and the logs show the older
+    results as dropped, their steps still named."""
+    emu, creds = small_budget, auth(small_budget)
+    url = f"{emu.url}/v2/publish/{destination.url}/wf"
+    outs = {}
+    for n in range(4):
+        run = {"Upstash-Workflow-RunId": f"wfr_{n}", "Upstash-Delay": "1d"}
+        init = httpx.post(url, headers={**creds, **run, "Upstash-Workflow-Init": "true"})
+        assert init.status_code == 200, init.text
+        for step in (1, 2):
+            outs[n, step] = chr(97 + n) * KB256 + str(step)
+            body = {"stepId": step, "stepName": f"s{step}", "stepType": "Run"}
+            body |= {"out": json.dumps(outs[n, step]), "concurrent": 1}
+            sent = httpx.post(url, headers={**creds, **run}, json=body)
+            assert sent.status_code == 200, sent.text
+        done = httpx.request(
+            "DELETE",
+            f"{emu.url}/v2/workflows/runs/wfr_{n}",
+            params={"cancel": "false"} if n % 2 else {},
+            headers=creds,
+            content=b'"done"',
+        )
+        assert done.status_code == 200, done.text
+    kept = _run_bytes(emu)
+    assert kept < 64 << 10, f"{kept / KB256:.1f} x 256 KB under the run keys"
+    logs = httpx.get(f"{emu.url}/v2/workflows/logs", headers=creds).json()["runs"]
+    by_id = {r["workflowRunId"]: r for r in logs}
+    assert [by_id[f"wfr_{n}"]["workflowState"] for n in range(4)] == [
+        "RUN_CANCELED",
+        "RUN_SUCCESS",
+    ] * 2
+    newest = [g["steps"][0] for g in by_id["wfr_3"]["steps"][1:] if g["type"] != "next"]
+    assert [(s["stepName"], json.loads(s["out"])) for s in newest] == [
+        ("s1", outs[3, 1]),
+        ("s2", outs[3, 2]),
+    ]
+    oldest = [g["steps"][0] for g in by_id["wfr_0"]["steps"][1:] if g["type"] != "next"]
+    assert [(s["stepName"], s.get("outDropped"), "out" in s) for s in oldest] == [
+        ("s1", True, False),
+        ("s2", True, False),
+    ]
 
 
 def test_a_wait_timeout_fires_on_time_on_the_real_clock(

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import _json
-from .._errors import BadRequest, BodyTooLarge, Forbidden
+from .._errors import BadRequest, BodyTooLarge
 from ..server.config import Settings
 from ..services.users import Caller, Users
 from ._query import int_param, multi
@@ -34,11 +34,10 @@ BATCH_LIMIT = 100 << 20
 JSON_LIMIT = 1 << 20
 
 
-def caller(request: Request, write: bool = False) -> Caller:
-    """Who sent the request: authenticated before the handler ran (``_declare.route_of``)."""
+def caller(request: Request) -> Caller:
+    """Who sent the request: authenticated before the handler ran, a read-only token's write
+    refused (``_declare.route_of``)."""
     who: Caller = request.state.caller
-    if write and who.readonly:
-        raise Forbidden("Forbidden: this token is read-only")
     return who
 
 

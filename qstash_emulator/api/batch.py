@@ -22,7 +22,7 @@ api = Operations()
 async def batch(
     request: Request, *, batches: Batches, loops: Loops, settings: Settings
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     hops = loops.depth(request.headers)  # a batch sent by a delivery (docs/behaviour.md#loops)
     limit = max(BATCH_LIMIT, settings.message_size_limit)
     entries = await json_body(request, settings, limit=limit)

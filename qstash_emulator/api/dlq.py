@@ -70,7 +70,7 @@ async def get_entry(request: Request, *, dead_letters: DeadLetters) -> Response:
 
 @api.route("DELETE /v2/dlq/{dlqId}", "Delete one dead letter")
 async def delete_entry(request: Request, *, dead_letters: DeadLetters) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await dead_letters.delete_one(who.user_id, request.path_params["dlqId"])
     return json({"deleted": 1})
 
@@ -101,7 +101,7 @@ async def _bulk_selection(
 async def delete_many(
     request: Request, *, dead_letters: DeadLetters, settings: Settings
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     letters, cursor = await _bulk_selection(request, who.user_id, dead_letters, settings)
     deleted = await dead_letters.delete(who.user_id, [e.dlq_id for e in letters])
     body: dict[str, Any] = {"deleted": deleted}
@@ -116,7 +116,7 @@ def _headers(request: Request) -> list[tuple[str, str]]:
 
 @api.route("POST /v2/dlq/retry/{dlqId}", "Publish one dead letter again", status=201)
 async def retry_one(request: Request, *, dead_letters: DeadLetters) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     message_id = await dead_letters.retry_one(
         who.user_id, request.path_params["dlqId"], _headers(request)
     )
@@ -133,7 +133,7 @@ async def retry_one(request: Request, *, dead_letters: DeadLetters) -> Response:
 async def retry_many(
     request: Request, *, dead_letters: DeadLetters, settings: Settings
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     letters, cursor = await _bulk_selection(request, who.user_id, dead_letters, settings)
     retried = await dead_letters.retry_many(
         who.user_id, multi(request, "dlqIds"), letters, _headers(request)

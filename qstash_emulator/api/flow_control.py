@@ -36,14 +36,14 @@ async def global_parallelism(request: Request, *, flow_control: FlowControlKeys)
 
 @api.route("POST /v2/flowControl/{key:path}/pause", "Pause a flow-control key")
 async def pause(request: Request, *, flow_control: FlowControlKeys) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await flow_control.pause(who.user_id, request.path_params["key"], True)
     return empty()
 
 
 @api.route("POST /v2/flowControl/{key:path}/resume", "Resume a flow-control key")
 async def resume(request: Request, *, flow_control: FlowControlKeys) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await flow_control.pause(who.user_id, request.path_params["key"], False)
     return empty()
 
@@ -55,7 +55,7 @@ async def resume(request: Request, *, flow_control: FlowControlKeys) -> Response
 )
 async def pin(request: Request, *, flow_control: FlowControlKeys) -> Response:
     """Fix parallelism and/or rate+period; no value pins the key's current config."""
-    who = caller(request, write=True)  # a bad token is a 401 before any parameter is judged
+    who = caller(request)
     parallelism = int_param(request, "parallelism", None, 1, 1_000_000)
     rate = int_param(request, "rate", None, 1, 1_000_000)
     period = int_param(request, "period", None, 1, _WEEK_S)
@@ -65,7 +65,7 @@ async def pin(request: Request, *, flow_control: FlowControlKeys) -> Response:
 
 @api.route("POST /v2/flowControl/{key:path}/unpin", "Unpin", query=_UNPIN)
 async def unpin(request: Request, *, flow_control: FlowControlKeys) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     flags = {
         name: parse_bool(raw, name) if (raw := request.query_params.get(name)) else False
         for name in _UNPIN
@@ -80,7 +80,7 @@ async def unpin(request: Request, *, flow_control: FlowControlKeys) -> Response:
 # A 2026 changelog names it /reset (docs/behaviour.md#flow-control).
 @api.route("POST /v2/flowControl/{key:path}/reset", "Start a new rate window (newer name)")
 async def reset_rate(request: Request, *, flow_control: FlowControlKeys) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await flow_control.reset_rate(who.user_id, request.path_params["key"])
     return empty()
 

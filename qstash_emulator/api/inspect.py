@@ -80,13 +80,25 @@ async def list_dead_letters(request: Request, *, dead_letters: DeadLetters) -> R
     return json(body)
 
 
-@api.route("GET /_emulator/attempts", "Delivery attempts", query=("messageId",), tag="emulator")
+@api.route(
+    "GET /_emulator/attempts",
+    "Delivery attempts, oldest first, a page at a time",
+    query=("messageId", "cursor", "count"),
+    tag="emulator",
+)
 async def list_attempts(request: Request, *, inspector: Inspector, keys: SigningKeys) -> Response:
+    """All the attempts kept (up to 1,000 a user) by default, but a page ends early at the
+    store's page byte cap, with a ``cursor`` to the rest: their bodies reach the body budget."""
     who = caller(request)
     message_id = request.query_params.get("messageId") or None
-    attempts = inspector.attempts(who.user_id, message_id)
+    count = int_param(request, "count", 1_000, 1, 1_000) or 1_000
+    start = int_param(request, "cursor", 0, 0, 2**63) or 0
+    attempts, cursor = inspector.attempt_page(who.user_id, message_id, start, count)
     pair = await keys.get(who.user_id)
-    return json({"attempts": [attempt_view(a, pair) for a in attempts]})
+    body: dict[str, Any] = {"attempts": [attempt_view(a, pair) for a in attempts]}
+    if cursor is not None:
+        body["cursor"] = str(cursor)
+    return json(body)
 
 
 @api.route(
@@ -107,7 +119,7 @@ async def schedule_times(request: Request, *, inspector: Inspector) -> Response:
 
 @api.route("POST /_emulator/run-now/{id}", "Make a message or schedule due now", tag="emulator")
 async def run_now(request: Request, *, inspector: Inspector) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     item_id = request.path_params["id"]
     try:
         moved = await inspector.run_now(who.user_id, item_id)
@@ -172,7 +184,7 @@ _FAULT_TYPES: dict[str, type | tuple[type, ...]] = {
 )
 async def add_fault(request: Request, *, faults: Faults, settings: Settings) -> Response:
     """Program a fault for the caller (kind, status, path, method, times, delayMs, ...)."""
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     if not isinstance(body, dict):
         raise BadRequest('invalid body: expected a JSON object such as {"kind": "daily"}')
@@ -204,7 +216,7 @@ async def add_fault(request: Request, *, faults: Faults, settings: Settings) -> 
 
 @api.route("DELETE /_emulator/faults", "Clear programmed API faults", tag="emulator")
 async def clear_faults(request: Request, *, faults: Faults) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     count = len(faults.remaining(who.user_id))
     faults.clear(who.user_id)
     return json({"cleared": count})

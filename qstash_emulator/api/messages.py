@@ -28,7 +28,7 @@ async def get_message(request: Request, *, messages: Messages) -> Response:
 
 @api.route("DELETE /v2/messages/{messageId}", "Cancel one message")
 async def cancel_one(request: Request, *, messages: Messages) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await messages.cancel(who.user_id, request.path_params["messageId"])
     return json({"cancelled": 1})
 
@@ -41,7 +41,7 @@ async def cancel_one(request: Request, *, messages: Messages) -> Response:
 )
 async def cancel_many(request: Request, *, messages: Messages, settings: Settings) -> Response:
     """Bulk cancel by ids or filters, from the query (JS) or a JSON body (Python, Go)."""
-    who = caller(request, write=True)
+    who = caller(request)
     ids = multi(request, "messageIds")
     flt = filter_from_query(request, destination=True)
     body = await json_body(request, settings, allow_empty=True)

@@ -78,7 +78,7 @@ async def publish(
     loops: Loops,
     url_groups: UrlGroups,
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     destination, opts, body = await read_publish(
         request,
         raw_tail(request, "/v2/publish/"),

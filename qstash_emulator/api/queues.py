@@ -37,7 +37,7 @@ api = Operations()
     },
 )
 async def upsert(request: Request, *, queues: Queues, settings: Settings) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await queues.upsert(who.user_id, await json_body(request, settings))
     return empty()
 
@@ -57,21 +57,21 @@ async def get_queue(request: Request, *, queues: Queues) -> Response:
 @api.route("DELETE /v2/queues/{name}", "Delete a queue; its waiting messages are cancelled")
 async def delete_queue(request: Request, *, queues: Queues) -> Response:
     """Waiting messages are cancelled (logged); active ones finish (see ``services.queues``)."""
-    who = caller(request, write=True)
+    who = caller(request)
     await queues.delete(who.user_id, request.path_params["name"])
     return empty()
 
 
 @api.route("POST /v2/queues/{name}/pause", "Pause a queue")
 async def pause(request: Request, *, queues: Queues) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await queues.set_paused(who.user_id, request.path_params["name"], True)
     return empty()
 
 
 @api.route("POST /v2/queues/{name}/resume", "Resume a queue")
 async def resume(request: Request, *, queues: Queues) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await queues.set_paused(who.user_id, request.path_params["name"], False)
     return empty()
 
@@ -92,7 +92,7 @@ async def enqueue(
     url_groups: UrlGroups,
 ) -> Response:
     """Publish through a queue, creating it (parallelism 1) when it does not exist."""
-    who = caller(request, write=True)
+    who = caller(request)
     raw_queue, _, tail = raw_tail(request, "/v2/enqueue/").partition("/")
     queue = validate_name(unquote(raw_queue), "queueName")
     destination, opts, body = await read_publish(

@@ -42,7 +42,7 @@ async def get_schedule(request: Request, *, schedules: Schedules, settings: Sett
 
 @api.route("DELETE /v2/schedules/{scheduleId}", "Delete a schedule")
 async def delete_schedule(request: Request, *, schedules: Schedules) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     schedule_id = request.path_params["scheduleId"]
     if not await schedules.delete(who.user_id, schedule_id):
         raise NotFound(f"schedule {schedule_id!r} not found")
@@ -62,7 +62,7 @@ async def resume(request: Request, *, schedules: Schedules) -> Response:
 
 
 async def _set_paused(request: Request, schedules: Schedules, paused: bool) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     schedule_id = request.path_params["scheduleId"]
     if not await schedules.set_paused(who.user_id, schedule_id, paused):
         raise NotFound(f"schedule {schedule_id!r} not found")
@@ -86,7 +86,7 @@ async def _set_paused(request: Request, schedules: Schedules, paused: bool) -> R
 async def create(
     request: Request, *, schedules: Schedules, settings: Settings, loops: Loops
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     tail = raw_tail(request, "/v2/schedules/") or raw_tail(request, "/v2/Schedules/")
     destination, opts, body = await read_publish(request, tail, settings, loops, schedule=True)
     schedule_id = await schedules.create(who.user_id, destination, opts, body, caller_ip(request))

@@ -28,7 +28,7 @@ _ENDPOINTS = {
 
 @api.route("POST /v2/topics/{name}/endpoints", "Add endpoints (creates the group)", body=_ENDPOINTS)
 async def add_endpoints(request: Request, *, url_groups: UrlGroups, settings: Settings) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     await url_groups.upsert_endpoints(who.user_id, request.path_params["name"], body)
     return empty()
@@ -38,7 +38,7 @@ async def add_endpoints(request: Request, *, url_groups: UrlGroups, settings: Se
 async def remove_endpoints(
     request: Request, *, url_groups: UrlGroups, settings: Settings
 ) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     await url_groups.remove_endpoints(who.user_id, request.path_params["name"], body)
     return empty()
@@ -58,7 +58,7 @@ async def get_group(request: Request, *, url_groups: UrlGroups) -> Response:
 
 @api.route("DELETE /v2/topics/{name}", "Delete a URL group")
 async def delete_group(request: Request, *, url_groups: UrlGroups) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await url_groups.delete(who.user_id, request.path_params["name"])
     return empty()
 
@@ -69,7 +69,7 @@ async def delete_group(request: Request, *, url_groups: UrlGroups) -> Response:
     body={"type": "object", "required": ["headers"], "properties": {"headers": string_map()}},
 )
 async def set_headers(request: Request, *, url_groups: UrlGroups, settings: Settings) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     await url_groups.set_headers(who.user_id, request.path_params["name"], body)
     return empty()

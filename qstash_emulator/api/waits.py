@@ -39,7 +39,7 @@ _WAIT = {
 )
 async def wait(request: Request, *, waits: Waits, settings: Settings) -> Response:
     """A step waits for an event; the headers are those its result will be published with."""
-    who = caller(request, write=True)
+    who = caller(request)
     body = await json_body(request, settings)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     await waits.wait(who.user_id, request.path_params["eventId"], items, body)
@@ -53,7 +53,7 @@ async def wait(request: Request, *, waits: Waits, settings: Settings) -> Respons
 )
 async def notify(request: Request, *, waits: Waits, settings: Settings) -> Response:
     """The raw body is the event's data, handed to every waiter (of one run, with its id)."""
-    who = caller(request, write=True)
+    who = caller(request)
     run_id = request.path_params.get("workflowRunId")
     if run_id is not None:
         await waits.check_run(who.user_id, run_id)  # before the body is read

@@ -91,7 +91,7 @@ async def get_entry(request: Request, *, run_dlq: RunDlq) -> Response:
 
 @api.route("DELETE /v2/workflows/dlq/{dlqId}", "Delete one dead letter of a workflow run")
 async def delete_entry(request: Request, *, run_dlq: RunDlq) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     dlq_id = request.path_params["dlqId"]
     await run_dlq.get(who.user_id, dlq_id)
     if not await run_dlq.delete(who.user_id, [dlq_id]):
@@ -101,7 +101,7 @@ async def delete_entry(request: Request, *, run_dlq: RunDlq) -> Response:
 
 @api.route("DELETE /v2/workflows/dlq", "Delete dead letters of workflow runs", query=_BULK)
 async def delete_many(request: Request, *, run_dlq: RunDlq) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     count = int_param(request, "count", 100, 1, 1_000) or 100
     found, cursor = await run_dlq.select(
         who.user_id, multi(request, "dlqIds"), dlq_filter(request), parse_cursor(request), count
@@ -114,7 +114,7 @@ async def delete_many(request: Request, *, run_dlq: RunDlq) -> Response:
 
 
 async def _act(request: Request, run_dlq: RunDlq, settings: Settings, restart: bool) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     opts = parse_publish(items, settings)  # refused before anything is taken
     given = {name.lower() for name, _ in items}
@@ -179,7 +179,7 @@ async def restart_one(request: Request, *, run_dlq: RunDlq, settings: Settings) 
     "Call a failed run's failure function again (when its call failed)",
 )
 async def retry_failure_function(request: Request, *, run_dlq: RunDlq) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     started = await run_dlq.retry_failure(who.user_id, request.path_params["dlqId"])
     return json(started)
 
@@ -189,6 +189,6 @@ async def retry_failure_function(request: Request, *, run_dlq: RunDlq) -> Respon
     "Stop a failed run's failure function call in progress",
 )
 async def cancel_failure_function(request: Request, *, run_dlq: RunDlq) -> Response:
-    who = caller(request, write=True)
+    who = caller(request)
     await run_dlq.cancel_failure(who.user_id, request.path_params["dlqId"])
     return json({})

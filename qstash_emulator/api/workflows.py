@@ -64,7 +64,7 @@ api = Operations()
 async def end_run(request: Request, *, runs: Runs, settings: Settings) -> Response:
     """``?cancel=false`` is the SDK saying the run returned (the body is its result);
     otherwise the run is cancelled."""
-    who = caller(request, write=True)
+    who = caller(request)
     run_id = request.path_params["workflowRunId"]
     raw = request.query_params.get("cancel")
     if raw is not None and not parse_bool(raw, "cancel"):
@@ -82,7 +82,7 @@ async def end_run(request: Request, *, runs: Runs, settings: Settings) -> Respon
 )
 async def cancel_runs(request: Request, *, runs: Runs) -> Response:
     """Bulk cancel: the runs named by ``workflowRunIds``, else those the filters match."""
-    who = caller(request, write=True)
+    who = caller(request)
     ids = multi(request, "workflowRunIds")
     count = int_param(request, "count", 100, 1, 10_000) or 100
     flt = cancel_filter(request)
@@ -170,7 +170,7 @@ async def trigger(
     request: Request, *, runs: Runs, settings: Settings, loops: Loops, url_groups: UrlGroups
 ) -> Response:
     """``POST /v2/trigger/{url}``: start a run; the raw body is its payload."""
-    who = caller(request, write=True)
+    who = caller(request)
     try:
         url, opts, body = await read_publish(
             request,
@@ -198,7 +198,7 @@ async def trigger(
 async def trigger_many(request: Request, *, batches: Batches, settings: Settings) -> Response:
     """``POST /v2/batch/trigger``: an array of ``{destination, body, headers}``, each started
     as ``/v2/trigger`` would; a bad entry gets ``{"error"}`` in its slot."""
-    who = caller(request, write=True)
+    who = caller(request)
     limit = max(BATCH_LIMIT, settings.message_size_limit)
     entries = await json_body(request, settings, limit=limit)
     if not isinstance(entries, list):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ import orjson
 
 from ..model.destination import is_url
 from ..model.message import Message
-from ..model.options import CallbackConfig, PublishOptions
+from ..model.options import OPTIONS, CallbackConfig, FlowControl, Keys, Option, PublishOptions
 from ..server.runtime import Runtime
 from ._normalise import REDACTED, is_secret, mask_url, mask_value, template, template_url
 
@@ -84,65 +84,88 @@ def _headers(header: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _callback(config: CallbackConfig | None) -> dict[str, Any] | None:
-    if not config:
-        return None
-    view: dict[str, Any] = {"url": template_url(config["url"])}
-    if config["method"] != "POST":
-        view["method"] = config["method"]
-    given = {
-        "retries": config["retries"],
-        "retry_delay": config["retry_delay"],
-        "timeout_ms": config["timeout_ms"],
-    }
-    view.update({name: value for name, value in given.items() if value is not None})
-    if config["delay_ms"]:
-        view["delay"] = True
-    return view
-
-
-def _options(
-    *,
-    retries: int,
-    delayed: bool,
-    retry_delay: str | None,
-    timeout_ms: int | None,
-    callback: CallbackConfig | None,
-    failure_callback: CallbackConfig | None,
-    queue: str | None,
-    group: str | None,
-    flow: dict[str, Any] | None,
-    dedup: str | None,
-    labels: Iterable[str],
-    redact: Iterable[str],
-    cron: str | None = None,
-) -> str:
-    """The options of one use, canonical; an option left unset is left out."""
-    view: dict[str, Any] = {
-        "retries": retries,
-        "delay": delayed or None,
-        "retry_delay": retry_delay,
-        "timeout_ms": timeout_ms,
-        "callback": _callback(callback),
-        "failure_callback": _callback(failure_callback),
-        "queue": template(queue) if queue else None,
-        "url_group": template(group) if group else None,
-        "deduplication": dedup,
-        "labels": sorted(template(label) for label in labels) or None,
-        "redact": sorted(redact) or None,
-        "cron": cron,
-    }
-    if flow:
-        limits = {
-            "parallelism": flow["parallelism"],
-            "rate": flow["rate"],
-            "period": flow["period"],
+def _callback(key: str) -> Keys:
+    def keys(config: CallbackConfig | None) -> dict[str, Any]:
+        if not config:
+            return {}
+        view: dict[str, Any] = {"url": template_url(config["url"])}
+        if config["method"] != "POST":
+            view["method"] = config["method"]
+        given = {
+            "retries": config["retries"],
+            "retry_delay": config["retry_delay"],
+            "timeout_ms": config["timeout_ms"],
         }
-        view["flow_control"] = {
+        view.update({name: value for name, value in given.items() if value is not None})
+        if config["delay_ms"]:
+            view["delay"] = True
+        return {key: view}
+
+    return keys
+
+
+def _flow(flow: FlowControl | None) -> dict[str, Any]:
+    if not flow:
+        return {}
+    limits = {"parallelism": flow["parallelism"], "rate": flow["rate"], "period": flow["period"]}
+    return {
+        "flow_control": {
             "key": template(flow["key"]),
             **{k: v for k, v in limits.items() if v is not None},
         }
-    return _canonical({k: v for k, v in view.items() if v is not None})
+    }
+
+
+def _sorted(key: str, each: Callable[[str], str] = str) -> Keys:
+    return lambda values: {key: sorted(each(v) for v in values)} if values else {}
+
+
+# How a contract shows an option where not as ``{field: value}`` once it differs from its
+# default (as a new option is shown): by a key or a shape of its own, ids as ``{id}``, or,
+# where None, not among the options (method and forwarded headers are a use's own keys, a
+# run's headers make a workflow entry, a schedule's id is the emulator's, a not-before time
+# is a delay).
+_SHOWN: dict[str, Keys | None] = {
+    "method": None,
+    "header": None,
+    "workflow": None,
+    "schedule_id": None,
+    "not_before_ms": None,
+    "delay_ms": lambda ms: {"delay": True} if ms > 0 else {},
+    "dedup_id": lambda key: {"deduplication": "id"} if key is not None else {},
+    "content_dedup": lambda on: {"deduplication": "content"} if on else {},
+    "callback": _callback("callback"),
+    "failure_callback": _callback("failure_callback"),
+    "queue_name": lambda name: {"queue": template(name)} if name else {},
+    "labels": _sorted("labels", template),
+    "redact": _sorted("redact"),
+    "flow": _flow,
+}
+_DEFAULT = PublishOptions()
+
+
+def _as_given(o: Option) -> Keys:
+    default = getattr(_DEFAULT, o.name)
+    return lambda value: {o.name: value} if value != default else {}
+
+
+# Each option's keys in a contract, in the options model's order.
+_CONTRACT: tuple[tuple[str, Keys], ...] = tuple(
+    (o.name, keys)
+    for o in OPTIONS
+    if (keys := _SHOWN[o.name] if o.name in _SHOWN else _as_given(o)) is not None
+)
+
+
+def _options(opts: PublishOptions, used: dict[str, Any], url_group: str | None) -> str:
+    """The options of one use (``opts``, with the values ``used`` holds of its own),
+    canonical; an option left unset is left out."""
+    view: dict[str, Any] = {}
+    for name, keys in _CONTRACT:
+        view.update(keys(used[name] if name in used else getattr(opts, name)))
+    if url_group:
+        view["url_group"] = template(url_group)
+    return _canonical(view)
 
 
 def _step(body: bytes) -> tuple[int, str] | None:
@@ -214,20 +237,17 @@ class Recorder:
 
     def _usage(self, kind: str, msg: Message) -> Usage:
         body, is_json = _body(msg.body)
-        options = _options(
-            retries=msg.max_retries,
-            delayed=msg.not_before > msg.created_at,
-            retry_delay=msg.options.retry_delay,
-            timeout_ms=msg.options.timeout_ms,
-            callback=msg.options.callback,
-            failure_callback=msg.options.failure_callback,
-            queue=msg.queue_name,
-            group=msg.topic_name,
-            flow=_flow(msg),
-            dedup=None if msg.dedup_key is None else _dedup(msg.dedup_key),
-            labels=msg.options.labels,
-            redact=msg.options.redact,
-        )
+        # What the message holds of its publish beside its options: the resolved retries,
+        # the delay (until its not-before time), its queue and deduplication.
+        key = msg.dedup_key
+        used = {
+            "retries": msg.max_retries,
+            "delay_ms": msg.not_before - msg.created_at,
+            "queue_name": msg.queue_name,
+            "dedup_id": None if key is None or _by_content(key) else key,
+            "content_dedup": key is not None and _by_content(key),
+        }
+        options = _options(msg.options, used, msg.topic_name)
         return Usage(
             kind,
             msg.options.method,
@@ -255,21 +275,11 @@ class Recorder:
         opts: PublishOptions = sched.opts
         body, is_json = _body(sched.body)
         url = is_url(sched.destination)
-        options = _options(
-            retries=self._default_retries if opts.retries is None else opts.retries,
-            delayed=opts.delay_ms > 0,
-            retry_delay=opts.retry_delay,
-            timeout_ms=opts.timeout_ms,
-            callback=opts.callback,
-            failure_callback=opts.failure_callback,
-            queue=opts.queue_name,
-            group=None if url else sched.destination,
-            flow=dict(opts.flow) if opts.flow else None,
-            dedup=None,
-            labels=opts.labels,
-            redact=opts.redact,
-            cron=sched.cron,
-        )
+        used = {
+            "retries": self._default_retries if opts.retries is None else opts.retries,
+            "cron": sched.cron,
+        }
+        options = _options(opts, used, None if url else sched.destination)
         self.add(
             Usage(
                 "schedule",
@@ -285,10 +295,5 @@ class Recorder:
         )
 
 
-def _flow(msg: Message) -> dict[str, Any] | None:
-    flow = msg.options.flow
-    return dict(flow) if flow is not None else None
-
-
-def _dedup(key: str) -> str:
-    return "content" if key.startswith("content:") else "id"
+def _by_content(dedup_key: str) -> bool:
+    return dedup_key.startswith("content:")

@@ -23,7 +23,7 @@ from ..model.views import callback_payload, log_row
 from ..server.config import Settings
 from ..store.core import Store, StoreUnavailable
 from .clock import Clock
-from .lanes import Lanes, Waiting, destination_of
+from .lanes import Claim, Lanes, destination_of
 from .records import Attempt, AttemptRequest, AttemptResponse
 from .retry import Decision, decide
 from .signing import sign
@@ -423,7 +423,7 @@ class Engine:
     def _admit(self, msg: Message) -> None:
         """Start the attempt of a claimed message, or let it wait for room at its
         destination or user."""
-        slots = Waiting(msg.id, destination_of(msg.url), msg.user)
+        slots = Claim(msg.id, destination_of(msg.url), msg.user)
         if msg.id in self.cancel_requested:  # a cancel raced the claim: it ends at once
             self._lanes.take(slots.destination, slots.user)
         elif not self._lanes.admit(msg.id, slots.destination, slots.user):
@@ -431,17 +431,17 @@ class Engine:
             return
         self._start(self._attempt(msg), slots)
 
-    def _start(self, attempt: Coroutine[Any, Any, None], slots: Waiting) -> None:
+    def _start(self, attempt: Coroutine[Any, Any, None], slots: Claim) -> None:
         """Run ``attempt`` as a task holding ``slots`` of the lanes until it ends."""
         task = asyncio.create_task(attempt)
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._ended, slots))
 
-    def _ended(self, slots: Waiting, task: asyncio.Task[None]) -> None:
+    def _ended(self, slots: Claim, task: asyncio.Task[None]) -> None:
         self._lanes.release(slots.destination, slots.user)
         self._done(task)
 
-    async def _attempt_waiting(self, waiting: Waiting) -> None:
+    async def _attempt_waiting(self, waiting: Claim) -> None:
         """The attempt of a message that waited for room (it is read again: it may have
         changed or ended meanwhile)."""
         try:

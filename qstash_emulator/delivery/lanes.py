@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["Lanes", "Waiting", "destination_of"]
+__all__ = ["Claim", "Lanes", "destination_of"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -34,8 +34,9 @@ def destination_of(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class Waiting:
-    """A claimed message that waits for room: its id, destination and user."""
+class Claim:
+    """A claimed message as the lanes count it (in flight, or in line for room): its id,
+    destination and user."""
 
     message_id: str
     destination: str
@@ -52,8 +53,8 @@ class Lanes:
         self._for: Counter[str] = Counter()
         # One line per full limit ("d" destination or "u" user), oldest first; an id no
         # longer in ``_waiting`` (cancelled meanwhile) is skipped.
-        self._lines: dict[tuple[str, str], deque[Waiting]] = {}
-        self._waiting: dict[str, Waiting] = {}
+        self._lines: dict[tuple[str, str], deque[Claim]] = {}
+        self._waiting: dict[str, Claim] = {}
         # Waiting ids that may not start for now (a bulk cancel is going through them).
         self._paused: set[str] = set()
 
@@ -85,7 +86,7 @@ class Lanes:
         if line is None:
             self.take(destination, user)
             return True
-        waiting = Waiting(message_id, destination, user)
+        waiting = Claim(message_id, destination, user)
         self._waiting[message_id] = waiting
         self._lines.setdefault(line, deque()).append(waiting)
         return False
@@ -126,11 +127,11 @@ class Lanes:
         self._paused.clear()
         return ids
 
-    def ready(self, room: int) -> list[Waiting]:
+    def ready(self, room: int) -> list[Claim]:
         """Up to ``room`` waiting messages that now fit both limits, oldest of each line
         first, their slots taken. A line's first message held back by its other limit moves
         to that limit's line."""
-        started: list[Waiting] = []
+        started: list[Claim] = []
         for line, queue in list(self._lines.items()):
             while queue and len(started) < room:
                 head = queue[0]

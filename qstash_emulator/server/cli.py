@@ -19,7 +19,7 @@ from ..model.durations import duration_arg
 from ..store.core import Store
 from ..store.lease import StoreTaken, StoreUnreachable
 from .app import create_app
-from .config import OPTIONS, Option, Settings, settings_from
+from .config import FLAGS, Flag, Settings, settings_from
 from .connections import raise_file_limit, uvicorn_options
 from .docs import docs_path
 from .feed import Feed
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the QStash development server. Every option can also be set by the "
         "environment variable shown.",
     )
-    for option in OPTIONS:
+    for option in FLAGS:
         names = ", ".join((option.env, *option.aliases))
         kwargs: dict[str, object] = {
             "dest": option.dest,
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _argument(option: Option) -> Callable[[str], Any]:
+def _argument(option: Flag) -> Callable[[str], Any]:
     """``option.parse`` as argparse wants it: a bad value is a usage error, not a traceback."""
 
     def parse(raw: str) -> Any:

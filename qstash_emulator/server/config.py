@@ -11,10 +11,10 @@ from typing import Any, Literal
 from ..model.durations import duration_ms
 from ..services.users import DEFAULT_USERS, User
 
-__all__ = ["OPTIONS", "QUOTAS", "Option", "OptionKind", "Quota", "Settings"]
+__all__ = ["FLAGS", "QUOTAS", "Flag", "FlagKind", "Quota", "Settings"]
 
 # How an option's text is read: as is, an integer, a duration, a byte size or a flag.
-OptionKind = Literal["str", "int", "seconds", "size", "bool", "names"]
+FlagKind = Literal["str", "int", "seconds", "size", "bool", "names"]
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,13 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Option:
+class Flag:
     """A setting as the command line and the environment spell it."""
 
     flag: str
     env: str
     dest: str
-    kind: OptionKind
+    kind: FlagKind
     help: str
     aliases: tuple[str, ...] = ()
 
@@ -171,15 +171,15 @@ def _parse_size(raw: str) -> int:
     return int(text)
 
 
-OPTIONS = (
-    Option(
+FLAGS = (
+    Flag(
         "--host",
         "QSTASH_EMULATOR_HOST",
         "host",
         "str",
         "interface to bind; anything but loopback exposes your tokens to the network",
     ),
-    Option(
+    Flag(
         "--port",
         "QSTASH_EMULATOR_PORT",
         "port",
@@ -187,7 +187,7 @@ OPTIONS = (
         "API port (0 picks a free one)",
         ("QSTASH_DEV_PORT",),
     ),
-    Option(
+    Flag(
         "--token",
         "QSTASH_EMULATOR_TOKEN",
         "token",
@@ -195,7 +195,7 @@ OPTIONS = (
         "the default user's token (default: the official dev server's)",
         ("QSTASH_TOKEN",),
     ),
-    Option(
+    Flag(
         "--current-signing-key",
         "QSTASH_EMULATOR_CURRENT_SIGNING_KEY",
         "current_key",
@@ -203,7 +203,7 @@ OPTIONS = (
         "the default user's current signing key",
         ("QSTASH_CURRENT_SIGNING_KEY",),
     ),
-    Option(
+    Flag(
         "--next-signing-key",
         "QSTASH_EMULATOR_NEXT_SIGNING_KEY",
         "next_key",
@@ -211,7 +211,7 @@ OPTIONS = (
         "the default user's next signing key",
         ("QSTASH_NEXT_SIGNING_KEY",),
     ),
-    Option(
+    Flag(
         "--redis-url",
         "QSTASH_EMULATOR_REDIS_URL",
         "redis_url",
@@ -219,7 +219,7 @@ OPTIONS = (
         "keep state in this Redis (redis://host:6379/0) so it survives restarts; "
         "default: in memory, lost on exit",
     ),
-    Option(
+    Flag(
         "--quota",
         "QSTASH_EMULATOR_QUOTA",
         "quota",
@@ -227,63 +227,63 @@ OPTIONS = (
         "plan limits to enforce: free, payg, pro or unlimited",
         ("QSTASH_DEV_QUOTA",),
     ),
-    Option(
+    Flag(
         "--dedup-window",
         "QSTASH_EMULATOR_DEDUP_WINDOW",
         "dedup_window_s",
         "seconds",
         "how long a deduplication id is remembered (default 10m)",
     ),
-    Option(
+    Flag(
         "--message-grace",
         "QSTASH_EMULATOR_MESSAGE_GRACE",
         "message_grace_s",
         "seconds",
         "how long GET /v2/messages/{id} still answers after delivery or failure (default 60s)",
     ),
-    Option(
+    Flag(
         "--default-retries",
         "QSTASH_EMULATOR_DEFAULT_RETRIES",
         "default_retries",
         "int",
         "retries when Upstash-Retries is absent (default 3)",
     ),
-    Option(
+    Flag(
         "--max-retries",
         "QSTASH_EMULATOR_MAX_RETRIES",
         "max_retries",
         "int",
         "largest Upstash-Retries accepted (default 20)",
     ),
-    Option(
+    Flag(
         "--max-message-size",
         "QSTASH_EMULATOR_MAX_MESSAGE_SIZE",
         "max_message_size",
         "size",
         "largest body accepted, e.g. 1MB (default: the quota's)",
     ),
-    Option(
+    Flag(
         "--log-retention",
         "QSTASH_EMULATOR_LOG_RETENTION",
         "log_retention",
         "int",
         "log entries (and workflow runs) kept per user (default 10000)",
     ),
-    Option(
+    Flag(
         "--in-flight-per-destination",
         "QSTASH_EMULATOR_IN_FLIGHT_PER_DESTINATION",
         "in_flight_per_destination",
         "int",
         "attempts in flight to one scheme://host:port at most (default 256)",
     ),
-    Option(
+    Flag(
         "--in-flight-per-user",
         "QSTASH_EMULATOR_IN_FLIGHT_PER_USER",
         "in_flight_per_user",
         "int",
         "attempts in flight of one user at most (default 512)",
     ),
-    Option(
+    Flag(
         "--body-budget",
         "QSTASH_EMULATOR_BODY_BUDGET",
         "body_budget",
@@ -291,7 +291,7 @@ OPTIONS = (
         "bytes of message and response bodies the logs keep, and the recorded attempts "
         "apart from them; the oldest are dropped first (default 256MB)",
     ),
-    Option(
+    Flag(
         "--allowed-hosts",
         "QSTASH_EMULATOR_ALLOWED_HOSTS",
         "allowed_hosts",
@@ -299,14 +299,14 @@ OPTIONS = (
         "other names the server answers to, comma-separated (a docker compose service name, "
         "a tunnel's); the API refuses any other Host, which stops DNS rebinding",
     ),
-    Option(
+    Flag(
         "--max-connections",
         "QSTASH_EMULATOR_MAX_CONNECTIONS",
         "max_connections",
         "int",
         "connections open at once; more are closed as they arrive (default 1000)",
     ),
-    Option(
+    Flag(
         "--header-timeout",
         "QSTASH_EMULATOR_HEADER_TIMEOUT",
         "header_timeout_s",
@@ -314,7 +314,7 @@ OPTIONS = (
         "a connection whose request headers are not all there this long after it opened "
         "(or after its last answer) is closed (default 10s)",
     ),
-    Option(
+    Flag(
         "--strict-destinations",
         "QSTASH_EMULATOR_STRICT_DESTINATIONS",
         "strict_destinations",
@@ -328,7 +328,7 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
     """Build Settings from parsed flags, falling back to the environment, then the defaults."""
     env = os.environ if environ is None else environ
     resolved: dict[str, Any] = {}
-    for option in OPTIONS:
+    for option in FLAGS:
         value = values.get(option.dest)
         if value is None:
             for name in (option.env, *option.aliases):

@@ -21,6 +21,7 @@ from ..delivery.records import Attempt, AttemptRequest, AttemptResponse
 from ..delivery.signing import check_signature
 from ..model.headers import H
 from ..model.message import FINAL_STATES, Message, State
+from ..store import core
 from ..store.core import Store
 from .dead_letters import view
 from .schedules import Schedules, parse_cron
@@ -133,6 +134,7 @@ class History:
         self._per_user = per_user
         self._budget = body_budget
         self._by_user: dict[str, deque[Attempt]] = {}
+        self._added: dict[str, int] = {}  # attempts ever added per user: positions for cursors
         self._heavy: deque[tuple[Attempt, int]] = deque()  # oldest first, with body bytes
         self._bytes = 0
         self._lock = threading.Lock()
@@ -144,6 +146,7 @@ class History:
             if queue is None:
                 queue = self._by_user[attempt.user] = deque(maxlen=self._per_user)
             queue.append(attempt)
+            self._added[attempt.user] = self._added.get(attempt.user, 0) + 1
             if size:
                 self._heavy.append((attempt, size))
                 self._bytes += size
@@ -165,15 +168,44 @@ class History:
             attempts = [a for a in attempts if message_id in (a.message_id, a.source_message_id)]
         return attempts
 
+    def page(
+        self, user: str, message_id: str | None, start: int, count: int, max_bytes: int
+    ) -> tuple[list[Attempt], int | None]:
+        """Up to ``count`` attempts of ``user`` (of one message if given) from position
+        ``start`` on, oldest first, ending early once their bodies weigh ``max_bytes``; and
+        the position the next page starts at (None at the end)."""
+        with self._lock:
+            queue = self._by_user.get(user, deque())
+            first = self._added.get(user, 0) - len(queue)
+            attempts = list(queue)
+        found: list[Attempt] = []
+        weight = 0
+        for at in range(max(start - first, 0), len(attempts)):
+            attempt = attempts[at]
+            if message_id is not None and message_id not in (
+                attempt.message_id,
+                attempt.source_message_id,
+            ):
+                continue
+            if len(found) == count or weight >= max_bytes:
+                return found, first + at
+            found.append(attempt)
+            weight += len(attempt.request.body)
+            if attempt.response is not None:
+                weight += len(attempt.response.body)
+        return found, None
+
     def reset(self) -> None:
         with self._lock:
             self._by_user.clear()
+            self._added.clear()
             self._heavy.clear()
             self._bytes = 0
 
     def forget_user(self, user: str) -> None:
         with self._lock:
             self._by_user.pop(user, None)
+            self._added.pop(user, None)
             kept = [(a, n) for a, n in self._heavy if a.user != user]
             self._heavy = deque(kept)
             self._bytes = sum(n for _, n in kept)
@@ -323,6 +355,13 @@ class Inspector:
 
     def attempts(self, user: str, message_id: str | None = None) -> list[Attempt]:
         return self.history.of(user, message_id)
+
+    def attempt_page(
+        self, user: str, message_id: str | None, start: int, count: int
+    ) -> tuple[list[Attempt], int | None]:
+        """A page of attempts as ``History.page`` makes it, within the store's page byte cap
+        (docs/behaviour.md#memory)."""
+        return self.history.page(user, message_id, start, count, core.PAGE_BYTES)
 
     async def schedule_times(self, user: str, schedule_id: str, count: int) -> list[int] | None:
         """The next ``count`` run times of a schedule on the emulator's clock; None if unknown."""

@@ -29,7 +29,8 @@ Each user's, under ``u:{user}:`` (a user's purge deletes them all):
                                     state without reading records
     dedup:{key}             string  {message id}|{when the key stops counting}, with a TTL
     logs                    stream  state changes, several rows an entry (``store.streams``)
-    body:{digest}           string  a long body log rows or dead letters refer to
+    body:{digest}           string  a long body log rows, dead letters, finished messages
+                                    or ended workflow runs refer to
                                     (``store.bodies``)
     dlq                     stream  one entry per dead letter; its id is the dlqId (r record,
                                     b body, resp last response, rb its body or rbref the
@@ -53,7 +54,9 @@ Each user's, under ``u:{user}:`` (a user's purge deletes them all):
                                     its run ended)
     active                  hash    workflow run id -> created at of its run while it runs
     run:{ref}               hash    r = run record (JSON)
-    run:{ref}:steps         list    the run's messages in the order accepted (JSON each)
+    run:{ref}:steps         list    the run's messages in the order accepted (JSON each;
+                                    once it ended, not failed, a long body as bref, under
+                                    body:{digest})
     run:{ref}:status        hash    message id -> its delivery state for the logs (JSON)
     run:{ref}:waits         set     the run's waiters, as {event id}\\n{waiter id}
     run:{ref}:invoked       hash    message id of an invoke step's result -> the child run

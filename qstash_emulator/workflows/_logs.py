@@ -229,7 +229,8 @@ def _groups(
         return groups
     first = steps[0]
     init = _base(first, shown)
-    init.update(stepId=0, stepName="init", stepType="Initial", out=shown.body(first.body))
+    init.update(stepId=0, stepName="init", stepType="Initial")
+    init.update(_out(first, first.body, shown))
     groups.append({"type": "sequential", "steps": [init]})
     last_call: RunStep | None = None
     for step in steps[1:]:
@@ -281,8 +282,8 @@ def _step_log(step: RunStep, body: dict[str, Any], shown: _Shown) -> dict[str, A
         stepType=body.get("stepType"),
         concurrent=body.get("concurrent") or 1,
     )
-    if body.get("out") is not None:
-        entry["out"] = shown.body(body["out"])
+    if body.get("out") is not None or step.body_dropped:
+        entry.update(_out(step, body.get("out"), shown))
     for key in ("sleepFor", "sleepUntil"):
         if body.get(key) is not None:
             entry[key] = body[key]
@@ -293,14 +294,22 @@ def _step_log(step: RunStep, body: dict[str, Any], shown: _Shown) -> dict[str, A
     return entry
 
 
+def _out(step: RunStep, out: Any, shown: _Shown) -> dict[str, Any]:
+    """A step's result, or ``outDropped`` once the body budget dropped it (an ended run)."""
+    return {"outDropped": True} if step.body_dropped else {"out": shown.body(out)}
+
+
 def _call(call: RunStep, out: Any, shown: _Shown) -> dict[str, Any]:
     """The third party's request (from the call message) and answer (the result's ``out``)."""
     fields: dict[str, Any] = {
         "callUrl": call.url,
         "callMethod": call.method,
         "callHeaders": shown.headers(call.header),
-        "callBody": shown.body(call.body),
     }
+    if call.body_dropped:
+        fields["callBodyDropped"] = True
+    else:
+        fields["callBody"] = shown.body(call.body)
     answer = _object(out.encode() if isinstance(out, str) else b"")
     if answer is not None:
         fields["callResponseStatus"] = answer.get("status")

@@ -133,6 +133,9 @@ class RunStep:
     retries: int = 0  # the message's retries (what the logs show)
     url: str = ""
     method: str = "POST"
+    # An ended run's body was dropped from the body budget: ``body`` holds only the fields
+    # the logs show (a step result without its ``out``), or nothing.
+    body_dropped: bool = False
 
     @classmethod
     def of(cls, msg: Message, call_type: str) -> RunStep:

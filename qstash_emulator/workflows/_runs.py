@@ -293,6 +293,8 @@ class Runs:
             await hook(run)
         if run.invoker is not None:
             await self._tell_invoker(run)
+        if state != RunState.FAILED:  # a dead letter's run keeps its bodies for a resume
+            await self.store.shelve(run)
 
     async def _tell_invoker(self, run: Run) -> None:
         """The child run ended: its result is the parent's Invoke step."""

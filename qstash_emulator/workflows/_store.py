@@ -10,6 +10,7 @@ import base64
 from typing import Any
 
 from .. import _json
+from ..store.bodies import INLINE
 from ..store.core import Store
 from ..store.group_commit import Fill, Writes
 from ..store.keyspace import RunPart
@@ -25,18 +26,40 @@ def ref(run_id: str, created_at: int) -> str:
     return f"{run_id}@{created_at}"
 
 
-def _step(raw: bytes) -> RunStep:
-    data = _json.loads(raw)
+def _step(data: dict[str, Any], shelved: dict[str, bytes | None]) -> RunStep:
+    """A recorded message; ``shelved``: the bodies an ended run keeps in the body budget."""
+    dropped = False
+    if "bref" in data:
+        body = shelved.get(data["bref"][0])
+        if body is None:
+            dropped = True
+            body = _json.dumps(data["k"]) if data.get("k") is not None else b""
+    else:
+        body = base64.b64decode(data["b"])
     return RunStep(
         data["m"],
         data["c"],
-        base64.b64decode(data["b"]),
+        body,
         data["t"],
         data.get("h", {}),
         data.get("r", 0),
         data.get("u", ""),
         data.get("v", "POST"),
+        dropped,
     )
+
+
+def _skeleton(body: bytes) -> dict[str, Any] | None:
+    """What the logs show of a step result once its body is dropped: its short fields."""
+    try:
+        data = _json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {
+        k: v for k, v in data.items() if k != "out" and not (isinstance(v, str) and len(v) > 256)
+    }
 
 
 class RunStore:
@@ -146,7 +169,41 @@ class RunStore:
         raw = await self.redis.lrange(
             self._run_key(run.user, run.run_id, run.created_at, "steps"), 0, -1
         )
-        return [_step(r) for r in raw]
+        data = [_json.loads(r) for r in raw]
+        refs = [d["bref"][0] for d in data if "bref" in d]
+        shelved = await self.store.bodies.fetch(run.user, refs)
+        return [_step(d, shelved) for d in data]
+
+    async def shelve(self, run: Run) -> None:
+        """Move an ended run's bodies over ``INLINE`` into the body budget (stored once, the
+        oldest dropped first), as the logs' are: only the logs read them now. A failed run
+        keeps its own, for a resume to send again (docs/behaviour.md#memory)."""
+        key = self._run_key(run.user, run.run_id, run.created_at, "steps")
+        bodies = self.store.bodies
+        stored: list[tuple[str, bytes]] = []
+        encoded: list[bytes] = []
+        moved = False
+        for raw in await self.redis.lrange(key, 0, -1):
+            data = _json.loads(raw)
+            if len(data.get("b", "")) > INLINE:
+                body = base64.b64decode(data.pop("b"))
+                digest, body_key, fresh = bodies.claim(run.user, body)
+                data["bref"], data["k"] = [digest, len(body)], _skeleton(body)
+                moved = True
+                if fresh:
+                    stored.append((body_key, body))
+            encoded.append(_json.dumps(data))
+        if not moved:
+            return
+        await bodies.ready()
+
+        def fill(w: Writes) -> None:
+            w.pipe.delete(key)
+            w.pipe.rpush(key, *encoded)
+            bodies.write(w, stored)
+
+        await self.store.write(fill)
+        await bodies.trim()
 
     async def set_status(self, run: Run, message_id: str, status: dict[str, Any]) -> None:
         key = self._run_key(run.user, run.run_id, run.created_at, "status")
