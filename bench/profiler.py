@@ -34,7 +34,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("new_id", "qstash_emulator/model/ids.py", "secrets.py", "random.py"),
     ),
     ("Message record/from_record", ("qstash_emulator/model/message.py",)),
-    ("publish header parsing (_headers)", ("qstash_emulator/model/headers.py",)),
+    (
+        "publish header parsing (_headers)",
+        ("qstash_emulator/model/headers.py", "qstash_emulator/model/header_values.py"),
+    ),
     ("destination parsing", ("qstash_emulator/model/destination.py",)),
     ("fakeredis", ("fakeredis/", "sortedcontainers/")),
     ("redis-py client", ("redis/",)),

@@ -22,7 +22,8 @@ from schemathesis.checks import not_a_server_error
 from qstash_emulator import Emulator
 from qstash_emulator.api._operations import OPENAPI_PATH, build_document
 from qstash_emulator.delivery.transport import Response as Reply
-from qstash_emulator.model.headers import H, canonical
+from qstash_emulator.model.headers import H
+from qstash_emulator.model.sendable import canonical
 
 from .helpers import Answering, api, api_routes, auth
 

@@ -4,7 +4,9 @@ import pytest
 
 from qstash_emulator import Settings
 from qstash_emulator._errors import BadRequest
-from qstash_emulator.model.headers import canonical, parse_flow_value, parse_publish
+from qstash_emulator.model.header_values import parse_flow_value
+from qstash_emulator.model.headers import parse_publish
+from qstash_emulator.model.sendable import canonical
 
 
 def test_canonical_names() -> None:

@@ -53,16 +53,17 @@ def test_every_publish_header_is_in_the_document(monkeypatch: pytest.MonkeyPatch
     schedule-only ones: a header added to the parser but not to the document fails here."""
     from qstash_emulator import Settings
     from qstash_emulator.api._operations import build_document
-    from qstash_emulator.model import headers as _headers
+    from qstash_emulator.model import header_values as _headers
+    from qstash_emulator.model.headers import parse_publish
 
     asked: set[str] = set()
-    get = _headers._Headers.get
+    get = _headers.GivenHeaders.get
 
-    def spy(self: _headers._Headers, name: str) -> str | None:
+    def spy(self: _headers.GivenHeaders, name: str) -> str | None:
         asked.add(name)
         return get(self, name)
 
-    monkeypatch.setattr(_headers._Headers, "get", spy)
+    monkeypatch.setattr(_headers.GivenHeaders, "get", spy)
     url = "http://127.0.0.1:9/x"
     items = [
         ("Upstash-Method", "PUT"),
@@ -74,7 +75,7 @@ def test_every_publish_header_is_in_the_document(monkeypatch: pytest.MonkeyPatch
         ("Upstash-Callback-Flow-Control-Key", "k"),
         ("Upstash-Callback-Flow-Control-Value", "rate=1"),
     ]
-    _headers.parse_publish(items, Settings(), schedule=True)
+    parse_publish(items, Settings(), schedule=True)
     doc = build_document(api_routes(), "test")
 
     def header_names(path: str) -> set[str]:

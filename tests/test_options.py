@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from qstash_emulator.model.headers import RULES, H, canonical, documented, parse_publish
+from qstash_emulator.model.headers import RULES, H, documented, parse_publish
 from qstash_emulator.model.message import Message
 from qstash_emulator.model.options import KEPT, OPTIONS, Option, PublishOptions, named
+from qstash_emulator.model.sendable import canonical
 from qstash_emulator.server.config import Settings
 from qstash_emulator.services.schedules import Schedule
 from qstash_emulator.workflows._dlq import _continued, _from_step

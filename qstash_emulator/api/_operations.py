@@ -14,7 +14,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
-from ..model.headers import CALLBACK_OPTIONS, H, canonical, documented
+from ..model.headers import CALLBACK_OPTIONS, H, documented
+from ..model.sendable import canonical
 from ._declare import Operation, OperationRoute
 from ._filters import FILTER_NAMES
 from ._schemas import INT, STR

@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..model.headers import parse_bool
+from ..model.header_values import parse_bool
 from ..services.flow_control import FlowControlKeys
 from ._common import caller, empty, int_param, json
 from ._declare import Operations

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._errors import BadRequest, PlanLimit
-from ..model.headers import H, parse_bool
+from ..model.header_values import parse_bool
+from ..model.headers import H
 from ..server.config import Settings
 from ..services.batch import Batches
 from ..services.loops import Loops

@@ -13,7 +13,8 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from ..model.headers import H, canonical
+from ..model.headers import H
+from ..model.sendable import canonical
 from ._document import label
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .. import _json
-from ..model.headers import H, on_the_wire
+from ..model.headers import H
 from ..model.message import FINAL_STATES, Kind, LogState, Message, State, new_id
 from ..model.options import CallbackConfig, PublishOptions
+from ..model.sendable import on_the_wire
 from ..model.views import callback_payload, log_row
 from ..server.config import Settings
 from ..store.core import Store, StoreUnavailable

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from ..model.headers import canonical
+from ..model.sendable import canonical
 from ..model.wire import wire_url
 
 if TYPE_CHECKING:

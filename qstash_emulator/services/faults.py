@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .. import _json
-from ..model.headers import on_the_wire, unsendable
+from ..model.sendable import on_the_wire, unsendable
 from .quotas import burst_limit_error, daily_limit_error
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultKind", "Faults"]

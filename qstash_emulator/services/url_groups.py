@@ -20,7 +20,8 @@ from typing import Any
 from .._errors import BadRequest, NotFound
 from ..delivery.clock import Clock
 from ..model.destination import is_url, validate_name, validate_url
-from ..model.headers import H, canonical, parse_publish
+from ..model.headers import H, parse_publish
+from ..model.sendable import canonical
 from ..server.config import Settings
 from ..store.core import Store
 from .loops import Loops

@@ -22,9 +22,10 @@ from .._errors import BadRequest, NotFound
 from ..delivery.clock import Clock
 from ..delivery.engine import Engine
 from ..model.destination import is_url
-from ..model.headers import H, canonical
+from ..model.headers import H
 from ..model.message import Message, new_id
 from ..model.options import CallbackConfig, PublishOptions, RunHeaders
+from ..model.sendable import canonical
 from ..server.config import Settings
 from ..server.masking import mask_secrets
 from ..services.publisher import Publisher

@@ -19,8 +19,9 @@ from .._errors import BadRequest, EmulatorError, NotFound
 from ..delivery.clock import Clock
 from ..model.destination import validate_url
 from ..model.durations import parse_duration_ms
-from ..model.headers import H, canonical
+from ..model.headers import H
 from ..model.message import new_id
+from ..model.sendable import canonical
 from ..server.config import Settings
 from ..services.publisher import Publisher
 from ._model import Run
