@@ -767,3 +767,38 @@ def test_a_hand_over_that_never_lands_does_not_hold_wait_idle_past_a_reset(
     emulator.call(begin())
     emulator.reset()
     emulator.wait_idle(timeout=3)
+
+
+def test_an_attempt_a_cancel_ends_is_recorded_as_cancelled(
+    emulator: Emulator, destination: Destination
+) -> None:
+    """It was recorded as a retry in 0 s (``retry ... retry in 0s`` in the feed, a retry in
+    ``/_emulator/attempts`` and the dashboard), with no retries left, while the message ended
+    CANCELED."""
+    hung = Held((200, {}, b"late"))
+    destination.script("/hung", hung)
+    message_id = _post(emulator, destination.url + "/hung", {"Upstash-Retries": "0"})
+    url = f"{emulator.url}/_emulator/attempts"
+
+    def attempts() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(
+            url, params={"messageId": message_id}, headers=auth(emulator)
+        ).json()["attempts"]
+        return found
+
+    try:
+        assert hung.entered.wait(10)
+        one = f"{emulator.url}/v2/messages/{message_id}"
+        assert httpx.delete(one, headers=auth(emulator)).json() == {"cancelled": 1}
+        wait_until(attempts, what="the attempt to end")
+    finally:
+        hung.release.set()
+    dropped = "cancelled while in flight: the request was dropped"
+    [attempt] = attempts()
+    assert {k: attempt.get(k) for k in ("outcome", "reason", "error", "nextDelayMs")} == {
+        "outcome": "cancelled",
+        "reason": dropped,
+        "error": dropped,
+        "nextDelayMs": None,
+    }
+    assert [a.outcome for a in emulator.attempts if a.message_id == message_id] == ["cancelled"]

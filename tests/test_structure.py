@@ -152,7 +152,7 @@ def _states() -> list[tuple[type, str, set[str]]]:
     from qstash_emulator.services.faults import Fault
     from qstash_emulator.services.inspection import Waiting
 
-    outcomes = {"delivered", "retry", "failed"}
+    outcomes = {"delivered", "retry", "failed", "cancelled"}
     kinds = {"message", "callback", "failure_callback"}
     waiting = {"pending", "delayed", "retrying", "in_flight", "queued"}
     return [

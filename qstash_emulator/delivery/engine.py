@@ -658,12 +658,15 @@ class Engine:
         decision = decide(
             response, error, msg.retried, msg.max_retries, msg.options.retry_delay, now
         )
-        if ended:  # neither delivered nor failed: cancelled (the settling below ends it so)
-            decision = Decision("retry", error or "", 0)
+        if ended:  # neither delivered nor failed: cancelled
+            decision = Decision("cancelled", error or "")
         elif run is not None and self.runs is not None:
             decision = self.runs.verdict(msg, response, decision)
         for gate in self.gates:
             await self._durably(functools.partial(gate.attempt_done, msg))
+        if decision.outcome == "retry" and msg.id in self.cancel_requested:
+            # answered (a failure) while a cancel waited for it: it is not tried again
+            decision = Decision("cancelled", f"{decision.reason}; cancelled, not retried")
         self._emit(msg, headers, body, response, error, decision, started, wall_started)
         await self._settle(msg, response, error, decision, ended)
 
@@ -810,7 +813,9 @@ class Engine:
             )
         # Callbacks are stored before the message's own write: a crash in between sends a
         # callback twice (the attempt is made again), never loses it.
-        if decision.outcome == "retry" and msg.id in self.cancel_requested:
+        if decision.outcome == "cancelled" or (
+            decision.outcome == "retry" and msg.id in self.cancel_requested
+        ):
             await self._add_callbacks(callbacks, now)
             await self.finish_canceled(msg, rows, now, durable=True)
         elif decision.outcome == "retry":

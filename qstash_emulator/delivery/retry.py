@@ -13,8 +13,9 @@ from .transport import Response
 
 __all__ = ["Decision", "Outcome", "decide", "default_backoff_ms"]
 
-# What follows an attempt: done, another attempt later, or no more attempts.
-Outcome = Literal["delivered", "retry", "failed"]
+# What follows an attempt: done, another attempt later, no more attempts, or none because the
+# message was cancelled while the attempt ran.
+Outcome = Literal["delivered", "retry", "failed", "cancelled"]
 
 _DAY_MS = 86_400_000
 

@@ -36,6 +36,7 @@ _COLORS = {
     "delivered": "32",  # green
     "retry": "33",  # yellow
     "failed": "31",  # red
+    "cancelled": "31",
     "callback": "34",  # blue
     "queue": "35",
 }
@@ -121,6 +122,9 @@ class Feed:
             later = _span(attempt.next_delay_ms or 0)
             text = f"{what} {result} ({number}), retry in {later} <- {attempt.url}"
             event = "retry"
+        elif attempt.outcome == "cancelled":
+            text = f"{what} {attempt.reason} ({number}) <- {attempt.url}"
+            event = "cancelled"
         else:
             end = "dead-lettered" if attempt.kind == "message" else "given up"
             text = f"{what} {attempt.reason}, {end} <- {attempt.url}"

@@ -1060,7 +1060,9 @@ function attemptView(a, n) {
       ? `retry in ${span(a.nextDelayMs)} (${a.delaySource})`
       : a.outcome === "failed"
         ? `failed: ${a.reason}`
-        : `delivered (${a.reason})`;
+        : a.outcome === "cancelled"
+          ? `cancelled: ${a.reason}`
+          : `delivered (${a.reason})`;
   return h(
     "div",
     { class: "attempt", dataset: { outcome: a.outcome, kind: a.kind } },
