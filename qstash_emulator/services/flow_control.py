@@ -30,6 +30,7 @@ from typing import Any
 
 from .._errors import NotFound
 from ..delivery.clock import Clock
+from ..delivery.next_time import NextTime
 from ..model.message import FINAL_STATES, Message, State
 from ..server.config import Settings
 from ..store.core import Store
@@ -86,20 +87,18 @@ class FlowControlKeys:
         # user -> keys that stopped releasing because the global limit was reached.
         self._global_blocked: defaultdict[str, set[str]] = defaultdict(set)
         self._recovered = False
-        # The earliest wake-up, cached: the engine asks on every turn. Writes bump the version.
-        self._next: int | None = None
-        self._next_version = -1
-        self._version = 0
+        # The earliest wake-up: writes make it stale.
+        self._next = NextTime(lambda: self.store.flow_control.next_wake())
         store.due_listeners.append(self._due_written)
 
     def _due_written(self, index: str, when_ms: int) -> None:
         """A wake-up was stored: the cached earliest one is stale (before the engine looks)."""
         if index == self.store.keyspace.flow_wake:
-            self._version += 1
+            self._next.stale()
 
     def reset(self) -> None:
         """Forget process state after the store was flushed."""
-        self._version += 1
+        self._next.stale()
         self._active.clear()
         self._released.clear()
         self._global.clear()
@@ -107,7 +106,7 @@ class FlowControlKeys:
 
     def forget_user(self, user: str) -> None:
         """Forget the slots the user's messages held (they are gone from the store)."""
-        self._version += 1
+        self._next.stale()
         for slots in (self._active, self._released):
             for slot in [s for s in slots if s[0] == user]:
                 del slots[slot]
@@ -258,7 +257,7 @@ class FlowControlKeys:
         waiting = await self.store.flow_control.unwake(
             user, key
         )  # set again below while anyone waits
-        self._version += 1
+        self._next.stale()
         if not waiting:
             return
         state = state or await self.load(user, key)
@@ -287,7 +286,7 @@ class FlowControlKeys:
             await self.store.flow_control.wake_at(user, key, state.window_end())
         else:
             await self.store.flow_control.wake_at(user, key, PARKED)
-        self._version += 1  # after the write: a read that overlapped it is not cached
+        self._next.stale()  # after the write: a read that overlapped it is not cached
         if released:
             self._notify()
 
@@ -296,12 +295,7 @@ class FlowControlKeys:
     async def next_due(self) -> int | None:
         if not self._recovered:
             await self._recover()
-        if self._next_version == self._version:
-            return self._next
-        version = self._version
-        self._next = await self.store.flow_control.next_wake()
-        self._next_version = version
-        return self._next
+        return await self._next.get()
 
     async def fire(self, now_ms: int) -> None:
         for user, key in await self.store.flow_control.due(now_ms):
@@ -312,7 +306,7 @@ class FlowControlKeys:
         """After a restart nothing is in flight: look at every key with waiters once."""
         self._recovered = True
         await self.store.flow_control.wake_all()
-        self._version += 1
+        self._next.stale()
 
     # Management API -------------------------------------------------------------------------
 

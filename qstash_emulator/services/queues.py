@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from .._errors import BadRequest, NotFound, QuotaExceeded
 from ..delivery.clock import Clock
+from ..delivery.next_time import NextTime
 from ..model.destination import validate_name
 from ..model.message import FINAL_STATES, Message, State
 from ..server.config import Settings
@@ -68,12 +69,10 @@ class Queues:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_in: asyncio.AbstractEventLoop | None = None
         self._recovering = False
-        # When the first delayed member becomes ready, cached: the engine asks on every turn.
-        # A time written to the index bumps the version (``_due_written``); a member taken
-        # off only leaves it early, and ``fire`` drops it once it has run.
-        self._next: int | None = None
-        self._next_version = -1
-        self._version = 0
+        # When the first delayed member becomes ready: a time written to the index makes it
+        # stale (``_due_written``); a member taken off only leaves it early, and ``fire``
+        # makes it stale once it has run.
+        self._next = NextTime(lambda: self.store.queues.next_ready())
         store.due_listeners.append(self._due_written)
         # Hear a queue paused or resumed: (user, queue, paused).
         self.pause_listeners: list[Callable[[str, str, bool], None]] = []
@@ -298,29 +297,24 @@ class Queues:
     def _due_written(self, index: str, when_ms: int) -> None:
         """A delayed member's time was stored: the cached first one is stale."""
         if index == self.store.keyspace.queue_wake:
-            self._version += 1
+            self._next.stale()
 
     def reset(self) -> None:
         """Forget the cached first delayed time after the store was flushed."""
-        self._version += 1
+        self._next.stale()
 
     def forget_user(self, user: str) -> None:
         """The cached first delayed time may have been one of the user's members."""
-        self._version += 1
+        self._next.stale()
 
     async def next_due(self) -> int | None:
         loop = asyncio.get_running_loop()
         if loop is not self._started_in:  # the engine (re)started: look at every queue once
             self._started_in, self._recovering = loop, True
-            self._version += 1
+            self._next.stale()
         if self._recovering:
             return self.clock.now_ms()
-        if self._next_version == self._version:
-            return self._next
-        version = self._version
-        self._next = await self.store.queues.next_ready()
-        self._next_version = version
-        return self._next
+        return await self._next.get()
 
     async def fire(self, now_ms: int) -> None:
         """Delayed members whose time has come join their FIFO; after start-up, every queue
@@ -328,7 +322,7 @@ class Queues:
         try:
             await self._fire(now_ms)
         finally:
-            self._version += 1  # after its writes: members left the index
+            self._next.stale()  # after its writes: members left the index
 
     async def _fire(self, now_ms: int) -> None:
         touched: set[tuple[str, str]] = set()

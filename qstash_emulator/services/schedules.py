@@ -28,6 +28,7 @@ from typing import Any
 from .._errors import BadRequest, EmulatorError, NotFound
 from .._json import text_or_base64
 from ..delivery.clock import Clock
+from ..delivery.next_time import NextTime
 from ..model.destination import is_url, validate_name
 from ..model.message import Message, State, new_id
 from ..model.options import PublishOptions, option_view
@@ -171,10 +172,8 @@ class Schedules:
         self.clock = clock
         self.publisher = publisher
         self._lock = asyncio.Lock()
-        # The earliest run time, cached: the engine asks on every turn. Writes bump the version.
-        self._next: int | None = None
-        self._next_version = -1
-        self._version = 0
+        # The earliest run time: writes make it stale.
+        self._next = NextTime(lambda: self.store.schedules.next_time())
         # Hear each schedule created or replaced (a contract's record of them).
         self.created: list[Callable[[Schedule], None]] = []
         store.due_listeners.append(self._due_written)
@@ -182,15 +181,15 @@ class Schedules:
     def _due_written(self, index: str, when_ms: int) -> None:
         """A run time was stored: the cached earliest one is stale (before the engine looks)."""
         if index == self.store.keyspace.schedule_due:
-            self._version += 1
+            self._next.stale()
 
     def reset(self) -> None:
         """Forget the cached next run time after the store was flushed."""
-        self._version += 1
+        self._next.stale()
 
     def forget_user(self, user: str) -> None:
         """The cached next run time may have been one of the user's schedules."""
-        self._version += 1
+        self._next.stale()
 
     # Storage --------------------------------------------------------------------------------
 
@@ -214,7 +213,7 @@ class Schedules:
             sched.body,
             None if sched.paused else sched.next_time,
         )
-        self._version += 1
+        self._next.stale()
 
     # Management -----------------------------------------------------------------------------
 
@@ -263,7 +262,7 @@ class Schedules:
     async def delete(self, user: str, schedule_id: str) -> bool:
         async with self._lock:
             deleted = await self.store.schedules.remove(user, schedule_id)
-            self._version += 1
+            self._next.stale()
         return bool(deleted)
 
     async def set_paused(self, user: str, schedule_id: str, paused: bool) -> bool:
@@ -295,12 +294,7 @@ class Schedules:
     # Timer ----------------------------------------------------------------------------------
 
     async def next_due(self) -> int | None:
-        if self._next_version == self._version:
-            return self._next
-        version = self._version
-        self._next = await self.store.schedules.next_time()
-        self._next_version = version
-        return self._next
+        return await self._next.get()
 
     async def fire(self, now_ms: int) -> None:
         """Run up to ``_FIRE_BATCH`` of the schedules due, together: the engine delivers
@@ -314,7 +308,7 @@ class Schedules:
         sched = await self.get(user, schedule_id)
         if sched is None or sched.paused:
             await self.store.schedules.not_due(user, schedule_id)
-            self._version += 1
+            self._next.stale()
         elif sched.next_time is None or sched.next_time <= now_ms:  # else replaced meanwhile
             await self._run(sched, now_ms)
 
