@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procs import ROOT
-from report import Figure, num
+from report import Figure, markdown_table, num, text_table
 
 __all__ = ["Pair", "checkout", "pair_up", "pairs_markdown", "pairs_notes", "pairs_table"]
 
@@ -139,18 +139,11 @@ def _rows(pairs: list[Pair]) -> list[list[str]]:
 
 def pairs_table(pairs: list[Pair]) -> str:
     """A plain-text table for the terminal."""
-    data = _rows(pairs)
-    widths = [max(len(r[i]) for r in data) for i in range(len(data[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in data]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(_rows(pairs))
 
 
 def pairs_markdown(pairs: list[Pair]) -> str:
-    data = _rows(pairs)
-    lines = ["| " + " | ".join(data[0]) + " |", "|" + "---|" * len(data[0])]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in data[1:]]
-    return "\n".join(lines)
+    return markdown_table(_rows(pairs))
 
 
 def pairs_notes(pairs: list[Pair]) -> list[str]:

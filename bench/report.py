@@ -67,15 +67,23 @@ def rows(figures: list[Figure]) -> list[list[str]]:
 
 def table(figures: list[Figure]) -> str:
     """A plain-text table for the terminal."""
-    data = rows(figures)
+    return text_table(rows(figures))
+
+
+def markdown(figures: list[Figure]) -> str:
+    return markdown_table(rows(figures))
+
+
+def text_table(data: list[list[str]]) -> str:
+    """``data`` (a header row first) in aligned columns."""
     widths = [max(len(r[i]) for r in data) for i in range(len(data[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in data]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def markdown(figures: list[Figure]) -> str:
-    data = rows(figures)
+def markdown_table(data: list[list[str]]) -> str:
+    """``data`` (a header row first) as a Markdown table."""
     lines = ["| " + " | ".join(data[0]) + " |", "|" + "---|" * len(data[0])]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in data[1:]]
     return "\n".join(lines)
