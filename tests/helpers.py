@@ -86,6 +86,15 @@ def publish(server: Served, destination: str, body: bytes = b"payload", **header
     return str(r.json()["messageId"])
 
 
+def log_states(server: Served, message_id: str) -> list[str]:
+    """The states of ``message_id``'s log rows, earliest first."""
+    r = request(
+        server, "GET", "/v2/logs", params={"messageId": message_id, "order": "earliestFirst"}
+    )
+    assert r.status_code == 200, r.text
+    return [row["state"] for row in r.json()["logs"]]
+
+
 def api_routes() -> list[BaseRoute]:
     """The API's routes as an app serves them, built on a runtime that is never started."""
     return all_routes(Runtime(Settings()))

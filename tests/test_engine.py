@@ -15,7 +15,7 @@ from qstash import Receiver
 
 from qstash_emulator import Emulator
 
-from .helpers import Destination, Held, auth, fake_redis, wait_until
+from .helpers import Destination, Held, auth, fake_redis, log_states, wait_until
 
 
 def _post(emu: Emulator, url: str, headers: dict[str, str], body: bytes = b"job") -> str:
@@ -318,12 +318,7 @@ def test_a_cancel_that_races_the_claim_is_honoured(
         store.claim_due = original  # type: ignore[method-assign]
     assert [t.done() and t.result() for t in cancels] == [True]
     assert virtual.attempts == []
-    logs = httpx.get(
-        f"{virtual.url}/v2/logs",
-        params={"messageId": message_id, "order": "earliestFirst"},
-        headers=auth(virtual),
-    ).json()["logs"]
-    assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
+    assert log_states(virtual, message_id) == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
 
 
 def test_an_outcome_is_stored_once_the_store_answers_again(
@@ -349,15 +344,9 @@ def test_an_outcome_is_stored_once_the_store_answers_again(
         held.release.set()
         server.connected = True
 
-    def states() -> list[str]:
-        r = httpx.get(
-            f"{emulator.url}/v2/logs",
-            params={"messageId": message_id},
-            headers=auth(emulator),
-        )
-        return [row["state"] for row in r.json()["logs"]]
-
-    wait_until(lambda: "DELIVERED" in states(), what="the outcome to be stored")
+    wait_until(
+        lambda: "DELIVERED" in log_states(emulator, message_id), what="the outcome to be stored"
+    )
     emulator.wait_idle()
     assert len(destination.received) == 1
 
@@ -695,12 +684,7 @@ def test_a_cancel_between_the_write_and_the_hand_over_is_honoured(
         message_id = _post(emulator, destination.url + "/raced", {})
         emulator.wait_idle()
     assert results == [True] and emulator.attempts == [] and destination.received == []
-    logs = httpx.get(
-        f"{emulator.url}/v2/logs",
-        params={"messageId": message_id, "order": "earliestFirst"},
-        headers=auth(emulator),
-    ).json()["logs"]
-    assert [row["state"] for row in logs] == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
+    assert log_states(emulator, message_id) == ["CREATED", "CANCEL_REQUESTED", "CANCELED"]
 
 
 def test_a_sweep_or_a_wait_for_idle_before_the_hand_over_sees_an_attempt_under_way(
