@@ -24,6 +24,7 @@ __all__ = [
     "json",
     "json_body",
     "multi",
+    "published",
     "read_body",
 ]
 
@@ -59,6 +60,13 @@ def caller_ip(request: Request) -> str:
 
 def json(data: Any, status: int = 200) -> Response:
     return Response(_json.dumps(data), status, media_type="application/json")
+
+
+def published(result: Any) -> Response:
+    """A publish's answer: 202 when it was a duplicate, else 200."""
+    if isinstance(result, dict) and result.get("deduplicated"):
+        return json(result, 202)
+    return json(result)
 
 
 def empty(status: int = 200) -> Response:

@@ -13,7 +13,7 @@ from ..server.config import Settings
 from ..services.loops import Loops
 from ..services.publisher import Publisher, check_size
 from ..services.url_groups import UrlGroups
-from ._common import caller, caller_ip, json, read_body
+from ._common import caller, caller_ip, published, read_body
 from ._declare import Operations
 from ._schemas import PUBLISHED
 
@@ -87,6 +87,4 @@ async def publish(
         group_defaults=(url_groups, who.user_id),
     )
     result = await publisher.publish(who.user_id, destination, opts, body, caller_ip(request))
-    if isinstance(result, dict) and result.get("deduplicated"):
-        return json(result, 202)
-    return json(result)
+    return published(result)

@@ -13,7 +13,7 @@ from ..services.loops import Loops
 from ..services.publisher import Publisher
 from ..services.queues import Queues
 from ..services.url_groups import UrlGroups
-from ._common import caller, caller_ip, empty, json, json_body
+from ._common import caller, caller_ip, empty, json, json_body, published
 from ._declare import Operations
 from ._schemas import PUBLISHED
 from .publish import raw_tail, read_publish
@@ -105,6 +105,4 @@ async def enqueue(
             who.user_id, destination, opts, body, caller_ip(request), queue_name=queue
         ),
     )
-    if isinstance(result, dict) and result.get("deduplicated"):
-        return json(result, 202)
-    return json(result)
+    return published(result)
